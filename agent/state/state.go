@@ -1,0 +1,184 @@
+// Package state holds what the agent currently knows: the applications with
+// their certificates, the CCP stores, the credentials, the group keys, and the
+// last rejected deliveries.
+//
+// A Snapshot is immutable once published. State swaps whole snapshots
+// atomically, so a resolution that has loaded a snapshot finishes with it
+// while new resolutions see the next one.
+package state
+
+import (
+	"crypto/tls"
+	"sync/atomic"
+	"time"
+)
+
+// Application is an application identity that CCP knows by AppID, with the
+// certificate and private key it authenticates with. The private key exists
+// only in memory; on disk there is only the sealed delivery it came from.
+type Application struct {
+	AppID       string
+	Seq         uint64
+	DeliveryID  string
+	Certificate *tls.Certificate // Leaf is set; PrivateKey is a crypto.Signer
+	NotBefore   time.Time
+	NotAfter    time.Time
+	Serial      string // lowercase hex, as CCP writes it
+	Fingerprint string // SHA-256 of the leaf certificate, hex
+	SealedTo    string // key ID the delivery was sealed to (machine or group)
+	AppliedAt   time.Time
+}
+
+// Store is a CCP endpoint configuration, as delivered by the portal.
+type Store struct {
+	Name        string
+	DisplayName string
+	Seq         uint64
+	DeliveryID  string
+	Servers     []string // base URLs, https://host[:port]; tried in order, last good first
+	Path        string   // web-service path, default /AIMWebService
+	AppID       string
+	Safe        string
+	Folder      string
+	CABundle    []byte   // PEM; added to the system roots
+	Pins        []string // base64 SHA-256 of the server's SubjectPublicKeyInfo
+	Proxy       string   // https:// or http:// proxy URL; empty: environment
+	NoProxy     []string // hosts or suffixes that bypass Proxy
+	// HealthObject is an account used by doctor to check the store end to
+	// end without spamming CCP's error log.
+	HealthObject string
+	// CacheTTL > 0 opts this store into caching resolved accounts.
+	CacheTTL time.Duration
+	// CacheMaxStale bounds how old a cached value may be served while CCP is
+	// unreachable. Zero: never served stale.
+	CacheMaxStale time.Duration
+	AppliedAt     time.Time
+}
+
+// Credential names an account that flows ask for.
+type Credential struct {
+	Name       string
+	Store      string
+	Seq        uint64
+	DeliveryID string
+	Safe       string // overrides the store's safe when set
+	Folder     string // overrides the store's folder when set
+	Object     string
+	// Query and QueryFormat, when Query is set, replace Safe/Folder/Object.
+	Query       string
+	QueryFormat string
+	// UsernameVar is the flow variable the username is bound to.
+	UsernameVar string
+	AppliedAt   time.Time
+}
+
+// GroupKey records a machine-group key this machine holds. The private key
+// itself lives in the key store's memory only, never here.
+type GroupKey struct {
+	ID         string // key ID of the group public key
+	Group      string
+	Seq        uint64
+	DeliveryID string
+	AppliedAt  time.Time
+}
+
+// Rejection is a delivery that was refused, kept for status.
+type Rejection struct {
+	File       string
+	DeliveryID string
+	Kind       string
+	Reason     string
+	At         time.Time
+}
+
+// Snapshot is one consistent view. Do not modify a published snapshot; build
+// a new one (Clone) and Publish it.
+type Snapshot struct {
+	Generation   uint64
+	Applications map[string]*Application // by AppID
+	Stores       map[string]*Store       // by name
+	Credentials  map[string]*Credential  // by name
+	GroupKeys    map[string]*GroupKey    // by key ID
+	// Rejected holds the most recent rejections, newest last, bounded.
+	Rejected []Rejection
+	// NeedsReenroll is set when the machine key cannot be used.
+	NeedsReenroll string
+}
+
+// MaxRejections bounds Snapshot.Rejected.
+const MaxRejections = 32
+
+// Empty returns a snapshot with no content.
+func Empty() *Snapshot {
+	return &Snapshot{
+		Applications: map[string]*Application{},
+		Stores:       map[string]*Store{},
+		Credentials:  map[string]*Credential{},
+		GroupKeys:    map[string]*GroupKey{},
+	}
+}
+
+// Clone returns a shallow copy whose maps and slices may be modified. The
+// values they point to are shared and must be replaced, not mutated.
+func (s *Snapshot) Clone() *Snapshot {
+	n := &Snapshot{
+		Generation:    s.Generation + 1,
+		Applications:  make(map[string]*Application, len(s.Applications)),
+		Stores:        make(map[string]*Store, len(s.Stores)),
+		Credentials:   make(map[string]*Credential, len(s.Credentials)),
+		GroupKeys:     make(map[string]*GroupKey, len(s.GroupKeys)),
+		Rejected:      append([]Rejection(nil), s.Rejected...),
+		NeedsReenroll: s.NeedsReenroll,
+	}
+	for k, v := range s.Applications {
+		n.Applications[k] = v
+	}
+	for k, v := range s.Stores {
+		n.Stores[k] = v
+	}
+	for k, v := range s.Credentials {
+		n.Credentials[k] = v
+	}
+	for k, v := range s.GroupKeys {
+		n.GroupKeys[k] = v
+	}
+	return n
+}
+
+// AddRejection appends r, dropping the oldest past MaxRejections.
+func (s *Snapshot) AddRejection(r Rejection) {
+	s.Rejected = append(s.Rejected, r)
+	if len(s.Rejected) > MaxRejections {
+		s.Rejected = append([]Rejection(nil), s.Rejected[len(s.Rejected)-MaxRejections:]...)
+	}
+}
+
+// State publishes snapshots. The zero value holds an empty snapshot.
+type State struct {
+	p atomic.Pointer[Snapshot]
+}
+
+// Load returns the current snapshot. It never returns nil.
+func (st *State) Load() *Snapshot {
+	if s := st.p.Load(); s != nil {
+		return s
+	}
+	empty := Empty()
+	st.p.CompareAndSwap(nil, empty)
+	return st.p.Load()
+}
+
+// Publish makes s the current snapshot.
+func (st *State) Publish(s *Snapshot) { st.p.Store(s) }
+
+// Update applies fn to a clone of the current snapshot and publishes the
+// result if fn succeeds. Updates must be serialised by the caller (the inbox
+// is the only writer).
+func (st *State) Update(fn func(*Snapshot) error) error {
+	n := st.Load().Clone()
+	if err := fn(n); err != nil {
+		return err
+	}
+	st.Publish(n)
+	return nil
+}
