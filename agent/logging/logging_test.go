@@ -1,0 +1,80 @@
+package logging
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/config"
+)
+
+func TestStreams(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name      string
+		cfg       config.Log
+		wantLog   string // file the operational log lands in ("" = stderr)
+		wantAudit string
+	}{
+		{"stderr", config.Log{Level: "info", Format: "json"}, "", ""},
+		{"file", config.Log{Level: "debug", Format: "json", File: filepath.Join(dir, "a.log")}, "a.log", "a.log"},
+		{"separate audit", config.Log{Level: "info", Format: "json", File: filepath.Join(dir, "b.log"), AuditFile: filepath.Join(dir, "b.audit")}, "b.log", "b.audit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			ls, err := New(tt.cfg, &stderr, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pw := secret.FromString("planted-Pa55!")
+			ls.Log.Info().Any("password", pw).Msg("op")
+			ls.Log.Debug().Msg("dbg")
+			ls.Audit.Info().Str("outcome", "ok").Msg("resolve")
+			ls.Close()
+
+			read := func(name string) string {
+				if name == "" {
+					return stderr.String()
+				}
+				b, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(b)
+			}
+			logText, auditText := read(tt.wantLog), read(tt.wantAudit)
+			if !strings.Contains(logText, `"message":"op"`) {
+				t.Errorf("operational log missing record: %s", logText)
+			}
+			if strings.Contains(logText, `"dbg"`) != (tt.cfg.Level == "debug") {
+				t.Errorf("level %s not honoured: %s", tt.cfg.Level, logText)
+			}
+			var found bool
+			for _, line := range strings.Split(strings.TrimSpace(auditText), "\n") {
+				var m map[string]any
+				if json.Unmarshal([]byte(line), &m) == nil && m["stream"] == "audit" {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no audit record in %q", auditText)
+			}
+			for _, s := range []string{logText, auditText} {
+				if strings.Contains(s, "planted-Pa55!") {
+					t.Errorf("secret leaked: %s", s)
+				}
+			}
+		})
+	}
+}
+
+func TestBadLevel(t *testing.T) {
+	if _, err := New(config.Log{Level: "loud", Format: "json"}, &bytes.Buffer{}, nil); err == nil {
+		t.Fatal("want error for unknown level")
+	}
+}

@@ -1,0 +1,147 @@
+package config
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func pemPub(t *testing.T, pub any) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	for name, c := range map[string]Config{"default": Default(), "dev": DevDefault(t.TempDir())} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s config does not validate: %v", name, err)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	indent := func(s string) string { return "    " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ") }
+
+	tests := []struct {
+		name    string
+		doc     string
+		wantErr []string // substrings that must all appear
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "empty keeps defaults", doc: "", check: func(t *testing.T, c Config) {
+			if c.API.MaxCredentials != 32 || c.CCP.Retries != 2 {
+				t.Errorf("defaults lost: %+v", c.API)
+			}
+		}},
+		{name: "durations and lists", doc: "inbox:\n  rescan_interval: 5s\npolicy:\n  rules:\n    - name: runner\n      uids: [1001]\n      credentials: [\"*\"]\n",
+			check: func(t *testing.T, c Config) {
+				if c.Inbox.RescanInterval != 5*time.Second || len(c.Policy.Rules) != 1 || c.Policy.Rules[0].UIDs[0] != 1001 {
+					t.Errorf("got %+v %+v", c.Inbox, c.Policy)
+				}
+			}},
+		{name: "signing keys", doc: "portal:\n  signing_keys:\n  - |\n" + indent(pemPub(t, edPub)) + "\n  - |\n" + indent(pemPub(t, &ecKey.PublicKey)) + "\n",
+			check: func(t *testing.T, c Config) {
+				if len(c.Portal.SigningKeys) != 2 {
+					t.Errorf("got %d keys", len(c.Portal.SigningKeys))
+				}
+			}},
+		{name: "unknown top-level key names key and line", doc: "log:\n  level: info\nlogg: x\n", wantErr: []string{"line 3", `unknown key "logg"`, "top level"}},
+		{name: "unknown nested key", doc: "api:\n  max_concurent: 3\n", wantErr: []string{"line 2", `"max_concurent"`, "(in api)"}},
+		{name: "unknown rule key", doc: "policy:\n  rules:\n    - name: a\n      uid: [1]\n", wantErr: []string{"line 4", `"uid"`, "policy.rules[]"}},
+		{name: "wrong type", doc: "api:\n  max_credentials: lots\n", wantErr: []string{"line 2"}},
+		{name: "bad duration", doc: "ccp:\n  connect_timeout: soon\n", wantErr: []string{"line 2"}},
+		{name: "syntax error", doc: "api: [\n", wantErr: []string{"invalid YAML"}},
+		{name: "two documents", doc: "log:\n  level: info\n---\nlog:\n  level: debug\n", wantErr: []string{"more than one YAML document"}},
+		{name: "bad level", doc: "log:\n  level: loud\n", wantErr: []string{"log.level", "loud"}},
+		{name: "several errors at once", doc: "log:\n  format: xml\nccp:\n  retries: 99\n", wantErr: []string{"log.format", "ccp.retries"}},
+		{name: "relative path", doc: "paths:\n  state_dir: var/lib\n", wantErr: []string{"paths.state_dir", "absolute"}},
+		{name: "rule without identity", doc: "policy:\n  rules:\n    - name: all\n      credentials: [\"*\"]\n", wantErr: []string{"matches every caller"}},
+		{name: "rule without name", doc: "policy:\n  rules:\n    - uids: [1]\n      credentials: [\"*\"]\n", wantErr: []string{"needs a name"}},
+		{name: "duplicate rule", doc: "policy:\n  rules:\n    - {name: a, uids: [1], credentials: [x]}\n    - {name: a, uids: [2], credentials: [x]}\n", wantErr: []string{"duplicate rule name"}},
+		{name: "bad sid", doc: "policy:\n  rules:\n    - {name: a, sids: [bob], credentials: [x]}\n", wantErr: []string{"not a SID"}},
+		{name: "bad op", doc: "policy:\n  rules:\n    - {name: a, uids: [1], credentials: [x], operations: [delete]}\n", wantErr: []string{"operations"}},
+		{name: "garbage signing key", doc: "portal:\n  signing_keys: [nope]\n", wantErr: []string{"portal.signing_keys[0]", "PUBLIC KEY"}},
+		{name: "P-384 signing key", doc: "portal:\n  signing_keys:\n  - |\n" + indent(pemPub(t, &p384.PublicKey)) + "\n", wantErr: []string{"P-256"}},
+		{name: "bad backend", doc: "keystore:\n  backend: hsm\n", wantErr: []string{"keystore.backend"}},
+		{name: "key name with path", doc: "keystore:\n  key_name: ../x\n", wantErr: []string{"keystore.key_name"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(Default(), []byte(tt.doc))
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("want error containing %q, got none", tt.wantErr)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte("bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("error should name file and line: %v", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatal("want error for missing file")
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, make([]byte, MaxFileSize+10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("want size error, got %v", err)
+	}
+}
+
+// FuzzParse: whatever the bytes, Parse returns a config or an error; it never
+// panics, and a config it accepts always validates.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(""))
+	f.Add([]byte("log:\n  level: debug\n"))
+	f.Add([]byte("policy:\n  rules:\n    - {name: a, uids: [1], credentials: ['*']}\n"))
+	f.Add([]byte("api: [\n"))
+	f.Add([]byte("&a [*a, *a]"))
+	f.Add([]byte("inbox:\n  rescan_interval: -5s\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(Default(), b)
+		if err != nil {
+			return
+		}
+		if verr := c.Validate(); verr != nil {
+			t.Fatalf("Parse accepted a config that does not validate: %v", verr)
+		}
+	})
+}
