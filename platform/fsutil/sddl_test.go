@@ -1,0 +1,26 @@
+package fsutil
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestPrivateSDDL pins the Windows descriptor: protected, SYSTEM and
+// Administrators only. The string itself is only parsed by Windows.
+func TestPrivateSDDL(t *testing.T) {
+	if !strings.HasPrefix(PrivateSDDL, "D:P") {
+		t.Errorf("%q: the DACL must be protected from inheritance", PrivateSDDL)
+	}
+	aces := strings.Split(strings.TrimPrefix(PrivateSDDL, "D:P"), ")(")
+	want := map[string]bool{"SY": true, "BA": true}
+	for _, a := range aces {
+		f := strings.Split(strings.Trim(a, "()"), ";")
+		if len(f) != 6 || f[0] != "A" || !want[f[5]] {
+			t.Errorf("unexpected entry %q in %q", a, PrivateSDDL)
+		}
+		delete(want, f[5])
+	}
+	if len(want) != 0 {
+		t.Errorf("%q misses %v", PrivateSDDL, want)
+	}
+}
