@@ -55,8 +55,19 @@ func IsInsecure(err error) bool { return errors.Is(err, ErrInsecure) }
 // never follows a symlink at path: a symlink there is replaced, not written
 // through. The directory must already exist.
 func WritePrivateFile(path string, data []byte) error {
-	if err := writePrivateFile(path, data); err != nil {
+	if err := writePrivateFile(path, data, true); err != nil {
 		return fmt.Errorf("fsutil.WritePrivateFile: %w", err)
+	}
+	return nil
+}
+
+// CreatePrivateFile is WritePrivateFile that never replaces: if anything
+// already exists at path (even a dangling symlink) it fails with an error
+// matching fs.ErrExist and leaves it alone. Two processes racing to create
+// the same file cannot both succeed.
+func CreatePrivateFile(path string, data []byte) error {
+	if err := writePrivateFile(path, data, false); err != nil {
+		return fmt.Errorf("fsutil.CreatePrivateFile: %w", err)
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func writePrivateFile(path string, data []byte) (err error) {
+func writePrivateFile(path string, data []byte, replace bool) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -48,9 +48,21 @@ func writePrivateFile(path string, data []byte) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	// rename(2) replaces a symlink at path rather than following it.
-	if err := os.Rename(tmp, path); err != nil {
-		return err
+	if replace {
+		// rename(2) replaces a symlink at path rather than following it.
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	} else {
+		// link(2) fails with EEXIST if anything is at path, and does not
+		// follow a symlink there.
+		if err := os.Link(tmp, path); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		if err := os.Remove(tmp); err != nil {
+			return err
+		}
 	}
 	return syncDir(dir)
 }

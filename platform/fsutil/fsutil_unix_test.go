@@ -167,3 +167,28 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestCreatePrivateFileExclusive(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	must(t, CreatePrivateFile(p, []byte("one")))
+	if err := CreatePrivateFile(p, []byte("two")); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("second create: err = %v, want ErrExist", err)
+	}
+	dangling := filepath.Join(dir, "dangling")
+	must(t, os.Symlink(filepath.Join(dir, "nowhere"), dangling))
+	if err := CreatePrivateFile(dangling, []byte("x")); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("create over a dangling symlink: err = %v, want ErrExist", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "nowhere")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("create followed the dangling symlink")
+	}
+	b, err := ReadPrivateFile(p, 10)
+	must(t, err)
+	if string(b) != "one" {
+		t.Fatalf("read %q, want %q", b, "one")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Fatalf("dir has %d entries, want 2 (no temporary files left)", len(ents))
+	}
+}

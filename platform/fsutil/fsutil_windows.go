@@ -24,7 +24,7 @@ func privateSA() (*windows.SecurityAttributes, error) {
 	}, nil
 }
 
-func writePrivateFile(path string, data []byte) (err error) {
+func writePrivateFile(path string, data []byte, replace bool) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -69,7 +69,14 @@ func writePrivateFile(path string, data []byte) (err error) {
 	}
 	// MOVEFILE_WRITE_THROUGH returns only once the rename is on disk, which
 	// stands in for the directory fsync of the Unix version.
-	if err := windows.MoveFileEx(tmp16, path16, windows.MOVEFILE_REPLACE_EXISTING|windows.MOVEFILE_WRITE_THROUGH); err != nil {
+	// Without MOVEFILE_REPLACE_EXISTING the move fails with
+	// ERROR_ALREADY_EXISTS (which matches fs.ErrExist) if path exists.
+	flags := uint32(windows.MOVEFILE_WRITE_THROUGH)
+	if replace {
+		flags |= windows.MOVEFILE_REPLACE_EXISTING
+	}
+	if err := windows.MoveFileEx(tmp16, path16, flags); err != nil {
+		os.Remove(tmp)
 		return &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
 	}
 	return nil
