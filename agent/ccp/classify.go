@@ -1,0 +1,148 @@
+package ccp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"syscall"
+)
+
+// disposition is what the retry loop does after a failed attempt.
+type disposition int
+
+const (
+	fatal      disposition = iota // give up now
+	retry                         // transient: next server now, this one again next round
+	nextServer                    // this server is wrong for us: try the others, not this one again
+)
+
+// dispositionOf decides from an attempt's error.
+func dispositionOf(e *Error) disposition {
+	switch e.Class {
+	case ClassServerError:
+		return retry
+	case ClassTimeout:
+		if errors.Is(e.Err, context.Canceled) {
+			return fatal
+		}
+		return retry
+	case ClassVaultUnreachable:
+		if isTrustFailure(e.Err) {
+			return nextServer
+		}
+		return retry
+	case ClassStoreMisconfigured:
+		var dns *net.DNSError
+		if errors.As(e.Err, &dns) {
+			return nextServer // one misspelled server among several
+		}
+	}
+	return fatal
+}
+
+func isTrustFailure(err error) bool {
+	var (
+		ve  *tls.CertificateVerificationError
+		ua  x509.UnknownAuthorityError
+		he  x509.HostnameError
+		ci  x509.CertificateInvalidError
+		pin pinError
+	)
+	return errors.As(err, &ve) || errors.As(err, &ua) || errors.As(err, &he) ||
+		errors.As(err, &ci) || errors.As(err, &pin)
+}
+
+// certAlerts are the TLS alerts by which a server refuses our client
+// certificate, by their text in crypto/tls (its alert type is unexported).
+var certAlerts = []string{
+	"bad certificate", "unsupported certificate", "revoked certificate",
+	"expired certificate", "unknown certificate", "unknown certificate authority",
+	"access denied", "certificate required", "handshake failure",
+}
+
+// classifyTransport classifies an error from RoundTrip or from reading the
+// body. It drops *url.Error, whose text holds the full URL with the query.
+func classifyTransport(err error) *Error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	e := &Error{Err: err}
+	var (
+		ce  *certError
+		pxe *proxyError
+		op  *net.OpError
+		dns *net.DNSError
+		ne  net.Error
+	)
+	switch {
+	case errors.As(err, &ce):
+		e.Class = ClassAppCertUnreadable
+		e.Message = "the application certificate cannot be read"
+	case errors.As(err, &pxe):
+		e.Class = ClassVaultUnreachable
+		e.Code = "PROXY"
+		e.Message = pxe.Error()
+		e.Err = nil
+	case errors.Is(err, context.Canceled):
+		e.Class = ClassTimeout
+		e.Message = "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Class = ClassTimeout
+		e.Message = "no answer in time"
+	case errors.As(err, &pinError{}):
+		e.Class = ClassVaultUnreachable
+		e.Message = "the server is not trusted: its public key matches no configured pin"
+	case isTrustFailure(err):
+		e.Class = ClassVaultUnreachable
+		e.Message = "the server's certificate is not trusted: check the CA bundle and the server name"
+	case errors.As(err, &op) && op.Op == "remote error":
+		text := strings.TrimPrefix(op.Err.Error(), "tls: ")
+		e.Class = ClassVaultUnreachable
+		e.Message = "the server ended the TLS connection: " + text
+		for _, a := range certAlerts {
+			if text == a {
+				e.Class = ClassClientCertRejected
+				e.Message = "the server refused the client certificate (TLS alert: " + text + ")"
+			}
+		}
+	case errors.As(err, &op) && op.Op == "proxyconnect":
+		e.Class = ClassVaultUnreachable
+		e.Message = "cannot reach the proxy"
+		if errors.As(err, &ne) && ne.Timeout() {
+			e.Message = "cannot reach the proxy: connect timeout"
+		}
+	case errors.As(err, &dns):
+		e.Class = ClassVaultUnreachable
+		e.Message = "cannot resolve the server's host name"
+		if dns.IsNotFound {
+			e.Class = ClassStoreMisconfigured
+			e.Message = "the server's host name does not exist: check the server URL"
+		}
+	case errors.As(err, &op) && op.Op == "dial":
+		e.Class = ClassVaultUnreachable
+		e.Message = "cannot connect to the server"
+		if op.Timeout() {
+			e.Message = "cannot connect to the server: connect timeout"
+		}
+	case errors.As(err, &ne) && ne.Timeout():
+		e.Class = ClassTimeout
+		e.Message = "no answer in time"
+		if strings.Contains(err.Error(), "TLS handshake timeout") {
+			e.Message = "the TLS handshake did not finish in time"
+		}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE):
+		e.Class = ClassVaultUnreachable
+		e.Message = "the server closed the connection"
+	default:
+		e.Class = ClassVaultUnreachable
+		e.Message = "the connection to the server failed"
+	}
+	return e
+}

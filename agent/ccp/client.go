@@ -1,0 +1,479 @@
+package ccp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Client fetches accounts from one CCP store with one application identity.
+// It holds one connection pool; keep it and reuse it. It is safe for
+// concurrent use.
+type Client struct {
+	opts        Options
+	servers     []string // normalised base URLs
+	serverHosts map[string]bool
+	path        string
+	certSrc     CertSource
+	roots       *x509.CertPool
+	pins        [][]byte
+	proxy       *url.URL // nil: the environment
+	log         zerolog.Logger
+
+	mu        sync.Mutex
+	tr        *http.Transport
+	certLeaf  *tls.Certificate // what certFP was computed for
+	certFP    [sha256.Size]byte
+	preferred int
+	flights   map[string]*flight
+	srv       []ServerStats
+
+	requests, coalesced, attempts atomic.Uint64
+	full, resumed                 atomic.Uint64
+}
+
+// Stats is a snapshot of a Client's counters.
+type Stats struct {
+	Requests          uint64 // Get calls
+	Coalesced         uint64 // Get calls that joined a call already in flight
+	Attempts          uint64 // HTTP requests sent to CCP servers
+	FullHandshakes    uint64 // TLS handshakes with a server, not resumed
+	ResumedHandshakes uint64 // TLS handshakes that resumed a session
+	Servers           []ServerStats
+}
+
+// ServerStats is what the Client knows about one server.
+type ServerStats struct {
+	Server         string
+	Successes      uint64
+	Failures       uint64
+	LastSuccess    time.Time
+	LastError      time.Time
+	LastErrorClass Class
+	LastErrorCode  string
+}
+
+// New checks opts and returns a Client. It does not connect. Its errors are
+// *Error with ClassStoreMisconfigured (or ClassAppCertUnreadable when cert
+// is nil).
+func New(opts Options, cert CertSource) (*Client, error) {
+	opts = opts.withDefaults()
+	bad := func(msg string, err error) error {
+		return &Error{Class: ClassStoreMisconfigured, Message: msg, Err: err}
+	}
+	if cert == nil {
+		return nil, &Error{Class: ClassAppCertUnreadable, Message: "no certificate source"}
+	}
+	if len(opts.Servers) == 0 {
+		return nil, bad("the store names no server", nil)
+	}
+	c := &Client{opts: opts, certSrc: cert, log: opts.Log, flights: map[string]*flight{}, serverHosts: map[string]bool{}}
+	for i, s := range opts.Servers {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.Host == "" {
+			return nil, bad("server "+strconv.Itoa(i+1)+" is not a URL", nil)
+		}
+		if u.Scheme != "https" {
+			return nil, bad("server "+strconv.Itoa(i+1)+" must be an https:// URL", nil)
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
+			return nil, bad("server "+strconv.Itoa(i+1)+" must be https://host[:port] without path, query or user; the path is set separately", nil)
+		}
+		base := "https://" + strings.ToLower(u.Host)
+		c.servers = append(c.servers, base)
+		c.serverHosts[strings.ToLower(u.Hostname())] = true
+		c.srv = append(c.srv, ServerStats{Server: base})
+	}
+	p := "/" + strings.Trim(opts.Path, "/")
+	if strings.ContainsAny(p, "?#%") {
+		return nil, bad("the web-service path must be a plain path", nil)
+	}
+	c.path = p
+	var err error
+	if c.roots, err = loadRoots(opts.CABundle); err != nil {
+		return nil, bad(err.Error(), nil)
+	}
+	if c.pins, err = parsePins(opts.Pins); err != nil {
+		return nil, bad(err.Error(), nil)
+	}
+	if opts.Proxy != "" {
+		if c.proxy, err = parseProxy(opts.Proxy); err != nil {
+			return nil, bad(err.Error(), nil)
+		}
+	}
+	c.tr = c.newTransport()
+	return c, nil
+}
+
+// Get fetches one account. Concurrent calls with an equal Request share one
+// call to CCP; each caller gets its own Account, whose Content it must Wipe.
+// Errors are *Error; ClassOf tells them apart. Get returns when ctx ends,
+// without waiting for a shared call that other callers still wait for.
+func (c *Client) Get(ctx context.Context, req Request) (*Account, error) {
+	c.requests.Add(1)
+	if err := req.validate(); err != nil {
+		var e *Error
+		errors.As(err, &e)
+		e.CorrelationID = newCorrelationID()
+		return nil, e
+	}
+	key := req.encode()
+
+	c.mu.Lock()
+	f, joined := c.flights[key]
+	if !joined {
+		f = &flight{done: make(chan struct{}), corr: newCorrelationID()}
+		var fctx context.Context
+		fctx, f.cancel = context.WithTimeout(context.WithoutCancel(ctx), c.opts.totalTimeout(req))
+		c.flights[key] = f
+		go c.run(fctx, f, key, req)
+	} else {
+		c.coalesced.Add(1)
+	}
+	f.waiters++
+	c.mu.Unlock()
+
+	select {
+	case <-f.done:
+		defer c.leave(f)
+		if f.err != nil {
+			e := *f.err
+			return nil, &e
+		}
+		a := *f.acct
+		a.Content = f.acct.Content.Clone()
+		a.Properties = make(map[string]string, len(f.acct.Properties))
+		for k, v := range f.acct.Properties {
+			a.Properties[k] = v
+		}
+		return &a, nil
+	case <-ctx.Done():
+		c.leave(f)
+		return nil, &Error{Class: ClassTimeout, Message: "the caller gave up", CorrelationID: f.corr, Err: ctx.Err()}
+	}
+}
+
+// flight is one call to CCP shared by the Get calls that wait for it. The
+// last waiter to leave wipes the shared password; if every waiter leaves
+// before the call ends, the call is cancelled.
+//
+// golang.org/x/sync/singleflight would share the call too, but it cannot
+// tell when the last caller has made its copy, so the shared password could
+// not be wiped, and it cannot cancel a call nobody waits for any more.
+type flight struct {
+	done    chan struct{}
+	cancel  context.CancelFunc
+	corr    string
+	waiters int // guarded by Client.mu
+	acct    *Account
+	err     *Error
+}
+
+func (c *Client) run(ctx context.Context, f *flight, key string, req Request) {
+	acct, err := c.do(ctx, req, key, f.corr)
+	f.cancel()
+	c.mu.Lock()
+	f.acct, f.err = acct, err
+	delete(c.flights, key)
+	if f.waiters == 0 && acct != nil {
+		acct.Wipe()
+	}
+	close(f.done)
+	c.mu.Unlock()
+}
+
+func (c *Client) leave(f *flight) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f.waiters--
+	if f.waiters > 0 {
+		return
+	}
+	select {
+	case <-f.done:
+		if f.acct != nil {
+			f.acct.Wipe()
+		}
+	default:
+		f.cancel()
+	}
+}
+
+// do runs the retry and failover loop for one shared call.
+func (c *Client) do(ctx context.Context, req Request, query, corr string) (*Account, *Error) {
+	tr, e := c.transport()
+	if e != nil {
+		e.CorrelationID = corr
+		return nil, e
+	}
+	var (
+		last     *Error
+		excluded = map[int]bool{}
+		start    = time.Now()
+		pcSleeps int
+	)
+	for round := 0; round <= c.opts.Retries; round++ {
+		if round > 0 {
+			if !sleep(ctx, backoff(c.opts.RetryBackoff, round)) {
+				break
+			}
+		}
+		for _, i := range c.order() {
+			if excluded[i] {
+				continue
+			}
+			for {
+				acct, e := c.attempt(ctx, tr, i, query, corr)
+				if e == nil {
+					return acct, nil
+				}
+				last = e
+				if e.Class == ClassPasswordChanging && req.FailRequestOnPasswordChange {
+					pcSleeps++
+					d := backoff(c.opts.RetryBackoff, pcSleeps)
+					if time.Since(start)+d <= c.opts.PasswordChangeWait {
+						c.log.Info().Str("correlation", corr).Str("server", c.servers[i]).Dur("wait", d).
+							Msg("ccp: password change in progress, waiting")
+						if sleep(ctx, d) {
+							continue
+						}
+					}
+				}
+				break
+			}
+			switch dispositionOf(last) {
+			case fatal:
+				return nil, last
+			case nextServer:
+				excluded[i] = true
+			}
+			if ctx.Err() != nil {
+				return nil, last
+			}
+			c.log.Warn().Str("correlation", corr).Str("server", c.servers[i]).Str("class", string(last.Class)).
+				Str("code", last.Code).Msg("ccp: attempt failed, trying again")
+		}
+		if len(excluded) == len(c.servers) {
+			break
+		}
+	}
+	if last == nil {
+		last = &Error{Class: ClassTimeout, Message: "no attempt could be made in time", Err: ctx.Err(), CorrelationID: corr}
+	}
+	return nil, last
+}
+
+// attempt makes one HTTP request to server i.
+func (c *Client) attempt(ctx context.Context, tr *http.Transport, i int, query, corr string) (acct *Account, e *Error) {
+	server := c.servers[i]
+	began := time.Now()
+	c.attempts.Add(1)
+	actx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
+	defer cancel()
+	defer func() {
+		if e != nil {
+			e.Server, e.CorrelationID = server, corr
+			if e.Class == ClassTimeout && ctx.Err() != nil {
+				e.Message = "no answer within the request's overall budget"
+			} else if e.Class == ClassTimeout && actx.Err() != nil {
+				e.Message = "no answer within the per-attempt timeout"
+			}
+			c.record(i, e)
+			c.log.Debug().Str("correlation", corr).Str("server", server).Int("status", e.HTTPStatus).
+				Str("class", string(e.Class)).Str("code", e.Code).Dur("took", time.Since(began)).Msg("ccp: attempt")
+			return
+		}
+		acct.Server, acct.CorrelationID = server, corr
+		c.record(i, nil)
+		c.log.Debug().Str("correlation", corr).Str("server", server).Int("status", http.StatusOK).
+			Dur("took", time.Since(began)).Msg("ccp: attempt")
+	}()
+
+	hreq, err := http.NewRequestWithContext(actx, http.MethodGet, server+c.path+"/api/Accounts?"+query, nil)
+	if err != nil {
+		return nil, &Error{Class: ClassStoreMisconfigured, Message: "cannot build the request URL"}
+	}
+	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set("User-Agent", "credagent")
+	hreq.Header.Set("X-Correlation-ID", corr)
+	resp, err := tr.RoundTrip(hreq)
+	if err != nil {
+		return nil, classifyTransport(err)
+	}
+	defer resp.Body.Close()
+	body, err := readBody(resp.Body, resp.ContentLength)
+	defer clear(body)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			return nil, &Error{Class: ClassServerError, HTTPStatus: resp.StatusCode,
+				Message: "the answer is larger than " + strconv.Itoa(MaxResponseBytes) + " bytes"}
+		}
+		e := classifyTransport(err)
+		e.HTTPStatus = resp.StatusCode
+		return nil, e
+	}
+	return decodeResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body)
+}
+
+var errTooLarge = errors.New("response too large")
+
+// readBody reads at most MaxResponseBytes. When it must grow its buffer it
+// wipes the one it leaves behind, since the body holds the password.
+func readBody(r io.Reader, hint int64) ([]byte, error) {
+	size := 4096
+	if hint > 0 && hint <= MaxResponseBytes {
+		size = int(hint) + 1
+	}
+	buf := make([]byte, 0, size)
+	lr := io.LimitReader(r, MaxResponseBytes+1)
+	for {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), 2*cap(buf))
+			copy(nb, buf)
+			clear(buf)
+			buf = nb
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > MaxResponseBytes {
+			return buf, errTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// transport returns the Transport for the certificate CertSource returns
+// now, replacing the pool when the certificate has changed.
+func (c *Client) transport() (*http.Transport, *Error) {
+	cert, err := c.certSrc()
+	if err == nil && (cert == nil || len(cert.Certificate) == 0 || cert.PrivateKey == nil) {
+		err = errors.New("no certificate or no private key")
+	}
+	if err != nil {
+		return nil, &Error{Class: ClassAppCertUnreadable, Message: "the application certificate cannot be read", Err: err}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cert != c.certLeaf {
+		fp := sha256.Sum256(cert.Certificate[0])
+		if c.certLeaf != nil && fp != c.certFP {
+			old := c.tr
+			c.tr = c.newTransport()
+			old.CloseIdleConnections()
+			// Connections busy now return to the old pool later; close
+			// them once every attempt that could be using them has ended.
+			time.AfterFunc(c.opts.RequestTimeout+time.Second, old.CloseIdleConnections)
+			c.log.Info().Str("fingerprint", hex.EncodeToString(fp[:8])).
+				Msg("ccp: application certificate changed; new connections will present it")
+		}
+		c.certLeaf, c.certFP = cert, fp
+	}
+	return c.tr, nil
+}
+
+// order returns server indexes, the one that last answered first.
+func (c *Client) order() []int {
+	c.mu.Lock()
+	p := c.preferred
+	c.mu.Unlock()
+	out := make([]int, 0, len(c.servers))
+	out = append(out, p)
+	for i := range c.servers {
+		if i != p {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// record updates the server's statistics and the preferred server.
+func (c *Client) record(i int, e *Error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.srv[i]
+	now := time.Now()
+	if e == nil {
+		s.Successes++
+		s.LastSuccess = now
+		c.preferred = i
+		return
+	}
+	s.Failures++
+	s.LastError, s.LastErrorClass, s.LastErrorCode = now, e.Class, e.Code
+}
+
+// Stats returns the counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	srv := append([]ServerStats(nil), c.srv...)
+	c.mu.Unlock()
+	return Stats{
+		Requests:          c.requests.Load(),
+		Coalesced:         c.coalesced.Load(),
+		Attempts:          c.attempts.Load(),
+		FullHandshakes:    c.full.Load(),
+		ResumedHandshakes: c.resumed.Load(),
+		Servers:           srv,
+	}
+}
+
+// CloseIdleConnections closes the pooled connections that are not in use.
+func (c *Client) CloseIdleConnections() {
+	c.mu.Lock()
+	tr := c.tr
+	c.mu.Unlock()
+	tr.CloseIdleConnections()
+}
+
+// backoff is the sleep before round n (n >= 1): base doubled n-1 times,
+// capped, with equal jitter (half fixed, half random).
+func backoff(base time.Duration, n int) time.Duration {
+	d := base
+	for k := 1; k < n && d < maxBackoff; k++ {
+		d *= 2
+	}
+	d = min(d, maxBackoff)
+	half := d / 2
+	return half + mrand.N(half+1)
+}
+
+// sleep waits d or until ctx ends; it reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func newCorrelationID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

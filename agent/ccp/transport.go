@@ -1,0 +1,223 @@
+package ccp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// certError is a failure of the CertSource, during a handshake or before it.
+type certError struct{ err error }
+
+func (e *certError) Error() string { return "application certificate: " + e.err.Error() }
+func (e *certError) Unwrap() error { return e.err }
+
+// pinError says that no key of the server's verified chain matches a pin.
+type pinError struct{}
+
+func (pinError) Error() string { return "server public key matches none of the configured pins" }
+
+// proxyError is a proxy's refusal of CONNECT.
+type proxyError struct {
+	status int
+	text   string
+	proxy  string // host:port, never the userinfo
+}
+
+func (e *proxyError) Error() string {
+	return fmt.Sprintf("proxy %s refused CONNECT: %d %s", e.proxy, e.status, e.text)
+}
+
+// loadRoots returns the system roots plus the PEM bundle.
+func loadRoots(bundle []byte) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if len(bytes.TrimSpace(bundle)) > 0 && !pool.AppendCertsFromPEM(bundle) {
+		return nil, errors.New("CA bundle holds no PEM certificate")
+	}
+	return pool, nil
+}
+
+// parsePins decodes base64 SHA-256 SPKI pins (standard or URL alphabet,
+// with or without padding, an optional "sha256/" prefix as in HPKP).
+func parsePins(pins []string) ([][]byte, error) {
+	var out [][]byte
+	for i, p := range pins {
+		p = strings.TrimPrefix(strings.TrimSpace(p), "sha256/")
+		var b []byte
+		var err error
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if b, err = enc.DecodeString(p); err == nil {
+				break
+			}
+		}
+		if err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("pin %d is not a base64 SHA-256 digest", i+1)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// parseProxy checks a store's proxy URL.
+func parseProxy(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, errors.New("proxy is not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, errors.New("proxy must be an http:// or https:// URL")
+	}
+	if u.Host == "" {
+		return nil, errors.New("proxy URL has no host")
+	}
+	return u, nil
+}
+
+// bypassProxy reports whether host matches the NoProxy list.
+func bypassProxy(host string, list []string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	ip := net.ParseIP(host)
+	for _, e := range list {
+		e = strings.ToLower(strings.TrimSpace(e))
+		if e == "" {
+			continue
+		}
+		if e == "*" {
+			return true
+		}
+		if h, _, err := net.SplitHostPort(e); err == nil {
+			e = h
+		}
+		if _, n, err := net.ParseCIDR(e); err == nil {
+			if ip != nil && n.Contains(ip) {
+				return true
+			}
+			continue
+		}
+		if eip := net.ParseIP(e); eip != nil {
+			if ip != nil && eip.Equal(ip) {
+				return true
+			}
+			continue
+		}
+		e = strings.TrimPrefix(strings.TrimPrefix(e, "*"), ".")
+		if host == e || strings.HasSuffix(host, "."+e) {
+			return true
+		}
+	}
+	return false
+}
+
+// proxyFunc is the Transport's Proxy: the store's proxy with its bypass
+// list, or the environment when the store names none.
+func (c *Client) proxyFunc() func(*http.Request) (*url.URL, error) {
+	if c.proxy == nil {
+		return http.ProxyFromEnvironment
+	}
+	return func(r *http.Request) (*url.URL, error) {
+		if bypassProxy(r.URL.Hostname(), c.opts.NoProxy) {
+			return nil, nil
+		}
+		return c.proxy, nil
+	}
+}
+
+// newTransport builds the one Transport used for one client certificate.
+// A rotation replaces it, so that neither a pooled connection nor a cached
+// TLS session (which would resume with the old identity) outlives the
+// certificate it was made with.
+func (c *Client) newTransport() *http.Transport {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		RootCAs:    c.roots,
+		// IIS asks for the client certificate by renegotiation when the
+		// certificate requirement is set per application.
+		Renegotiation:        tls.RenegotiateOnceAsClient,
+		GetClientCertificate: c.getClientCertificate,
+		VerifyConnection:     c.verifyConnection,
+		ClientSessionCache:   tls.NewLRUClientSessionCache(64),
+	}
+	tr := &http.Transport{
+		Proxy: c.proxyFunc(),
+		DialContext: (&net.Dialer{
+			Timeout:   c.opts.ConnectTimeout,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		TLSClientConfig:        cfg,
+		TLSHandshakeTimeout:    c.opts.TLSTimeout,
+		ResponseHeaderTimeout:  c.opts.RequestTimeout,
+		MaxIdleConns:           c.opts.MaxIdleConns * len(c.servers),
+		MaxIdleConnsPerHost:    c.opts.MaxIdleConns,
+		IdleConnTimeout:        idleConnTimeout,
+		MaxResponseHeaderBytes: 64 << 10,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      c.opts.HTTP2,
+		OnProxyConnectResponse: func(_ context.Context, proxy *url.URL, _ *http.Request, res *http.Response) error {
+			if res.StatusCode != http.StatusOK {
+				_, text, _ := strings.Cut(res.Status, " ")
+				return &proxyError{status: res.StatusCode, text: text, proxy: proxy.Host}
+			}
+			return nil
+		},
+	}
+	if !c.opts.HTTP2 {
+		// HTTP/2 forbids renegotiation: speak HTTP/1.1 only.
+		cfg.NextProtos = []string{"http/1.1"}
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return tr
+}
+
+// getClientCertificate presents the certificate CertSource returns now, so
+// that a rotated certificate is used by the next handshake.
+func (c *Client) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	cert, err := c.certSrc()
+	if err != nil {
+		return nil, &certError{err}
+	}
+	if cert == nil || len(cert.Certificate) == 0 || cert.PrivateKey == nil {
+		return nil, &certError{errors.New("no certificate or no private key")}
+	}
+	return cert, nil
+}
+
+// verifyConnection counts handshakes and checks pins. It runs for full and
+// resumed handshakes alike. Connections to an https:// proxy pass through
+// here too; they are neither counted nor pinned.
+func (c *Client) verifyConnection(cs tls.ConnectionState) error {
+	if c.proxy != nil && strings.EqualFold(cs.ServerName, c.proxy.Hostname()) && !c.serverHosts[strings.ToLower(cs.ServerName)] {
+		return nil
+	}
+	if cs.DidResume {
+		c.resumed.Add(1)
+	} else {
+		c.full.Add(1)
+	}
+	if len(c.pins) == 0 {
+		return nil
+	}
+	for _, chain := range cs.VerifiedChains {
+		for _, cert := range chain {
+			sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+			for _, p := range c.pins {
+				if bytes.Equal(sum[:], p) {
+					return nil
+				}
+			}
+		}
+	}
+	return pinError{}
+}
