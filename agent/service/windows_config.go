@@ -1,0 +1,204 @@
+package service
+
+import (
+	"strings"
+	"time"
+)
+
+// This file is the Windows service's configuration as plain data, free of
+// Windows calls, so that it is unit-tested on every OS. install_windows.go
+// applies it through golang.org/x/sys/windows/svc/mgr.
+
+// RecoveryStep is one SCM failure action: restart the service after Delay.
+type RecoveryStep struct {
+	Delay time.Duration
+}
+
+// Recovery is what the SCM does when the service fails, crash or not: restart
+// after 5s, then 30s, then every 2 minutes, forgetting the count of failures
+// after a day without one. Restarting for ever is deliberate: flows on this
+// machine cannot get credentials without the agent, and a fault that heals
+// (the network, a CCP certificate) should not need an administrator.
+var Recovery = struct {
+	Steps       []RecoveryStep
+	ResetPeriod time.Duration
+	// OnNonCrashFailures also applies Steps when the service stops with a
+	// non-zero exit code (start-up failed), not only when it crashes.
+	OnNonCrashFailures bool
+}{
+	Steps:              []RecoveryStep{{5 * time.Second}, {30 * time.Second}, {2 * time.Minute}},
+	ResetPeriod:        24 * time.Hour,
+	OnNonCrashFailures: true,
+}
+
+// ProgramDataSDDL is the security descriptor of %ProgramData%\credagent:
+//
+//	O:BA                owner: BUILTIN\Administrators (taken from whoever made it)
+//	D:P                 a protected DACL: nothing inherited from ProgramData,
+//	                    whose default lets Users create and read files
+//	(A;OICI;FA;;;SY)    full access for LocalSystem, the service's account,
+//	(A;OICI;FA;;;BA)    and Administrators, both inherited by every file
+//	                    and directory below.
+//
+// The service runs as LocalSystem, so its service SID needs no ACE here; the
+// named pipe and the CNG key are where NT SERVICE\credagent is granted.
+const ProgramDataSDDL = "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
+
+// Event Log event IDs written by the service.
+const (
+	EventInfo        = 1
+	EventWarning     = 2
+	EventError       = 3
+	EventStartFailed = 100 // start-up failed; the message holds the reason
+)
+
+// ServiceArgs are the arguments the service is registered with.
+func ServiceArgs(configPath string) []string {
+	return []string{"run", "--config", configPath}
+}
+
+// WindowsCommandLine joins exe and args into one command line quoted the way
+// CommandLineToArgvW and the Go runtime parse it back.
+func WindowsCommandLine(exe string, args []string) string {
+	parts := []string{quoteWindowsExe(exe)}
+	for _, a := range args {
+		parts = append(parts, quoteWindowsArg(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+// The program name is parsed without backslash escapes: it is simply quoted
+// when it has a space (C:\Program Files\...), which also avoids the unquoted
+// service path problem.
+func quoteWindowsExe(exe string) string {
+	if exe == "" || strings.ContainsAny(exe, " \t") {
+		return `"` + exe + `"`
+	}
+	return exe
+}
+
+func quoteWindowsArg(a string) string {
+	if a != "" && !strings.ContainsAny(a, " \t\"") {
+		return a
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	slashes := 0
+	for i := 0; i < len(a); i++ {
+		switch c := a[i]; c {
+		case '\\':
+			slashes++
+			b.WriteByte(c)
+		case '"':
+			b.WriteString(strings.Repeat(`\`, slashes+1))
+			b.WriteByte(c)
+			slashes = 0
+		default:
+			slashes = 0
+			b.WriteByte(c)
+		}
+	}
+	b.WriteString(strings.Repeat(`\`, slashes))
+	b.WriteByte('"')
+	return b.String()
+}
+
+// SplitWindowsCommandLine splits a service's BinaryPathName the way
+// CommandLineToArgvW does (program name first, without escapes).
+func SplitWindowsCommandLine(s string) []string {
+	s = strings.TrimLeft(s, " \t")
+	if s == "" {
+		return nil
+	}
+	var args []string
+	// The program name.
+	if s[0] == '"' {
+		end := strings.IndexByte(s[1:], '"')
+		if end < 0 {
+			return []string{s[1:]}
+		}
+		args = append(args, s[1:1+end])
+		s = s[2+end:]
+	} else {
+		end := strings.IndexAny(s, " \t")
+		if end < 0 {
+			return []string{s}
+		}
+		args = append(args, s[:end])
+		s = s[end:]
+	}
+	// The arguments.
+	var cur strings.Builder
+	inArg, quoted, slashes := false, false, 0
+	flush := func() {
+		cur.WriteString(strings.Repeat(`\`, slashes))
+		slashes = 0
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			slashes++
+			inArg = true
+		case c == '"':
+			cur.WriteString(strings.Repeat(`\`, slashes/2))
+			if slashes%2 == 1 {
+				cur.WriteByte('"')
+			} else if quoted && i+1 < len(s) && s[i+1] == '"' {
+				cur.WriteByte('"') // "" inside quotes is a literal quote
+				i++
+			} else {
+				quoted = !quoted
+			}
+			slashes = 0
+			inArg = true
+		case (c == ' ' || c == '\t') && !quoted:
+			flush()
+			if inArg {
+				args = append(args, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		default:
+			flush()
+			cur.WriteByte(c)
+			inArg = true
+		}
+	}
+	flush()
+	if inArg {
+		args = append(args, cur.String())
+	}
+	return args
+}
+
+// SameCommand reports whether an installed service's command line (words,
+// program first) runs exe with args. Windows paths compare without case;
+// elsewhere exactly.
+func SameCommand(installed []string, exe string, args []string, foldCase bool) bool {
+	if len(installed) != len(args)+1 {
+		return false
+	}
+	eq := func(a, b string) bool {
+		if foldCase {
+			return strings.EqualFold(a, b)
+		}
+		return a == b
+	}
+	if !eq(installed[0], exe) {
+		return false
+	}
+	for i, a := range args {
+		// Arguments that are paths (the config) are as case-insensitive as
+		// the program on Windows.
+		if !eq(installed[i+1], a) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitHint is the SCM wait hint for a pending state that may take budget,
+// checked every tick: long enough that one missed tick does not make the
+// SCM give up, short enough that a hung service is noticed.
+func waitHint(tick time.Duration) time.Duration { return 4 * tick }
