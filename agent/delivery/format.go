@@ -1,0 +1,461 @@
+package delivery
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Version is the first line of every delivery of this format.
+const Version = "credagent-delivery/v1"
+
+// versionPrefix starts the first line of every version of the format; a file
+// starting with it but naming another version is ErrUnsupported rather than
+// ErrMalformed.
+const versionPrefix = "credagent-delivery/"
+
+// Limits. A file over MaxSize, a header over MaxHeaderSize, a payload over
+// MaxPayloadSize is ErrTooLarge.
+const (
+	MaxSize        = 4 << 20
+	MaxHeaderSize  = 4096
+	MaxPayloadSize = MaxSize - MaxHeaderSize - 256
+	MaxNameLen     = 128
+	MaxIDLen       = 64
+)
+
+// TimeLayout is the only accepted timestamp form: UTC, whole seconds, "Z".
+const TimeLayout = "2006-01-02T15:04:05Z"
+
+// Kind is what a delivery carries.
+type Kind string
+
+// The kinds of delivery.
+const (
+	KindApplication Kind = "application" // sealed: certificate chain and private key
+	KindGroupKey    Kind = "group-key"   // sealed: a machine group's private key
+	KindStore       Kind = "store"       // signed: a CCP store
+	KindCredential  Kind = "credential"  // signed: a named account
+	KindRevoke      Kind = "revoke"      // signed: removes an object of another kind
+)
+
+// Kinds lists every kind, in the order records are loaded at start-up (group
+// keys before the applications sealed to them).
+var Kinds = []Kind{KindGroupKey, KindApplication, KindStore, KindCredential, KindRevoke}
+
+// Valid reports whether k is one of the kinds.
+func (k Kind) Valid() bool {
+	switch k {
+	case KindApplication, KindGroupKey, KindStore, KindCredential, KindRevoke:
+		return true
+	}
+	return false
+}
+
+// Sealed reports whether the payload of kind k is HPKE-sealed.
+func (k Kind) Sealed() bool { return k == KindApplication || k == KindGroupKey }
+
+// AddressType says whether a delivery is addressed to one machine or to a
+// machine group.
+type AddressType string
+
+// The address types.
+const (
+	ToMachine AddressType = "machine"
+	ToGroup   AddressType = "group"
+)
+
+// Address is who a delivery is for.
+type Address struct {
+	Type AddressType
+	Name string // a machine ID or a group name
+}
+
+// Machine addresses the machine with the given machine ID.
+func Machine(id string) Address { return Address{ToMachine, id} }
+
+// Group addresses every machine of a group.
+func Group(name string) Address { return Address{ToGroup, name} }
+
+func (a Address) String() string { return string(a.Type) + " " + a.Name }
+
+// Object names what a delivery creates, replaces or removes: the sequence
+// numbers of a kind and target and of their revocation share one space.
+type Object struct {
+	Kind Kind
+	Name string
+}
+
+func (o Object) String() string { return string(o.Kind) + " " + strconv.Quote(o.Name) }
+
+// Header is the signed, cleartext part of a delivery.
+type Header struct {
+	ID      string // unique per delivery: [A-Za-z0-9_-]{1,64}
+	Kind    Kind
+	Revokes Kind   // set only when Kind is KindRevoke
+	Target  string // the object's name: AppID, group, store or credential name
+	Seq     uint64 // >= 1, strictly increasing per Object
+	To      Address
+	// Recipient is the key ID (keystore.KeyID) of the P-256 public key the
+	// payload is sealed to; set only for sealed kinds.
+	Recipient string
+	Created   time.Time // whole seconds, UTC
+	Expires   time.Time // zero: never
+	// Signer is SignerID of the portal key that signed the delivery.
+	Signer string
+}
+
+// Object returns the object the delivery is about.
+func (h *Header) Object() Object {
+	if h.Kind == KindRevoke {
+		return Object{h.Revokes, h.Target}
+	}
+	return Object{h.Kind, h.Target}
+}
+
+// Delivery is a parsed delivery. Its fields are not authenticated until
+// Verify has succeeded.
+type Delivery struct {
+	Header
+	Payload   []byte // HPKE enc||ciphertext for sealed kinds, JSON otherwise
+	Signature []byte
+
+	header   []byte // the exact header bytes that were signed
+	verified bool
+}
+
+func malformed(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
+}
+
+// Parse decodes a delivery strictly: every field in its place, every value
+// in canonical form, nothing before or after. Whatever Parse accepts,
+// Marshal gives back byte for byte. Parse does not verify the signature.
+func Parse(b []byte) (*Delivery, error) {
+	if len(b) > MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxSize)
+	}
+	p := &headerParser{b: b}
+	first, ok := p.line()
+	if !ok {
+		return nil, malformed("no version line")
+	}
+	if first != Version {
+		if strings.HasPrefix(first, versionPrefix) {
+			return nil, fmt.Errorf("%w: %q", ErrUnsupported, first)
+		}
+		return nil, malformed("not a credagent delivery")
+	}
+	var h Header
+	var err error
+	field := func(name string, optional bool, set func(string) error) {
+		if err != nil {
+			return
+		}
+		v, present := p.field(name)
+		if !present {
+			if !optional {
+				err = malformed("missing or misplaced field %q", name)
+			}
+			return
+		}
+		if e := set(v); e != nil {
+			err = malformed("field %q: %v", name, e)
+		}
+	}
+	field("id", false, func(v string) error { h.ID = v; return checkID(v) })
+	field("kind", false, func(v string) error {
+		h.Kind = Kind(v)
+		if !h.Kind.Valid() {
+			return fmt.Errorf("unknown kind %q", v)
+		}
+		return nil
+	})
+	field("revokes", h.Kind != KindRevoke, func(v string) error {
+		if h.Kind != KindRevoke {
+			return fmt.Errorf("only a revoke delivery has it")
+		}
+		h.Revokes = Kind(v)
+		if !h.Revokes.Valid() || h.Revokes == KindRevoke {
+			return fmt.Errorf("cannot revoke kind %q", v)
+		}
+		return nil
+	})
+	field("target", false, func(v string) error { h.Target = v; return checkName(v) })
+	field("seq", false, func(v string) error {
+		var e error
+		h.Seq, e = parseUint(v)
+		if e == nil && h.Seq == 0 {
+			e = fmt.Errorf("must be at least 1")
+		}
+		return e
+	})
+	field("to", false, func(v string) error {
+		t, n, ok := strings.Cut(v, " ")
+		if !ok || (t != string(ToMachine) && t != string(ToGroup)) {
+			return fmt.Errorf("want \"machine NAME\" or \"group NAME\"")
+		}
+		h.To = Address{AddressType(t), n}
+		return checkName(n)
+	})
+	field("recipient", !h.Kind.Sealed(), func(v string) error {
+		if !h.Kind.Sealed() {
+			return fmt.Errorf("kind %s is not sealed", h.Kind)
+		}
+		h.Recipient = v
+		return checkKeyID(v)
+	})
+	field("created", false, func(v string) error {
+		var e error
+		h.Created, e = parseTime(v)
+		return e
+	})
+	field("expires", true, func(v string) error {
+		var e error
+		h.Expires, e = parseTime(v)
+		return e
+	})
+	field("signer", false, func(v string) error { h.Signer = v; return checkKeyID(v) })
+	var plen uint64
+	field("payload", false, func(v string) error {
+		var e error
+		plen, e = parseUint(v)
+		return e
+	})
+	if err != nil {
+		return nil, err
+	}
+	if blank, ok := p.line(); !ok || blank != "" {
+		return nil, malformed("header does not end with an empty line")
+	}
+	if p.off > MaxHeaderSize {
+		return nil, fmt.Errorf("%w: header of %d bytes, limit %d", ErrTooLarge, p.off, MaxHeaderSize)
+	}
+	if err := h.check(); err != nil {
+		return nil, err
+	}
+	if plen > MaxPayloadSize {
+		return nil, fmt.Errorf("%w: payload of %d bytes, limit %d", ErrTooLarge, plen, MaxPayloadSize)
+	}
+	if (h.Kind == KindRevoke) != (plen == 0) {
+		return nil, malformed("payload length %d for kind %s", plen, h.Kind)
+	}
+	rest := b[p.off:]
+	if uint64(len(rest)) < plen {
+		return nil, malformed("truncated payload")
+	}
+	d := &Delivery{Header: h, header: b[:p.off:p.off], Payload: rest[:plen:plen]}
+	trailer := rest[plen:]
+	const sigPrefix = "\nsignature: "
+	if !bytes.HasPrefix(trailer, []byte(sigPrefix)) || !bytes.HasSuffix(trailer, []byte("\n")) || len(trailer) < len(sigPrefix)+1 {
+		return nil, malformed("missing or malformed signature line")
+	}
+	enc := trailer[len(sigPrefix) : len(trailer)-1]
+	if len(enc) > 256 {
+		return nil, malformed("signature too long")
+	}
+	sig, err := decodeB64(string(enc))
+	if err != nil || len(sig) == 0 {
+		return nil, malformed("signature: not canonical base64")
+	}
+	d.Signature = sig
+	return d, nil
+}
+
+// check validates the combinations of header fields that single fields
+// cannot.
+func (h *Header) check() error {
+	if err := checkID(h.ID); err != nil {
+		return malformed("id: %v", err)
+	}
+	if !h.Kind.Valid() {
+		return malformed("unknown kind %q", h.Kind)
+	}
+	if (h.Kind == KindRevoke) != (h.Revokes != "") || h.Revokes == KindRevoke || (h.Revokes != "" && !h.Revokes.Valid()) {
+		return malformed("revokes %q with kind %s", h.Revokes, h.Kind)
+	}
+	if err := checkName(h.Target); err != nil {
+		return malformed("target: %v", err)
+	}
+	if h.Seq == 0 {
+		return malformed("seq must be at least 1")
+	}
+	if h.To.Type != ToMachine && h.To.Type != ToGroup {
+		return malformed("to: bad address type %q", h.To.Type)
+	}
+	if err := checkName(h.To.Name); err != nil {
+		return malformed("to: %v", err)
+	}
+	if h.Kind.Sealed() {
+		if err := checkKeyID(h.Recipient); err != nil {
+			return malformed("recipient: %v", err)
+		}
+	} else if h.Recipient != "" {
+		return malformed("recipient set on unsealed kind %s", h.Kind)
+	}
+	// A group key is sealed to one machine's key, never to a group.
+	if (h.Kind == KindGroupKey || h.Revokes == KindGroupKey) && h.To.Type != ToMachine {
+		return malformed("a group key is delivered to a machine, not a group")
+	}
+	if !canonicalTime(h.Created) || (!h.Expires.IsZero() && !canonicalTime(h.Expires)) {
+		return malformed("times must be UTC whole seconds")
+	}
+	if !h.Expires.IsZero() && !h.Expires.After(h.Created) {
+		return malformed("expires is not after created")
+	}
+	if err := checkKeyID(h.Signer); err != nil {
+		return malformed("signer: %v", err)
+	}
+	return nil
+}
+
+// Marshal returns the delivery's bytes, exactly as Parse read them.
+func (d *Delivery) Marshal() []byte {
+	h := marshalHeader(&d.Header, len(d.Payload))
+	var b bytes.Buffer
+	b.Grow(len(h) + len(d.Payload) + 128)
+	b.Write(h)
+	b.Write(d.Payload)
+	b.WriteString("\nsignature: ")
+	b.WriteString(b64.EncodeToString(d.Signature))
+	b.WriteByte('\n')
+	return b.Bytes()
+}
+
+func marshalHeader(h *Header, payloadLen int) []byte {
+	var b bytes.Buffer
+	f := func(name, v string) { b.WriteString(name + ": " + v + "\n") }
+	b.WriteString(Version + "\n")
+	f("id", h.ID)
+	f("kind", string(h.Kind))
+	if h.Kind == KindRevoke {
+		f("revokes", string(h.Revokes))
+	}
+	f("target", h.Target)
+	f("seq", strconv.FormatUint(h.Seq, 10))
+	f("to", h.To.String())
+	if h.Kind.Sealed() {
+		f("recipient", h.Recipient)
+	}
+	f("created", h.Created.UTC().Format(TimeLayout))
+	if !h.Expires.IsZero() {
+		f("expires", h.Expires.UTC().Format(TimeLayout))
+	}
+	f("signer", h.Signer)
+	f("payload", strconv.Itoa(payloadLen))
+	b.WriteByte('\n')
+	return b.Bytes()
+}
+
+type headerParser struct {
+	b   []byte
+	off int
+}
+
+// line returns the next LF-terminated line within the header limit.
+func (p *headerParser) line() (string, bool) {
+	rest := p.b[p.off:]
+	if len(rest) > MaxHeaderSize {
+		rest = rest[:MaxHeaderSize]
+	}
+	i := bytes.IndexByte(rest, '\n')
+	if i < 0 {
+		return "", false
+	}
+	p.off += i + 1
+	return string(rest[:i]), true
+}
+
+// field consumes the next line if it is "name: value".
+func (p *headerParser) field(name string) (string, bool) {
+	save := p.off
+	l, ok := p.line()
+	if !ok {
+		return "", false
+	}
+	v, found := strings.CutPrefix(l, name+": ")
+	if !found {
+		p.off = save
+		return "", false
+	}
+	return v, true
+}
+
+func parseUint(v string) (uint64, error) {
+	if v == "" || len(v) > 20 || (len(v) > 1 && v[0] == '0') {
+		return 0, fmt.Errorf("not a canonical decimal")
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, fmt.Errorf("not a canonical decimal")
+		}
+	}
+	return strconv.ParseUint(v, 10, 64)
+}
+
+func parseTime(v string) (time.Time, error) {
+	t, err := time.Parse(TimeLayout, v)
+	if err != nil || t.Format(TimeLayout) != v {
+		return time.Time{}, fmt.Errorf("want a time like %s", TimeLayout)
+	}
+	return t, nil
+}
+
+func canonicalTime(t time.Time) bool {
+	return t.Location() == time.UTC && t.Nanosecond() == 0 && t.Year() >= 2000 && t.Year() <= 9999
+}
+
+// checkID accepts 1 to 64 of [A-Za-z0-9_-].
+func checkID(v string) error {
+	if len(v) == 0 || len(v) > MaxIDLen {
+		return fmt.Errorf("length %d, want 1 to %d", len(v), MaxIDLen)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return fmt.Errorf("character %q not allowed", c)
+		}
+	}
+	return nil
+}
+
+// checkName accepts 1 to 128 printable ASCII characters (space allowed
+// inside, not at either end).
+func checkName(v string) error {
+	if len(v) == 0 || len(v) > MaxNameLen {
+		return fmt.Errorf("length %d, want 1 to %d", len(v), MaxNameLen)
+	}
+	if v[0] == ' ' || v[len(v)-1] == ' ' {
+		return fmt.Errorf("leading or trailing space")
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return fmt.Errorf("character %q not allowed", v[i])
+		}
+	}
+	return nil
+}
+
+// CheckName reports whether v is acceptable as a target, machine ID or group
+// name.
+func CheckName(v string) error {
+	if err := checkName(v); err != nil {
+		return fmt.Errorf("%w: name %q: %v", ErrInvalid, v, err)
+	}
+	return nil
+}
+
+// checkKeyID accepts exactly 32 lowercase hex digits.
+func checkKeyID(v string) error {
+	if len(v) != 32 {
+		return fmt.Errorf("want 32 lowercase hex digits")
+	}
+	for i := 0; i < len(v); i++ {
+		if !(v[i] >= '0' && v[i] <= '9' || v[i] >= 'a' && v[i] <= 'f') {
+			return fmt.Errorf("want 32 lowercase hex digits")
+		}
+	}
+	return nil
+}
