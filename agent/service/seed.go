@@ -18,16 +18,10 @@ import (
 // SubjectPublicKeyInfo, with or without the PEM armour's line breaks.
 func NormalizePortalKey(v string) (string, error) {
 	v = strings.TrimSpace(v)
-	if strings.HasPrefix(v, "-----BEGIN") {
-		// A PEM block squashed onto one line: restore its line breaks.
-		if !strings.Contains(v, "\n") {
-			v = strings.Replace(v, "-----BEGIN PUBLIC KEY-----", "-----BEGIN PUBLIC KEY-----\n", 1)
-			v = strings.Replace(v, "-----END PUBLIC KEY-----", "\n-----END PUBLIC KEY-----", 1)
-			head, rest, _ := strings.Cut(v, "\n")
-			body, tail, _ := strings.Cut(rest, "\n")
-			v = head + "\n" + strings.ReplaceAll(body, " ", "\n") + "\n" + tail
-		}
-	} else {
+	if !strings.HasPrefix(v, "-----BEGIN") || !strings.Contains(v, "\n") {
+		// base64 DER, or a PEM block squashed onto one line: keep the base64.
+		v = strings.TrimPrefix(v, "-----BEGIN PUBLIC KEY-----")
+		v = strings.TrimSuffix(v, "-----END PUBLIC KEY-----")
 		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(v), ""))
 		if err != nil {
 			return "", errors.New("service: portal key: neither PEM nor base64 DER")
