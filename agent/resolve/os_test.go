@@ -1,0 +1,5 @@
+package resolve_test
+
+import "runtime"
+
+var windowsOnly = runtime.GOOS == "windows"

@@ -1,0 +1,493 @@
+// Package resolve performs one resolution: a local caller asks for named
+// credentials, and the Resolver decides whether it may have them, fetches
+// them from CCP with the right application certificate, and writes an audit
+// record for each name, allowed or refused.
+//
+// The order is fixed: the per-caller rate limit first (so a caller that is
+// refused still cannot hammer the agent), then the policy, then the lookups
+// in the current state snapshot, then the CCP calls. No CCP call happens for
+// a request that is refused.
+//
+// Passwords are returned in the Result's accounts; the caller writes them out
+// and then calls Result.Wipe. Nothing in this package logs a password: the
+// audit record carries names, identities and outcomes only.
+//
+// Caching is off unless a store opts in with CacheTTL. A cached value is
+// served while younger than CacheTTL; when CCP is unreachable, it may be
+// served until it is CacheMaxStale old, and never after. Every answer says
+// whether it came from the cache and how old it is.
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/user"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/state"
+	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/localsock"
+	"github.com/rs/zerolog"
+)
+
+// Fetcher fetches one account from CCP. *ccp.Client satisfies it. Errors
+// should be *ccp.Error so that they carry a class.
+type Fetcher interface {
+	Get(ctx context.Context, req ccp.Request) (*ccp.Account, error)
+}
+
+// FetcherFactory builds the Fetcher for one store and application identity.
+// The Resolver calls it once per (store, AppID) and again only when the
+// store's Seq or the application certificate's Fingerprint changes. If the
+// replaced Fetcher has a CloseIdleConnections method, it is called.
+type FetcherFactory func(store *state.Store, app *state.Application) (Fetcher, error)
+
+// Op is what the caller wants done.
+type Op string
+
+const (
+	// OpResolve returns the credentials.
+	OpResolve Op = "resolve"
+	// OpCheck resolves the credentials but returns only success or the
+	// error. It never uses the cache: it tests the path to CCP.
+	OpCheck Op = "check"
+)
+
+// Classes the Resolver adds to ccp's.
+const (
+	ClassForbidden         ccp.Class = "forbidden"          // the policy refused the caller
+	ClassRateLimited       ccp.Class = "rate_limited"       // the caller's rate limit
+	ClassUnknownCredential ccp.Class = "unknown_credential" // no credential of that name has been delivered
+	ClassCanceled          ccp.Class = "canceled"           // the caller went away
+)
+
+// Request is one request from a local caller.
+type Request struct {
+	RunID  string
+	FlowID string
+	Names  []string
+	Op     Op
+}
+
+// Error is a typed failure. It never carries a secret.
+type Error struct {
+	Class         ccp.Class
+	Code          string
+	Message       string
+	CorrelationID string
+	Server        string
+	// Rule names the policy rule that refused (ClassForbidden), or "" when
+	// no rule matched the caller.
+	Rule string
+	// RetryAfter is when a rate-limited caller may try again.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	s := "resolve: " + string(e.Class)
+	if e.Code != "" {
+		s += " (" + e.Code + ")"
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// IsForbidden reports whether err is a policy refusal.
+func IsForbidden(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Class == ClassForbidden
+}
+
+// IsRateLimited reports whether err is a rate-limit refusal.
+func IsRateLimited(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Class == ClassRateLimited
+}
+
+// Item is the outcome for one name.
+type Item struct {
+	Name string
+	// Account is set on success. It belongs to the caller, who must Wipe
+	// it (Result.Wipe does) after use.
+	Account *ccp.Account
+	// FromCache says the account came from the store's cache; CacheAge is
+	// how old it is. Stale says it was served past CacheTTL because CCP
+	// could not be reached.
+	FromCache bool
+	Stale     bool
+	CacheAge  time.Duration
+	Err       *Error
+}
+
+// Result is the outcome of a Request: either Err (the whole request was
+// refused, and Items is empty) or one Item per requested name, in order.
+type Result struct {
+	Err   *Error
+	Items []Item
+}
+
+// Wipe zeroes every password in r.
+func (r *Result) Wipe() {
+	for i := range r.Items {
+		if a := r.Items[i].Account; a != nil {
+			a.Wipe()
+		}
+	}
+}
+
+// Options configure a Resolver.
+type Options struct {
+	// State is where credentials, stores and applications are looked up.
+	State *state.State
+	// NewFetcher builds CCP clients.
+	NewFetcher FetcherFactory
+	// Policy decides who may resolve what. No rules: everything is refused.
+	Policy config.Policy
+	// RatePerSecond and RateBurst bound each caller (uid or SID): one token
+	// per credential name. RatePerSecond <= 0 disables the limit.
+	RatePerSecond float64
+	RateBurst     int
+	// FailRequestOnPasswordChange is passed to CCP (see ccp.Request).
+	FailRequestOnPasswordChange bool
+	// Audit receives one record per name. Give it its own destination; it
+	// should not add a timestamp of its own (the record has "time").
+	Audit zerolog.Logger
+	// Log is the operational log.
+	Log zerolog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// LookupGroup maps a group name in the policy to its ID (a gid on Linux,
+	// a SID on Windows); nil means os/user.
+	LookupGroup func(name string) (string, error)
+}
+
+// Resolver answers requests. It is safe for concurrent use.
+type Resolver struct {
+	state      *state.State
+	newFetcher FetcherFactory
+	rules      []*rule
+	limiter    *limiter
+	failOnPwCh bool
+	audit      zerolog.Logger
+	log        zerolog.Logger
+	now        func() time.Time
+
+	fmu      sync.Mutex
+	fetchers map[string]*fetcherEntry
+
+	cache *cache
+
+	hmu    sync.Mutex
+	health map[string]*StoreHealth
+}
+
+// New returns a Resolver. It fails if a required option is missing.
+func New(opts Options) (*Resolver, error) {
+	if opts.State == nil || opts.NewFetcher == nil {
+		return nil, errors.New("resolve.New: State and NewFetcher are required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LookupGroup == nil {
+		opts.LookupGroup = func(name string) (string, error) {
+			g, err := user.LookupGroup(name)
+			if err != nil {
+				return "", err
+			}
+			return g.Gid, nil
+		}
+	}
+	r := &Resolver{
+		state:      opts.State,
+		newFetcher: opts.NewFetcher,
+		failOnPwCh: opts.FailRequestOnPasswordChange,
+		audit:      opts.Audit,
+		log:        opts.Log,
+		now:        opts.Now,
+		fetchers:   map[string]*fetcherEntry{},
+		cache:      newCache(),
+		health:     map[string]*StoreHealth{},
+	}
+	r.rules = compilePolicy(opts.Policy, opts.LookupGroup, opts.Log)
+	if opts.RatePerSecond > 0 {
+		r.limiter = newLimiter(opts.RatePerSecond, opts.RateBurst)
+	}
+	return r, nil
+}
+
+// Close wipes the cache.
+func (r *Resolver) Close() { r.cache.clear() }
+
+// Resolve answers req for caller. It never returns a nil-error Result with
+// fewer items than names.
+func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req Request) Result {
+	start := r.now()
+	if req.Op == "" {
+		req.Op = OpResolve
+	}
+	if caller == nil {
+		return r.refuseAll(caller, req, start, &Error{Class: ClassForbidden, Message: "caller not identified"})
+	}
+	if r.limiter != nil {
+		if wait, ok := r.limiter.allow(caller.Key(), len(req.Names), start); !ok {
+			return r.refuseAll(caller, req, start, &Error{
+				Class: ClassRateLimited, RetryAfter: wait,
+				Message: fmt.Sprintf("rate limit for %s exceeded; retry in %v", caller.Key(), wait.Round(time.Millisecond)),
+			})
+		}
+	}
+	if e := r.authorize(caller, req); e != nil {
+		return r.refuseAll(caller, req, start, e)
+	}
+
+	snap := r.state.Load()
+	res := Result{Items: make([]Item, len(req.Names))}
+	if len(req.Names) == 1 {
+		res.Items[0] = r.one(ctx, snap, caller, req, req.Names[0])
+		return res
+	}
+	var wg sync.WaitGroup
+	for i, name := range req.Names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res.Items[i] = r.one(ctx, snap, caller, req, name)
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+func (r *Resolver) refuseAll(caller *localsock.Identity, req Request, start time.Time, e *Error) Result {
+	lat := r.now().Sub(start)
+	snap := r.state.Load()
+	for _, name := range req.Names {
+		rec := auditRecord{caller: caller, req: req, name: name, outcome: "refused", err: e, latency: lat, start: start}
+		rec.fillFromState(snap)
+		r.writeAudit(rec)
+	}
+	return Result{Err: e}
+}
+
+// one resolves a single authorised name.
+func (r *Resolver) one(ctx context.Context, snap *state.Snapshot, caller *localsock.Identity, req Request, name string) Item {
+	start := r.now()
+	it := Item{Name: name}
+	rec := auditRecord{caller: caller, req: req, name: name, start: start}
+	defer func() {
+		rec.latency = r.now().Sub(start)
+		rec.fromCache, rec.cacheAge, rec.stale = it.FromCache, it.CacheAge, it.Stale
+		if it.Err != nil {
+			rec.outcome, rec.err = "error", it.Err
+		} else {
+			rec.outcome = "ok"
+			rec.server, rec.correlation = it.Account.Server, it.Account.CorrelationID
+		}
+		r.writeAudit(rec)
+	}()
+
+	cred, store, app, e := lookup(snap, name)
+	rec.cred, rec.store = cred, store
+	if e != nil {
+		it.Err = e
+		return it
+	}
+	ccpReq := ccp.Request{
+		AppID:                       store.AppID,
+		Safe:                        first(cred.Safe, store.Safe),
+		Folder:                      first(cred.Folder, store.Folder),
+		Object:                      cred.Object,
+		Query:                       cred.Query,
+		QueryFormat:                 cred.QueryFormat,
+		Reason:                      SanitizeReason(req.RunID),
+		FailRequestOnPasswordChange: r.failOnPwCh,
+	}
+	rec.ccpReq = &ccpReq
+
+	useCache := req.Op == OpResolve && store.CacheTTL > 0
+	ck := cacheKey{store: store.Name, cred: cred.Name, storeSeq: store.Seq, credSeq: cred.Seq, appFP: app.Fingerprint}
+	if useCache {
+		if acct, age, ok := r.cache.get(ck, start, store.CacheTTL); ok {
+			it.Account, it.FromCache, it.CacheAge = acct, true, age
+			return it
+		}
+	}
+
+	f, err := r.fetcher(store, app)
+	if err != nil {
+		it.Err = &Error{Class: ccp.ClassAppCertUnreadable, Message: "building the CCP client: " + err.Error()}
+		r.noteHealth(store.Name, it.Err, start)
+		return it
+	}
+	acct, err := f.Get(ctx, ccpReq)
+	if err == nil && acct == nil {
+		err = &ccp.Error{Class: ccp.ClassServerError, Message: "CCP client returned no account"}
+	}
+	if err != nil {
+		it.Err = toError(ctx, err)
+		r.noteHealth(store.Name, it.Err, start)
+		if useCache && unreachable(it.Err.Class) && store.CacheMaxStale > 0 {
+			if acct, age, ok := r.cache.get(ck, start, store.CacheMaxStale); ok {
+				rec.staleCause = it.Err
+				it.Err = nil
+				it.Account, it.FromCache, it.Stale, it.CacheAge = acct, true, true, age
+			}
+		}
+		return it
+	}
+	r.noteHealth(store.Name, nil, start)
+	if useCache && !acct.PasswordChangeInProcess {
+		r.cache.put(ck, acct, start, max(store.CacheTTL, store.CacheMaxStale))
+	}
+	it.Account = acct
+	return it
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func lookup(snap *state.Snapshot, name string) (*state.Credential, *state.Store, *state.Application, *Error) {
+	cred := snap.Credentials[name]
+	if cred == nil {
+		return nil, nil, nil, &Error{Class: ClassUnknownCredential, Message: fmt.Sprintf("no credential named %q has been delivered to this machine", name)}
+	}
+	store := snap.Stores[cred.Store]
+	if store == nil {
+		return cred, nil, nil, &Error{Class: ccp.ClassStoreMisconfigured, Message: fmt.Sprintf("credential %q uses store %q, which has not been delivered", name, cred.Store)}
+	}
+	app := snap.Applications[store.AppID]
+	if app == nil || app.Certificate == nil {
+		return cred, store, nil, &Error{Class: ccp.ClassAppCertUnreadable, Message: fmt.Sprintf("store %q uses AppID %q, whose certificate has not been delivered", store.Name, store.AppID)}
+	}
+	return cred, store, app, nil
+}
+
+// toError turns a Fetcher error into an *Error.
+func toError(ctx context.Context, err error) *Error {
+	var ce *ccp.Error
+	if errors.As(err, &ce) {
+		return &Error{Class: ce.Class, Code: ce.Code, Message: ce.Message, CorrelationID: ce.CorrelationID, Server: ce.Server}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Class: ccp.ClassTimeout, Message: "no answer from CCP within the time allowed"}
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		return &Error{Class: ClassCanceled, Message: "the request was cancelled"}
+	}
+	return &Error{Class: ccp.ClassServerError, Message: err.Error()}
+}
+
+// unreachable reports whether class means CCP could not give an answer, as
+// opposed to answering "no".
+func unreachable(c ccp.Class) bool {
+	switch c {
+	case ccp.ClassVaultUnreachable, ccp.ClassTimeout, ccp.ClassServerError:
+		return true
+	}
+	return false
+}
+
+type fetcherEntry struct {
+	storeSeq    uint64
+	fingerprint string
+	f           Fetcher
+}
+
+func (r *Resolver) fetcher(store *state.Store, app *state.Application) (Fetcher, error) {
+	key := store.Name + "\x00" + app.AppID
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	old := r.fetchers[key]
+	if old != nil && old.storeSeq == store.Seq && old.fingerprint == app.Fingerprint {
+		return old.f, nil
+	}
+	f, err := r.newFetcher(store, app)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil {
+		if c, ok := old.f.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+	r.fetchers[key] = &fetcherEntry{storeSeq: store.Seq, fingerprint: app.Fingerprint, f: f}
+	return f, nil
+}
+
+// StoreHealth is what the Resolver has seen of one store's CCP.
+type StoreHealth struct {
+	LastSuccess    time.Time
+	LastError      string
+	LastErrorClass ccp.Class
+	LastErrorAt    time.Time
+}
+
+func (r *Resolver) noteHealth(store string, e *Error, at time.Time) {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	h := r.health[store]
+	if h == nil {
+		h = &StoreHealth{}
+		r.health[store] = h
+	}
+	if e == nil {
+		h.LastSuccess = at
+		return
+	}
+	// A missing object is CCP answering, not CCP being unhealthy.
+	if e.Class == ccp.ClassNotFound || e.Class == ClassCanceled {
+		h.LastSuccess = at
+		return
+	}
+	h.LastError, h.LastErrorClass, h.LastErrorAt = e.Error(), e.Class, at
+}
+
+// Health returns what the Resolver has seen of each store's CCP, by store
+// name, for status.
+func (r *Resolver) Health() map[string]StoreHealth {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	out := make(map[string]StoreHealth, len(r.health))
+	for k, v := range r.health {
+		out[k] = *v
+	}
+	return out
+}
+
+// maxReason bounds the Reason sent to CCP.
+const maxReason = 128
+
+// SanitizeReason makes a run ID safe to send as CCP's Reason: letters,
+// digits and " ._:@-" are kept and anything else becomes "_", so that none
+// of CCP's reserved query characters (& + % ; = / \ and the like) or control
+// characters reach it. The result is at most 128 bytes; empty becomes
+// "credagent".
+func SanitizeReason(runID string) string {
+	var b strings.Builder
+	for _, c := range runID {
+		if b.Len() >= maxReason {
+			break
+		}
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.ContainsRune(" ._:@-", c):
+			b.WriteRune(c)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	if s := strings.TrimSpace(b.String()); s != "" {
+		return s
+	}
+	return "credagent"
+}

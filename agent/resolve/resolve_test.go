@@ -1,0 +1,513 @@
+package resolve_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/resolve"
+	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/agent/state"
+	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/localsock"
+	"github.com/rs/zerolog"
+)
+
+// planted is a password that must never show up in a log.
+const planted = "Pl4nted-S3cret!"
+
+// fakeCCP is an in-memory CCP: accounts by object name. down makes every call
+// fail as unreachable.
+type fakeCCP struct {
+	mu       sync.Mutex
+	accounts map[string]string // object -> password
+	down     bool
+	calls    int
+	reasons  []string
+}
+
+func (f *fakeCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.reasons = append(f.reasons, req.Reason)
+	if f.down {
+		return nil, &ccp.Error{Class: ccp.ClassVaultUnreachable, Message: "connection refused", Server: "https://ccp.test", CorrelationID: "corr-down"}
+	}
+	pw, ok := f.accounts[req.Object]
+	if !ok {
+		return nil, &ccp.Error{Class: ccp.ClassNotFound, Code: "APPAP004E", Message: "Password object matching query not found", Server: "https://ccp.test", CorrelationID: "corr-nf"}
+	}
+	return &ccp.Account{
+		Content:       secret.FromString(pw),
+		Properties:    map[string]string{"UserName": "svc_" + req.Object, "Address": "host.test"},
+		Server:        "https://ccp.test",
+		CorrelationID: "corr-" + req.Object,
+	}, nil
+}
+
+func (f *fakeCCP) set(fn func(f *fakeCCP)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakeCCP) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func testState() *state.State {
+	s := state.Empty()
+	s.Applications["RPA"] = &state.Application{AppID: "RPA", Certificate: &tls.Certificate{}, Fingerprint: "fp1"}
+	s.Stores["prod"] = &state.Store{Name: "prod", AppID: "RPA", Safe: "RPA-Safe", Folder: "Root", Seq: 1}
+	s.Stores["orphan"] = &state.Store{Name: "orphan", AppID: "NoSuchApp", Seq: 1}
+	s.Credentials["sap"] = &state.Credential{Name: "sap", Store: "prod", Object: "sap", Seq: 1}
+	s.Credentials["db"] = &state.Credential{Name: "db", Store: "prod", Safe: "DB-Safe", Object: "db", Seq: 1}
+	s.Credentials["gone"] = &state.Credential{Name: "gone", Store: "prod", Object: "gone", Seq: 1}
+	s.Credentials["lost-store"] = &state.Credential{Name: "lost-store", Store: "nowhere", Object: "x", Seq: 1}
+	s.Credentials["no-app"] = &state.Credential{Name: "no-app", Store: "orphan", Object: "x", Seq: 1}
+	var st state.State
+	st.Publish(s)
+	return &st
+}
+
+var runner = &localsock.Identity{UID: 1000, GID: 1000, Groups: []uint32{1000, 2000}, Username: "runner", PID: 4242, Exe: "/opt/runner/bin/runner"}
+
+var testPolicy = config.Policy{Rules: []config.Rule{
+	{Name: "runner", UIDs: []uint32{1000}, Credentials: []string{"sap", "db", "gone", "lost-store", "no-app"}},
+	{Name: "ops-check-only", Groups: []string{"ops"}, Credentials: []string{"*"}, Operations: []string{"check"}},
+}}
+
+type env struct {
+	r     *resolve.Resolver
+	ccp   *fakeCCP
+	st    *state.State
+	clock *clock
+	audit *bytes.Buffer
+	log   *bytes.Buffer
+	made  *int
+}
+
+func newEnv(t *testing.T, mod func(o *resolve.Options)) *env {
+	t.Helper()
+	e := &env{
+		ccp:   &fakeCCP{accounts: map[string]string{"sap": planted, "db": planted + "db"}},
+		st:    testState(),
+		clock: &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)},
+		audit: &bytes.Buffer{}, log: &bytes.Buffer{},
+		made: new(int),
+	}
+	var mu sync.Mutex
+	opts := resolve.Options{
+		State: e.st,
+		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
+			mu.Lock()
+			*e.made++
+			mu.Unlock()
+			return e.ccp, nil
+		},
+		Policy: testPolicy,
+		Audit:  zerolog.New(&lockedWriter{w: e.audit}),
+		Log:    zerolog.New(&lockedWriter{w: e.log}),
+		Now:    e.clock.now,
+		LookupGroup: func(name string) (string, error) {
+			if name == "ops" {
+				return "2000", nil
+			}
+			return "", errors.New("unknown group")
+		},
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	r, err := resolve.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.r = r
+	t.Cleanup(func() {
+		r.Close()
+		for _, b := range []*bytes.Buffer{e.audit, e.log} {
+			if strings.Contains(b.String(), planted) {
+				t.Errorf("a log holds the password: %s", b)
+			}
+		}
+	})
+	return e
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (e *env) records(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(e.audit.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestPolicy(t *testing.T) {
+	win := &localsock.Identity{SID: "S-1-5-21-1-2-3-1001", GroupSIDs: []string{"S-1-5-32-545"}, Username: `CORP\bot`, PID: 7, Exe: `C:\Runner\runner.exe`}
+	tests := []struct {
+		name     string
+		rules    []config.Rule
+		caller   *localsock.Identity
+		op       resolve.Op
+		names    []string
+		wantRule string // "" with wantOK false: no rule matched
+		wantOK   bool
+	}{
+		{"uid grants", nil, runner, resolve.OpResolve, []string{"sap"}, "", true},
+		{"uid does not grant name", nil, runner, resolve.OpResolve, []string{"sap", "secret-hr"}, "runner", false},
+		{"no rule", nil, &localsock.Identity{UID: 1001, GID: 1001}, resolve.OpResolve, []string{"sap"}, "", false},
+		{"group check ok", nil, &localsock.Identity{UID: 1500, GID: 100, Groups: []uint32{2000}}, resolve.OpCheck, []string{"anything"}, "", true},
+		{"group resolve refused by op", nil, &localsock.Identity{UID: 1500, GID: 2000}, resolve.OpResolve, []string{"sap"}, "ops-check-only", false},
+		{"exe must match", []config.Rule{{Name: "exe", UIDs: []uint32{1000}, Executables: []string{"/usr/bin/other"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
+		{"exe matches", []config.Rule{{Name: "exe", UIDs: []uint32{1000}, Executables: []string{"/opt/runner/bin/../bin/runner"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", true},
+		{"unknown exe fails closed", []config.Rule{{Name: "exe", Executables: []string{"/x"}, Credentials: []string{"*"}}}, &localsock.Identity{UID: 1000}, resolve.OpResolve, []string{"sap"}, "", false},
+		{"prefix grant", []config.Rule{{Name: "p", Users: []string{"runner"}, Credentials: []string{"sa*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", true},
+		{"first match decides", []config.Rule{{Name: "narrow", UIDs: []uint32{1000}, Credentials: []string{"db"}}, {Name: "wide", UIDs: []uint32{1000}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "narrow", false},
+		{"unknown group fails closed", []config.Rule{{Name: "g", Groups: []string{"nope"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
+		{"uid 0 rule never matches a Windows caller", []config.Rule{{Name: "root", UIDs: []uint32{0}, Credentials: []string{"*"}}}, win, resolve.OpResolve, []string{"sap"}, "", false},
+		{"sid via group", []config.Rule{{Name: "users", SIDs: []string{"s-1-5-32-545"}, Credentials: []string{"*"}}}, win, resolve.OpResolve, []string{"sap"}, "", true},
+		{"windows user name, any case", []config.Rule{{Name: "u", Users: []string{`corp\BOT`}, SIDs: []string{"S-1-5-21-1-2-3-1001"}, Credentials: []string{"*"}}}, win, resolve.OpResolve, []string{"sap"}, "", windowsOnly},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(o *resolve.Options) {
+				if tt.rules != nil {
+					o.Policy = config.Policy{Rules: tt.rules}
+				}
+			})
+			res := e.r.Resolve(context.Background(), tt.caller, resolve.Request{RunID: "run-1", Names: tt.names, Op: tt.op})
+			defer res.Wipe()
+			if tt.wantOK {
+				if res.Err != nil && res.Err.Class == resolve.ClassForbidden {
+					t.Fatalf("refused: %v", res.Err)
+				}
+				return
+			}
+			if res.Err == nil || !resolve.IsForbidden(res.Err) {
+				t.Fatalf("not refused: %+v", res)
+			}
+			if res.Err.Rule != tt.wantRule {
+				t.Errorf("rule = %q, want %q", res.Err.Rule, tt.wantRule)
+			}
+			if tt.wantRule == "" && !strings.Contains(res.Err.Message, "no rule matched") {
+				t.Errorf("message %q does not say no rule matched", res.Err.Message)
+			}
+			if tt.wantRule != "" && !strings.Contains(res.Err.Message, tt.wantRule) {
+				t.Errorf("message %q does not name the rule", res.Err.Message)
+			}
+			if e.ccp.count() != 0 {
+				t.Errorf("CCP called %d times for a refused request", e.ccp.count())
+			}
+			recs := e.records(t)
+			if len(recs) != len(tt.names) {
+				t.Fatalf("%d audit records, want %d", len(recs), len(tt.names))
+			}
+			for _, r := range recs {
+				if r["outcome"] != "refused" || r["error_class"] != "forbidden" {
+					t.Errorf("audit record %v", r)
+				}
+			}
+		})
+	}
+}
+
+func TestResolvePartial(t *testing.T) {
+	e := newEnv(t, nil)
+	names := []string{"sap", "db", "gone", "lost-store", "no-app"}
+	res := e.r.Resolve(context.Background(), runner, resolve.Request{RunID: "run&42;x", FlowID: "flow-7", Names: names})
+	defer res.Wipe()
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	want := []struct {
+		class ccp.Class
+		user  string
+	}{
+		{"", "svc_sap"}, {"", "svc_db"}, {ccp.ClassNotFound, ""}, {ccp.ClassStoreMisconfigured, ""}, {ccp.ClassAppCertUnreadable, ""},
+	}
+	for i, w := range want {
+		it := res.Items[i]
+		if it.Name != names[i] {
+			t.Errorf("item %d is %q", i, it.Name)
+		}
+		if w.class == "" {
+			if it.Err != nil || it.Account.UserName() != w.user || it.FromCache {
+				t.Errorf("%s: %+v %v", it.Name, it.Account, it.Err)
+			}
+			continue
+		}
+		if it.Err == nil || it.Err.Class != w.class {
+			t.Errorf("%s: err %v, want class %s", it.Name, it.Err, w.class)
+		}
+	}
+	if got := res.Items[0].Account.Content.RevealString(); got != planted {
+		t.Errorf("password %q", got)
+	}
+	res.Wipe()
+	if !bytes.Equal(res.Items[0].Account.Content.Reveal(), make([]byte, len(planted))) {
+		t.Error("Wipe left the password")
+	}
+	for _, r := range e.ccp.reasons {
+		if r != "run_42_x" {
+			t.Errorf("Reason sent to CCP = %q", r)
+		}
+	}
+
+	recs := e.records(t)
+	if len(recs) != len(names) {
+		t.Fatalf("%d audit records, want %d", len(recs), len(names))
+	}
+	byName := map[string]map[string]any{}
+	for _, r := range recs {
+		byName[r["credential"].(string)] = r
+	}
+	ok := byName["sap"]
+	for k, v := range map[string]any{
+		"outcome": "ok", "op": "resolve", "caller_uid": 1000.0, "caller_pid": 4242.0, "caller_exe": "/opt/runner/bin/runner",
+		"run_id": "run&42;x", "flow_id": "flow-7", "store": "prod", "app_id": "RPA", "safe": "RPA-Safe", "object": "sap",
+		"ccp_server": "https://ccp.test", "correlation_id": "corr-sap", "from_cache": false,
+	} {
+		if ok[k] != v {
+			t.Errorf("ok record %s = %v, want %v", k, ok[k], v)
+		}
+	}
+	if _, has := ok["time"]; !has {
+		t.Error("no time")
+	}
+	if _, has := ok["latency_ms"]; !has {
+		t.Error("no latency")
+	}
+	if byName["db"]["safe"] != "DB-Safe" {
+		t.Errorf("credential safe override not used: %v", byName["db"])
+	}
+	nf := byName["gone"]
+	if nf["outcome"] != "error" || nf["error_class"] != "not_found" || nf["error_code"] != "APPAP004E" || nf["correlation_id"] != "corr-nf" {
+		t.Errorf("not-found record %v", nf)
+	}
+	if byName["lost-store"]["error_class"] != "store_misconfigured" {
+		t.Errorf("lost-store record %v", byName["lost-store"])
+	}
+	if h := e.r.Health()["prod"]; h.LastSuccess.IsZero() {
+		t.Errorf("health %+v", h)
+	}
+}
+
+func TestUnknownCredential(t *testing.T) {
+	e := newEnv(t, func(o *resolve.Options) {
+		o.Policy = config.Policy{Rules: []config.Rule{{Name: "all", UIDs: []uint32{1000}, Credentials: []string{"*"}}}}
+	})
+	res := e.r.Resolve(context.Background(), runner, resolve.Request{Names: []string{"nope"}})
+	if res.Items[0].Err == nil || res.Items[0].Err.Class != resolve.ClassUnknownCredential {
+		t.Fatalf("%+v", res.Items[0])
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, func(o *resolve.Options) { o.RatePerSecond, o.RateBurst = 1, 2 })
+	call := func(id *localsock.Identity, names ...string) resolve.Result {
+		r := e.r.Resolve(context.Background(), id, resolve.Request{Names: names})
+		r.Wipe()
+		return r
+	}
+	if r := call(runner, "sap", "db"); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	calls := e.ccp.count()
+	r := call(runner, "sap")
+	if !resolve.IsRateLimited(r.Err) || r.Err.RetryAfter <= 0 || r.Err.RetryAfter > time.Second {
+		t.Fatalf("third name: %+v", r.Err)
+	}
+	if e.ccp.count() != calls {
+		t.Error("CCP called for a rate-limited request")
+	}
+	// A refused request, too, is counted against its caller first.
+	stranger := &localsock.Identity{UID: 5, GID: 5}
+	call(stranger, "sap")
+	call(stranger, "sap")
+	if r := call(stranger, "sap"); !resolve.IsRateLimited(r.Err) {
+		t.Errorf("stranger: %+v", r.Err)
+	}
+	// Another caller is not affected, and time refills the bucket.
+	e.clock.add(time.Second)
+	if r := call(runner, "sap"); r.Err != nil {
+		t.Errorf("after a second: %v", r.Err)
+	}
+	last := e.records(t)
+	found := false
+	for _, rec := range last {
+		if rec["error_class"] == "rate_limited" && rec["outcome"] == "refused" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no audit record for the rate-limited request")
+	}
+}
+
+func TestFetcherRebuilt(t *testing.T) {
+	e := newEnv(t, nil)
+	do := func() {
+		r := e.r.Resolve(context.Background(), runner, resolve.Request{Names: []string{"sap", "db"}})
+		r.Wipe()
+	}
+	do()
+	do()
+	if *e.made != 1 {
+		t.Fatalf("factory called %d times, want 1", *e.made)
+	}
+	e.st.Update(func(s *state.Snapshot) error {
+		st := *s.Stores["prod"]
+		st.Seq = 2
+		s.Stores["prod"] = &st
+		return nil
+	})
+	do()
+	if *e.made != 2 {
+		t.Fatalf("after a store update: factory called %d times, want 2", *e.made)
+	}
+	e.st.Update(func(s *state.Snapshot) error {
+		a := *s.Applications["RPA"]
+		a.Fingerprint = "fp2"
+		s.Applications["RPA"] = &a
+		return nil
+	})
+	do()
+	do()
+	if *e.made != 3 {
+		t.Fatalf("after a new certificate: factory called %d times, want 3", *e.made)
+	}
+}
+
+func TestCache(t *testing.T) {
+	e := newEnv(t, nil)
+	e.st.Update(func(s *state.Snapshot) error {
+		st := *s.Stores["prod"]
+		st.CacheTTL, st.CacheMaxStale = 10*time.Second, time.Minute
+		s.Stores["prod"] = &st
+		return nil
+	})
+	get := func(op resolve.Op) resolve.Item {
+		r := e.r.Resolve(context.Background(), runner, resolve.Request{Names: []string{"sap"}, Op: op})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		it := r.Items[0]
+		if it.Account != nil {
+			if it.Account.Content.RevealString() != planted {
+				t.Errorf("cached password is %q", it.Account.Content.RevealString())
+			}
+			r.Wipe() // must not reach the cache's copy
+		}
+		return it
+	}
+	steps := []struct {
+		advance   time.Duration
+		down      bool
+		op        resolve.Op
+		wantCache bool
+		wantStale bool
+		wantAge   time.Duration
+		wantErr   ccp.Class
+		wantCalls int
+	}{
+		{0, false, resolve.OpResolve, false, false, 0, "", 1},
+		{4 * time.Second, false, resolve.OpResolve, true, false, 4 * time.Second, "", 1},
+		{0, false, resolve.OpCheck, false, false, 0, "", 2}, // check always asks CCP
+		{7 * time.Second, false, resolve.OpResolve, false, false, 0, "", 3},
+		{20 * time.Second, true, resolve.OpResolve, true, true, 20 * time.Second, "", 4},
+		{41 * time.Second, true, resolve.OpResolve, false, false, 0, ccp.ClassVaultUnreachable, 5},
+	}
+	for i, s := range steps {
+		e.clock.add(s.advance)
+		e.ccp.set(func(f *fakeCCP) { f.down = s.down })
+		it := get(s.op)
+		if it.FromCache != s.wantCache || it.Stale != s.wantStale || it.CacheAge != s.wantAge {
+			t.Errorf("step %d: from_cache=%v stale=%v age=%v", i, it.FromCache, it.Stale, it.CacheAge)
+		}
+		if (it.Err == nil) != (s.wantErr == "") || (it.Err != nil && it.Err.Class != s.wantErr) {
+			t.Errorf("step %d: err %v, want %q", i, it.Err, s.wantErr)
+		}
+		if e.ccp.count() != s.wantCalls {
+			t.Errorf("step %d: %d CCP calls, want %d", i, e.ccp.count(), s.wantCalls)
+		}
+	}
+	recs := e.records(t)
+	stale := recs[4]
+	if stale["from_cache"] != true || stale["stale"] != true || stale["cache_age_ms"] != 20000.0 || stale["error_class"] != "vault_unreachable" {
+		t.Errorf("stale record %v", stale)
+	}
+	if h := e.r.Health()["prod"]; h.LastErrorClass != ccp.ClassVaultUnreachable {
+		t.Errorf("health %+v", h)
+	}
+}
+
+func TestCacheOffByDefault(t *testing.T) {
+	e := newEnv(t, nil)
+	for range 3 {
+		r := e.r.Resolve(context.Background(), runner, resolve.Request{Names: []string{"sap"}})
+		if r.Items[0].FromCache {
+			t.Fatal("served from cache without opt-in")
+		}
+		r.Wipe()
+	}
+	if e.ccp.count() != 3 {
+		t.Errorf("%d CCP calls, want 3", e.ccp.count())
+	}
+}
+
+func TestSanitizeReason(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                        "credagent",
+		"run-42":                  "run-42",
+		"a&b+c%d;e=f/g\\h\n":      "a_b_c_d_e_f_g_h_",
+		"  ":                      "credagent",
+		"flow:1@host.x":           "flow:1@host.x",
+		strings.Repeat("x", 300):  strings.Repeat("x", 128),
+		"ünï":                     "_n_",
+		fmt.Sprint("run\x00null"): "run_null",
+	} {
+		if got := resolve.SanitizeReason(in); got != want {
+			t.Errorf("SanitizeReason(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
