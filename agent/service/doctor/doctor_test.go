@@ -1,0 +1,219 @@
+package doctor
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/harden"
+)
+
+func levels(rs []Result) string {
+	var b []string
+	for _, r := range rs {
+		b = append(b, string(r.Level))
+	}
+	return strings.Join(b, ",")
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("log:\n  level: debug\n"), 0o600)
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("log:\n  levle: debug\n"), 0o600)
+
+	env := &Env{ConfigPath: good}
+	if rs := env.checkConfig(context.Background()); rs[0].Level != Pass || env.Config == nil {
+		t.Fatalf("good config: %+v", rs)
+	}
+	env = &Env{ConfigPath: bad}
+	rs := env.checkConfig(context.Background())
+	if rs[0].Level != Fail || !strings.Contains(rs[0].Detail, "levle") || rs[0].Fix == "" {
+		t.Fatalf("bad config: %+v", rs)
+	}
+	// Later checks are skipped with a WARN, not a crash.
+	all := Run(context.Background(), Checks(env), time.Second)
+	if Worst(all) != Fail || len(all) != len(Checks(env)) {
+		t.Fatalf("results %+v", all)
+	}
+}
+
+func TestPrivateDir(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix modes")
+	}
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok")
+	os.Mkdir(ok, 0o700)
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	link := filepath.Join(dir, "link")
+	os.Symlink(ok, link)
+	for p, want := range map[string]Level{ok: Pass, open: Fail, file: Fail, link: Fail, filepath.Join(dir, "missing"): Warn} {
+		rs := CheckPrivateDir(p)
+		if rs[0].Level != want {
+			t.Errorf("%s: %+v, want %s", p, rs, want)
+		}
+		if want != Pass && rs[0].Fix == "" {
+			t.Errorf("%s: no fix", p)
+		}
+	}
+}
+
+func TestSocket(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix sockets")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s.sock")
+	if rs := CheckSocket(p, ""); rs[0].Level != Fail {
+		t.Fatalf("missing socket: %+v", rs)
+	}
+	l, err := net.Listen("unix", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.Chmod(p, 0o660)
+	if rs := CheckSocket(p, ""); rs[0].Level != Pass {
+		t.Fatalf("0660 socket: %+v", rs)
+	}
+	os.Chmod(p, 0o666)
+	if rs := CheckSocket(p, ""); rs[0].Level != Fail {
+		t.Fatalf("0666 socket: %+v", rs)
+	}
+	if rs := CheckSocket(p+"x", "no-such-group-here"); rs[0].Level != Fail {
+		t.Fatal("missing")
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rs := CheckExpiry([]Certificate{
+		{AppID: "c-ok", NotAfter: now.AddDate(1, 0, 0)},
+		{AppID: "a-expired", NotAfter: now.Add(-time.Hour)},
+		{AppID: "b-soon", NotAfter: now.AddDate(0, 0, 10)},
+	}, now, 30*24*time.Hour)
+	if got := levels(rs); got != "FAIL,WARN,PASS" {
+		t.Fatalf("levels %s: %+v", got, rs)
+	}
+	if CheckExpiry(nil, now, time.Hour)[0].Level != Warn {
+		t.Fatal("no certificates should warn")
+	}
+}
+
+func TestHardeningAndRender(t *testing.T) {
+	env := &Env{Hardening: func(context.Context) (harden.Report, error) {
+		return harden.Report{Measures: []harden.Measure{{Name: "no_core_dumps", Applied: true}, {Name: "memory_locked", Detail: "EPERM"}}}, nil
+	}}
+	rs := Run(context.Background(), []Check{{"hardening", env.checkHardening}}, time.Second)
+	if rs[0].Level != Warn || !strings.Contains(rs[0].Detail, "memory_locked: EPERM") {
+		t.Fatalf("%+v", rs)
+	}
+	var b bytes.Buffer
+	Render(&b, append(rs, Result{Name: "config", Level: Pass, Detail: "/etc/credagent/config.yaml"}))
+	want := "WARN  hardening  not in force: memory_locked: EPERM\n" +
+		"                 fix: run the agent as the service (the unit's LimitMEMLOCK/LimitCORE), as root\n" +
+		"PASS  config     /etc/credagent/config.yaml\n"
+	if b.String() != want {
+		t.Fatalf("render:\n%s\nwant:\n%s", b.String(), want)
+	}
+	env.Hardening = func(context.Context) (harden.Report, error) { return harden.Report{}, errors.New("down") }
+	if env.checkHardening(context.Background())[0].Level != Warn {
+		t.Fatal("error should warn")
+	}
+}
+
+func clientCert(t *testing.T) *tls.Certificate {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "app"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
+}
+
+func TestProbeStore(t *testing.T) {
+	var gotQuery string
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotQuery = r.URL.RawQuery
+		if len(r.TLS.PeerCertificates) == 0 {
+			http.Error(w, `{"ErrorCode":"APPAP306E"}`, http.StatusForbidden)
+			return
+		}
+		if r.URL.Path != "/AIMWebService/api/Accounts" || r.URL.Query().Get("Object") != "health" {
+			http.Error(w, `{"ErrorCode":"APPAP004E"}`, http.StatusNotFound)
+			return
+		}
+		w.Write([]byte(`{"Content":"x"}`))
+	}))
+	ts.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	ts.StartTLS()
+	defer ts.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	ctx := context.Background()
+	base := Store{Name: "prod", Servers: []string{ts.URL}, AppID: "App1", Safe: "S", HealthObject: "health", ClientCert: clientCert(t), Roots: roots}
+
+	if got := levels(ProbeStore(ctx, base)); got != "PASS,PASS,PASS,PASS" {
+		t.Fatalf("good store: %s %+v", got, ProbeStore(ctx, base))
+	}
+	if !strings.Contains(gotQuery, "AppID=App1") || !strings.Contains(gotQuery, "Object=health") {
+		t.Fatalf("query %q", gotQuery)
+	}
+
+	noCert := base
+	noCert.ClientCert = nil
+	if rs := ProbeStore(ctx, noCert); rs[3].Level != Fail {
+		t.Fatalf("no client cert: %+v", rs)
+	}
+	noHealth := base
+	noHealth.HealthObject = ""
+	gotQuery = ""
+	if rs := ProbeStore(ctx, noHealth); rs[3].Level != Warn || gotQuery != "" {
+		t.Fatalf("no health object: %+v, request %q sent", rs, gotQuery)
+	}
+	untrusted := base
+	untrusted.Roots = x509.NewCertPool()
+	if rs := ProbeStore(ctx, untrusted); rs[2].Level != Fail || !strings.Contains(rs[2].Name, "tls") {
+		t.Fatalf("untrusted chain: %+v", rs)
+	}
+	pinned := base
+	pinned.Pins = []string{"AAAA"}
+	if rs := ProbeStore(ctx, pinned); rs[2].Level != Fail {
+		t.Fatalf("wrong pin: %+v", rs)
+	}
+	down := base
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	down.Servers = []string{"https://" + addr}
+	if rs := ProbeStore(ctx, down); rs[1].Level != Fail {
+		t.Fatalf("closed port: %+v", rs)
+	}
+	_ = config.Config{}
+}

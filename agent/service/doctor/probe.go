@@ -1,0 +1,177 @@
+package doctor
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Store is what probing one CCP store needs. The agent fills it from its
+// state (state.Store plus the application's certificate), so the client
+// certificate's private key never leaves the agent's process.
+type Store struct {
+	Name         string
+	Servers      []string // https://host[:port]
+	Path         string   // default /AIMWebService
+	AppID        string
+	Safe         string
+	Folder       string
+	HealthObject string // the account requested to prove the client certificate works
+	CABundle     []byte // PEM, added to the system roots
+	Pins         []string
+	ClientCert   *tls.Certificate
+	// Roots replaces the system roots (tests). Nil: the system pool.
+	Roots *x509.CertPool
+}
+
+// ProbeStore checks each server of s in turn: DNS, TCP, the TLS handshake
+// with the chain (and pins) validated, and the client certificate accepted,
+// by requesting the health-check object. It never sends an empty AppID or
+// object, which would only fill CCP's error log.
+func ProbeStore(ctx context.Context, s Store) []Result {
+	var out []Result
+	if len(s.Servers) == 0 {
+		return []Result{{Name: "store " + s.Name, Level: Fail, Detail: "no servers", Fix: "fix the store's delivery in the portal"}}
+	}
+	for _, srv := range s.Servers {
+		out = append(out, probeServer(ctx, s, srv)...)
+	}
+	return out
+}
+
+func probeServer(ctx context.Context, s Store, srv string) []Result {
+	prefix := "store " + s.Name + " " + srv
+	r := func(step string, l Level, detail, fix string) Result {
+		return Result{Name: prefix + " " + step, Level: l, Detail: detail, Fix: fix}
+	}
+	u, err := url.Parse(srv)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return []Result{r("url", Fail, fmt.Sprintf("%q is not an https:// URL", srv), "fix the store in the portal")}
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "443"
+	}
+	var out []Result
+
+	addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil {
+		return append(out, r("dns", Fail, err.Error(), "check the name and this machine's DNS servers"))
+	}
+	out = append(out, r("dns", Pass, strings.Join(addrs, ", "), ""))
+
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return append(out, r("tcp", Fail, err.Error(), "check firewalls and proxies between this machine and "+host+":"+port))
+	}
+	out = append(out, r("tcp", Pass, conn.RemoteAddr().String(), ""))
+
+	roots := s.Roots
+	if roots == nil {
+		if roots, err = x509.SystemCertPool(); err != nil || roots == nil {
+			roots = x509.NewCertPool()
+		}
+	} else {
+		roots = roots.Clone()
+	}
+	if len(s.CABundle) > 0 && !roots.AppendCertsFromPEM(s.CABundle) {
+		conn.Close()
+		return append(out, r("tls", Fail, "the store's CA bundle holds no certificate", "fix the CA bundle in the portal"))
+	}
+	tcfg := &tls.Config{
+		ServerName:    host,
+		RootCAs:       roots,
+		MinVersion:    tls.VersionTLS12,
+		Renegotiation: tls.RenegotiateOnceAsClient, // IIS asks for the client certificate this way
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if s.ClientCert == nil {
+				return &tls.Certificate{}, nil
+			}
+			return s.ClientCert, nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error { return checkPins(cs, s.Pins) },
+	}
+	tc := tls.Client(conn, tcfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		tc.Close()
+		return append(out, r("tls", Fail, err.Error(), "check the server's certificate chain against the store's CA bundle and pins"))
+	}
+	cs := tc.ConnectionState()
+	out = append(out, r("tls", Pass, fmt.Sprintf("%s, chain to %q valid", tls.VersionName(cs.Version), cs.VerifiedChains[0][len(cs.VerifiedChains[0])-1].Subject.CommonName), ""))
+	tc.Close()
+
+	if s.HealthObject == "" {
+		return append(out, r("client certificate", Warn, "not checked: the store has no health-check object",
+			"name a health-check account for the store in the portal (an empty request would fill CCP's error log)"))
+	}
+	if s.ClientCert == nil {
+		return append(out, r("client certificate", Fail, "no certificate for application "+s.AppID, "have the portal deliver the application's certificate"))
+	}
+	out = append(out, healthRequest(ctx, s, u, tcfg, r))
+	return out
+}
+
+func healthRequest(ctx context.Context, s Store, u *url.URL, tcfg *tls.Config, r func(string, Level, string, string) Result) Result {
+	p := s.Path
+	if p == "" {
+		p = "/AIMWebService"
+	}
+	q := url.Values{"AppID": {s.AppID}, "Object": {s.HealthObject}}
+	if s.Safe != "" {
+		q.Set("Safe", s.Safe)
+	}
+	if s.Folder != "" {
+		q.Set("Folder", s.Folder)
+	}
+	ru := *u
+	ru.Path = strings.TrimRight(p, "/") + "/api/Accounts"
+	ru.RawQuery = q.Encode()
+	tr := &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: false, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ru.String(), nil)
+	req.Header.Set("X-CredAgent-Reason", "credagent doctor health check")
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return r("client certificate", Fail, err.Error(), "the server refused the TLS session: check that CCP trusts the application certificate's issuer")
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return r("client certificate", Pass, "accepted; health-check object "+s.HealthObject+" retrieved", "")
+	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
+		return r("client certificate", Fail, resp.Status+": application "+s.AppID+" failed authentication",
+			"in CyberArk, allow the certificate (serial or issuer) for application "+s.AppID+" and the machine's address")
+	case resp.StatusCode == http.StatusNotFound:
+		return r("client certificate", Warn, "accepted, but the health-check object was not found ("+resp.Status+")",
+			"create "+s.HealthObject+" in safe "+s.Safe+" or fix the store's health-check object")
+	default:
+		return r("client certificate", Warn, "the TLS session was accepted, CCP answered "+resp.Status, "see CCP's log for the request from this machine")
+	}
+}
+
+// checkPins accepts the connection when no pins are set, or when any
+// certificate in the verified chain has a pinned SPKI hash.
+func checkPins(cs tls.ConnectionState, pins []string) error {
+	if len(pins) == 0 {
+		return nil
+	}
+	for _, chain := range cs.VerifiedChains {
+		for _, c := range chain {
+			sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+			if slices.Contains(pins, base64.StdEncoding.EncodeToString(sum[:])) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no certificate in the server's chain matches the store's pins")
+}
