@@ -1,0 +1,147 @@
+// Package statusview is what `credagent status` shows: the service
+// manager's state and, when the agent answers on its socket, the agent's own
+// view, rendered as a short human summary or as JSON.
+//
+// It holds plain structs so the rendering is tested without a running agent;
+// the command fills Agent from the local API's GET /v1/status.
+package statusview
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Report is everything status shows.
+type Report struct {
+	Service string `json:"service"` // running, stopped, failed, not-installed, unknown
+	// ServiceError explains an unknown state.
+	ServiceError string `json:"service_error,omitempty"`
+	Socket       string `json:"socket"`
+	// Agent is nil when the agent did not answer; AgentError says why.
+	Agent      *Agent `json:"agent,omitempty"`
+	AgentError string `json:"agent_error,omitempty"`
+}
+
+// Agent is the running agent's view.
+type Agent struct {
+	Version      string        `json:"version,omitempty"`
+	KeyBackend   string        `json:"key_backend"`
+	HardwareKey  bool          `json:"hardware_key"`
+	NeedsEnroll  string        `json:"needs_reenroll,omitempty"`
+	Applications []Application `json:"applications"`
+	Stores       []Store       `json:"stores"`
+	Credentials  []string      `json:"credentials"`
+	Rejected     []Rejection   `json:"rejected"`
+}
+
+// Application is one application certificate.
+type Application struct {
+	AppID    string    `json:"app_id"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// Store is one CCP store and the agent's last contact with it.
+type Store struct {
+	Name        string    `json:"name"`
+	LastContact time.Time `json:"last_contact,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+}
+
+// Rejection is a refused delivery.
+type Rejection struct {
+	File   string    `json:"file"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// JSON writes r as indented JSON.
+func (r Report) JSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// Human writes the short summary; now dates the expiries.
+func (r Report) Human(w io.Writer, now time.Time) {
+	svc := r.Service
+	if r.ServiceError != "" {
+		svc += " (" + r.ServiceError + ")"
+	}
+	fmt.Fprintf(w, "service:      %s\n", svc)
+	fmt.Fprintf(w, "socket:       %s\n", r.Socket)
+	if r.Agent == nil {
+		reason := r.AgentError
+		if reason == "" {
+			reason = "not reachable"
+		}
+		fmt.Fprintf(w, "agent:        %s\n", reason)
+		return
+	}
+	a := r.Agent
+	key := a.KeyBackend
+	if a.HardwareKey {
+		key += " (hardware)"
+	}
+	if a.NeedsEnroll != "" {
+		key += "; NEEDS RE-ENROLMENT: " + a.NeedsEnroll
+	}
+	if a.Version != "" {
+		fmt.Fprintf(w, "agent:        %s\n", a.Version)
+	}
+	fmt.Fprintf(w, "key:          %s\n", key)
+
+	apps := append([]Application(nil), a.Applications...)
+	sort.Slice(apps, func(i, j int) bool { return apps[i].AppID < apps[j].AppID })
+	fmt.Fprintf(w, "applications: %d\n", len(apps))
+	for _, ap := range apps {
+		fmt.Fprintf(w, "  %-24s %s\n", ap.AppID, expiry(ap.NotAfter, now))
+	}
+	stores := append([]Store(nil), a.Stores...)
+	sort.Slice(stores, func(i, j int) bool { return stores[i].Name < stores[j].Name })
+	fmt.Fprintf(w, "stores:       %d\n", len(stores))
+	for _, s := range stores {
+		c := "no contact yet"
+		if !s.LastContact.IsZero() {
+			c = "last contact " + ago(now.Sub(s.LastContact))
+		}
+		if s.LastError != "" {
+			c += "; last error: " + s.LastError
+		}
+		fmt.Fprintf(w, "  %-24s %s\n", s.Name, c)
+	}
+	creds := append([]string(nil), a.Credentials...)
+	sort.Strings(creds)
+	fmt.Fprintf(w, "credentials:  %d", len(creds))
+	if len(creds) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(creds, ", "))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "rejected:     %d\n", len(a.Rejected))
+	for _, rj := range a.Rejected {
+		fmt.Fprintf(w, "  %s %s: %s\n", rj.At.UTC().Format(time.RFC3339), rj.File, rj.Reason)
+	}
+}
+
+func expiry(t, now time.Time) string {
+	d := t.Sub(now)
+	if d <= 0 {
+		return "EXPIRED " + t.UTC().Format("2006-01-02")
+	}
+	return fmt.Sprintf("expires %s (%d days)", t.UTC().Format("2006-01-02"), int(d.Hours()/24))
+}
+
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}

@@ -1,0 +1,55 @@
+package statusview
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestHuman(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r := Report{Service: "running", Socket: "/run/credagent/agent.sock", Agent: &Agent{
+		Version: "1.0.0", KeyBackend: "tpm", HardwareKey: true,
+		Applications: []Application{{"RPA-B", now.AddDate(0, 0, 40)}, {"RPA-A", now.Add(-time.Hour)}},
+		Stores:       []Store{{Name: "prod", LastContact: now.Add(-90 * time.Second)}, {Name: "dr"}},
+		Credentials:  []string{"sap", "crm"},
+		Rejected:     []Rejection{{File: "x.cad", Reason: "bad signature", At: now}},
+	}}
+	var b bytes.Buffer
+	r.Human(&b, now)
+	want := `service:      running
+socket:       /run/credagent/agent.sock
+agent:        1.0.0
+key:          tpm (hardware)
+applications: 2
+  RPA-A                    EXPIRED 2026-03-01
+  RPA-B                    expires 2026-04-10 (40 days)
+stores:       2
+  dr                       no contact yet
+  prod                     last contact 1m ago
+credentials:  2 (crm, sap)
+rejected:     1
+  2026-03-01T12:00:00Z x.cad: bad signature
+`
+	if b.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+
+	b.Reset()
+	Report{Service: "stopped", Socket: "/s", AgentError: "connection refused"}.Human(&b, now)
+	if b.String() != "service:      stopped\nsocket:       /s\nagent:        connection refused\n" {
+		t.Fatalf("got %q", b.String())
+	}
+}
+
+func TestJSON(t *testing.T) {
+	var b bytes.Buffer
+	if err := (Report{Service: "not-installed", Socket: "/s"}).JSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil || m["service"] != "not-installed" || m["agent"] != nil {
+		t.Fatalf("%s %v", b.String(), err)
+	}
+}
