@@ -324,4 +324,3 @@ func cmdRevoke(e *env, args []string) error {
 	}
 	return c.build(e, *name, &delivery.Revoke{Revokes: delivery.Kind(*kind)})
 }
-
