@@ -318,6 +318,11 @@ func (c *Client) attempt(ctx context.Context, tr *http.Transport, i int, query, 
 	defer resp.Body.Close()
 	body, err := readBody(resp.Body, resp.ContentLength)
 	defer clear(body)
+	if err == nil && actx.Err() != nil {
+		// On cancellation the transport may end a chunked body as if it
+		// were complete; a body that raced the deadline is not trusted.
+		err = actx.Err()
+	}
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			return nil, &Error{Class: ClassServerError, HTTPStatus: resp.StatusCode,

@@ -136,7 +136,9 @@ func startCCP(t testing.TB, h http.Handler, opts ...srvOpt) *httptest.Server {
 }
 
 // staticCert is a CertSource over a pointer that tests may swap.
-type staticCert struct{ p atomic.Pointer[tls.Certificate] }
+type staticCert struct {
+	p atomic.Pointer[tls.Certificate]
+}
 
 func newCertSource(c tls.Certificate) *staticCert {
 	s := &staticCert{}
