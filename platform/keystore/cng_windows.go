@@ -1,0 +1,374 @@
+//go:build windows
+
+package keystore
+
+import (
+	"crypto/ecdh"
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+)
+
+// The cng backend
+//
+// Keys are persisted CNG machine keys (NCRYPT_MACHINE_KEY_FLAG) named
+// "credagent-<name>", in the Microsoft Platform Crypto Provider (the TPM)
+// when it opens, else in the Microsoft Software Key Storage Provider. Each
+// is an ECDH P-256 key with export policy 0 (the private key can never be
+// exported, not even wrapped) and the security descriptor CNGKeySDDL, both
+// set before NCryptFinalizeKey so the key never exists without them.
+//
+// ECDH: the peer's public key is imported as a BCRYPT_ECCPUBLIC_BLOB into an
+// ephemeral key handle, NCryptSecretAgreement makes the secret, and
+// NCryptDeriveKey with BCRYPT_KDF_RAW_SECRET returns its X coordinate in
+// little-endian order, reversed here to match crypto/ecdh.
+//
+// CNG cannot rename a persisted key, so this store does not implement
+// Renamer and Promote returns ErrUnsupported.
+
+var (
+	ncrypt                     = windows.NewLazySystemDLL("ncrypt.dll")
+	procOpenStorageProvider    = ncrypt.NewProc("NCryptOpenStorageProvider")
+	procCreatePersistedKey     = ncrypt.NewProc("NCryptCreatePersistedKey")
+	procSetProperty            = ncrypt.NewProc("NCryptSetProperty")
+	procFinalizeKey            = ncrypt.NewProc("NCryptFinalizeKey")
+	procOpenKey                = ncrypt.NewProc("NCryptOpenKey")
+	procExportKey              = ncrypt.NewProc("NCryptExportKey")
+	procImportKey              = ncrypt.NewProc("NCryptImportKey")
+	procSecretAgreement        = ncrypt.NewProc("NCryptSecretAgreement")
+	procDeriveKey              = ncrypt.NewProc("NCryptDeriveKey")
+	procDeleteKey              = ncrypt.NewProc("NCryptDeleteKey")
+	procFreeObject             = ncrypt.NewProc("NCryptFreeObject")
+	msPlatformCryptoProvider   = "Microsoft Platform Crypto Provider"      // MS_PLATFORM_CRYPTO_PROVIDER
+	msKeyStorageProvider       = "Microsoft Software Key Storage Provider" // MS_KEY_STORAGE_PROVIDER
+	bcryptECDHP256Algorithm    = "ECDH_P256"                               // BCRYPT_ECDH_P256_ALGORITHM
+	bcryptECCPublicBlob        = "ECCPUBLICBLOB"                           // BCRYPT_ECCPUBLIC_BLOB
+	bcryptKDFRawSecret         = "TRUNCATE"                                // BCRYPT_KDF_RAW_SECRET
+	ncryptExportPolicyProperty = "Export Policy"                           // NCRYPT_EXPORT_POLICY_PROPERTY
+	ncryptSecurityDescrProp    = "Security Descr"                          // NCRYPT_SECURITY_DESCR_PROPERTY
+)
+
+// ncrypt.h flags and SECURITY_STATUS values.
+const (
+	ncryptSilentFlag     = 0x00000040 // NCRYPT_SILENT_FLAG
+	ncryptMachineKeyFlag = 0x00000020 // NCRYPT_MACHINE_KEY_FLAG
+	ncryptPersistFlag    = 0x80000000 // NCRYPT_PERSIST_FLAG
+
+	nteBadKeyset = 0x80090016 // NTE_BAD_KEYSET: no such key
+	nteExists    = 0x8009000F // NTE_EXISTS
+	nteNotFound  = 0x80090011 // NTE_NOT_FOUND
+)
+
+type ncryptHandle uintptr
+
+// secStatus is a failed SECURITY_STATUS from an ncrypt call.
+type secStatus struct {
+	op   string
+	code uint32
+}
+
+func (e *secStatus) Error() string {
+	return fmt.Sprintf("%s: %v (0x%08X)", e.op, windows.Errno(e.code), e.code)
+}
+
+func call(p *windows.LazyProc, op string, args ...uintptr) error {
+	if err := p.Find(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	r, _, _ := p.Call(args...)
+	if uint32(r) != 0 {
+		return &secStatus{op: op, code: uint32(r)}
+	}
+	return nil
+}
+
+func utf16(s string) *uint16 {
+	p, err := windows.UTF16PtrFromString(s)
+	if err != nil {
+		panic(err) // only constant strings and validated names reach here
+	}
+	return p
+}
+
+func freeObject(h ncryptHandle) {
+	if h != 0 {
+		_ = call(procFreeObject, "NCryptFreeObject", uintptr(h))
+	}
+}
+
+// CNGStore keeps machine keys in a CNG key storage provider.
+type CNGStore struct {
+	mu       sync.Mutex
+	prov     ncryptHandle
+	provName string
+	platform bool
+	keys     []ncryptHandle // key handles to free on Close
+	closed   bool
+}
+
+var _ Store = (*CNGStore)(nil)
+
+// openCNG opens the Platform Crypto Provider if it is there, else the
+// Software Key Storage Provider.
+func openCNG(Options) (Store, error) {
+	if s, err := openCNGProvider(msPlatformCryptoProvider); err == nil {
+		s.platform = true
+		return s, nil
+	}
+	return openCNGProvider(msKeyStorageProvider)
+}
+
+func openAuto(opts Options) (Store, error) { return openCNG(opts) }
+
+func openCNGProvider(name string) (*CNGStore, error) {
+	var h ncryptHandle
+	if err := call(procOpenStorageProvider, "NCryptOpenStorageProvider",
+		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(utf16(name))), 0); err != nil {
+		return nil, err
+	}
+	return &CNGStore{prov: h, provName: name}, nil
+}
+
+// Create implements Store.
+func (s *CNGStore) Create(name string) (Key, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errCNGClosed
+	}
+	var h ncryptHandle
+	err := call(procCreatePersistedKey, "NCryptCreatePersistedKey",
+		uintptr(s.prov), uintptr(unsafe.Pointer(&h)),
+		uintptr(unsafe.Pointer(utf16(bcryptECDHP256Algorithm))),
+		uintptr(unsafe.Pointer(utf16(cngKeyName(name)))),
+		0, ncryptMachineKeyFlag|ncryptSilentFlag)
+	if err != nil {
+		return nil, cngErr(err)
+	}
+	if err := s.finalize(h); err != nil {
+		// Not finalized: nothing was persisted; free the handle.
+		freeObject(h)
+		return nil, err
+	}
+	k, err := s.newKey(h)
+	if err != nil {
+		freeObject(h)
+		return nil, err
+	}
+	return k, nil
+}
+
+// finalize sets the export policy and the security descriptor, then
+// finalizes (persists) the key.
+func (s *CNGStore) finalize(h ncryptHandle) error {
+	var policy uint32 // no NCRYPT_ALLOW_*_FLAG: the key cannot be exported
+	if err := call(procSetProperty, "NCryptSetProperty(Export Policy)",
+		uintptr(h), uintptr(unsafe.Pointer(utf16(ncryptExportPolicyProperty))),
+		uintptr(unsafe.Pointer(&policy)), unsafe.Sizeof(policy),
+		ncryptPersistFlag|ncryptSilentFlag); err != nil {
+		return err
+	}
+	sd, err := windows.SecurityDescriptorFromString(CNGKeySDDL)
+	if err != nil {
+		return fmt.Errorf("security descriptor %q: %w", CNGKeySDDL, err)
+	}
+	// SecurityDescriptorFromString returns a self-relative descriptor, the
+	// form NCryptSetProperty expects.
+	if err := call(procSetProperty, "NCryptSetProperty(Security Descr)",
+		uintptr(h), uintptr(unsafe.Pointer(utf16(ncryptSecurityDescrProp))),
+		uintptr(unsafe.Pointer(sd)), uintptr(sd.Length()),
+		uintptr(windows.DACL_SECURITY_INFORMATION)|ncryptPersistFlag|ncryptSilentFlag); err != nil {
+		return err
+	}
+	return call(procFinalizeKey, "NCryptFinalizeKey", uintptr(h), ncryptSilentFlag)
+}
+
+// Open implements Store.
+func (s *CNGStore) Open(name string) (Key, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errCNGClosed
+	}
+	h, err := s.openKey(name)
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.newKey(h)
+	if err != nil {
+		freeObject(h)
+		return nil, fmt.Errorf("%w: %v", ErrNeedsReenroll, err)
+	}
+	return k, nil
+}
+
+func (s *CNGStore) openKey(name string) (ncryptHandle, error) {
+	var h ncryptHandle
+	err := call(procOpenKey, "NCryptOpenKey",
+		uintptr(s.prov), uintptr(unsafe.Pointer(&h)),
+		uintptr(unsafe.Pointer(utf16(cngKeyName(name)))),
+		0, ncryptMachineKeyFlag|ncryptSilentFlag)
+	if err != nil {
+		return 0, cngErr(err)
+	}
+	return h, nil
+}
+
+// newKey exports the public half of h.
+func (s *CNGStore) newKey(h ncryptHandle) (*cngKey, error) {
+	var n uint32
+	if err := call(procExportKey, "NCryptExportKey(size)",
+		uintptr(h), 0, uintptr(unsafe.Pointer(utf16(bcryptECCPublicBlob))), 0,
+		0, 0, uintptr(unsafe.Pointer(&n)), ncryptSilentFlag); err != nil {
+		return nil, err
+	}
+	if n == 0 || n > 1024 {
+		return nil, fmt.Errorf("NCryptExportKey: public blob of %d bytes", n)
+	}
+	blob := make([]byte, n)
+	if err := call(procExportKey, "NCryptExportKey",
+		uintptr(h), 0, uintptr(unsafe.Pointer(utf16(bcryptECCPublicBlob))), 0,
+		uintptr(unsafe.Pointer(&blob[0])), uintptr(n), uintptr(unsafe.Pointer(&n)), ncryptSilentFlag); err != nil {
+		return nil, err
+	}
+	pub, err := parseECCPublicBlob(blob[:n])
+	if err != nil {
+		return nil, err
+	}
+	s.keys = append(s.keys, h)
+	return &cngKey{s: s, h: h, pub: pub, id: KeyID(pub)}, nil
+}
+
+// Delete implements Store.
+func (s *CNGStore) Delete(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errCNGClosed
+	}
+	h, err := s.openKey(name)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// On success NCryptDeleteKey also frees the handle.
+	if err := call(procDeleteKey, "NCryptDeleteKey", uintptr(h), ncryptSilentFlag); err != nil {
+		freeObject(h)
+		return err
+	}
+	return nil
+}
+
+// Info implements Store.
+func (s *CNGStore) Info() Info {
+	b := InfoCNGSoftware
+	if s.platform {
+		b = InfoCNGPlatform
+	}
+	return Info{Backend: b, HardwareBacked: s.platform, Detail: s.provName}
+}
+
+// Close frees the key handles opened from this store and the provider
+// handle. Keys from this store stop working.
+func (s *CNGStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	for _, h := range s.keys {
+		freeObject(h)
+	}
+	s.keys = nil
+	freeObject(s.prov)
+	return nil
+}
+
+var errCNGClosed = errors.New("keystore: store is closed")
+
+// cngErr maps the SECURITY_STATUS codes the contract cares about.
+func cngErr(err error) error {
+	var ss *secStatus
+	if !errors.As(err, &ss) {
+		return err
+	}
+	switch ss.code {
+	case nteBadKeyset, nteNotFound:
+		return ErrNotFound
+	case nteExists:
+		return ErrExists
+	}
+	// TPM (0x8028xxxx) and Platform Crypto Provider (0x8029xxxx) errors on
+	// an existing key: the TPM was cleared or the key no longer loads.
+	if ss.code&0xFFFF0000 == 0x80280000 || ss.code&0xFFFF0000 == 0x80290000 {
+		return fmt.Errorf("%w: %v", ErrNeedsReenroll, err)
+	}
+	return err
+}
+
+// cngKey is an open CNG key handle.
+type cngKey struct {
+	s   *CNGStore
+	h   ncryptHandle
+	pub *ecdh.PublicKey
+	id  string
+}
+
+var _ Key = (*cngKey)(nil)
+
+func (k *cngKey) PublicKey() *ecdh.PublicKey { return k.pub }
+func (k *cngKey) Curve() ecdh.Curve          { return ecdh.P256() }
+func (k *cngKey) ID() string                 { return k.id }
+func (k *cngKey) String() string             { return "keystore.Key(cng " + k.id + ")" }
+
+// ECDH returns the X coordinate of the shared point, big-endian, as
+// crypto/ecdh does.
+func (k *cngKey) ECDH(peer *ecdh.PublicKey) ([]byte, error) {
+	blob, err := eccPublicBlob(peer)
+	if err != nil {
+		return nil, err
+	}
+	k.s.mu.Lock()
+	defer k.s.mu.Unlock()
+	if k.s.closed {
+		return nil, errCNGClosed
+	}
+	var hPeer ncryptHandle
+	if err := call(procImportKey, "NCryptImportKey",
+		uintptr(k.s.prov), 0, uintptr(unsafe.Pointer(utf16(bcryptECCPublicBlob))), 0,
+		uintptr(unsafe.Pointer(&hPeer)), uintptr(unsafe.Pointer(&blob[0])), uintptr(len(blob)),
+		ncryptSilentFlag); err != nil {
+		return nil, fmt.Errorf("keystore: %w", err)
+	}
+	defer freeObject(hPeer)
+	var hSecret ncryptHandle
+	if err := call(procSecretAgreement, "NCryptSecretAgreement",
+		uintptr(k.h), uintptr(hPeer), uintptr(unsafe.Pointer(&hSecret)), ncryptSilentFlag); err != nil {
+		return nil, fmt.Errorf("keystore: %w", cngErr(err))
+	}
+	defer freeObject(hSecret)
+	le := make([]byte, p256Bytes)
+	var n uint32
+	if err := call(procDeriveKey, "NCryptDeriveKey",
+		uintptr(hSecret), uintptr(unsafe.Pointer(utf16(bcryptKDFRawSecret))), 0,
+		uintptr(unsafe.Pointer(&le[0])), uintptr(len(le)), uintptr(unsafe.Pointer(&n)), 0); err != nil {
+		return nil, fmt.Errorf("keystore: %w", err)
+	}
+	defer clear(le)
+	return rawSecretToX(le[:n])
+}
