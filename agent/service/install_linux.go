@@ -144,3 +144,10 @@ func (m Manager) configure(opts InstallOptions) error {
 	}
 	return ensureGroup(SocketGroup)
 }
+
+func canQuery() error {
+	if !systemdRunning() {
+		return errors.New("systemd is not running on this machine")
+	}
+	return nil
+}

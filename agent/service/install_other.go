@@ -12,3 +12,5 @@ func (m Manager) install(InstallOptions) (InstallResult, error) {
 func (m Manager) configure(InstallOptions) error { return errUnsupported }
 func (m Manager) uninstall() error               { return errUnsupported }
 func reload() error                              { return errUnsupported }
+
+func canQuery() error { return errUnsupported }

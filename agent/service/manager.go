@@ -166,6 +166,9 @@ func (m Manager) do(what string, f func(ks.Service) error) error {
 // Status returns the service manager's view of the service. It needs no
 // privileges.
 func (m Manager) Status() (State, error) {
+	if err := canQuery(); err != nil {
+		return StateUnknown, err
+	}
 	s, err := m.control(nil)
 	if err != nil {
 		return StateUnknown, err

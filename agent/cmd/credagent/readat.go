@@ -1,0 +1,22 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+var errDoctorFailed = errors.New("some checks failed")
+
+// readAtFile replaces a flag value "@FILE" with the file's content.
+func readAtFile(v *string) error {
+	if name, ok := strings.CutPrefix(*v, "@"); ok {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", name, err)
+		}
+		*v = string(b)
+	}
+	return nil
+}
