@@ -49,9 +49,15 @@ func Checks(env *Env) []Check {
 	return []Check{
 		{"config", env.checkConfig},
 		{"keystore", env.checkKeyStore},
-		{"state dir", func(context.Context) []Result { return env.checkDir(func(c *config.Config) string { return c.Paths.StateDir }) }},
-		{"key dir", func(context.Context) []Result { return env.checkDir(func(c *config.Config) string { return c.KeyStore.Dir }) }},
-		{"inbox dir", func(context.Context) []Result { return env.checkDir(func(c *config.Config) string { return c.Paths.InboxDir }) }},
+		{"state dir", func(context.Context) []Result {
+			return env.checkDir(func(c *config.Config) string { return c.Paths.StateDir })
+		}},
+		{"key dir", func(context.Context) []Result {
+			return env.checkDir(func(c *config.Config) string { return c.KeyStore.Dir })
+		}},
+		{"inbox dir", func(context.Context) []Result {
+			return env.checkDir(func(c *config.Config) string { return c.Paths.InboxDir })
+		}},
 		{"socket", env.checkSocket},
 		{"hardening", env.checkHardening},
 		{"certificates", env.checkCertificates},
