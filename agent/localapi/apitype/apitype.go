@@ -1,0 +1,161 @@
+// Package apitype holds the JSON types of the agent's local API, shared by
+// the server (agent/localapi) and the Go client (agent/localapi/client), and
+// the password encoding both sides use.
+//
+// Paths (HTTP/1.1 on the local socket):
+//
+//	POST /v1/resolve  ResolveRequest -> ResolveResponse
+//	POST /v1/check    ResolveRequest -> CheckResponse
+//	GET  /v1/status   -> Status
+//
+// Every error is an ErrorResponse, with a 4xx or 5xx status. A password is
+// sent as a JSON string written by AppendPassword and read by
+// DecodePassword, so that neither side passes it through encoding/json's
+// pooled, never-wiped buffers.
+package apitype
+
+import (
+	"time"
+
+	"github.com/credagent/credagent/platform/harden"
+)
+
+// ResolveRequest is the body of /v1/resolve and /v1/check.
+type ResolveRequest struct {
+	// RunID identifies the flow run; it is sent to CCP as the Reason.
+	RunID string `json:"run_id"`
+	// FlowID identifies the flow, for the audit log.
+	FlowID string `json:"flow_id"`
+	// Names are the credentials wanted.
+	Names []string `json:"names"`
+}
+
+// Limits on a ResolveRequest's strings, in bytes.
+const (
+	MaxNameLen = 256
+	MaxIDLen   = 256
+)
+
+// Error is a typed failure.
+type Error struct {
+	// Class is what a person can act on: forbidden, rate_limited,
+	// unknown_credential, not_found, vault_unreachable ... (see ccp.Class).
+	Class         string `json:"class"`
+	Code          string `json:"code,omitempty"`
+	Message       string `json:"message"`
+	CorrelationID string `json:"correlation_id,omitempty"`
+	// Rule names the policy rule that refused, if one did.
+	Rule string `json:"rule,omitempty"`
+}
+
+// ErrorResponse is the body of every non-2xx answer.
+type ErrorResponse struct {
+	Error Error `json:"error"`
+}
+
+// Credential is one name's answer in a ResolveResponse, without its
+// password: on the wire, a successful item is this object with a "password"
+// member added first.
+type Credential struct {
+	Username                string            `json:"username"`
+	Properties              map[string]string `json:"properties,omitempty"`
+	FromCache               bool              `json:"from_cache"`
+	Stale                   bool              `json:"stale,omitempty"`
+	CacheAgeMS              int64             `json:"cache_age_ms"`
+	PasswordChangeInProcess bool              `json:"password_change_in_process"`
+}
+
+// ItemError is one name's answer when it failed.
+type ItemError struct {
+	Error *Error `json:"error"`
+}
+
+// ResolveResponse is, for documentation, the shape of /v1/resolve's answer:
+//
+//	{"results": {"NAME": {"password": "...", "username": "...", ...}
+//	                    | {"error": {...}}, ...}}
+//
+// Results holds one member per requested name, in request order.
+type ResolveResponse struct{}
+
+// CheckResult is one name's answer in a CheckResponse.
+type CheckResult struct {
+	OK    bool   `json:"ok"`
+	Error *Error `json:"error,omitempty"`
+}
+
+// CheckResponse is /v1/check's answer. OK is true when every name resolved.
+type CheckResponse struct {
+	OK      bool                   `json:"ok"`
+	Results map[string]CheckResult `json:"results"`
+}
+
+// Status is /v1/status: health and readiness.
+type Status struct {
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	UptimeMS  int64     `json:"uptime_ms"`
+	// Socket is the socket path or pipe name the agent listens on.
+	Socket string `json:"socket"`
+	// Ready is true when the agent can resolve: the machine key is usable
+	// and at least one store and application are in place.
+	Ready    bool     `json:"ready"`
+	Problems []string `json:"problems,omitempty"`
+
+	KeyStore     KeyStoreStatus      `json:"keystore"`
+	Applications []ApplicationStatus `json:"applications"`
+	Stores       []StoreStatus       `json:"stores"`
+	Credentials  []CredentialStatus  `json:"credentials"`
+	// Rejected are the most recent refused deliveries, newest last.
+	Rejected  []RejectedDelivery `json:"rejected"`
+	Hardening harden.Report      `json:"hardening"`
+}
+
+// KeyStoreStatus describes the machine key.
+type KeyStoreStatus struct {
+	Backend        string `json:"backend"`
+	HardwareBacked bool   `json:"hardware_backed"`
+	KeyID          string `json:"key_id,omitempty"`
+	// NeedsReenroll explains why the machine key is unusable, if it is.
+	NeedsReenroll string `json:"needs_reenroll,omitempty"`
+}
+
+// ApplicationStatus is one application identity and its certificate.
+type ApplicationStatus struct {
+	AppID       string    `json:"app_id"`
+	Serial      string    `json:"serial"`
+	Fingerprint string    `json:"fingerprint"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	Expired     bool      `json:"expired"`
+	// ExpiresSoon is set within the configured expiry warning.
+	ExpiresSoon bool `json:"expires_soon"`
+}
+
+// StoreStatus is one CCP store and what the agent has seen of it.
+type StoreStatus struct {
+	Name           string        `json:"name"`
+	AppID          string        `json:"app_id"`
+	Servers        []string      `json:"servers"`
+	CacheTTL       time.Duration `json:"cache_ttl_ns,omitempty"`
+	CacheMaxStale  time.Duration `json:"cache_max_stale_ns,omitempty"`
+	LastSuccess    time.Time     `json:"last_success,omitzero"`
+	LastError      string        `json:"last_error,omitempty"`
+	LastErrorClass string        `json:"last_error_class,omitempty"`
+	LastErrorAt    time.Time     `json:"last_error_at,omitzero"`
+}
+
+// CredentialStatus is one delivered credential name.
+type CredentialStatus struct {
+	Name  string `json:"name"`
+	Store string `json:"store"`
+}
+
+// RejectedDelivery is a delivery that was refused.
+type RejectedDelivery struct {
+	File       string    `json:"file"`
+	DeliveryID string    `json:"delivery_id,omitempty"`
+	Kind       string    `json:"kind,omitempty"`
+	Reason     string    `json:"reason"`
+	At         time.Time `json:"at"`
+}

@@ -1,0 +1,349 @@
+// Package client is the Go client of the agent's local API, for flow runners
+// and the credagent CLI.
+//
+//	c := client.New(client.DefaultSocket())
+//	res, err := c.Resolve(ctx, runID, flowID, "sap-prod", "db-report")
+//	if err != nil { ... } // the whole request failed or was refused
+//	defer res.Wipe()
+//	for _, cr := range res.Credentials {
+//		if cr.Err != nil { ... continue } // this name failed, others may not have
+//		use(cr.Username, cr.Password.Reveal())
+//	}
+//
+// Passwords arrive as secret.Secret, decoded straight from the response
+// buffer, which is zeroed afterwards. A Client is safe for concurrent use and
+// should be reused.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
+	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/platform/localsock"
+	"github.com/credagent/credagent/platform/paths"
+)
+
+// maxResponse bounds an answer read from the agent.
+const maxResponse = 16 << 20
+
+// DefaultSocket is this OS's default socket path or pipe name.
+func DefaultSocket() string { return paths.Default().Socket }
+
+// Client talks to one agent.
+type Client struct {
+	path string
+	hc   *http.Client
+}
+
+// New returns a client for the agent listening at socketPath.
+func New(socketPath string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return localsock.Dial(ctx, socketPath)
+		},
+		MaxIdleConns:        64,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     30 * time.Second,
+		DisableCompression:  true,
+	}
+	return &Client{path: socketPath, hc: &http.Client{Transport: tr}}
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Error is a failure answered by the agent, for a whole request or for one
+// name.
+type Error struct {
+	// HTTPStatus is the answer's status for a request-level error, 0 for a
+	// per-name error.
+	HTTPStatus    int
+	Class         string
+	Code          string
+	Message       string
+	CorrelationID string
+	Rule          string
+	// RetryAfter is set with 429 and 503.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	s := "credagent: " + e.Class
+	if e.Code != "" {
+		s += " (" + e.Code + ")"
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.CorrelationID != "" {
+		s += " [correlation " + e.CorrelationID + "]"
+	}
+	return s
+}
+
+// ClassOf returns the class of an *Error in err's chain, or "".
+func ClassOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Class
+	}
+	return ""
+}
+
+// IsForbidden reports whether the agent's policy refused the caller.
+func IsForbidden(err error) bool { return ClassOf(err) == "forbidden" }
+
+// IsRateLimited reports whether the caller was rate-limited or the agent was
+// overloaded; RetryAfter says when to retry.
+func IsRateLimited(err error) bool {
+	c := ClassOf(err)
+	return c == "rate_limited" || c == "overloaded"
+}
+
+func fromWire(e *apitype.Error) *Error {
+	if e == nil {
+		return &Error{Class: "server_error", Message: "empty error"}
+	}
+	return &Error{Class: e.Class, Code: e.Code, Message: e.Message, CorrelationID: e.CorrelationID, Rule: e.Rule}
+}
+
+// Credential is one name's answer.
+type Credential struct {
+	Name       string
+	Username   string
+	Password   secret.Secret
+	Properties map[string]string
+	// FromCache, Stale and CacheAge say whether the agent answered from its
+	// cache, past the cache's TTL because CCP was unreachable, and how old
+	// the value is.
+	FromCache               bool
+	Stale                   bool
+	CacheAge                time.Duration
+	PasswordChangeInProcess bool
+	// Err is set when this name failed; the other fields are then empty.
+	Err *Error
+}
+
+// Resolution is the answer to Resolve: one Credential per name, in the
+// order asked.
+type Resolution struct {
+	Credentials []Credential
+}
+
+// Get returns the credential called name, or nil.
+func (r *Resolution) Get(name string) *Credential {
+	for i := range r.Credentials {
+		if r.Credentials[i].Name == name {
+			return &r.Credentials[i]
+		}
+	}
+	return nil
+}
+
+// Err returns the first per-name error, or nil if every name resolved.
+func (r *Resolution) Err() error {
+	for i := range r.Credentials {
+		if e := r.Credentials[i].Err; e != nil {
+			return fmt.Errorf("%s: %w", r.Credentials[i].Name, e)
+		}
+	}
+	return nil
+}
+
+// Wipe zeroes every password.
+func (r *Resolution) Wipe() {
+	for i := range r.Credentials {
+		r.Credentials[i].Password.Wipe()
+	}
+}
+
+// wirePassword decodes a password from the response buffer into its own
+// buffer, without going through a Go string.
+type wirePassword struct{ s secret.Secret }
+
+func (p *wirePassword) UnmarshalJSON(b []byte) error {
+	pw, err := apitype.DecodePassword(b)
+	if err != nil {
+		return err
+	}
+	p.s = secret.New(pw)
+	return nil
+}
+
+type wireItem struct {
+	Password *wirePassword `json:"password"`
+	apitype.Credential
+	Error *apitype.Error `json:"error"`
+}
+
+// Resolve asks for names. A non-nil error means the whole request failed
+// (refused, rate-limited, invalid, agent unreachable); otherwise each
+// Credential has its own result. The caller must Wipe the Resolution.
+func (c *Client) Resolve(ctx context.Context, runID, flowID string, names ...string) (*Resolution, error) {
+	body, err := c.post(ctx, "/v1/resolve", runID, flowID, names)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(body)
+	var wire struct {
+		Results map[string]*wireItem `json:"results"`
+	}
+	if err := json.Unmarshal(body, &wire); err != nil {
+		for _, it := range wire.Results {
+			if it != nil && it.Password != nil {
+				it.Password.s.Wipe()
+			}
+		}
+		return nil, fmt.Errorf("credagent: decoding the answer: %w", err)
+	}
+	res := &Resolution{Credentials: make([]Credential, 0, len(names))}
+	for _, n := range names {
+		it := wire.Results[n]
+		cr := Credential{Name: n}
+		switch {
+		case it == nil:
+			cr.Err = &Error{Class: "server_error", Message: "the agent did not answer for this name"}
+		case it.Error != nil:
+			cr.Err = fromWire(it.Error)
+		default:
+			if it.Password != nil {
+				cr.Password = it.Password.s
+			}
+			cr.Username, cr.Properties = it.Username, it.Properties
+			cr.FromCache, cr.Stale, cr.CacheAge = it.FromCache, it.Stale, time.Duration(it.CacheAgeMS)*time.Millisecond
+			cr.PasswordChangeInProcess = it.PasswordChangeInProcess
+		}
+		res.Credentials = append(res.Credentials, cr)
+	}
+	return res, nil
+}
+
+// Check asks the agent to resolve names without returning them. It returns
+// one error per name (nil for success); a non-nil second result means the
+// whole request failed.
+func (c *Client) Check(ctx context.Context, runID, flowID string, names ...string) (map[string]error, error) {
+	body, err := c.post(ctx, "/v1/check", runID, flowID, names)
+	if err != nil {
+		return nil, err
+	}
+	var wire apitype.CheckResponse
+	if err := json.Unmarshal(body, &wire); err != nil {
+		return nil, fmt.Errorf("credagent: decoding the answer: %w", err)
+	}
+	out := make(map[string]error, len(names))
+	for _, n := range names {
+		r, ok := wire.Results[n]
+		switch {
+		case !ok:
+			out[n] = &Error{Class: "server_error", Message: "the agent did not answer for this name"}
+		case r.Error != nil:
+			out[n] = fromWire(r.Error)
+		case r.OK:
+			out[n] = nil
+		default:
+			out[n] = &Error{Class: "server_error", Message: "no result"}
+		}
+	}
+	return out, nil
+}
+
+// Status returns the agent's status.
+func (c *Client) Status(ctx context.Context) (*apitype.Status, error) {
+	body, err := c.do(ctx, http.MethodGet, "/v1/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	var st apitype.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("credagent: decoding status: %w", err)
+	}
+	return &st, nil
+}
+
+func (c *Client) post(ctx context.Context, path, runID, flowID string, names []string) ([]byte, error) {
+	b, err := json.Marshal(apitype.ResolveRequest{RunID: runID, FlowID: flowID, Names: names})
+	if err != nil {
+		return nil, err
+	}
+	return c.do(ctx, http.MethodPost, path, b)
+}
+
+// do sends a request and returns the body of a 200 answer, read into a
+// buffer the caller may wipe.
+func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://credagent"+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("credagent: %s %s via %s: %w", method, path, c.path, err)
+	}
+	defer resp.Body.Close()
+	b, err := readAll(resp.Body, resp.ContentLength)
+	if err != nil {
+		return nil, err
+	}
+	buf := bytes.NewBuffer(b)
+	if resp.StatusCode != http.StatusOK {
+		var er apitype.ErrorResponse
+		e := &Error{HTTPStatus: resp.StatusCode, Class: "server_error", Message: resp.Status}
+		if json.Unmarshal(buf.Bytes(), &er) == nil && er.Error.Class != "" {
+			e = fromWire(&er.Error)
+			e.HTTPStatus = resp.StatusCode
+		}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+		return nil, e
+	}
+	return buf.Bytes(), nil
+}
+
+// readAll reads an answer of (if known) n bytes into one buffer. When it
+// must grow, it zeroes the array it leaves, so no copy of a password stays
+// behind in memory that nobody will wipe.
+func readAll(r io.Reader, n int64) ([]byte, error) {
+	if n < 0 || n > maxResponse {
+		n = 4096
+	}
+	b := make([]byte, 0, n+1)
+	for {
+		if len(b) == cap(b) {
+			if len(b) > maxResponse {
+				clear(b)
+				return nil, errors.New("credagent: answer too large")
+			}
+			nb := make([]byte, len(b), 2*cap(b))
+			copy(nb, b)
+			clear(b)
+			b = nb
+		}
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if errors.Is(err, io.EOF) {
+			return b, nil
+		}
+		if err != nil {
+			clear(b)
+			return nil, fmt.Errorf("credagent: reading the answer: %w", err)
+		}
+	}
+}

@@ -1,0 +1,395 @@
+// Package localapi is the agent's HTTP API on the local socket: the only
+// door through which passwords leave the agent.
+//
+// The server speaks HTTP/1.1 with JSON on a platform/localsock listener
+// (see package apitype for the paths and types). Every connection carries
+// its caller's OS identity in its context, established once per connection;
+// every request is checked before anything else is done:
+//
+//   - requests with an Origin or Referer header are refused (403), so a web
+//     page cannot reach the agent through a browser;
+//   - a concurrency cap answers 503 with Retry-After when full;
+//   - the body is bounded (413), decoded strictly (unknown fields, trailing
+//     data, bad names: 400), and the number of names is bounded (400);
+//   - the per-caller rate limit (429 with Retry-After) and the policy (403,
+//     naming the rule) are applied by the resolver before any CCP call;
+//   - slow clients are cut off by read, write and idle timeouts.
+//
+// Passwords are written into one buffer that is zeroed after the response
+// has been written, and the resolver's copies are wiped too. Buffers inside
+// net/http (its bufio writers) are outside the agent's control and may keep
+// a copy until they are reused.
+package localapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
+	"github.com/credagent/credagent/agent/resolve"
+	"github.com/credagent/credagent/agent/version"
+	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/localsock"
+	"github.com/rs/zerolog"
+)
+
+// Resolver is what the server needs of *resolve.Resolver.
+type Resolver interface {
+	Resolve(ctx context.Context, caller *localsock.Identity, req resolve.Request) resolve.Result
+}
+
+var _ Resolver = (*resolve.Resolver)(nil)
+
+// StatusFunc fills /v1/status. The daemon provides it. Version, StartedAt
+// and UptimeMS are filled by the server when left zero.
+type StatusFunc func(ctx context.Context) apitype.Status
+
+// Options configure a Server.
+type Options struct {
+	Resolver Resolver
+	Status   StatusFunc
+	// Config holds the limits and timeouts; zero fields take config.Default's.
+	Config config.API
+	Log    zerolog.Logger
+}
+
+// Server serves the local API.
+type Server struct {
+	opts    Options
+	cfg     config.API
+	sem     chan struct{}
+	started time.Time
+	handler http.Handler
+}
+
+// NewServer returns a Server. It panics if opts.Resolver is nil.
+func NewServer(opts Options) *Server {
+	if opts.Resolver == nil {
+		panic("localapi.NewServer: nil Resolver")
+	}
+	cfg := withDefaults(opts.Config)
+	s := &Server{opts: opts, cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent), started: time.Now()}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/resolve", s.serveResolve)
+	mux.HandleFunc("POST /v1/check", s.serveCheck)
+	mux.HandleFunc("GET /v1/status", s.serveStatus)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	s.handler = s.guard(mux)
+	return s
+}
+
+func withDefaults(c config.API) config.API {
+	d := config.Default().API
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = d.MaxRequestBytes
+	}
+	if c.MaxCredentials <= 0 {
+		c.MaxCredentials = d.MaxCredentials
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = d.MaxConcurrent
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = d.ShutdownGrace
+	}
+	return c
+}
+
+// Handler returns the API's handler, with its guards. Requests must carry an
+// identity (localsock.ConnContext or localsock.WithIdentity).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// maxHeaderBytes bounds request headers; the API needs very few.
+const maxHeaderBytes = 16 << 10
+
+// Serve serves ln until ctx is done, then stops accepting and lets in-flight
+// requests finish within Config.ShutdownGrace before closing what is left.
+// It returns nil after a shutdown caused by ctx.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ConnContext:       localsock.ConnContext,
+		ReadHeaderTimeout: s.cfg.ReadTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          log.New(zerologWriter{s.opts.Log}, "", 0),
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	srv.Protocols = &protos
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("localapi.Serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		s.opts.Log.Warn().Err(err).Msg("local API: requests still running after the shutdown grace; closing them")
+		srv.Close()
+	}
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("localapi.Serve: %w", serr)
+	}
+	return nil
+}
+
+type zerologWriter struct{ l zerolog.Logger }
+
+func (z zerologWriter) Write(p []byte) (int, error) {
+	z.l.Debug().Str("component", "localapi").Msg(string(trimNL(p)))
+	return len(p), nil
+}
+
+func trimNL(p []byte) []byte {
+	for len(p) > 0 && p[len(p)-1] == '\n' {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+type ctxCaller struct{}
+
+// guard applies the checks every request gets before routing.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
+			writeError(w, http.StatusForbidden, "forbidden", "browser requests are refused (Origin or Referer header present)")
+			return
+		}
+		select {
+		case s.sem <- struct{}{}:
+			defer func() { <-s.sem }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "overloaded", fmt.Sprintf("more than %d requests in progress; retry shortly", s.cfg.MaxConcurrent))
+			return
+		}
+		id, err := localsock.FromContext(r.Context())
+		if err != nil || id == nil {
+			s.opts.Log.Warn().Err(err).Msg("local API: caller could not be identified")
+			writeError(w, http.StatusForbidden, "forbidden", "the caller could not be identified")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxCaller{}, id)))
+	})
+}
+
+func callerOf(r *http.Request) *localsock.Identity {
+	id, _ := r.Context().Value(ctxCaller{}).(*localsock.Identity)
+	return id
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"class":"server_error","message":"encoding the answer"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, class, msg string) {
+	writeJSON(w, status, apitype.ErrorResponse{Error: apitype.Error{Class: class, Message: msg}})
+}
+
+// DecodeResolveRequest reads one ResolveRequest strictly: unknown fields,
+// trailing data, a missing or oversized name list, duplicate names, and
+// control characters are errors. Errors from r (such as
+// *http.MaxBytesError) are returned wrapped.
+func DecodeResolveRequest(r io.Reader, maxNames int) (apitype.ResolveRequest, error) {
+	var req apitype.ResolveRequest
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		if errors.Is(err, io.EOF) {
+			return req, errors.New("empty request body")
+		}
+		return req, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil && !isSyntaxErr(err) {
+			return req, fmt.Errorf("invalid JSON: %w", err)
+		}
+		return req, errors.New("invalid JSON: data after the request object")
+	}
+	if len(req.Names) == 0 {
+		return req, errors.New(`"names" must list at least one credential`)
+	}
+	if len(req.Names) > maxNames {
+		return req, fmt.Errorf(`%w: %d names, at most %d per request`, errTooMany, len(req.Names), maxNames)
+	}
+	if err := checkText("run_id", req.RunID, apitype.MaxIDLen); err != nil {
+		return req, err
+	}
+	if err := checkText("flow_id", req.FlowID, apitype.MaxIDLen); err != nil {
+		return req, err
+	}
+	seen := make(map[string]bool, len(req.Names))
+	for i, n := range req.Names {
+		if n == "" {
+			return req, fmt.Errorf("names[%d] is empty", i)
+		}
+		if err := checkText(fmt.Sprintf("names[%d]", i), n, apitype.MaxNameLen); err != nil {
+			return req, err
+		}
+		if seen[n] {
+			return req, fmt.Errorf("names[%d]: %q is listed twice", i, n)
+		}
+		seen[n] = true
+	}
+	return req, nil
+}
+
+var errTooMany = errors.New("too many credentials")
+
+func isSyntaxErr(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func checkText(field, s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("%s is longer than %d bytes", field, max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
+	for _, c := range s {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("%s contains a control character", field)
+		}
+	}
+	return nil
+}
+
+// readRequest bounds, checks and decodes a request body, answering the
+// client itself on failure.
+func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (apitype.ResolveRequest, bool) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "invalid_request", "Content-Type must be application/json")
+			return apitype.ResolveRequest{}, false
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+	req, err := DecodeResolveRequest(body, s.cfg.MaxCredentials)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request", fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
+			return req, false
+		}
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return req, false
+	}
+	return req, true
+}
+
+// refusal answers a request-level refusal from the resolver.
+func refusal(w http.ResponseWriter, e *resolve.Error) {
+	status := http.StatusBadRequest
+	switch e.Class {
+	case resolve.ClassForbidden:
+		status = http.StatusForbidden
+	case resolve.ClassRateLimited:
+		status = http.StatusTooManyRequests
+		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	}
+	writeJSON(w, status, apitype.ErrorResponse{Error: *wireError(e)})
+}
+
+func wireError(e *resolve.Error) *apitype.Error {
+	return &apitype.Error{Class: string(e.Class), Code: e.Code, Message: e.Message, CorrelationID: e.CorrelationID, Rule: e.Rule}
+}
+
+func (s *Server) serveResolve(w http.ResponseWriter, r *http.Request) {
+	req, ok := s.readRequest(w, r)
+	if !ok {
+		return
+	}
+	res := s.opts.Resolver.Resolve(r.Context(), callerOf(r), resolve.Request{RunID: req.RunID, FlowID: req.FlowID, Names: req.Names, Op: resolve.OpResolve})
+	defer res.Wipe()
+	if res.Err != nil {
+		refusal(w, res.Err)
+		return
+	}
+	buf := encodeResolve(res)
+	defer buf.wipe()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf.b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(buf.b)
+}
+
+func (s *Server) serveCheck(w http.ResponseWriter, r *http.Request) {
+	req, ok := s.readRequest(w, r)
+	if !ok {
+		return
+	}
+	res := s.opts.Resolver.Resolve(r.Context(), callerOf(r), resolve.Request{RunID: req.RunID, FlowID: req.FlowID, Names: req.Names, Op: resolve.OpCheck})
+	res.Wipe()
+	if res.Err != nil {
+		refusal(w, res.Err)
+		return
+	}
+	out := apitype.CheckResponse{OK: true, Results: make(map[string]apitype.CheckResult, len(res.Items))}
+	for _, it := range res.Items {
+		if it.Err != nil {
+			out.OK = false
+			out.Results[it.Name] = apitype.CheckResult{Error: wireError(it.Err)}
+			continue
+		}
+		out.Results[it.Name] = apitype.CheckResult{OK: true}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
+	var st apitype.Status
+	if s.opts.Status != nil {
+		st = s.opts.Status(r.Context())
+	}
+	if st.Version == "" {
+		st.Version = version.Version
+	}
+	if st.StartedAt.IsZero() {
+		st.StartedAt = s.started
+	}
+	if st.UptimeMS == 0 {
+		st.UptimeMS = time.Since(st.StartedAt).Milliseconds()
+	}
+	writeJSON(w, http.StatusOK, st)
+}
