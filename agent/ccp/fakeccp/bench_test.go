@@ -1,0 +1,68 @@
+package fakeccp_test
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/credagent/credagent/agent/ccp/fakeccp"
+)
+
+// BenchmarkServeMTLS measures the fake's throughput over mTLS with
+// keep-alive clients running in parallel, and reports req/s.
+func BenchmarkServeMTLS(b *testing.B) {
+	srv := start(b, nil, func(o *fakeccp.Options) { o.AuditSize = -1 })
+	tr := &http.Transport{
+		TLSClientConfig:     dev(b).ClientTLSConfig(),
+		MaxIdleConnsPerHost: 256,
+		DisableCompression:  true,
+	}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	url := srv.AccountsURL() + sapQuery
+	b.SetParallelism(8)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
+
+func TestLoadTest(t *testing.T) {
+	srv := start(t, nil, nil)
+	res, err := fakeccp.LoadTest(context.Background(), fakeccp.LoadOptions{
+		URL:         srv.AccountsURL() + sapQuery,
+		TLSConfig:   dev(t).ClientTLSConfig(),
+		Concurrency: 4,
+		Requests:    400,
+		Duration:    10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 400 || res.ByStatus[200] != 400 || res.PerSecond <= 0 || res.P99 < res.P50 {
+		t.Errorf("result %+v", res)
+	}
+	if c := srv.Counters(); c.Connections > 4 {
+		t.Errorf("%d connections for 4 keep-alive clients", c.Connections)
+	}
+	if _, err := fakeccp.LoadTest(context.Background(), fakeccp.LoadOptions{URL: "https://example.com/", TLSConfig: &tls.Config{}}); err == nil {
+		t.Error("LoadTest accepted a non-loopback host")
+	}
+}
