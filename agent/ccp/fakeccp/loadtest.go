@@ -81,6 +81,7 @@ func LoadTest(ctx context.Context, o LoadOptions) (LoadResult, error) {
 		TLSClientConfig:     cfg,
 		MaxIdleConns:        o.Concurrency,
 		MaxIdleConnsPerHost: o.Concurrency,
+		MaxConnsPerHost:     o.Concurrency,
 		IdleConnTimeout:     time.Minute,
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   cfg != nil && slices.Equal(cfg.NextProtos, []string{"h2"}),
