@@ -182,9 +182,22 @@ func classifyCCP(status int, code, msg string) *Error {
 	return e
 }
 
-// cleanMessage bounds a server-supplied message and drops control
-// characters, so that it cannot forge log lines.
+// CCP echoes the request's criteria in its messages ("matching query
+// [Safe=S;Folder=F;Object=O]", and for APPAP227E the matching objects too).
+// Those are query strings with values, which stay out of errors and logs;
+// the caller knows what it asked for.
+var (
+	echoedGroup = regexp.MustCompile(`\[[^\[\]]*=[^\[\]]*\]|\([^()]*=[^()]*\)`)
+	echoedPair  = regexp.MustCompile(`\b([A-Za-z][A-Za-z0-9_]*)=[^\s;,\])]*`)
+)
+
+// cleanMessage bounds a server-supplied message, withholds echoed criteria,
+// and drops control characters, so that it cannot forge log lines.
 func cleanMessage(s string) string {
+	s = echoedGroup.ReplaceAllStringFunc(s, func(g string) string {
+		return g[:1] + "criteria withheld" + g[len(g)-1:]
+	})
+	s = echoedPair.ReplaceAllString(s, "$1=...")
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
