@@ -16,6 +16,14 @@
 //     with export policy none.
 //   - memory: tests and benchmarks only.
 //
+// Open(Options) picks the backend (auto or forced); each backend's file
+// describes its storage format. Errors follow the sentinels below: a missing
+// key is ErrNotFound, a key whose storage others can reach is ErrInsecure
+// (never used), and a key that exists but no longer works is
+// ErrNeedsReenroll (never a panic), so the agent can start in a "needs
+// re-enrolment" state instead of crash-looping. A key is replaced without a
+// gap with Rotate, OpenAll and Promote (see rotate.go).
+//
 // Every backend passes the same contract suite (keystoretest).
 package keystore
 
