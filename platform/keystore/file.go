@@ -36,7 +36,8 @@ const maxKeyFile = 16 << 10
 
 // FileStore keeps keys in private files in one directory.
 type FileStore struct {
-	dir string
+	dir  string
+	note string // why auto chose this backend, for Info
 }
 
 var _ Store = (*FileStore)(nil)
@@ -157,7 +158,11 @@ func (s *FileStore) Rename(from, to string) error {
 
 // Info implements Store.
 func (s *FileStore) Info() Info {
-	return Info{Backend: BackendFile, Detail: s.dir}
+	d := s.dir
+	if s.note != "" {
+		d += "; " + s.note
+	}
+	return Info{Backend: BackendFile, Detail: d}
 }
 
 // Close implements Store.

@@ -21,12 +21,20 @@ func openAuto(opts Options) (Store, error) {
 	if has(opts.Dir, FileExt) {
 		return OpenFileStore(opts.Dir)
 	}
+	note := "no TPM at " + opts.TPMDevice
 	if tpmPresent(opts.TPMDevice) {
-		if s, err := openTPM(opts); err == nil {
+		s, err := openTPM(opts)
+		if err == nil {
 			return s, nil
 		}
+		note = "TPM unusable: " + err.Error()
 	}
-	return OpenFileStore(opts.Dir)
+	fs, err := OpenFileStore(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	fs.note = note
+	return fs, nil
 }
 
 // has reports whether dir holds a file with the extension ext.
