@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/credagent/credagent/agent/state"
+	"github.com/credagent/credagent/config"
 )
 
 var req1 = Request{AppID: "App One", Safe: "partner", Folder: `Root\Secrets`, Object: "sap prod", Reason: "run 42"}
@@ -619,5 +623,52 @@ func TestBypassProxy(t *testing.T) {
 		if got := bypassProxy(tt.host, tt.list); got != tt.want {
 			t.Errorf("bypassProxy(%q, %v) = %v", tt.host, tt.list, got)
 		}
+	}
+}
+
+// TestHTTPVersion: HTTP/1.1 against a server that offers h2, unless HTTP2.
+func TestHTTPVersion(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, 200, `{"Content":"x","Proto":"`+r.Proto+`"}`)
+		}))
+		p := getPKI(t)
+		srv.EnableHTTP2 = true
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.server}}
+		srv.StartTLS()
+		o := testOptions(t, srv.URL)
+		o.HTTP2 = h2
+		c := newTestClient(t, o, p.client)
+		a, err := c.Get(context.Background(), req1)
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]string{false: "HTTP/1.1", true: "HTTP/2.0"}[h2]
+		if a.Properties["Proto"] != want {
+			t.Errorf("HTTP2=%v: spoke %s", h2, a.Properties["Proto"])
+		}
+	}
+}
+
+func TestOptionsFor(t *testing.T) {
+	st := &state.Store{Servers: []string{"https://a", "https://b"}, Path: "/X", CABundle: []byte("pem"),
+		Pins: []string{"p"}, Proxy: "http://proxy:3128", NoProxy: []string{".corp"}}
+	cfg := config.CCP{ConnectTimeout: time.Second, TLSTimeout: 2 * time.Second, RequestTimeout: 3 * time.Second,
+		Retries: 4, RetryBackoff: time.Millisecond, PasswordChangeWait: time.Minute, MaxIdleConns: 7, HTTP2: true}
+	o := OptionsFor(st, cfg)
+	if !slices.Equal(o.Servers, st.Servers) || o.Path != "/X" || string(o.CABundle) != "pem" || o.Pins[0] != "p" ||
+		o.Proxy != st.Proxy || o.NoProxy[0] != ".corp" || o.ConnectTimeout != time.Second || o.TLSTimeout != 2*time.Second ||
+		o.RequestTimeout != 3*time.Second || o.Retries != 4 || o.RetryBackoff != time.Millisecond ||
+		o.PasswordChangeWait != time.Minute || o.MaxIdleConns != 7 || !o.HTTP2 {
+		t.Errorf("OptionsFor = %+v", o)
+	}
+	st.Servers[0] = "changed"
+	if o.Servers[0] != "https://a" {
+		t.Error("Options share the store's slice")
+	}
+	d := Options{}.withDefaults()
+	if d.Path != DefaultPath || d.ConnectTimeout != DefaultConnectTimeout || d.RequestTimeout != DefaultRequestTimeout || d.MaxIdleConns != DefaultMaxIdleConns {
+		t.Errorf("defaults %+v", d)
 	}
 }

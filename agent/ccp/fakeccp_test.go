@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -484,4 +485,59 @@ func TestFakeCoalescing(t *testing.T) {
 	if n := srv.Counters().Requests; n > 2 {
 		t.Errorf("%d requests reached the fake for 50 concurrent Gets", n)
 	}
+}
+
+// BenchmarkGet measures the client against the fake CCP over mTLS, from
+// parallel goroutines with distinct requests (so nothing is coalesced). It
+// reports throughput, latency percentiles, and TLS handshakes per 10,000
+// requests, which connection reuse should keep near zero.
+func BenchmarkGet(b *testing.B) {
+	srv := startFake(b, nil)
+	o := fakeOptions(b, srv.URL)
+	c := newClient(b, o, devPKI.App)
+	if _, err := c.Get(context.Background(), sapReq); err != nil {
+		b.Fatal(err)
+	}
+	before := c.Stats()
+	var (
+		mu   sync.Mutex
+		lats []time.Duration
+		seq  atomic.Uint64
+	)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		r := sapReq
+		for pb.Next() {
+			r.Reason = "bench " + strconv.FormatUint(seq.Add(1), 10)
+			t0 := time.Now()
+			a, err := c.Get(context.Background(), r)
+			local = append(local, time.Since(t0))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			a.Wipe()
+		}
+		mu.Lock()
+		lats = append(lats, local...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	after := c.Stats()
+	if len(lats) == 0 {
+		return
+	}
+	slices.Sort(lats)
+	pct := func(p float64) float64 {
+		return float64(lats[min(len(lats)-1, int(float64(len(lats))*p))].Microseconds()) / 1000
+	}
+	n := float64(len(lats))
+	b.ReportMetric(n/elapsed.Seconds(), "req/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(after.FullHandshakes-before.FullHandshakes)*10000/n, "full-handshakes/10k")
+	b.ReportMetric(float64(after.ResumedHandshakes-before.ResumedHandshakes)*10000/n, "resumed-handshakes/10k")
 }
