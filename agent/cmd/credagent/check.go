@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+)
+
+var checkFlags apiFlags
+
+func init() {
+	register(&command{
+		name:    "check",
+		summary: "check that credentials resolve, without printing them",
+		usage: `credagent check [--socket PATH | --dev DIR] [--run-id ID] [--flow-id ID] [--json] NAME...
+
+Asks the agent to fetch each credential from CCP (never from its cache) and
+prints only "ok" or the typed error. Exits 1 if any name failed.
+
+Example:
+  credagent check sap-prod db-report`,
+		flags: checkFlags.register,
+		run:   runCheck,
+	})
+}
+
+func runCheck(names []string) error {
+	f := &checkFlags
+	if len(names) == 0 {
+		return &exitError{code: 2, err: errors.New("name at least one credential")}
+	}
+	c, err := f.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	results, err := c.Check(ctx, f.run(), f.flowID, names...)
+	if err != nil {
+		if f.asJSON {
+			json.NewEncoder(os.Stdout).Encode(map[string]any{"error": toCLIError(err)})
+		}
+		return err
+	}
+	failed := 0
+	type line struct {
+		Name  string    `json:"name"`
+		OK    bool      `json:"ok"`
+		Error *cliError `json:"error,omitempty"`
+	}
+	out := make([]line, 0, len(names))
+	for _, n := range names {
+		l := line{Name: n, OK: results[n] == nil}
+		if !l.OK {
+			failed++
+			l.Error = toCLIError(results[n])
+		}
+		out = append(out, l)
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+	} else {
+		for _, l := range out {
+			if l.OK {
+				fmt.Printf("%s: ok\n", l.Name)
+			} else {
+				fmt.Printf("%s: %s\n", l.Name, describeError(l.Error))
+			}
+		}
+	}
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d credentials failed", failed, len(names))}
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/localapi"
+	"github.com/credagent/credagent/agent/resolve"
+	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/agent/state"
+	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/localsock"
+	"github.com/credagent/credagent/platform/paths"
+	"github.com/rs/zerolog"
+)
+
+type cliFakeCCP map[string]string
+
+func (f cliFakeCCP) Get(_ context.Context, req ccp.Request) (*ccp.Account, error) {
+	pw, ok := f[req.Object]
+	if !ok {
+		return nil, &ccp.Error{Class: ccp.ClassNotFound, Code: "APPAP004E", Message: "not found"}
+	}
+	return &ccp.Account{Content: secret.FromString(pw), Properties: map[string]string{"UserName": "svc"}}, nil
+}
+
+// captureStdout runs fn with os.Stdout redirected and returns what it wrote.
+func captureStdout(t *testing.T, fn func()) string {
+	t.Helper()
+	r, w, _ := os.Pipe()
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+	fn()
+	w.Close()
+	os.Stdout = old
+	return <-done
+}
+
+func TestResolveAndCheckCommands(t *testing.T) {
+	dir := t.TempDir()
+	snap := state.Empty()
+	snap.Applications["RPA"] = &state.Application{AppID: "RPA", Certificate: &tls.Certificate{}}
+	snap.Stores["prod"] = &state.Store{Name: "prod", AppID: "RPA"}
+	snap.Credentials["sap"] = &state.Credential{Name: "sap", Store: "prod", Object: "sap"}
+	snap.Credentials["gone"] = &state.Credential{Name: "gone", Store: "prod", Object: "gone"}
+	var st state.State
+	st.Publish(snap)
+	r, err := resolve.New(resolve.Options{
+		State:      &st,
+		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) { return cliFakeCCP{"sap": "hunter2!"}, nil },
+		Policy:     config.Policy{Rules: []config.Rule{{Name: "me", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}}}},
+		Audit:      zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := localsock.Listen(paths.Dev(dir).Socket, localsock.ListenOptions{Dev: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- localapi.NewServer(localapi.Options{Resolver: r}).Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+
+	tests := []struct {
+		args     []string
+		wantCode int
+		want     []string
+		not      []string
+	}{
+		{[]string{"resolve", "--dev", dir, "sap"}, 0, []string{`sap: username="svc" password=<hidden, 8 bytes>`}, []string{"hunter2"}},
+		{[]string{"resolve", "--dev", dir, "--show", "sap"}, 0, []string{`password="hunter2!"`}, nil},
+		{[]string{"resolve", "--dev", dir, "--json", "sap", "gone"}, 1, []string{`"password_length": 8`, `"class": "not_found"`}, []string{"hunter2"}},
+		{[]string{"check", "--dev", dir, "sap"}, 0, []string{"sap: ok"}, []string{"hunter2"}},
+		{[]string{"check", "--dev", dir, "sap", "gone"}, 1, []string{"sap: ok", "gone: error not_found (APPAP004E)"}, nil},
+		{[]string{"check", "--dev", filepath.Join(dir, "nope"), "sap"}, 1, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			resolveFlags.show = false
+			var stderr bytes.Buffer
+			var code int
+			out := captureStdout(t, func() { code = mainErr(tt.args, io.Discard, &stderr) })
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d; stdout %s; stderr %s", code, tt.wantCode, out, stderr.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(out+stderr.String(), n) {
+					t.Errorf("output holds %q:\n%s", n, out)
+				}
+			}
+		})
+	}
+}
