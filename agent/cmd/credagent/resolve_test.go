@@ -55,10 +55,12 @@ func TestResolveAndCheckCommands(t *testing.T) {
 	var st state.State
 	st.Publish(snap)
 	r, err := resolve.New(resolve.Options{
-		State:      &st,
-		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) { return cliFakeCCP{"sap": "hunter2!"}, nil },
-		Policy:     config.Policy{Rules: []config.Rule{{Name: "me", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}}}},
-		Audit:      zerolog.Nop(),
+		State: &st,
+		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
+			return cliFakeCCP{"sap": "hunter2!"}, nil
+		},
+		Policy: config.Policy{Rules: []config.Rule{{Name: "me", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}}}},
+		Audit:  zerolog.Nop(),
 	})
 	if err != nil {
 		t.Fatal(err)
