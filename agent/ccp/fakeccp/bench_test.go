@@ -11,9 +11,32 @@ import (
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 )
 
-// BenchmarkServeMTLS measures the fake's throughput over mTLS with
-// keep-alive clients running in parallel, and reports req/s.
+// BenchmarkServeMTLS measures the fake's throughput over mTLS: 16
+// keep-alive connections, one request in flight on each, driven by
+// LoadTest's minimal client. It reports req/s.
 func BenchmarkServeMTLS(b *testing.B) {
+	srv := start(b, nil, func(o *fakeccp.Options) { o.AuditSize = -1 })
+	b.ResetTimer()
+	res, err := fakeccp.LoadTest(context.Background(), fakeccp.LoadOptions{
+		URL:         srv.AccountsURL() + sapQuery,
+		TLSConfig:   dev(b).ClientTLSConfig(),
+		Concurrency: 16,
+		Requests:    b.N,
+		Duration:    time.Minute,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.ByStatus[200] != res.Requests || res.Errors != 0 {
+		b.Fatalf("result %+v", res)
+	}
+	b.ReportMetric(res.PerSecond, "req/s")
+	b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
+}
+
+// BenchmarkServeMTLSNetHTTP is the same load from net/http clients, as the
+// agent would send it; the client's own cost weighs more here.
+func BenchmarkServeMTLSNetHTTP(b *testing.B) {
 	srv := start(b, nil, func(o *fakeccp.Options) { o.AuditSize = -1 })
 	tr := &http.Transport{
 		TLSClientConfig:     dev(b).ClientTLSConfig(),

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -95,7 +94,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, ci *connInfo) re
 		return s.writePage(w, *ci.page)
 	}
 
-	req, perr := parseQuery(r.URL.RawQuery, s.w.settings.QueryFolderDefault)
+	req, perr := s.parse(r.URL.RawQuery)
 	res := result{appID: req.AppID, query: req.Query, reason: req.Reason}
 	if perr != nil {
 		return s.writeError(w, perr, res)
@@ -119,7 +118,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, ci *connInfo) re
 	if e := s.w.authenticate(ap, ci.cert, ci.serial, addr); e != nil {
 		return s.writeError(w, e, res)
 	}
-	found, ferr := s.w.find(ap, &req)
+	found, ferr := s.w.find(ap, req)
 	if ferr != nil {
 		return s.writeError(w, ferr, res)
 	}
@@ -131,14 +130,14 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, ci *connInfo) re
 		return s.writeError(w, errTooMany(req.Query, found[0].describe(), found[1].describe()), res)
 	}
 	a := found[0]
-	res.object = a.safe + `\` + a.folder + `\` + a.name
+	res.object = a.path
 	st := a.state.Load()
 	if st.changing && req.FailOnChange {
 		return s.writeError(w, errChanging(a.name), res)
 	}
 	h["Content-Type"] = hdrJSON
 	h["Cache-Control"] = hdrNoCache
-	h["Content-Length"] = []string{strconv.Itoa(len(st.body))}
+	h["Content-Length"] = st.clen
 	w.WriteHeader(http.StatusOK)
 	w.Write(st.body)
 	res.status, res.code = http.StatusOK, codeOK
@@ -185,4 +184,31 @@ func reset(w http.ResponseWriter) {
 		tcp.SetLinger(0)
 	}
 	c.Close()
+}
+
+// parsedQuery is a cached parse of a raw query string.
+type parsedQuery struct {
+	req *Request
+	err *ccpError
+}
+
+// parseCacheMax bounds the parse cache; it is cleared when full.
+const parseCacheMax = 4096
+
+// parse parses a raw query, caching the result: clients repeat the same
+// few queries, and parsing is a visible share of a request's cost.
+func (s *Server) parse(raw string) (*Request, *ccpError) {
+	if v, ok := s.parseCache.Load(raw); ok {
+		p := v.(parsedQuery)
+		return p.req, p.err
+	}
+	req, err := parseQuery(raw, s.w.settings.QueryFolderDefault)
+	if len(raw) <= 1024 {
+		if s.parseCacheLen.Add(1) > parseCacheMax {
+			s.parseCache.Clear()
+			s.parseCacheLen.Store(0)
+		}
+		s.parseCache.Store(raw, parsedQuery{&req, err})
+	}
+	return &req, err
 }

@@ -94,19 +94,21 @@ type Server struct {
 	// empty when the admin API is off.
 	AdminURL string
 
-	opts       Options
-	w          *world
-	accounts   string // lower-case Path+"/api/accounts"
-	log        zerolog.Logger
-	faults     atomic.Pointer[Faults]
-	counters   counters
-	audit      auditLog
-	pageCache  map[string][]byte
-	httpSrv    *http.Server
-	adminSrv   *http.Server
-	closeOnce  sync.Once
-	closeErr   error
-	serveGroup sync.WaitGroup
+	opts          Options
+	w             *world
+	accounts      string // lower-case Path+"/api/accounts"
+	log           zerolog.Logger
+	faults        atomic.Pointer[Faults]
+	counters      counters
+	audit         auditLog
+	pageCache     map[string][]byte
+	parseCache    sync.Map // raw query -> parsedQuery
+	parseCacheLen atomic.Int64
+	httpSrv       *http.Server
+	adminSrv      *http.Server
+	closeOnce     sync.Once
+	closeErr      error
+	serveGroup    sync.WaitGroup
 }
 
 // New compiles a fixture into a server. The server does not listen until

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,8 @@ import (
 // precomputed success body.
 type account struct {
 	safe, folder, name string
+	lsafe              string            // lower-case safe
+	path               string            // Safe\Folder\Name, for the audit
 	props              []prop            // sorted by key, without the reserved ones
 	lprops             map[string]string // lower-case key -> value, reserved ones included
 	state              atomic.Pointer[accountState]
@@ -28,6 +31,7 @@ type accountState struct {
 	password string
 	changing bool
 	body     []byte
+	clen     []string // Content-Length header value
 }
 
 // describe is how CCP names an account in APPAP227E.
@@ -54,6 +58,7 @@ func (a *account) setState(password string, changing bool) {
 	}
 	b = append(b, '}')
 	st.body = b
+	st.clen = []string{strconv.Itoa(len(b))}
 	a.state.Store(st)
 }
 
@@ -97,6 +102,8 @@ func compile(f *Fixture) (*world, error) {
 			if a.folder == "" {
 				a.folder = "Root"
 			}
+			a.lsafe = strings.ToLower(a.safe)
+			a.path = a.safe + `\` + a.folder + `\` + a.name
 			for k, v := range fa.Properties {
 				if reservedProperty(k) {
 					continue
@@ -256,7 +263,7 @@ func (w *world) find(ap *app, req *Request) ([]*account, *ccpError) {
 	}
 	var out []*account
 	for _, a := range candidates {
-		if !ap.readable[strings.ToLower(a.safe)] {
+		if !ap.readable[a.lsafe] {
 			continue
 		}
 		if matchAll(a, ms) {
