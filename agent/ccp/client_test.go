@@ -161,6 +161,7 @@ func TestGetConnectionFailures(t *testing.T) {
 		noRetry bool
 	}{
 		{name: "connection refused", url: closedURL(), class: ClassVaultUnreachable, msg: "cannot connect"},
+		{name: "no TLS handshake", url: silentURL(t), opts: func(o *Options) { o.TLSTimeout = 100 * time.Millisecond }, class: ClassTimeout, msg: "TLS handshake"},
 		{name: "server from the wrong CA", handler: ok, srvOpts: []srvOpt{rogue(p)}, class: ClassVaultUnreachable, msg: "not trusted", noRetry: true},
 		{name: "expired client cert tls13", handler: ok, cert: p.expired, class: ClassClientCertRejected, msg: "TLS alert"},
 		{name: "expired client cert tls12", handler: ok, cert: p.expired, srvOpts: []srvOpt{tls12}, class: ClassClientCertRejected, msg: "TLS alert"},
@@ -203,6 +204,31 @@ func TestGetConnectionFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// silentURL is a server that accepts connections and never speaks.
+func silentURL(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return "https://" + l.Addr().String()
 }
 
 func TestCertSourceError(t *testing.T) {
