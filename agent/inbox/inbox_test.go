@@ -1,0 +1,278 @@
+package inbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credagent/credagent/agent/delivery"
+	"github.com/credagent/credagent/agent/secret"
+	"github.com/rs/zerolog"
+)
+
+func t_ctx() context.Context { return context.Background() }
+
+func TestRejections(t *testing.T) {
+	me := delivery.Machine(machineID)
+	mpub := machineKey.PublicKey()
+	past := time.Now().Add(-48 * time.Hour)
+	tests := []struct {
+		name   string
+		reason string
+		prep   func(e *env) string // returns the inbox path
+	}{
+		{"corrupt", "malformed", func(e *env) string { return e.drop("corrupt", []byte("garbage\n\n")) }},
+		{"truncated", "malformed", func(e *env) string {
+			b := build(t, hdr("app", 2, me), validApp(t, 2), mpub, signer)
+			return e.drop("trunc", b[:len(b)-40])
+		}},
+		{"oversized", "too-large", func(e *env) string { return e.drop("big", bytes.Repeat([]byte("x"), 5000)) }},
+		{"wrong recipient", "wrong-recipient", func(e *env) string {
+			return e.drop("wr", build(t, hdr("app", 2, delivery.Machine("machine-02")), validApp(t, 2), otherKey.PublicKey(), signer))
+		}},
+		{"sealed to another key", "wrong-recipient", func(e *env) string {
+			return e.drop("wk", build(t, hdr("app", 2, me), validApp(t, 2), otherKey.PublicKey(), signer))
+		}},
+		{"bad signature", "unknown-signer", func(e *env) string {
+			return e.drop("rogue", build(t, hdr("app", 2, me), validApp(t, 2), mpub, rogue))
+		}},
+		{"tampered", "bad-signature", func(e *env) string {
+			b := build(t, hdr("app", 2, me), validApp(t, 2), mpub, signer)
+			b[len(b)/2] ^= 0x40
+			return e.drop("tampered", b)
+		}},
+		{"replayed", "replay", func(e *env) string {
+			return e.drop("replay", build(t, hdr("app", 1, me), validApp(t, 9), mpub, signer))
+		}},
+		{"expired certificate", "certificate-expired", func(e *env) string {
+			return e.drop("expcert", build(t, hdr("app", 2, me), newApp(t, 3, past.Add(-time.Hour), past, false), mpub, signer))
+		}},
+		{"expired delivery", "expired", func(e *env) string {
+			h := hdr("app", 2, me)
+			h.Created, h.Expires = past.Add(-time.Hour), past
+			return e.drop("expdel", build(t, h, validApp(t, 2), mpub, signer))
+		}},
+		{"key mismatch", "key-mismatch", func(e *env) string {
+			return e.drop("mismatch", build(t, hdr("app", 2, me), newApp(t, 4, past, time.Now().Add(time.Hour*24*365), true), mpub, signer))
+		}},
+		{"symlink", "symlink", func(e *env) string {
+			target := filepath.Join(t.TempDir(), "real")
+			os.WriteFile(target, build(t, hdr("app", 2, me), validApp(t, 2), mpub, signer), 0o600)
+			p := filepath.Join(e.inbox, "link")
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}},
+		{"foreign owner", "foreign-owner", func(e *env) string {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to chown")
+			}
+			p := e.drop("foreign", build(t, hdr("app", 2, me), validApp(t, 2), mpub, signer))
+			if err := os.Chown(p, 65534, 65534); err != nil {
+				t.Skip(err)
+			}
+			return p
+		}},
+		{"fifo", "not-regular", func(e *env) string {
+			p := filepath.Join(e.inbox, "fifo")
+			if err := mkfifo(p); err != nil {
+				t.Skip(err)
+			}
+			return p
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(o *Options) { o.MaxBytes = 4096 })
+			// The last good state: app at seq 1.
+			e.drop("good", build(t, hdr("app", 1, me), validApp(t, 1), mpub, signer))
+			e.in.ScanOnce(t_ctx())
+			if ev := <-e.events; ev.Err != nil {
+				t.Fatalf("good delivery refused: %v", ev.Err)
+			}
+			good := e.st.Load().Applications["app"]
+			p := tt.prep(e)
+			e.in.handle(p)
+			var ev Event
+			select {
+			case ev = <-e.events:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no event")
+			}
+			if ev.Err == nil || ev.Reason != tt.reason {
+				t.Fatalf("got %v (%s), want %s", ev.Err, ev.Reason, tt.reason)
+			}
+			snap := e.st.Load()
+			if snap.Applications["app"] != good {
+				t.Fatal("the last good state was not kept")
+			}
+			if n := len(snap.Rejected); n != 1 || !strings.HasPrefix(snap.Rejected[0].Reason, tt.reason) {
+				t.Fatalf("snapshot rejections %+v", snap.Rejected)
+			}
+			if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Fatal("rejected file still in the inbox")
+			}
+			rej, _ := filepath.Glob(filepath.Join(e.stateDir, "rejected", "*"))
+			if len(rej) != 2 {
+				t.Fatalf("rejected dir: %v", rej)
+			}
+			note, _ := os.ReadFile(rej[0] + ".reason")
+			if len(note) == 0 {
+				note, _ = os.ReadFile(rej[1])
+			}
+			if !bytes.Contains(note, []byte("reason: "+tt.reason)) {
+				t.Fatalf("reason file %q", note)
+			}
+		})
+	}
+}
+
+func TestApplyRestartRevokeGroups(t *testing.T) {
+	e := newEnv(t, nil)
+	me := delivery.Machine(machineID)
+	mpub := machineKey.PublicKey()
+	apply := func(name string, b []byte) {
+		t.Helper()
+		e.drop(name, b)
+		e.in.ScanOnce(t_ctx())
+		if ev := <-e.events; ev.Err != nil {
+			t.Fatalf("%s refused: %v", name, ev.Err)
+		}
+	}
+	apply("a1", build(t, hdr("app-direct", 1, me), validApp(t, 10), mpub, signer))
+	apply("gk", build(t, hdr("robots", 1, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyA.Bytes())}, mpub, signer))
+	apply("a2", build(t, hdr("app-group", 1, delivery.Group("robots")), validApp(t, 11), groupKeyA.PublicKey(), signer))
+	apply("st", build(t, hdr("prod", 1, delivery.Group("robots")), &delivery.Store{Servers: []string{"https://ccp"}, AppID: "app-group"}, nil, signer))
+	apply("cr", build(t, hdr("bot", 1, me), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer))
+	apply("cr2", build(t, hdr("bot2", 1, me), &delivery.Credential{Store: "prod", Object: "o2"}, nil, signer))
+	apply("rv", build(t, hdr("bot2", 2, me), &delivery.Revoke{Revokes: delivery.KindCredential}, nil, signer))
+	// Rotate the group key: the application sealed to the old key stays.
+	apply("gk2", build(t, hdr("robots", 2, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyB.Bytes())}, mpub, signer))
+
+	check := func(when string) {
+		t.Helper()
+		s := e.st.Load()
+		if len(s.Applications) != 2 || s.Applications["app-group"].SealedTo != delivery.KeyID(groupKeyA.PublicKey()) {
+			t.Fatalf("%s: applications %v", when, s.Applications)
+		}
+		if s.Stores["prod"].Path != "/AIMWebService" || len(s.Credentials) != 1 || s.Credentials["bot"] == nil {
+			t.Fatalf("%s: stores %v credentials %v", when, s.Stores, s.Credentials)
+		}
+		if len(s.GroupKeys) != 2 {
+			t.Fatalf("%s: group keys %v", when, s.GroupKeys)
+		}
+		if s.Applications["app-direct"].Certificate.PrivateKey == nil {
+			t.Fatalf("%s: no key", when)
+		}
+	}
+	check("live")
+	e.reopen()
+	check("after restart")
+
+	// Replays are still refused after a restart (the revocation counts).
+	e.drop("old", build(t, hdr("bot2", 2, me), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer))
+	e.in.ScanOnce(t_ctx())
+	if ev := <-e.events; ev.Reason != "replay" {
+		t.Fatalf("replay after restart: %v", ev.Err)
+	}
+	// Re-seal the group app to the new key: the old key is collected.
+	apply("a2b", build(t, hdr("app-group", 2, delivery.Group("robots")), validApp(t, 12), groupKeyB.PublicKey(), signer))
+	if s := e.st.Load(); len(s.GroupKeys) != 1 {
+		t.Fatalf("old group key not collected: %v", s.GroupKeys)
+	}
+	// Leaving the group removes its key and its applications.
+	apply("rvg", build(t, hdr("robots", 3, me), &delivery.Revoke{Revokes: delivery.KindGroupKey}, nil, signer))
+	for _, when := range []string{"live", "restart"} {
+		if when == "restart" {
+			e.reopen()
+		}
+		s := e.st.Load()
+		if len(s.GroupKeys) != 0 || s.Applications["app-group"] != nil || s.Applications["app-direct"] == nil {
+			t.Fatalf("%s after group revoke: keys %v apps %v", when, s.GroupKeys, s.Applications)
+		}
+	}
+	recs, _ := filepath.Glob(filepath.Join(e.stateDir, "records", "*", "*"))
+	for _, r := range recs {
+		fi, _ := os.Stat(r)
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("record %s mode %v", r, fi.Mode())
+		}
+	}
+}
+
+func TestDuplicateAfterCrashIsDropped(t *testing.T) {
+	e := newEnv(t, nil)
+	b := build(t, hdr("app", 1, delivery.Machine(machineID)), validApp(t, 20), machineKey.PublicKey(), signer)
+	e.drop("one", b)
+	e.in.ScanOnce(t_ctx())
+	<-e.events
+	// As if the agent died before removing the inbox file.
+	p := e.drop("one", b)
+	e.reopen()
+	e.in.ScanOnce(t_ctx())
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("duplicate not removed")
+	}
+	if len(e.st.Load().Rejected) != 0 || len(e.events) != 0 {
+		t.Fatalf("duplicate reported: %v", e.st.Load().Rejected)
+	}
+}
+
+// TestWatchLatency drops deliveries into a watched inbox and measures the
+// time until the new certificate is in the published snapshot.
+func TestWatchLatency(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.in.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(50 * time.Millisecond)
+	var worst time.Duration
+	for i := 1; i <= 10; i++ {
+		b := build(t, hdr("app", uint64(i), delivery.Machine(machineID)), validApp(t, int64(100+i)), machineKey.PublicKey(), signer)
+		start := time.Now()
+		e.drop("d", b)
+		select {
+		case ev := <-e.events:
+			if ev.Err != nil {
+				t.Fatal(ev.Err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("delivery not picked up")
+		}
+		if got := e.st.Load().Applications["app"]; got == nil || got.Seq != uint64(i) {
+			t.Fatalf("not in use: %+v", got)
+		}
+		worst = max(worst, time.Since(start))
+	}
+	t.Logf("worst drop-to-in-use latency over 10 deliveries: %v", worst)
+	if worst > 250*time.Millisecond {
+		t.Errorf("latency %v over 250 ms", worst)
+	}
+}
+
+// TestNoKeyInLogs checks that applying and rejecting log no key material.
+func TestNoKeyInLogs(t *testing.T) {
+	var buf bytes.Buffer
+	app := validApp(t, 30)
+	p8 := append([]byte(nil), app.PrivateKey.Reveal()...)
+	e := newEnv(t, func(o *Options) { o.Log = zerolog.New(&buf) })
+	e.drop("a", build(t, hdr("app", 1, delivery.Machine(machineID)), app, machineKey.PublicKey(), signer))
+	e.drop("b", build(t, hdr("app", 1, delivery.Machine(machineID)), validApp(t, 31), machineKey.PublicKey(), signer))
+	e.in.ScanOnce(t_ctx())
+	out := buf.String()
+	if !strings.Contains(out, "delivery applied") || !strings.Contains(out, "replay") {
+		t.Fatalf("log: %s", out)
+	}
+	for _, needle := range [][]byte{p8[len(p8)-32:], groupKeyA.Bytes()} {
+		if bytes.Contains(buf.Bytes(), needle) {
+			t.Fatal("key bytes in the log")
+		}
+	}
+}
