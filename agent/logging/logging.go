@@ -79,8 +79,9 @@ func New(cfg config.Log, stderr io.Writer, open FileOpener) (*Logs, error) {
 		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
 	}
 	ls.Log = zerolog.New(out).Level(lvl).With().Timestamp().Logger()
-	// Audit records are always JSON, always written, whatever the level.
-	ls.Audit = zerolog.New(auditOut).With().Timestamp().Str("stream", "audit").Logger()
+	// Audit records are always JSON, always written, whatever the level. The
+	// resolver writes each record's own "time" field.
+	ls.Audit = zerolog.New(auditOut).With().Str("stream", "audit").Logger()
 	return ls, nil
 }
 

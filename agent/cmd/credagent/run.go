@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/credagent/credagent/agent/daemon"
+	"github.com/credagent/credagent/agent/logging"
+	"github.com/credagent/credagent/agent/service"
+	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/logfile"
+	"github.com/credagent/credagent/platform/paths"
+)
+
+func init() {
+	var configPath, devDir string
+	register(&command{
+		name:    "run",
+		summary: "run the agent in the foreground or under the service manager",
+		usage: `credagent run [--config FILE] | --dev DIR
+
+Runs the agent until it is stopped (Ctrl-C, SIGTERM, or the service manager).
+Under systemd or the Windows SCM it reports readiness and takes reloads
+(SIGHUP, PARAMCHANGE, 'credagent reload').
+
+--dev DIR runs as an ordinary user with everything under DIR: a file key
+store, the inbox, the state, the socket DIR/agent.sock, and a dev portal
+signing key pair (DIR/portal-signing.key) that the agent trusts. Only the
+user who started it may call it. A DIR/config.yaml, if present, is loaded
+over the dev defaults.
+
+Examples:
+  sudo credagent run --config /etc/credagent/config.yaml
+  credagent run --dev /tmp/credagent-dev`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&configPath, "config", paths.Default().ConfigFile, "config file")
+			fs.StringVar(&devDir, "dev", "", "dev mode: keep everything under `DIR`, run as the current user")
+		},
+		run: func(args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unexpected arguments %q", args)
+			}
+			return runAgent(configPath, devDir)
+		},
+	})
+}
+
+func runAgent(configPath, devDir string) error {
+	var cfg config.Config
+	var err error
+	dev := devDir != ""
+	if dev {
+		if devDir, err = filepath.Abs(devDir); err != nil {
+			return err
+		}
+		cfg, err = daemon.DevConfig(devDir)
+		configPath = ""
+	} else {
+		cfg, err = config.Load(configPath)
+	}
+	if err != nil {
+		return err
+	}
+	logs, err := logging.New(cfg.Log, os.Stderr, func(path string, maxBytes int64, maxFiles int) (io.WriteCloser, error) {
+		return logfile.Open(path, logfile.Options{MaxSize: maxBytes, MaxFiles: maxFiles})
+	})
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	log := logs.Log
+
+	run := func(ctx context.Context, h service.Hooks) error {
+		return daemon.Run(ctx, daemon.Options{
+			Config:     cfg,
+			ConfigPath: configPath,
+			Dev:        dev,
+			DevDir:     devDir,
+			Log:        log,
+			Audit:      logs.Audit,
+			Reload:     h.Reload,
+			Ready: func() {
+				if dev {
+					fmt.Printf("credagent (dev) listening on %s\n", cfg.Paths.Socket)
+				}
+				h.Ready()
+			},
+		})
+	}
+	err = service.Run(context.Background(), run, service.RunOptions{Log: log, StopTimeout: cfg.API.ShutdownGrace})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error().Err(err).Msg("credagent failed")
+		return err
+	}
+	return nil
+}
