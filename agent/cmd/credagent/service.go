@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/credagent/credagent/agent/service"
 	"github.com/credagent/credagent/platform/paths"
@@ -51,6 +52,9 @@ Example:
 		},
 		run: func(args []string) error {
 			m := sf.manager()
+			// The MSI passes its properties even when unset (as " ").
+			opts.PortalKey = strings.TrimSpace(opts.PortalKey)
+			opts.ConfigFrom = strings.TrimSpace(opts.ConfigFrom)
 			if err := readAtFile(&opts.PortalKey); err != nil {
 				return err
 			}
