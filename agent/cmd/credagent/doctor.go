@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"time"
 
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/service/doctor"
+	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/harden"
 )
 
@@ -14,11 +17,39 @@ import (
 // key store backends, the agent's own reports over the local API) as they
 // land; unset functions make their checks WARN "skipped".
 var doctorEnv = func(env *doctor.Env) {
-	env.Hardening = func(context.Context) (harden.Report, error) {
-		// Until the agent reports its own, check that the measures can be
-		// applied in this environment.
-		return harden.Apply(), nil
+	// The agent's own view, fetched once, for the checks that need it.
+	var st *apitype.Status
+	var stErr error
+	agent := func() (*apitype.Status, error) {
+		if st == nil && stErr == nil {
+			socket := config.Default().Paths.Socket
+			if env.Config != nil {
+				socket = env.Config.Paths.Socket
+			}
+			st, stErr = fetchStatus(socket)
+		}
+		return st, stErr
 	}
+	env.Hardening = func(context.Context) (harden.Report, error) {
+		s, err := agent()
+		if err != nil {
+			return harden.Report{}, fmt.Errorf("the agent is not reachable: %w", err)
+		}
+		return s.Hardening, nil
+	}
+	env.Certificates = func(context.Context) ([]doctor.Certificate, error) {
+		s, err := agent()
+		if err != nil {
+			return nil, err
+		}
+		var out []doctor.Certificate
+		for _, a := range s.Applications {
+			out = append(out, doctor.Certificate{AppID: a.AppID, NotAfter: a.NotAfter})
+		}
+		return out, nil
+	}
+	// env.Stores needs the agent to run doctor.ProbeStore with the
+	// application's key (POST /v1/doctor/stores); until then it is skipped.
 }
 
 func init() {

@@ -1,18 +1,56 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"os"
 	"time"
 
+	"github.com/credagent/credagent/agent/localapi/apitype"
+	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/service"
 	"github.com/credagent/credagent/agent/service/statusview"
 	"github.com/credagent/credagent/config"
 )
 
-// agentStatus fills the agent's part of the report from the local API. It
-// is nil until the local API client is wired in (agent/localapi/client).
-var agentStatus func(socket string) (*statusview.Agent, error)
+// agentStatus fills the agent's part of the report from the local API's
+// GET /v1/status.
+var agentStatus = func(socket string) (*statusview.Agent, error) {
+	st, err := fetchStatus(socket)
+	if err != nil {
+		return nil, err
+	}
+	return toView(st), nil
+}
+
+func fetchStatus(socket string) (*apitype.Status, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return client.New(socket).Status(ctx)
+}
+
+// toView maps the local API's status onto what status shows.
+func toView(st *apitype.Status) *statusview.Agent {
+	a := &statusview.Agent{
+		Version:     st.Version,
+		KeyBackend:  st.KeyStore.Backend,
+		HardwareKey: st.KeyStore.HardwareBacked,
+		NeedsEnroll: st.KeyStore.NeedsReenroll,
+	}
+	for _, ap := range st.Applications {
+		a.Applications = append(a.Applications, statusview.Application{AppID: ap.AppID, NotAfter: ap.NotAfter})
+	}
+	for _, s := range st.Stores {
+		a.Stores = append(a.Stores, statusview.Store{Name: s.Name, LastContact: s.LastSuccess, LastError: s.LastError})
+	}
+	for _, c := range st.Credentials {
+		a.Credentials = append(a.Credentials, c.Name)
+	}
+	for _, r := range st.Rejected {
+		a.Rejected = append(a.Rejected, statusview.Rejection{File: r.File, Reason: r.Reason, At: r.At})
+	}
+	return a
+}
 
 func init() {
 	var sf serviceFlags

@@ -241,7 +241,7 @@ func CheckExpiry(certs []Certificate, now time.Time, warnWithin time.Duration) [
 
 func (env *Env) checkStores(ctx context.Context) []Result {
 	if env.Stores == nil {
-		return warn("skipped: the agent is not reachable", "credagent start")
+		return warn("skipped: this agent does not run store probes yet", "")
 	}
 	rs, err := env.Stores(ctx)
 	if err != nil {
