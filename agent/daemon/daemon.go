@@ -27,6 +27,7 @@ import (
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/resolve"
+	"github.com/credagent/credagent/agent/service/doctor"
 	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/agent/version"
 	"github.com/credagent/credagent/config"
@@ -176,7 +177,13 @@ func Run(ctx context.Context, opts Options) error {
 	status := func(ctx context.Context) apitype.Status {
 		return buildStatus(st.Load(), res.p.Load(), info, keyID, cfg, hardening, started)
 	}
-	srv := localapi.NewServer(localapi.Options{Resolver: res, Status: status, Config: cfg.API, Log: log.With().Str("component", "localapi").Logger()})
+	srv := localapi.NewServer(localapi.Options{
+		Resolver:    res,
+		Status:      status,
+		ProbeStores: func(ctx context.Context) []apitype.ProbeResult { return probeStores(ctx, st.Load()) },
+		Config:      cfg.API,
+		Log:         log.With().Str("component", "localapi").Logger(),
+	})
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -431,6 +438,31 @@ func buildStatus(snap *state.Snapshot, r *resolve.Resolver, info keystore.Info, 
 	}
 	s.Ready = snap.NeedsReenroll == "" && len(snap.Applications) > 0 && len(snap.Stores) > 0
 	return s
+}
+
+// probeStores runs doctor's probe of every store with its application's
+// certificate, in this process, because the private keys never leave it.
+func probeStores(ctx context.Context, snap *state.Snapshot) []apitype.ProbeResult {
+	names := make([]string, 0, len(snap.Stores))
+	for n := range snap.Stores {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := []apitype.ProbeResult{}
+	for _, n := range names {
+		st := snap.Stores[n]
+		ds := doctor.Store{
+			Name: st.Name, Servers: st.Servers, Path: st.Path, AppID: st.AppID, Safe: st.Safe, Folder: st.Folder,
+			HealthObject: st.HealthObject, CABundle: st.CABundle, Pins: st.Pins,
+		}
+		if app := snap.Applications[st.AppID]; app != nil {
+			ds.ClientCert = app.Certificate
+		}
+		for _, r := range doctor.ProbeStore(ctx, ds) {
+			out = append(out, apitype.ProbeResult{Name: r.Name, Level: string(r.Level), Detail: r.Detail, Fix: r.Fix})
+		}
+	}
+	return out
 }
 
 // ensureDir creates a private directory if it is missing.

@@ -31,6 +31,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"time"
 	"unicode"
@@ -59,6 +62,9 @@ type StatusFunc func(ctx context.Context) apitype.Status
 type Options struct {
 	Resolver Resolver
 	Status   StatusFunc
+	// ProbeStores runs doctor's store probes in the agent, for
+	// POST /v1/doctor/stores. Nil: the endpoint answers 404.
+	ProbeStores func(ctx context.Context) []apitype.ProbeResult
 	// Config holds the limits and timeouts; zero fields take config.Default's.
 	Config config.API
 	Log    zerolog.Logger
@@ -84,6 +90,7 @@ func NewServer(opts Options) *Server {
 	mux.HandleFunc("POST /v1/resolve", s.serveResolve)
 	mux.HandleFunc("POST /v1/check", s.serveCheck)
 	mux.HandleFunc("GET /v1/status", s.serveStatus)
+	mux.HandleFunc("POST /v1/doctor/stores", s.serveProbeStores)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -392,4 +399,39 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 		st.UptimeMS = time.Since(st.StartedAt).Milliseconds()
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// serveProbeStores runs the store probes for `credagent doctor`. They make
+// real CCP requests with the applications' certificates, so only a
+// privileged caller may ask: root or the agent's own user, SYSTEM or an
+// Administrator.
+func (s *Server) serveProbeStores(w http.ResponseWriter, r *http.Request) {
+	if s.opts.ProbeStores == nil {
+		writeError(w, http.StatusNotFound, "not_found", "store probes are not available in this agent")
+		return
+	}
+	if !privileged(callerOf(r)) {
+		writeError(w, http.StatusForbidden, "forbidden", "store probes need root or an administrator")
+		return
+	}
+	writeJSON(w, http.StatusOK, apitype.ProbeResponse{Results: s.opts.ProbeStores(r.Context())})
+}
+
+// Well-known Windows SIDs of privileged callers.
+const (
+	sidLocalSystem    = "S-1-5-18"
+	sidAdministrators = "S-1-5-32-544"
+)
+
+func privileged(id *localsock.Identity) bool {
+	if id == nil {
+		return false
+	}
+	if runtime.GOOS == "windows" {
+		if id.SID == sidLocalSystem {
+			return true
+		}
+		return slices.Contains(id.GroupSIDs, sidAdministrators)
+	}
+	return id.UID == 0 || int(id.UID) == os.Getuid()
 }

@@ -7,10 +7,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/localapi/apitype"
+	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/service/doctor"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/harden"
+	"github.com/credagent/credagent/platform/keystore"
 )
 
 // doctorEnv completes the environment with what other packages provide (the
@@ -48,18 +51,35 @@ var doctorEnv = func(env *doctor.Env) {
 		}
 		return out, nil
 	}
-	// env.Stores needs the agent to run doctor.ProbeStore with the
-	// application's key (POST /v1/doctor/stores); until then it is skipped.
+	env.Stores = func(ctx context.Context) ([]doctor.Result, error) {
+		socket := config.Default().Paths.Socket
+		if env.Config != nil {
+			socket = env.Config.Paths.Socket
+		}
+		prs, err := client.New(socket).ProbeStores(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("the agent is not reachable: %w", err)
+		}
+		out := make([]doctor.Result, 0, len(prs))
+		for _, p := range prs {
+			out = append(out, doctor.Result{Name: p.Name, Level: doctor.Level(p.Level), Detail: p.Detail, Fix: p.Fix})
+		}
+		return out, nil
+	}
+	env.OpenKeyStore = func(c config.KeyStore) (keystore.Store, error) {
+		return keystore.Open(keystore.Options{Backend: c.Backend, Dir: c.Dir, TPMDevice: c.TPMDevice})
+	}
 }
 
 func init() {
 	var sf serviceFlags
 	var asJSON bool
 	var timeout time.Duration
+	var devDir string
 	register(&command{
 		name:    "doctor",
 		summary: "check the config, key, permissions, hardening, certificates and stores",
-		usage: `credagent doctor [--json] [--config FILE] [--timeout D]
+		usage: `credagent doctor [--json] [--config FILE | --dev DIR] [--timeout D]
 
 Runs every check and prints one line each, PASS, WARN or FAIL, with the fix
 under each failure. Exits 1 if any check failed.
@@ -70,9 +90,17 @@ Example:
 			sf.register(fs)
 			fs.BoolVar(&asJSON, "json", false, "print JSON")
 			fs.DurationVar(&timeout, "timeout", 15*time.Second, "time allowed for each check")
+			fs.StringVar(&devDir, "dev", "", "check the dev-mode agent of `DIR` (credagent run --dev)")
 		},
 		run: func(args []string) error {
 			env := &doctor.Env{ConfigPath: sf.config}
+			if devDir != "" {
+				c, err := daemon.DevConfig(devDir)
+				if err != nil {
+					return err
+				}
+				env.ConfigPath, env.Config = "", &c
+			}
 			doctorEnv(env)
 			rs := doctor.Run(context.Background(), doctor.Checks(env), timeout)
 			if asJSON {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/credagent/credagent/agent/localapi/apitype"
@@ -11,6 +12,7 @@ import (
 	"github.com/credagent/credagent/agent/service"
 	"github.com/credagent/credagent/agent/service/statusview"
 	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/paths"
 )
 
 // agentStatus fills the agent's part of the report from the local API's
@@ -55,10 +57,11 @@ func toView(st *apitype.Status) *statusview.Agent {
 func init() {
 	var sf serviceFlags
 	var asJSON bool
+	var devDir, socket string
 	register(&command{
 		name:    "status",
 		summary: "show the service state and what the running agent holds",
-		usage: `credagent status [--json] [--config FILE]
+		usage: `credagent status [--json] [--config FILE | --dev DIR | --socket PATH]
 
 Shows the service manager's state, then, when the agent answers on its
 socket: the key backend, applications and their expiry, stores and their
@@ -69,9 +72,17 @@ Example:
 		flags: func(fs *flag.FlagSet) {
 			sf.register(fs)
 			fs.BoolVar(&asJSON, "json", false, "print JSON")
+			fs.StringVar(&devDir, "dev", "", "the dev-mode agent of `DIR` (credagent run --dev); no service manager")
+			fs.StringVar(&socket, "socket", "", "ask the agent on this socket or pipe instead of the config's")
 		},
 		run: func(args []string) error {
-			r := buildStatus(sf.manager(), sf.config)
+			var r statusview.Report
+			switch {
+			case devDir != "" || socket != "":
+				r = buildAgentOnlyStatus(devDir, socket)
+			default:
+				r = buildStatus(sf.manager(), sf.config)
+			}
 			if asJSON {
 				return r.JSON(os.Stdout)
 			}
@@ -98,6 +109,29 @@ func buildStatus(m service.Manager, configPath string) statusview.Report {
 		return r
 	}
 	a, err := agentStatus(r.Socket)
+	if err != nil {
+		r.AgentError = err.Error()
+		return r
+	}
+	r.Agent = a
+	return r
+}
+
+// buildAgentOnlyStatus asks an agent that is not run by the service manager
+// (dev mode, or a socket given by hand).
+func buildAgentOnlyStatus(devDir, socket string) statusview.Report {
+	var r statusview.Report
+	r.Service = "not managed (dev mode or --socket)"
+	if socket == "" {
+		abs, err := filepath.Abs(devDir)
+		if err != nil {
+			r.AgentError = err.Error()
+			return r
+		}
+		socket = paths.Dev(abs).Socket
+	}
+	r.Socket = socket
+	a, err := agentStatus(socket)
 	if err != nil {
 		r.AgentError = err.Error()
 		return r

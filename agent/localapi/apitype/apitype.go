@@ -159,3 +159,18 @@ type RejectedDelivery struct {
 	Reason     string    `json:"reason"`
 	At         time.Time `json:"at"`
 }
+
+// ProbeResult is one line of POST /v1/doctor/stores: the agent's own probe
+// of a CCP store (DNS, TCP, TLS, and the client certificate accepted), run in
+// the agent because only it holds the applications' private keys.
+type ProbeResult struct {
+	Name   string `json:"name"`
+	Level  string `json:"level"` // PASS, WARN or FAIL
+	Detail string `json:"detail,omitempty"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// ProbeResponse is the body of POST /v1/doctor/stores.
+type ProbeResponse struct {
+	Results []ProbeResult `json:"results"`
+}

@@ -347,3 +347,18 @@ func readAll(r io.Reader, n int64) ([]byte, error) {
 		}
 	}
 }
+
+// ProbeStores asks the agent to probe each of its CCP stores with the
+// application certificate it holds (POST /v1/doctor/stores). Only root or an
+// administrator may.
+func (c *Client) ProbeStores(ctx context.Context) ([]apitype.ProbeResult, error) {
+	body, err := c.do(ctx, http.MethodPost, "/v1/doctor/stores", []byte("{}"))
+	if err != nil {
+		return nil, err
+	}
+	var pr apitype.ProbeResponse
+	if err := json.Unmarshal(body, &pr); err != nil {
+		return nil, fmt.Errorf("credagent: decoding store probes: %w", err)
+	}
+	return pr.Results, nil
+}

@@ -20,6 +20,8 @@ import (
 // Env is what the local checks look at. A nil function skips its check with
 // a WARN saying why.
 type Env struct {
+	// ConfigPath is the config file. Empty with Config set: dev mode, where
+	// the configuration is built in.
 	ConfigPath string
 	// Config is filled by the config check for the ones after it.
 	Config *config.Config
@@ -66,6 +68,9 @@ func Checks(env *Env) []Check {
 }
 
 func (env *Env) checkConfig(context.Context) []Result {
+	if env.ConfigPath == "" && env.Config != nil {
+		return pass("dev mode: the built-in dev configuration")
+	}
 	c, err := config.Load(env.ConfigPath)
 	if err != nil {
 		return fail(err.Error(), "edit "+env.ConfigPath+" (the message names the key and line), then run credagent doctor again")
