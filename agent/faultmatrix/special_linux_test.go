@@ -1,0 +1,381 @@
+//go:build linux
+
+package faultmatrix
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/credagent/credagent/agent/ccp/fakeccp"
+	"github.com/credagent/credagent/agent/daemon"
+	"github.com/credagent/credagent/agent/delivery"
+	"github.com/credagent/credagent/agent/delivery/portal"
+	"github.com/credagent/credagent/agent/localapi/client"
+	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/localsock/localsocktest"
+	"github.com/rs/zerolog"
+)
+
+// Child process modes, selected by environment variables.
+const (
+	childResolveEnv = "FAULTMATRIX_CHILD_RESOLVE" // resolve "sap" on this socket, exit 0 if served
+	childAgentEnv   = "FAULTMATRIX_CHILD_AGENT"   // run the agent in dev mode on this directory until killed
+)
+
+// child runs the process as a child mode if one is asked for, and then
+// exits; it returns false otherwise.
+func child() bool {
+	if sock := os.Getenv(childResolveEnv); sock != "" {
+		c := client.New(sock)
+		o := resolveWith(c, "sap")
+		if o.class != "" {
+			fmt.Printf("not served: %v\n", o)
+			os.Exit(1)
+		}
+		fmt.Println("served")
+		os.Exit(0)
+	}
+	if dir := os.Getenv(childAgentEnv); dir != "" {
+		cfg, err := daemon.DevConfig(dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		cfg.Inbox.RescanInterval = 100 * time.Millisecond
+		err = daemon.Run(context.Background(), daemon.Options{Config: cfg, Dev: true, DevDir: dir, Log: zerolog.Nop(), Audit: zerolog.Nop(), SkipHardening: true})
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	return false
+}
+
+func testDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipRow(t, "disk-full", "needs root to mount a tmpfs")
+	}
+	var stateDir string
+	w := newWorld(t, worldOptions{beforeStart: func(w *world) {
+		stateDir = w.cfg.Paths.StateDir
+		if err := os.MkdirAll(stateDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", stateDir).CombinedOutput(); err != nil {
+			skipRow(t, "disk-full", fmt.Sprintf("cannot mount a tmpfs: %v: %s", err, strings.TrimSpace(string(out))))
+		}
+		t.Cleanup(func() {
+			if out, err := exec.Command("umount", "-l", stateDir).CombinedOutput(); err != nil {
+				t.Errorf("umount %s: %v: %s", stateDir, err, out)
+			}
+		})
+	}})
+	w.provision()
+	w.expectServed("sap", "Sap-Pr0d!pass")
+
+	// Fill the file system.
+	filler := filepath.Join(stateDir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling: %v", err)
+			}
+			break
+		}
+	}
+	f.Close()
+
+	// A new store that points nowhere: if it were applied, resolutions
+	// would fail, so being served proves the old one is in force.
+	d := w.build("prod", storeFor("https://"+deadAddr(t)), 0)
+	w.drop(d.ID+".delivery", d.Marshal())
+	e, handled := w.event(d.ID, 3*time.Second)
+	if handled && e.Err == nil {
+		t.Fatalf("the delivery was applied on a full disk")
+	}
+	t.Logf("on a full disk: handled=%v reason=%q err=%v", handled, e.Reason, e.Err)
+	w.expectServed("sap", "Sap-Pr0d!pass")
+	if st := w.status(); len(st.Stores) != 1 || st.Stores[0].Servers[0] != w.ccp.URL {
+		t.Fatalf("the store changed: %+v", st.Stores)
+	}
+
+	// Free the space: the delivery must be taken in on a later scan.
+	os.Remove(filler)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := w.status()
+		if len(st.Stores) == 1 && st.Stores[0].Servers[0] != w.ccp.URL {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, inInbox := os.Stat(filepath.Join(w.cfg.Paths.InboxDir, d.ID+".delivery"))
+			t.Fatalf("after freeing space the delivery was not applied within 5 s (still in the inbox: %v; rejections %+v)", inInbox == nil, st.Rejected)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// keyFile returns the machine key's file in the file key store.
+func keyFile(t *testing.T, w *world) string {
+	t.Helper()
+	var files []string
+	filepath.WalkDir(w.cfg.KeyStore.Dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 1 {
+		t.Fatalf("key store dir holds %v, want one key file", files)
+	}
+	return files[0]
+}
+
+func testKeyStoreCorrupt(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	w.provision()
+	w.expectServed("sap", "Sap-Pr0d!pass")
+	w.stop()
+	kf := keyFile(t, w)
+	if err := os.WriteFile(kf, []byte("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	records, _ := filepath.Glob(filepath.Join(w.cfg.Paths.StateDir, "records", "*", "*"))
+	if err := w.start(true); err != nil {
+		t.Fatalf("the agent did not start with an unusable key: %v", err)
+	}
+	st := w.status()
+	if st.KeyStore.NeedsReenroll == "" || st.Ready || !contains(strings.Join(st.Problems, ";"), "re-enrol") {
+		t.Fatalf("status: needs_reenroll %q ready %v problems %q", st.KeyStore.NeedsReenroll, st.Ready, st.Problems)
+	}
+	o := w.resolve("sap")
+	if o.class == "" {
+		t.Fatal("served without a usable machine key")
+	}
+	t.Logf("resolve with an unusable key: %v", o)
+	after, _ := filepath.Glob(filepath.Join(w.cfg.Paths.StateDir, "records", "*", "*"))
+	if len(records) == 0 || len(after) != len(records) {
+		t.Fatalf("sealed records %d before, %d after: they must be kept", len(records), len(after))
+	}
+}
+
+func testKeyStoreInsecure(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	w.provision()
+	w.stop()
+	kf := keyFile(t, w)
+	if err := os.Chmod(kf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := w.start(true)
+	if err == nil {
+		st := w.status()
+		t.Fatalf("the agent started with a world-readable key (needs_reenroll %q)", st.KeyStore.NeedsReenroll)
+	}
+	if !strings.Contains(err.Error(), filepath.Base(kf)) {
+		t.Fatalf("the refusal does not name the key file: %v", err)
+	}
+	t.Logf("refused: %v", err)
+}
+
+func floodWorld(t *testing.T, configure func(c *config.Config)) *world {
+	sock := filepath.Join(localsocktest.PublicDir(t), "run", "agent.sock")
+	return newWorld(t, worldOptions{notDev: true, configure: func(c *config.Config) {
+		c.Paths.Socket = sock
+		c.API.SocketGroup = "nogroup"
+		c.Policy.Rules = append(c.Policy.Rules, config.Rule{Name: "nobody", UIDs: []uint32{localsocktest.Nobody}, Credentials: []string{"sap"}})
+		configure(c)
+	}})
+}
+
+func testFloodRate(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipRow(t, "flood-rate", "needs root to run the second caller as nobody")
+	}
+	w := floodWorld(t, func(c *config.Config) { c.API.RatePerSecond, c.API.RateBurst = 5, 5 })
+	w.provision()
+	limited, served := 0, 0
+	for range 30 {
+		o := w.resolve("sap")
+		switch {
+		case o.class == "":
+			served++
+		case client.IsRateLimited(o.reqErr):
+			var ce *client.Error
+			errors.As(o.reqErr, &ce)
+			if ce.HTTPStatus != 429 || ce.RetryAfter <= 0 {
+				t.Fatalf("rate limited with status %d, Retry-After %v", ce.HTTPStatus, ce.RetryAfter)
+			}
+			limited++
+		default:
+			t.Fatalf("flooder: %v", o)
+		}
+	}
+	if limited == 0 || served == 0 {
+		t.Fatalf("flooder: %d served, %d limited; want both", served, limited)
+	}
+	out, err := localsocktest.RunAs(t, localsocktest.Nobody, localsocktest.Nobody, []string{childResolveEnv + "=" + w.cfg.Paths.Socket}, "-test.run=^$")
+	if err != nil || !strings.Contains(string(out), "served") {
+		t.Fatalf("the other caller was not served while the flooder is limited: %v: %s", err, out)
+	}
+}
+
+func testFloodConcurrency(t *testing.T) {
+	w := newWorld(t, worldOptions{configure: func(c *config.Config) { c.API.MaxConcurrent = 2 }})
+	w.provision()
+	w.ccp.SetFaults(fakeccp.Faults{Latency: 400 * time.Millisecond})
+	const n = 10
+	var wg sync.WaitGroup
+	outs := make([]outcome, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := client.New(w.cfg.Paths.Socket)
+			defer c.Close()
+			outs[i] = resolveWith(c, "sap")
+		}()
+	}
+	wg.Wait()
+	capped, served := 0, 0
+	for _, o := range outs {
+		var ce *client.Error
+		switch {
+		case o.class == "":
+			served++
+		case errors.As(o.reqErr, &ce) && ce.HTTPStatus == 503:
+			if ce.RetryAfter <= 0 || o.took > 300*time.Millisecond {
+				t.Fatalf("capped request: Retry-After %v after %v; want a prompt 503 with Retry-After", ce.RetryAfter, o.took)
+			}
+			capped++
+		default:
+			t.Fatalf("flood: %v", o)
+		}
+	}
+	if capped == 0 || served < 2 {
+		t.Fatalf("%d served, %d capped; want at least 2 served and some capped", served, capped)
+	}
+	w.ccp.SetFaults(fakeccp.Faults{})
+	w.expectServed("sap", "Sap-Pr0d!pass")
+}
+
+func testSigkillApply(t *testing.T) {
+	b, err := sharedPKI.MintClientCert(fakeccp.ClientCertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serialA, serialB := sharedPKI.AppSerial, b.Leaf.SerialNumber.Text(16)
+	w := newWorld(t, worldOptions{noStart: true, extraSerials: []string{serialB}})
+	var cmd *exec.Cmd
+	startChild := func() {
+		cmd = exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childAgentEnv+"="+w.dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill := func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	t.Cleanup(func() { kill() })
+	c := client.New(w.cfg.Paths.Socket)
+	defer c.Close()
+	waitReady := func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := c.Status(ctx)
+			cancel()
+			if err == nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("the child agent did not come up within 10 s")
+	}
+	startChild()
+	waitReady()
+	r, pub, err := portal.LoadRegistration(filepath.Join(w.cfg.Paths.StateDir, daemon.DevRegistration))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.machineID, w.machinePub = r.MachineID, pub
+	put := func(target string, content delivery.Content) {
+		d := w.build(target, content, 0)
+		w.drop(d.ID+".delivery", d.Marshal())
+	}
+	appA, appB := appContent(t, sharedPKI.App), appContent(t, b)
+	put("DemoApp", appA)
+	put("prod", storeFor(w.ccp.URL))
+	put("sap", &delivery.Credential{Store: "prod", Object: "sap-prod-admin"})
+
+	kills := 0
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		for j := range 6 {
+			switch (i + j) % 3 {
+			case 0:
+				if j%2 == 0 {
+					put("DemoApp", appA)
+				} else {
+					put("DemoApp", appB)
+				}
+			case 1:
+				s := storeFor(w.ccp.URL)
+				s.DisplayName = fmt.Sprintf("round %d", i)
+				put("prod", s)
+			case 2:
+				put("sap", &delivery.Credential{Store: "prod", Object: "sap-prod-admin", UsernameVar: fmt.Sprintf("u%d", i)})
+			}
+		}
+		d, _ := rand.Int(rand.Reader, big.NewInt(80))
+		time.Sleep(time.Duration(d.Int64()+5) * time.Millisecond)
+		kill()
+		kills++
+		startChild()
+		waitReady()
+	}
+	// Let the last agent take in whatever is left.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		left, _ := filepath.Glob(filepath.Join(w.cfg.Paths.InboxDir, "*.delivery"))
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries still in the inbox", len(left))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Ready || len(st.Rejected) != 0 {
+		t.Fatalf("after %d kills: ready %v, rejected %+v", kills, st.Ready, st.Rejected)
+	}
+	if len(st.Applications) != 1 || (st.Applications[0].Serial != serialA && st.Applications[0].Serial != serialB) {
+		t.Fatalf("after %d kills: application %+v is none of those delivered", kills, st.Applications)
+	}
+	if o := resolveWith(c, "sap"); o.class != "" || o.password != "Sap-Pr0d!pass" {
+		t.Fatalf("after %d kills: %v", kills, o)
+	}
+	t.Logf("%d kills during apply", kills)
+}
