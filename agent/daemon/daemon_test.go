@@ -1,0 +1,383 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/credagent/credagent/agent/ccp/fakeccp"
+	"github.com/credagent/credagent/agent/daemon"
+	"github.com/credagent/credagent/agent/delivery"
+	"github.com/credagent/credagent/agent/delivery/portal"
+	"github.com/credagent/credagent/agent/inbox"
+	"github.com/credagent/credagent/agent/localapi/client"
+	"github.com/credagent/credagent/agent/logging"
+	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/config"
+	"github.com/rs/zerolog"
+)
+
+// agentRun is one in-process agent in dev mode, logging to files in its dir.
+type agentRun struct {
+	dir    string
+	cfg    config.Config
+	reload chan struct{}
+	cancel context.CancelFunc
+	done   chan error
+	events chan inbox.Event
+	client *client.Client
+	logs   *logging.Logs
+}
+
+func startAgent(t *testing.T, dir string) *agentRun {
+	t.Helper()
+	cfg, err := daemon.DevConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Log.Format = "json"
+	cfg.Log.Level = "debug" // the most talkative level, so the scan sees every line
+	cfg.Log.File = filepath.Join(dir, "agent.log")
+	cfg.Log.AuditFile = filepath.Join(dir, "audit.log")
+	logs, err := logging.New(cfg.Log, os.Stderr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &agentRun{dir: dir, cfg: cfg, reload: make(chan struct{}), done: make(chan error, 1),
+		events: make(chan inbox.Event, 64), client: client.New(cfg.Paths.Socket), logs: logs}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	ready := make(chan struct{})
+	var once sync.Once
+	go func() {
+		a.done <- daemon.Run(ctx, daemon.Options{
+			Config: cfg, Dev: true, DevDir: dir, Log: logs.Log, Audit: logs.Audit,
+			Reload: a.reload, SkipHardening: true,
+			Ready:   func() { once.Do(func() { close(ready) }) },
+			OnEvent: func(e inbox.Event) { a.events <- e },
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-a.done:
+		t.Fatalf("agent stopped before it was ready: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent not ready within 20s")
+	}
+	return a
+}
+
+func (a *agentRun) stop(t *testing.T) {
+	t.Helper()
+	a.cancel()
+	select {
+	case err := <-a.done:
+		if err != nil {
+			t.Errorf("Run returned %v after a clean stop", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent did not stop within 20s")
+	}
+	a.client.Close()
+	a.logs.Close()
+}
+
+// waitEvent waits for the inbox to handle a delivery of kind and target.
+func (a *agentRun) waitEvent(t *testing.T, kind delivery.Kind, target string) inbox.Event {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case e := <-a.events:
+			if e.Kind == kind && e.Target == target {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no inbox event for %s %s", kind, target)
+		}
+	}
+}
+
+// portalSide seals and signs deliveries for one agent, as the portal does.
+type portalSide struct {
+	t      *testing.T
+	agent  *agentRun
+	pki    *fakeccp.DevPKI
+	signer interface{}
+	seq    uint64
+}
+
+func (p *portalSide) drop(kind delivery.Kind, target string, content delivery.Content) {
+	p.t.Helper()
+	signer, err := portal.LoadSigningKey(filepath.Join(p.agent.dir, daemon.DevSigningKeyFile))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	reg, pub, err := portal.LoadRegistration(filepath.Join(p.agent.cfg.Paths.StateDir, "registration.json"))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.seq++
+	h := delivery.Header{ID: portal.NewID(), Target: target, Seq: p.seq, Created: time.Now(), To: delivery.Machine(reg.MachineID)}
+	var rcpt *ecdh.PublicKey
+	if content.Kind().Sealed() {
+		rcpt = pub
+	}
+	d, err := delivery.Create(h, content, rcpt, signer)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := portal.Write(d, p.agent.cfg.Paths.InboxDir, ""); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *portalSide) app() {
+	p.t.Helper()
+	raw, err := os.ReadFile(p.pki.AppP12File)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	pfx, err := portal.OpenPFX(raw, secret.FromString(fakeccp.DevP12Password), time.Now(), 0)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.drop(delivery.KindApplication, "DemoApp", pfx.Application)
+}
+
+// TestEndToEnd runs the agent in-process against the fake CCP: deliveries
+// in, a resolution out, a password rotation, a rejected delivery and a bad
+// reload that leave the last good state in force, and a clean stop. Then it
+// scans everything the agent wrote for the planted passwords and the
+// application's private key.
+func TestEndToEnd(t *testing.T) {
+	root := t.TempDir()
+	pki, err := fakeccp.EnsureDevPKI(filepath.Join(root, "ccp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fix, err := pki.Fixture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.Nop()
+	opts := pki.ServerOptions()
+	opts.Logger = &log
+	srv, err := fakeccp.New(fix, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	a := startAgent(t, filepath.Join(root, "agent"))
+	p := &portalSide{t: t, agent: a, pki: pki}
+	caPEM, err := os.ReadFile(pki.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.app()
+	a.waitEvent(t, delivery.KindApplication, "DemoApp")
+	p.drop(delivery.KindStore, "rpa-prod", &delivery.Store{Servers: []string{srv.URL}, AppID: "DemoApp", Safe: "RPA-Prod", CABundle: string(caPEM)})
+	a.waitEvent(t, delivery.KindStore, "rpa-prod")
+	p.drop(delivery.KindCredential, "sap-prod-admin", &delivery.Credential{Store: "rpa-prod", Object: "sap-prod-admin"})
+	a.waitEvent(t, delivery.KindCredential, "sap-prod-admin")
+
+	ctx := context.Background()
+	resolve := func(want string) {
+		t.Helper()
+		res, err := a.client.Resolve(ctx, "run-1", "flow-1", "sap-prod-admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Wipe()
+		c := res.Get("sap-prod-admin")
+		if c == nil || c.Err != nil {
+			t.Fatalf("resolve: %+v", c)
+		}
+		if c.Username != "svc_sap" || c.Password.RevealString() != want {
+			t.Fatalf("got user %q and a %d-byte password, want svc_sap and %q", c.Username, c.Password.Len(), want)
+		}
+	}
+	resolve("Sap-Pr0d!pass")
+
+	// A rotated password is seen on the next resolve: nothing is cached.
+	const rotated = "R0tated-Pa55!word"
+	if err := srv.SetPassword("RPA-Prod", "Root", "sap-prod-admin", rotated); err != nil {
+		t.Fatal(err)
+	}
+	resolve(rotated)
+
+	// A corrupt delivery is rejected with a reason; the last good state stays.
+	if err := os.WriteFile(filepath.Join(a.cfg.Paths.InboxDir, "corrupt.delivery"), []byte("credagent-delivery/v1\ngarbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if e := a.waitEvent(t, "", ""); e.Err == nil {
+		t.Fatalf("the corrupt delivery was applied: %+v", e)
+	}
+	st, err := a.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Rejected) == 0 || st.Rejected[len(st.Rejected)-1].Reason == "" {
+		t.Fatalf("status shows no rejection with a reason: %+v", st.Rejected)
+	}
+	if !st.Ready || st.KeyStore.Backend != "file" || len(st.Applications) != 1 {
+		t.Fatalf("status after a rejection: %+v", st)
+	}
+	resolve(rotated)
+
+	// A config that does not load is rejected on reload; the agent keeps
+	// serving with the running one.
+	if err := os.WriteFile(filepath.Join(a.dir, "config.yaml"), []byte("policy:\n  rulez: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.reload <- struct{}{}
+	// A second send is accepted only once the first reload was handled.
+	a.reload <- struct{}{}
+	resolve(rotated)
+
+	// A config that loads and drops the caller's rule takes effect at once.
+	if err := os.WriteFile(filepath.Join(a.dir, "config.yaml"), []byte("policy:\n  rules:\n    - {name: only-nobody, uids: [65534], credentials: ['*']}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.reload <- struct{}{}
+	a.reload <- struct{}{}
+	if _, err := a.client.Resolve(ctx, "run-2", "flow-1", "sap-prod-admin"); !client.IsForbidden(err) {
+		t.Fatalf("after the reload the caller should be refused, got %v", err)
+	}
+	a.stop(t)
+
+	// Restarting rebuilds the state from the sealed records alone.
+	os.Remove(filepath.Join(a.dir, "config.yaml"))
+	a2 := startAgent(t, a.dir)
+	st2, err := a2.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st2.Applications) != 1 || len(st2.Stores) != 1 || len(st2.Credentials) != 1 {
+		t.Fatalf("state after restart: %+v", st2)
+	}
+	func() {
+		res, err := a2.client.Resolve(ctx, "run-3", "flow-1", "sap-prod-admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Wipe()
+		if c := res.Get("sap-prod-admin"); c.Err != nil || c.Password.RevealString() != rotated {
+			t.Fatalf("resolve after restart: %+v", c)
+		}
+	}()
+	a2.stop(t)
+
+	scanForSecrets(t, a.dir, []string{"Sap-Pr0d!pass", rotated}, pki)
+	for _, f := range []string{"agent.log", "audit.log"} {
+		b, _ := os.ReadFile(filepath.Join(a.dir, f))
+		if len(b) == 0 {
+			t.Errorf("%s is empty: the scan proved nothing", f)
+		}
+	}
+	audit, _ := os.ReadFile(filepath.Join(a.dir, "audit.log"))
+	if !strings.Contains(string(audit), `"run_id":"run-1"`) {
+		t.Errorf("the audit log has no record of run-1:\n%s", audit)
+	}
+}
+
+// scanForSecrets fails if any file under dir holds a password or the
+// application's private key in any common encoding.
+func scanForSecrets(t *testing.T, dir string, passwords []string, pki *fakeccp.DevPKI) {
+	t.Helper()
+	keyDER, err := x509.MarshalPKCS8PrivateKey(pki.App.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	needles := map[string][]byte{}
+	for _, pw := range passwords {
+		needles["password "+pw] = []byte(pw)
+	}
+	// Every P-256 PKCS#8 key starts with the same bytes, so the needles are
+	// the parts unique to this key: the private scalar in each encoding, and
+	// whole encodings of the key.
+	ek, ok := pki.App.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		t.Fatalf("the dev application key is a %T, want ECDSA", pki.App.PrivateKey)
+	}
+	ecdhKey, err := ek.ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scalar := ecdhKey.Bytes()
+	pemLines := strings.Split(string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})), "\n")
+	needles["app key scalar"] = scalar
+	needles["app key scalar hex"] = []byte(hex.EncodeToString(scalar))
+	needles["app key scalar base64"] = []byte(base64.StdEncoding.EncodeToString(scalar))
+	needles["app key DER"] = keyDER
+	needles["app key base64"] = []byte(base64.StdEncoding.EncodeToString(keyDER))
+	needles["app key PEM line 2"] = []byte(pemLines[2])
+	scanned := 0
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		scanned++
+		for name, n := range needles {
+			if bytes.Contains(b, n) {
+				t.Errorf("%s found in %s", name, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scanned < 5 {
+		t.Fatalf("scanned only %d files", scanned)
+	}
+}
+
+// TestNeedsReenroll: a machine key that no longer loads does not crash the
+// agent. It starts, says it needs re-enrolment, and keeps the deliveries.
+func TestNeedsReenroll(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "agent")
+	a := startAgent(t, dir)
+	a.stop(t)
+
+	keyFile := filepath.Join(a.cfg.KeyStore.Dir, a.cfg.KeyStore.KeyName+".key")
+	if err := os.WriteFile(keyFile, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pending := filepath.Join(a.cfg.Paths.InboxDir, "waiting.delivery")
+	if err := os.WriteFile(pending, []byte("sealed to the old key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a2 := startAgent(t, dir)
+	defer a2.stop(t)
+	st, err := a2.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.KeyStore.NeedsReenroll == "" || st.Ready || len(st.Problems) == 0 || !strings.Contains(st.Problems[0], "re-enrol") {
+		t.Fatalf("status does not say the machine needs re-enrolment: %+v", st)
+	}
+	if _, err := os.Stat(pending); err != nil {
+		t.Fatalf("a delivery that could not be opened was not kept: %v", err)
+	}
+}
