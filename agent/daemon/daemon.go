@@ -105,13 +105,25 @@ func Run(ctx context.Context, opts Options) error {
 
 	st := &state.State{}
 	var in *inbox.Inbox
+	applied := make(chan struct{}, 1) // a delivery was applied: check the rotation
 	if needsReenroll == "" {
 		signers, err := signingKeys(cfg)
 		if err != nil {
 			return err
 		}
 		if len(signers) == 0 {
-			log.Warn().Msg("no portal signing key is configured (portal.signing_keys): every delivery will be refused")
+			return errors.New("portal.signing_keys is empty: pin the portal's public signing key in the config (every delivery must be signed by it)")
+		}
+		onEvent := func(e inbox.Event) {
+			if e.Err == nil {
+				select {
+				case applied <- struct{}{}:
+				default:
+				}
+			}
+			if opts.OnEvent != nil {
+				opts.OnEvent(e)
+			}
 		}
 		in, err = inbox.New(inbox.Options{
 			InboxDir:      cfg.Paths.InboxDir,
@@ -125,7 +137,7 @@ func Run(ctx context.Context, opts Options) error {
 			AllowedOwners: cfg.Inbox.AllowedOwners,
 			State:         st,
 			Log:           log.With().Str("component", "inbox").Logger(),
-			OnEvent:       opts.OnEvent,
+			OnEvent:       onEvent,
 		})
 		if err != nil {
 			return fmt.Errorf("inbox: %w", err)
@@ -170,12 +182,15 @@ func Run(ctx context.Context, opts Options) error {
 	if ks != nil {
 		info = ks.Info()
 	}
-	keyID := ""
-	if k := keys.Current; k != nil {
-		keyID = k.ID()
+	var keyID atomic.Pointer[string] // the registered key; changes when a rotation ends
+	if k := registeredKey(keys); k != nil {
+		id := k.ID()
+		keyID.Store(&id)
+	} else {
+		keyID.Store(new(string))
 	}
 	status := func(ctx context.Context) apitype.Status {
-		return buildStatus(st.Load(), res.p.Load(), info, keyID, cfg, hardening, started)
+		return buildStatus(st.Load(), res.p.Load(), info, *keyID.Load(), cfg, hardening, started)
 	}
 	srv := localapi.NewServer(localapi.Options{
 		Resolver:    res,
@@ -208,9 +223,16 @@ func Run(ctx context.Context, opts Options) error {
 		defer wg.Done()
 		reloadLoop(ctx, opts, res, build, log)
 	}()
+	if in != nil && keys.Pending != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			finishRotation(ctx, ks, cfg, keys, in, applied, log)
+		}()
+	}
 
 	log.Info().Str("socket", cfg.Paths.Socket).Str("keystore", info.Backend).Bool("hardware_key", info.HardwareBacked).
-		Str("key_id", keyID).Str("version", version.Version).Dur("start", time.Since(started)).Msg("credagent ready")
+		Str("key_id", *keyID.Load()).Str("version", version.Version).Dur("start", time.Since(started)).Msg("credagent ready")
 	if opts.Ready != nil {
 		opts.Ready()
 	}
@@ -254,12 +276,51 @@ func machineKeys(ks keystore.Store, cfg config.Config, log zerolog.Logger) (keys
 	default:
 		return keystore.Keys{}, "", fmt.Errorf("opening the machine key: %w", err)
 	}
-	if keys.Current != nil {
-		if err := writeRegistration(cfg, ks.Info(), keys.Current); err != nil {
+	// During a rotation the registration names the pending key, so that the
+	// portal seals new deliveries to it.
+	if k := registeredKey(keys); k != nil {
+		if err := writeRegistration(cfg, ks.Info(), k); err != nil {
 			log.Warn().Err(err).Msg("could not write the registration document")
 		}
 	}
 	return keys, "", nil
+}
+
+func registeredKey(keys keystore.Keys) keystore.Key {
+	if keys.Pending != nil {
+		return keys.Pending
+	}
+	return keys.Current
+}
+
+// finishRotation ends a machine-key rotation: once something sealed to the
+// pending key is in force and nothing in force is sealed to the old key, the
+// pending key is promoted (the old one is destroyed) and the registration
+// document is rewritten for it. Until then both keys open deliveries.
+func finishRotation(ctx context.Context, ks keystore.Store, cfg config.Config, keys keystore.Keys, in *inbox.Inbox, applied <-chan struct{}, log zerolog.Logger) {
+	oldID, newID := "", keys.Pending.ID()
+	if keys.Current != nil {
+		oldID = keys.Current.ID()
+	}
+	for {
+		counts := in.SealedTo()
+		if counts[newID] > 0 && (oldID == "" || counts[oldID] == 0) {
+			if err := keystore.Promote(ks, cfg.KeyStore.KeyName); err != nil {
+				log.Error().Err(err).Str("new_key_id", newID).Msg("could not promote the pending machine key; both keys stay in use")
+				return
+			}
+			if err := writeRegistration(cfg, ks.Info(), keys.Pending); err != nil {
+				log.Warn().Err(err).Msg("could not rewrite the registration document")
+			}
+			log.Info().Str("old_key_id", oldID).Str("key_id", newID).Msg("machine key rotation finished: the pending key is now the machine key, the old one is destroyed")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-applied:
+		}
+	}
 }
 
 // writeRegistration writes StateDir/registration.json for the current key

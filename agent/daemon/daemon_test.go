@@ -26,6 +26,7 @@ import (
 	"github.com/credagent/credagent/agent/logging"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/keystore"
 	"github.com/rs/zerolog"
 )
 
@@ -379,5 +380,80 @@ func TestNeedsReenroll(t *testing.T) {
 	}
 	if _, err := os.Stat(pending); err != nil {
 		t.Fatalf("a delivery that could not be opened was not kept: %v", err)
+	}
+}
+
+// TestMachineKeyRotation: after `enroll --rotate` the agent opens deliveries
+// sealed to either key, and once the applications are re-sealed to the new
+// key it promotes it and destroys the old one.
+func TestMachineKeyRotation(t *testing.T) {
+	root := t.TempDir()
+	pki, err := fakeccp.EnsureDevPKI(filepath.Join(root, "ccp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "agent")
+	a := startAgent(t, dir)
+	p := &portalSide{t: t, agent: a, pki: pki}
+	p.app()
+	a.waitEvent(t, delivery.KindApplication, "DemoApp")
+	oldReg, _, err := portal.LoadRegistration(filepath.Join(a.cfg.Paths.StateDir, "registration.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.stop(t)
+
+	ks, err := keystore.Open(keystore.Options{Backend: a.cfg.KeyStore.Backend, Dir: a.cfg.KeyStore.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, created, err := keystore.Rotate(ks, a.cfg.KeyStore.KeyName)
+	if err != nil || !created {
+		t.Fatalf("Rotate: %v (created %v)", err, created)
+	}
+	ks.Close()
+
+	a2 := startAgent(t, dir)
+	defer a2.stop(t)
+	reg, _, err := portal.LoadRegistration(filepath.Join(a2.cfg.Paths.StateDir, "registration.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.KeyID != pending.ID() || reg.KeyID == oldReg.KeyID {
+		t.Fatalf("during the rotation the registration names %s, want the pending key %s", reg.KeyID, pending.ID())
+	}
+	st, err := a2.client.Status(context.Background())
+	if err != nil || len(st.Applications) != 1 {
+		t.Fatalf("the application sealed to the old key is not in force during the rotation: %v %+v", err, st)
+	}
+
+	// The portal re-seals the application to the new key.
+	p.agent = a2
+	p.seq = uint64(time.Now().UnixNano())
+	p.app()
+	a2.waitEvent(t, delivery.KindApplication, "DemoApp")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, _ := os.ReadDir(a2.cfg.KeyStore.Dir)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if len(names) == 1 && names[0] == a2.cfg.KeyStore.KeyName+keystore.FileExt {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rotation did not finish: key dir holds %v", names)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ks2, err := keystore.Open(keystore.Options{Backend: a2.cfg.KeyStore.Backend, Dir: a2.cfg.KeyStore.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks2.Close()
+	k, err := ks2.Open(a2.cfg.KeyStore.KeyName)
+	if err != nil || k.ID() != pending.ID() {
+		t.Fatalf("after promotion the machine key is %v (%v), want %s", k, err, pending.ID())
 	}
 }

@@ -111,6 +111,9 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 	if acc.Seq >= in.seqs[o] {
 		in.seqs[o] = acc.Seq
 		in.records[o] = rec
+		if acc.Kind.Sealed() {
+			in.sealedTo[o] = acc.Recipient
+		}
 	}
 	var obsolete []string
 	err := in.o.State.Update(func(s *state.Snapshot) error {
@@ -135,6 +138,7 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 			switch c.Revokes {
 			case delivery.KindApplication:
 				delete(s.Applications, acc.Target)
+				delete(in.sealedTo, delivery.Object{Kind: delivery.KindApplication, Name: acc.Target})
 			case delivery.KindStore:
 				delete(s.Stores, acc.Target)
 			case delivery.KindCredential:
@@ -142,6 +146,7 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 			case delivery.KindGroupKey:
 				// Leaving a group: its keys go, and so do the
 				// applications sealed to them.
+				delete(in.sealedTo, delivery.Object{Kind: delivery.KindGroupKey, Name: acc.Target})
 				for id, k := range in.groupKeys {
 					if k.group != acc.Target {
 						continue
@@ -155,6 +160,7 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 							ao := delivery.Object{Kind: delivery.KindApplication, Name: appID}
 							obsolete = append(obsolete, in.records[ao])
 							delete(in.records, ao)
+							delete(in.sealedTo, ao)
 							in.o.Log.Warn().Str("app_id", appID).Str("group", acc.Target).Msg("inbox: application removed with its group key")
 						}
 					}

@@ -122,6 +122,7 @@ type Inbox struct {
 	mu        sync.Mutex
 	seqs      map[delivery.Object]uint64
 	records   map[delivery.Object]string // path of the record of each object
+	sealedTo  map[delivery.Object]string // recipient key ID of each sealed object
 	groupKeys map[string]*groupKey       // by key ID
 	warned    map[string]time.Time       // app ID -> last expiry warning
 	retry     map[string]*time.Timer
@@ -190,6 +191,7 @@ func New(o Options) (*Inbox, error) {
 		owners:    owners,
 		seqs:      map[delivery.Object]uint64{},
 		records:   map[delivery.Object]string{},
+		sealedTo:  map[delivery.Object]string{},
 		groupKeys: map[string]*groupKey{},
 		warned:    map[string]time.Time{},
 		retry:     map[string]*time.Timer{},
@@ -307,4 +309,17 @@ func (in *Inbox) stopRetries() {
 	for _, t := range in.retry {
 		t.Stop()
 	}
+}
+
+// SealedTo counts the sealed objects in force (applications and group keys)
+// by the key ID they were sealed to. During a machine-key rotation the agent
+// promotes the pending key once nothing in force is sealed to the old one.
+func (in *Inbox) SealedTo() map[string]int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := map[string]int{}
+	for _, id := range in.sealedTo {
+		out[id]++
+	}
+	return out
 }
