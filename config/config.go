@@ -160,7 +160,9 @@ type CCP struct {
 // Default returns the configuration used when a key is absent, for this OS.
 func Default() Config {
 	d := paths.Default()
-	return withDefaults(d)
+	c := withDefaults(d)
+	setPlatformDefaults(&c, d)
+	return c
 }
 
 // DevDefault returns the configuration of dev mode, everything under dir.
