@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/ccp/fakeccp"
+)
+
+// Every request carries its own run ID (sent to CCP as the Reason), so that
+// neither the agent nor the direct client coalesces concurrent requests:
+// each resolution is one CCP call, as with distinct flow runs.
+func (h *harness) runID() string { return "bench-" + strconv.FormatUint(h.runSeq.Add(1), 10) }
+
+func (h *harness) resolveAgent(ctx context.Context) error {
+	res, err := h.api.Resolve(ctx, h.runID(), "bench-flow", benchCred)
+	if err != nil {
+		return err
+	}
+	defer res.Wipe()
+	return res.Err()
+}
+
+func (h *harness) resolveDirect(ctx context.Context) error {
+	acc, err := h.direct.Get(ctx, ccp.Request{AppID: benchAppID, Safe: benchSafe, Folder: benchFolder, Object: benchObject, Reason: h.runID()})
+	if err != nil {
+		return err
+	}
+	acc.Wipe()
+	return nil
+}
+
+func (h *harness) accountsQuery(base string) string {
+	return base + fakeccp.DefaultPath + "/api/Accounts?AppID=" + benchAppID + "&Safe=" + benchSafe +
+		"&Folder=" + benchFolder + "&Object=" + benchObject
+}
+
+func (h *harness) resolvePlain(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.accountsQuery(h.fakeURL)+"&Reason="+h.runID(), nil)
+	if err != nil {
+		return err
+	}
+	res, err := h.plain.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if _, err := io.Copy(io.Discard, res.Body); err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("fake answered %s", res.Status)
+	}
+	return nil
+}
+
+type leg struct {
+	name string
+	do   func(context.Context) error
+}
+
+// sequential runs do one at a time for d or until max requests, and returns
+// the latency of each success. More than 1% errors fails the leg.
+func (h *harness) sequential(do func(context.Context) error, d time.Duration, max int) ([]time.Duration, error) {
+	lat := make([]time.Duration, 0, 4096)
+	var errs int
+	var lastErr error
+	end := time.Now().Add(d)
+	for n := 0; n < max && time.Now().Before(end); n++ {
+		if h.ctx.Err() != nil {
+			return lat, errBudget
+		}
+		t := time.Now()
+		if err := do(h.ctx); err != nil {
+			errs, lastErr = errs+1, err
+			continue
+		}
+		lat = append(lat, time.Since(t))
+	}
+	if errs*100 > len(lat)+errs {
+		return lat, fmt.Errorf("%d of %d requests failed: %w", errs, len(lat)+errs, lastErr)
+	}
+	return lat, nil
+}
+
+// concurrent runs do from n goroutines for d or until max requests in all,
+// and returns the successes per second. More than 1% errors fails it.
+func (h *harness) concurrent(do func(context.Context) error, n int, d time.Duration, max int64) (float64, int64, error) {
+	var ok, failed, issued atomic.Int64
+	var lastErr atomic.Value
+	ctx, cancel := context.WithTimeout(h.ctx, d+10*time.Second)
+	defer cancel()
+	end := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for time.Now().Before(end) && issued.Add(1) <= max && ctx.Err() == nil {
+				if err := do(ctx); err != nil {
+					failed.Add(1)
+					lastErr.Store(err)
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if h.ctx.Err() != nil {
+		return 0, 0, errBudget
+	}
+	if f := failed.Load(); f*100 > ok.Load()+f {
+		return 0, 0, fmt.Errorf("%d of %d requests failed: %v", f, ok.Load()+f, lastErr.Load())
+	}
+	return float64(ok.Load()) / el.Seconds(), ok.Load(), nil
+}
+
+// latency measures one caller's sequential resolutions through the agent,
+// directly with the Go CCP client, and with plain net/http, in rotating
+// order each round.
+func (h *harness) latency() error {
+	legs := []leg{{"agent", h.resolveAgent}, {"direct", h.resolveDirect}, {"plain", h.resolvePlain}}
+	for _, l := range legs { // warm up: pools, TLS sessions, caches, JIT-free but GC-sized heaps
+		if _, err := h.sequential(l.do, 500*time.Millisecond, 300); err != nil {
+			return fmt.Errorf("warm-up %s: %w", l.name, err)
+		}
+	}
+	p50 := map[string][]float64{}
+	p99 := map[string][]float64{}
+	var overhead99, overhead50 []float64
+	for r := range h.rounds {
+		got := map[string][]time.Duration{}
+		for i := range legs {
+			l := legs[(i+r)%len(legs)]
+			before := h.hs.mark(h)
+			lat, err := h.sequential(l.do, 800*time.Millisecond, 20000)
+			if err != nil {
+				return fmt.Errorf("round %d %s: %w", r+1, l.name, err)
+			}
+			switch l.name {
+			case "agent":
+				h.hs.addAgent(h, before)
+			case "direct":
+				h.hs.addDirect(h, before)
+			}
+			s := sortedCopy(lat)
+			got[l.name] = s
+			p50[l.name] = append(p50[l.name], us(percentile(s, 50)))
+			p99[l.name] = append(p99[l.name], us(percentile(s, 99)))
+		}
+		h.latAgent = append(h.latAgent, got["agent"]...)
+		h.latDirect = append(h.latDirect, got["direct"]...)
+		overhead99 = append(overhead99, us(percentile(got["agent"], 99)-percentile(got["direct"], 99)))
+		overhead50 = append(overhead50, us(percentile(got["agent"], 50)-percentile(got["direct"], 50)))
+		fmt.Printf("   round %d: p50/p99 us agent %.0f/%.0f direct %.0f/%.0f net/http %.0f/%.0f (n %d/%d/%d)\n", r+1,
+			p50["agent"][r], p99["agent"][r], p50["direct"][r], p99["direct"][r], p50["plain"][r], p99["plain"][r],
+			len(got["agent"]), len(got["direct"]), len(got["plain"]))
+	}
+	const seqMethod = "one caller, sequential requests, each with its own run ID (so no coalescing); %d rounds of 0.8 s per path, " +
+		"paths in rotating order each round; the value is the median of the rounds' percentiles."
+	plainName := "net/http GET, same mTLS and fake"
+	directName := "resolve_direct (same round)"
+	add := func(key string, vals, base []float64, baseName, method string, g *goal) {
+		h.rep.add(&figure{Key: key, Unit: "µs", Value: median(vals), Rounds: vals, Baseline: median(base), BaselineRounds: base,
+			BaselineName: baseName, Method: method, goal: g})
+	}
+	add("resolve_direct_p50_us", p50["direct"], p50["plain"], plainName,
+		fmt.Sprintf("p50 of the Go CCP client (agent/ccp, pool %d) straight to the fake; "+seqMethod+" Baseline: a bare net/http client with the same mTLS to the same URL.", poolSize, h.rounds), nil)
+	add("resolve_direct_p99_us", p99["direct"], p99["plain"], plainName,
+		"p99 of the same; "+fmt.Sprintf(seqMethod, h.rounds), nil)
+	add("resolve_agent_p50_us", p50["agent"], p50["direct"], directName,
+		"p50 of POST /v1/resolve through bin/credagent's socket (agent/localapi/client), the agent calling the same fake; "+fmt.Sprintf(seqMethod, h.rounds), nil)
+	add("resolve_agent_p99_us", p99["agent"], p99["direct"], directName,
+		"p99 of the same; "+fmt.Sprintf(seqMethod, h.rounds), nil)
+	add("agent_overhead_p50_us", overhead50, p50["direct"], "resolve_direct_p50_us",
+		"agent p50 minus direct p50 within each round; the median of the rounds.", nil)
+	add("agent_overhead_p99_us", overhead99, p99["direct"], "resolve_direct_p99_us",
+		"agent p99 minus direct p99 within each round; the median of the rounds.", &goal{"<", 300})
+	return nil
+}

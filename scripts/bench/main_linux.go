@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image/color"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/ccp/fakeccp"
+	"github.com/credagent/credagent/agent/localapi/client"
+)
+
+// harness holds what a run started and measured.
+type harness struct {
+	ctx    context.Context
+	root   string // temporary directory for everything started
+	binDir string
+	outDir string
+	self   string // this executable, for the child processes
+	rounds int
+
+	pki       *fakeccp.DevPKI
+	fake      *proc
+	fakeURL   string
+	fakeAdmin string
+	bare      *proc
+	bareURL   string
+
+	agent    *proc
+	agentDir string
+	socket   string
+	api      *client.Client
+
+	direct *ccp.Client  // the Go CCP client, as the agent builds it
+	plain  *http.Client // net/http with the same mTLS, the direct path's baseline
+
+	rep    *report
+	runSeq atomic.Uint64
+
+	// All sequential latency samples, for the chart.
+	latAgent, latDirect []time.Duration
+	hs                  handshakes
+	// idle is the RSS baseline process.
+	idle *proc
+	// profileReasons lists the missed goals to profile for.
+	profileReasons []string
+}
+
+func main() {
+	if runChild(os.Args[1:]) {
+		return
+	}
+	out := flag.String("out", "bench", "directory for results.json, README.md and latency.png")
+	binDir := flag.String("bin", "bin", "directory holding credagent (from make build)")
+	budget := flag.Duration("budget", 170*time.Second, "stop measuring after this long; the run is cut short, not failed")
+	rounds := flag.Int("rounds", 5, "rounds of each A/B measurement (1 to 9)")
+	profile := flag.String("profile", "auto", "CPU-profile the agent under load: auto (when a goal is missed), always or never")
+	keep := flag.Bool("keep", false, "keep the temporary directory (logs, dev dirs) for inspection")
+	flag.Parse()
+	if *rounds < 1 || *rounds > 9 {
+		fmt.Fprintln(os.Stderr, "bench: -rounds must be 1 to 9")
+		os.Exit(2)
+	}
+	if err := run(*out, *binDir, *budget, *rounds, *profile, *keep); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(outDir, binDir string, budget time.Duration, rounds int, profile string, keep bool) (err error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	ctx, stopSig := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSig()
+
+	h := &harness{ctx: ctx, rounds: rounds, rep: &report{Time: start}}
+	if h.binDir, err = filepath.Abs(binDir); err != nil {
+		return err
+	}
+	if h.outDir, err = filepath.Abs(outDir); err != nil {
+		return err
+	}
+	if h.self, err = os.Executable(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(h.binDir, "credagent")); err != nil {
+		return fmt.Errorf("%s/credagent is missing: run `make build` (make bench does)", binDir)
+	}
+	// Unix socket paths are short: keep the root short.
+	if h.root, err = os.MkdirTemp("", "cabench"); err != nil {
+		return err
+	}
+	defer func() {
+		stopAll()
+		if keep || err != nil {
+			fmt.Printf("kept %s\n", h.root)
+		} else {
+			os.RemoveAll(h.root)
+		}
+	}()
+	if err := os.MkdirAll(h.outDir, 0o755); err != nil {
+		return err
+	}
+
+	h.rep.Machine = describeMachine(h.root)
+	fmt.Printf("machine: %s, %d cores, Linux %s, %s; load average %s\n",
+		h.rep.Machine.CPU, h.rep.Machine.Cores, h.rep.Machine.Kernel, h.rep.Machine.GoVersion, h.rep.Machine.LoadStart)
+
+	if err := h.setup(); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	phases := []struct {
+		name string
+		fn   func() error
+	}{
+		{"latency (agent / direct / net/http, sequential)", h.latency},
+		{"throughput (agent / direct, 64 callers) and RSS", h.throughput},
+		{"fakeccp throughput (fake / bare net/http)", h.fakeThroughput},
+		{"delivery apply (agent / bare fsnotify)", h.deliveryApply},
+		{"cold start (100 applications / none)", h.coldStart},
+		{"keystore unwrap (memory / file / tpm)", h.keystoreUnwrap},
+	}
+	for _, p := range phases {
+		if ctx.Err() != nil {
+			h.rep.Notes = append(h.rep.Notes, fmt.Sprintf("phase %q not run: %v (budget %v)", p.name, context.Cause(ctx), budget))
+			continue
+		}
+		t := time.Now()
+		fmt.Printf("== %s\n", p.name)
+		if err := p.fn(); err != nil {
+			fmt.Printf("   failed: %v\n", err)
+			h.rep.Notes = append(h.rep.Notes, fmt.Sprintf("phase %q failed: %v", p.name, err))
+		}
+		fmt.Printf("   %.1fs\n", time.Since(t).Seconds())
+	}
+	for _, f := range h.rep.Figures {
+		f.finish()
+		if f.Met != nil && !*f.Met {
+			h.profileReasons = append(h.profileReasons, f.Key)
+		}
+	}
+	if profile == "always" || (profile == "auto" && len(h.profileReasons) > 0) {
+		if ctx.Err() == nil {
+			fmt.Printf("== profile of the agent under load\n")
+			if err := h.profileAgent(); err != nil {
+				h.rep.Notes = append(h.rep.Notes, fmt.Sprintf("profile failed: %v", err))
+			}
+		} else {
+			h.rep.Notes = append(h.rep.Notes, "profile skipped: out of time")
+		}
+	}
+	if h.agent != nil {
+		h.agent.stop(10 * time.Second)
+	}
+
+	h.rep.Machine.LoadEnd = loadAverage()
+	h.rep.Machine.Duration = round3(time.Since(start).Seconds())
+	return h.write()
+}
+
+// write prints the table and writes the outputs.
+func (h *harness) write() error {
+	fmt.Println()
+	writeTable(os.Stdout, h.rep)
+	fmt.Printf("\nmachine: %s\n", h.rep.Machine)
+	for _, n := range h.rep.Notes {
+		fmt.Printf("note: %s\n", n)
+	}
+	js, err := json.Marshal(h.rep)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(h.outDir, "results.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	var md bytes.Buffer
+	writeMarkdown(&md, h.rep)
+	if err := os.WriteFile(filepath.Join(h.outDir, "README.md"), md.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if len(h.latAgent) > 0 && len(h.latDirect) > 0 {
+		var img bytes.Buffer
+		title := "RESOLVE LATENCY, ONE CALLER: AGENT VS DIRECT"
+		err := renderLatencyPNG(&img, title, []series{
+			{Name: "AGENT (SOCKET)", Samples: sortedCopy(h.latAgent), Color: color.RGBA{220, 90, 20, 255}},
+			{Name: "DIRECT (GO CCP CLIENT)", Samples: sortedCopy(h.latDirect), Color: color.RGBA{30, 90, 200, 255}},
+		})
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(h.outDir, "latency.png"), img.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nwrote %s/{results.json,README.md,latency.png}\n", h.outDir)
+	return nil
+}
+
+// describeMachine reads the CPU model, kernel and load.
+func describeMachine(tmp string) machine {
+	m := machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadAverage(), CPU: "unknown"}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for l := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	var st syscall.Statfs_t
+	if syscall.Statfs(tmp, &st) == nil {
+		m.TempFS = fsName(st.Type)
+	}
+	return m
+}
+
+func fsName(t int64) string {
+	switch t {
+	case 0xef53:
+		return "ext4"
+	case 0x01021994:
+		return "tmpfs"
+	case 0x58465342:
+		return "xfs"
+	case 0x9123683e:
+		return "btrfs"
+	case 0x794c7630:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("0x%x", t)
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// errBudget is returned by loops cut short by the run's budget.
+var errBudget = errors.New("out of time")

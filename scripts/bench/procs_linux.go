@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proc is a child process started by the harness. Its standard output is
+// read line by line (with the time each line arrived) and copied, with its
+// standard error, to a log file.
+type proc struct {
+	name    string
+	cmd     *exec.Cmd
+	started time.Time
+	logPath string
+
+	mu    sync.Mutex
+	lines []stampedLine
+	cond  *sync.Cond
+	done  chan struct{}
+	err   error // from Wait, once done is closed
+}
+
+type stampedLine struct {
+	text string
+	at   time.Time
+}
+
+var (
+	procsMu sync.Mutex
+	procs   []*proc
+)
+
+// startProc starts argv. The child dies with the harness (Pdeathsig), and
+// stopAll stops whatever is still running when the harness ends.
+func startProc(name, logPath string, argv ...string) (*proc, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, logPath: logPath, done: make(chan struct{})}
+	p.cond = sync.NewCond(&p.mu)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.cmd.Stderr = logf
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	p.started = time.Now()
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	procsMu.Lock()
+	procs = append(procs, p)
+	procsMu.Unlock()
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			at := time.Now()
+			fmt.Fprintf(logf, "[stdout] %s\n", sc.Text())
+			p.mu.Lock()
+			if len(p.lines) < 1000 {
+				p.lines = append(p.lines, stampedLine{sc.Text(), at})
+			}
+			p.cond.Broadcast()
+			p.mu.Unlock()
+		}
+		io.Copy(io.Discard, stdout)
+		err := p.cmd.Wait()
+		logf.Close()
+		p.mu.Lock()
+		p.err = err
+		close(p.done)
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}()
+	return p, nil
+}
+
+// waitLine waits for a line of standard output starting with prefix and
+// returns its remainder and when it arrived.
+func (p *proc) waitLine(prefix string, timeout time.Duration) (string, time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
+	defer t.Stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		for _, l := range p.lines {
+			if rest, ok := strings.CutPrefix(l.text, prefix); ok {
+				return rest, l.at, nil
+			}
+		}
+		select {
+		case <-p.done:
+			return "", time.Time{}, fmt.Errorf("%s exited (%v) before printing %q; see %s%s", p.name, p.err, prefix, p.logPath, tail(p.logPath))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return "", time.Time{}, fmt.Errorf("%s did not print %q within %v; see %s%s", p.name, prefix, timeout, p.logPath, tail(p.logPath))
+		}
+		p.cond.Wait()
+	}
+}
+
+// tail returns the last lines of a log file, for error messages.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	ls := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(ls) > 5 {
+		ls = ls[len(ls)-5:]
+	}
+	return "\n  " + string(bytes.Join(ls, []byte("\n  ")))
+}
+
+// stop sends SIGTERM, then SIGKILL after grace, and waits for the exit.
+func (p *proc) stop(grace time.Duration) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(grace):
+		p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s did not stop within %v of SIGTERM; killed", p.name, grace)
+	}
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// stopAll stops every child still running.
+func stopAll() {
+	procsMu.Lock()
+	ps := procs
+	procs = nil
+	procsMu.Unlock()
+	for _, p := range ps {
+		p.stop(5 * time.Second)
+	}
+}
+
+// procStatusKB reads a "Vm..." field of /proc/PID/status in kB.
+func procStatusKB(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for l := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(l, field+":"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, errors.New(field + " not found in /proc status")
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// goal is a target a figure must meet: Value compared with Op ("<", "<=",
+// ">=" or ">").
+type goal struct {
+	Op    string
+	Value float64
+}
+
+func (g *goal) String() string {
+	if g == nil {
+		return ""
+	}
+	return g.Op + " " + trimFloat(g.Value)
+}
+
+// met reports whether v meets the goal.
+func (g *goal) met(v float64) bool {
+	switch g.Op {
+	case "<":
+		return v < g.Value
+	case "<=":
+		return v <= g.Value
+	case ">":
+		return v > g.Value
+	case ">=":
+		return v >= g.Value
+	}
+	return false
+}
+
+// figure is one reported number with the baseline it is compared with,
+// measured in the same run.
+type figure struct {
+	Key  string `json:"-"`
+	Unit string `json:"unit"`
+	// Value is the median of Rounds when there are rounds.
+	Value        float64 `json:"value"`
+	BaselineName string  `json:"baseline_name"`
+	Baseline     float64 `json:"baseline"`
+	// Ratio is Value / Baseline (0 when the baseline is 0).
+	Ratio float64 `json:"ratio"`
+	Goal  string  `json:"goal,omitempty"`
+	// Met is set when there is a goal and the figure was measured.
+	Met            *bool     `json:"met,omitempty"`
+	Rounds         []float64 `json:"rounds,omitempty"`
+	BaselineRounds []float64 `json:"baseline_rounds,omitempty"`
+	Method         string    `json:"method"`
+	// Error says why the figure could not be measured.
+	Error string `json:"error,omitempty"`
+
+	goal *goal
+}
+
+// finish rounds the numbers, computes the ratio and checks the goal.
+func (f *figure) finish() {
+	if f.Baseline != 0 {
+		f.Ratio = round3(f.Value / f.Baseline)
+	}
+	f.Value, f.Baseline = round3(f.Value), round3(f.Baseline)
+	for i := range f.Rounds {
+		f.Rounds[i] = round3(f.Rounds[i])
+	}
+	for i := range f.BaselineRounds {
+		f.BaselineRounds[i] = round3(f.BaselineRounds[i])
+	}
+	if f.goal != nil {
+		f.Goal = f.goal.String()
+		if f.Error == "" {
+			m := f.goal.met(f.Value)
+			f.Met = &m
+		}
+	}
+}
+
+// machine describes where the figures were measured.
+type machine struct {
+	CPU       string  `json:"cpu"`
+	Cores     int     `json:"cores"`
+	Kernel    string  `json:"kernel"`
+	GoVersion string  `json:"go_version"`
+	LoadStart string  `json:"load_average_start"`
+	LoadEnd   string  `json:"load_average_end"`
+	TempFS    string  `json:"temp_filesystem,omitempty"`
+	Duration  float64 `json:"run_seconds"`
+}
+
+func (m machine) String() string {
+	return fmt.Sprintf("%s, %d cores, Linux %s, %s; load average %s at start, %s at end; %.0f s",
+		m.CPU, m.Cores, m.Kernel, m.GoVersion, m.LoadStart, m.LoadEnd, m.Duration)
+}
+
+// report is everything a run produces.
+type report struct {
+	Time    time.Time
+	Machine machine
+	// Figures in the order they are printed; keystore figures have keys
+	// "keystore_unwrap_us.<backend>".
+	Figures []*figure
+	Notes   []string
+}
+
+func (r *report) add(f *figure) *figure {
+	r.Figures = append(r.Figures, f)
+	return f
+}
+
+// MarshalJSON writes the figures as top-level members, with the keystore
+// backends grouped under keystore_unwrap_us.
+func (r *report) MarshalJSON() ([]byte, error) {
+	out := map[string]any{
+		"generated_at": r.Time.UTC().Format(time.RFC3339),
+		"machine":      r.Machine,
+	}
+	if len(r.Notes) > 0 {
+		out["notes"] = r.Notes
+	}
+	for _, f := range r.Figures {
+		if group, sub, ok := strings.Cut(f.Key, "."); ok {
+			m, _ := out[group].(map[string]*figure)
+			if m == nil {
+				m = map[string]*figure{}
+				out[group] = m
+			}
+			m[sub] = f
+			continue
+		}
+		out[f.Key] = f
+	}
+	return json.MarshalIndent(out, "", "  ")
+}
+
+// trimFloat prints x without trailing zeros.
+func trimFloat(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "-"
+	}
+	s := fmt.Sprintf("%.3f", x)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
+
+func metString(f *figure) string {
+	switch {
+	case f.Error != "":
+		return "ERROR"
+	case f.Met == nil:
+		return ""
+	case *f.Met:
+		return "yes"
+	}
+	return "NO"
+}
+
+// writeTable prints the figures as an aligned text table.
+func writeTable(w io.Writer, r *report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tvalue\tunit\tbaseline\tbaseline is\tratio\tgoal\tmet")
+	for _, f := range r.Figures {
+		if f.Error != "" {
+			fmt.Fprintf(tw, "%s\t-\t%s\t-\t%s\t-\t%s\tERROR: %s\n", f.Key, f.Unit, f.BaselineName, f.Goal, f.Error)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Key, trimFloat(f.Value), f.Unit,
+			trimFloat(f.Baseline), f.BaselineName, trimFloat(f.Ratio), f.Goal, metString(f))
+	}
+	tw.Flush()
+}
+
+// writeMarkdown writes bench/README.md: the table, the machine, the picture
+// and how each figure is measured.
+func writeMarkdown(w io.Writer, r *report) {
+	fmt.Fprintf(w, "# Benchmarks\n\n")
+	fmt.Fprintf(w, "Written by `make bench` (scripts/bench) on %s. Do not edit by hand: run `make bench` again.\n\n",
+		r.Time.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "**Machine:** %s.\n\n", r.Machine)
+	fmt.Fprintf(w, "Each figure is the median of several short rounds, interleaved with rounds of its baseline "+
+		"in the same run, so that load from other processes on this shared machine moves both. "+
+		"The ratio is value / baseline.\n\n")
+	fmt.Fprintln(w, "| figure | value | baseline | baseline is | ratio | goal | met |")
+	fmt.Fprintln(w, "|---|---:|---:|---|---:|---|---|")
+	for _, f := range r.Figures {
+		if f.Error != "" {
+			fmt.Fprintf(w, "| `%s` | – | – | %s | – | %s | error: %s |\n", f.Key, f.BaselineName, mdEscape(f.Goal), mdEscape(f.Error))
+			continue
+		}
+		fmt.Fprintf(w, "| `%s` | %s %s | %s | %s | %s | %s | %s |\n", f.Key, trimFloat(f.Value), f.Unit,
+			trimFloat(f.Baseline), f.BaselineName, trimFloat(f.Ratio), mdEscape(f.Goal), metString(f))
+	}
+	fmt.Fprintf(w, "\n![Latency of one resolution, agent against direct](latency.png)\n\n")
+	fmt.Fprintf(w, "## How each figure is measured\n\n")
+	for _, f := range r.Figures {
+		fmt.Fprintf(w, "- `%s`: %s\n", f.Key, f.Method)
+	}
+	if len(r.Notes) > 0 {
+		fmt.Fprintf(w, "\n## Notes from this run\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
+	}
+}
+
+func mdEscape(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	return strings.ReplaceAll(s, "<", "&lt;")
+}

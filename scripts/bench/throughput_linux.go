@@ -1,0 +1,240 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/ccp/fakeccp"
+)
+
+// callers is the concurrency of the throughput figures (issue 7).
+const callers = 64
+
+// handshakes counts connections made to the fake by the agent (from the
+// fake's counters, around the agent's legs only) and full handshakes made by
+// the direct client (from its Stats).
+type handshakes struct {
+	agentConns, agentReqs uint64
+	// directConns and directReqs are the same counters around the direct
+	// legs; directFull, directResumed and directAttempts are the direct
+	// client's own Stats over them.
+	directConns, directReqs                   uint64
+	directFull, directResumed, directAttempts uint64
+	err                                       error
+}
+
+// mark is what addAgent and addDirect need from before a leg.
+type mark struct {
+	fake   fakeccp.Counters
+	direct ccp.Stats
+}
+
+func (hs *handshakes) mark(h *harness) mark { return mark{hs.counters(h), h.direct.Stats()} }
+
+// counters reads the fake's counters, remembering the first failure.
+func (hs *handshakes) counters(h *harness) fakeccp.Counters {
+	c, err := h.fakeCounters()
+	if err != nil && hs.err == nil {
+		hs.err = err
+	}
+	return c
+}
+
+func (hs *handshakes) addAgent(h *harness, before mark) {
+	after := hs.counters(h)
+	hs.agentConns += after.Connections - before.fake.Connections
+	hs.agentReqs += after.Requests - before.fake.Requests
+}
+
+func (hs *handshakes) addDirect(h *harness, before mark) {
+	after := hs.counters(h)
+	hs.directConns += after.Connections - before.fake.Connections
+	hs.directReqs += after.Requests - before.fake.Requests
+	st := h.direct.Stats()
+	hs.directFull += st.FullHandshakes - before.direct.FullHandshakes
+	hs.directResumed += st.ResumedHandshakes - before.direct.ResumedHandshakes
+	hs.directAttempts += st.Attempts - before.direct.Attempts
+}
+
+// rssSampler records the largest VmRSS of a process until stopped.
+type rssSampler struct {
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	max  int64
+}
+
+func sampleRSS(pid int, every time.Duration) *rssSampler {
+	s := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if kb, err := procStatusKB(pid, "VmRSS"); err == nil {
+				s.mu.Lock()
+				s.max = max(s.max, kb)
+				s.mu.Unlock()
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rssSampler) end() int64 {
+	close(s.stop)
+	<-s.done
+	return s.max
+}
+
+func mb(kb int64) float64 { return float64(kb) * 1024 / 1e6 }
+
+// throughput measures resolutions per second from 64 concurrent callers
+// through the agent and directly, alternating, and the agent's memory and
+// handshakes meanwhile.
+func (h *harness) throughput() error {
+	var err error
+	if h.idle, err = startProc("idle Go process", filepath.Join(h.root, "idle.log"), h.self, childIdle); err != nil {
+		return err
+	}
+	if _, _, err := h.idle.waitLine("ready", 10*time.Second); err != nil {
+		return err
+	}
+	// Warm up: grow the pools to the working size.
+	if _, _, err := h.concurrent(h.resolveAgent, callers, 500*time.Millisecond, 20000); err != nil {
+		return fmt.Errorf("warm-up agent: %w", err)
+	}
+	if _, _, err := h.concurrent(h.resolveDirect, callers, 500*time.Millisecond, 20000); err != nil {
+		return fmt.Errorf("warm-up direct: %w", err)
+	}
+	var agentRPS, directRPS, rssRounds []float64
+	const d = 1500 * time.Millisecond
+	for r := range h.rounds {
+		for i := range 2 {
+			if (i+r)%2 == 0 {
+				before := h.hs.mark(h)
+				rs := sampleRSS(h.agent.pid(), 50*time.Millisecond)
+				rps, _, err := h.concurrent(h.resolveAgent, callers, d, 200000)
+				peak := rs.end()
+				if err != nil {
+					return fmt.Errorf("round %d agent: %w", r+1, err)
+				}
+				h.hs.addAgent(h, before)
+				agentRPS = append(agentRPS, rps)
+				rssRounds = append(rssRounds, mb(peak))
+			} else {
+				before := h.hs.mark(h)
+				rps, _, err := h.concurrent(h.resolveDirect, callers, d, 200000)
+				if err != nil {
+					return fmt.Errorf("round %d direct: %w", r+1, err)
+				}
+				h.hs.addDirect(h, before)
+				directRPS = append(directRPS, rps)
+			}
+		}
+		fmt.Printf("   round %d: agent %.0f/s (RSS peak %.1f MB), direct %.0f/s\n", r+1, agentRPS[r], rssRounds[r], directRPS[r])
+	}
+	h.rep.add(&figure{Key: "agent_throughput_rps", Unit: "/s", Value: median(agentRPS), Rounds: agentRPS,
+		Baseline: median(directRPS), BaselineRounds: directRPS, BaselineName: "direct Go CCP client, 64 callers",
+		Method: fmt.Sprintf("successful resolutions per second from %d goroutines sharing one agent/localapi/client, each request its own run ID; "+
+			"%d rounds of %.1f s alternating with the direct client under the same concurrency; median of the rounds. "+
+			"The load generator, the agent and the fake share the machine's cores.", callers, h.rounds, d.Seconds()),
+		goal: &goal{">=", 5000}})
+
+	hwm, err := procStatusKB(h.agent.pid(), "VmHWM")
+	if err != nil {
+		return err
+	}
+	idleKB, err := procStatusKB(h.idle.pid(), "VmRSS")
+	if err != nil {
+		return err
+	}
+	h.idle.stop(5 * time.Second)
+	h.rep.add(&figure{Key: "agent_rss_mb", Unit: "MB", Value: mb(hwm), Rounds: rssRounds, Baseline: mb(idleKB),
+		BaselineName: "VmRSS of an idle trivial Go process",
+		Method: "VmHWM (peak resident set) of the bin/credagent process from /proc after the throughput rounds; rounds are the largest VmRSS " +
+			"sampled every 50 ms during each agent round. MB = 10^6 bytes.",
+		goal: &goal{"<", 40}})
+
+	f := &figure{Key: "tls_full_handshakes_per_10k", Unit: "per 10k", BaselineName: "direct Go CCP client, same count",
+		Method: fmt.Sprintf("new TCP connections the fake accepted during the agent's latency and throughput rounds, per 10,000 requests "+
+			"it answered meanwhile (fake admin API GET /counters, which counts connections, not handshakes: every new connection "+
+			"is a TLS handshake, full or resumed, so this is an upper bound on full handshakes; the agent does not expose "+
+			"its CCP client's Stats). Baseline: the same count around the direct client's rounds; the direct client's own "+
+			"Stats split its handshakes into full and resumed (see the notes). Goal: no more than the pool size (ccp.max_idle_conns = %d).", poolSize),
+		goal: &goal{"<=", poolSize}}
+	switch {
+	case h.hs.err != nil:
+		f.Error = h.hs.err.Error()
+	case h.hs.agentReqs == 0:
+		f.Error = "no agent requests counted"
+	default:
+		f.Value = float64(h.hs.agentConns) * 10000 / float64(h.hs.agentReqs)
+		if h.hs.directReqs > 0 {
+			f.Baseline = float64(h.hs.directConns) * 10000 / float64(h.hs.directReqs)
+		}
+		h.rep.Notes = append(h.rep.Notes, fmt.Sprintf("handshakes: the agent opened %d connections to the fake for %d requests; "+
+			"the direct client opened %d for %d requests, and its Stats count %d full and %d resumed handshakes for %d attempts",
+			h.hs.agentConns, h.hs.agentReqs, h.hs.directConns, h.hs.directReqs, h.hs.directFull, h.hs.directResumed, h.hs.directAttempts))
+	}
+	h.rep.add(f)
+	return nil
+}
+
+// fakeThroughput measures the fake with fakeccp.LoadTest, alternating with
+// a bare net/http mTLS server that answers a constant body.
+func (h *harness) fakeThroughput() error {
+	const conc = 32
+	const d = 1500 * time.Millisecond
+	fakeURL := h.accountsQuery(h.fakeURL)
+	bareURL := h.accountsQuery(h.bareURL)
+	var fake, bare []float64
+	lt := func(url string) (float64, error) {
+		res, err := fakeccp.LoadTest(h.ctx, fakeccp.LoadOptions{URL: url, TLSConfig: h.pki.ClientTLSConfig(),
+			Concurrency: conc, Duration: d, Requests: 500000})
+		if err != nil {
+			return 0, err
+		}
+		if ok := res.ByStatus[200]; ok*100 < res.Requests*99 || res.Errors*100 > res.Requests {
+			return 0, fmt.Errorf("%d of %d answers were 200, %d transport errors", ok, res.Requests, res.Errors)
+		}
+		return res.PerSecond, nil
+	}
+	if _, err := lt(fakeURL); err != nil { // warm-up
+		return err
+	}
+	rounds := max(3, h.rounds-2)
+	for r := range rounds {
+		for i := range 2 {
+			if (i+r)%2 == 0 {
+				rps, err := lt(fakeURL)
+				if err != nil {
+					return fmt.Errorf("round %d fake: %w", r+1, err)
+				}
+				fake = append(fake, rps)
+			} else {
+				rps, err := lt(bareURL)
+				if err != nil {
+					return fmt.Errorf("round %d bare: %w", r+1, err)
+				}
+				bare = append(bare, rps)
+			}
+		}
+		fmt.Printf("   round %d: fake %.0f/s, bare %.0f/s\n", r+1, fake[r], bare[r])
+	}
+	h.rep.add(&figure{Key: "fakeccp_throughput_rps", Unit: "/s", Value: median(fake), Rounds: fake, Baseline: median(bare), BaselineRounds: bare,
+		BaselineName: "bare net/http mTLS server, constant body",
+		Method: fmt.Sprintf("fakeccp.LoadTest (keep-alive HTTP/1.1 over mTLS, %d connections) against the fake (the fakeccp library in its own process) "+
+			"for sap-prod-admin, %d rounds of %.1f s alternating with the same load against a bare net/http server with the same "+
+			"certificates that answers a constant body of the same size; median of the rounds.", conc, rounds, d.Seconds()),
+		goal: &goal{">=", 20000}})
+	return nil
+}
