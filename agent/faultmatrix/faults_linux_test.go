@@ -377,4 +377,3 @@ func writeMatrix() error {
 	fmt.Printf("faultmatrix: README.md has no markers (%v); wrote agent/faultmatrix/MATRIX.md\n", err)
 	return nil
 }
-

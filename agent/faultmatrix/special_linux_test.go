@@ -108,6 +108,9 @@ func testDiskFull(t *testing.T) {
 		t.Fatalf("the delivery was applied on a full disk")
 	}
 	t.Logf("on a full disk: handled=%v reason=%q err=%v", handled, e.Reason, e.Err)
+	if !fileExists(filepath.Join(w.cfg.Paths.InboxDir, d.ID+".delivery")) {
+		t.Fatal("the delivery left the inbox without being applied: it is lost")
+	}
 	w.expectServed("sap", "Sap-Pr0d!pass")
 	if st := w.status(); len(st.Stores) != 1 || st.Stores[0].Servers[0] != w.ccp.URL {
 		t.Fatalf("the store changed: %+v", st.Stores)
