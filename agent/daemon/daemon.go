@@ -273,6 +273,10 @@ func machineKeys(ks keystore.Store, cfg config.Config, log zerolog.Logger) (keys
 		log.Info().Str("key_id", k.ID()).Str("backend", ks.Info().Backend).Msg("created the machine key")
 	case errors.Is(err, keystore.ErrNeedsReenroll):
 		return keystore.Keys{}, err.Error(), nil
+	case errors.Is(err, keystore.ErrInsecure):
+		// The key may have been exposed: do not use it. Run without it, as
+		// for re-enrolment, rather than crash-loop under the service manager.
+		return keystore.Keys{}, "the machine key's storage is not private, so the key is not used: " + err.Error(), nil
 	default:
 		return keystore.Keys{}, "", fmt.Errorf("opening the machine key: %w", err)
 	}

@@ -330,6 +330,8 @@ func refusal(w http.ResponseWriter, e *resolve.Error) {
 	switch e.Class {
 	case resolve.ClassForbidden:
 		status = http.StatusForbidden
+	case resolve.ClassNeedsReenroll:
+		status = http.StatusServiceUnavailable
 	case resolve.ClassRateLimited:
 		status = http.StatusTooManyRequests
 		secs := int((e.RetryAfter + time.Second - 1) / time.Second)

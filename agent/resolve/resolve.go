@@ -63,6 +63,7 @@ const (
 	ClassRateLimited       ccp.Class = "rate_limited"       // the caller's rate limit
 	ClassUnknownCredential ccp.Class = "unknown_credential" // no credential of that name has been delivered
 	ClassCanceled          ccp.Class = "canceled"           // the caller went away
+	ClassNeedsReenroll     ccp.Class = "needs_reenroll"     // the machine key cannot be used: re-enrol the machine
 )
 
 // Request is one request from a local caller.
@@ -248,6 +249,10 @@ func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req 
 	}
 
 	snap := r.state.Load()
+	if snap.NeedsReenroll != "" {
+		return r.refuseAll(caller, req, start, &Error{Class: ClassNeedsReenroll,
+			Message: "this machine cannot open its credentials until it is re-enrolled: " + snap.NeedsReenroll})
+	}
 	res := Result{Items: make([]Item, len(req.Names))}
 	if len(req.Names) == 1 {
 		res.Items[0] = r.one(ctx, snap, caller, req, req.Names[0])
