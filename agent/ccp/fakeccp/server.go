@@ -184,7 +184,25 @@ func (s *Server) StartOn(addr string) error {
 			return fmt.Errorf("fakeccp: listen admin %s: %w", s.opts.AdminAddr, err)
 		}
 	}
-	return s.Serve(ln, adminLn)
+	if err := s.Serve(ln, adminLn); err != nil {
+		return err
+	}
+	// Report the address as asked for ("0.0.0.0", not the dual-stack
+	// "[::]" the listener shows), with the port actually bound.
+	s.URL = "https://" + displayAddr(addr, ln.Addr())
+	if adminLn != nil {
+		s.AdminURL = "http://" + displayAddr(s.opts.AdminAddr, adminLn.Addr())
+	}
+	return nil
+}
+
+func displayAddr(asked string, got net.Addr) string {
+	host, _, err := net.SplitHostPort(asked)
+	_, port, err2 := net.SplitHostPort(got.String())
+	if err != nil || err2 != nil || host == "" {
+		return got.String()
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // Serve serves on listeners the caller made; adminLn may be nil. It returns
@@ -256,7 +274,7 @@ func (s *Server) Serve(ln, adminLn net.Listener) error {
 			}
 		}()
 	}
-	s.log.Info().Str("url", s.URL).Str("admin", s.AdminURL).Str("client_auth", string(s.opts.ClientAuth)).
+	s.log.Info().Str("addr", ln.Addr().String()).Str("client_auth", string(s.opts.ClientAuth)).
 		Bool("http2", s.opts.HTTP2).Msg("fakeccp: serving")
 	return nil
 }
