@@ -1,8 +1,12 @@
 package localsock
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestProcReaders(t *testing.T) {
@@ -23,5 +27,75 @@ func TestProcReaders(t *testing.T) {
 	}
 	if _, err := startTime(1 << 30); err == nil {
 		t.Error("startTime of a missing pid succeeded")
+	}
+}
+
+// A process in another mount namespace can bind its own binary over an
+// allowed executable's path; /proc/<pid>/exe then names the allowed path.
+// readProc must not report that name.
+func TestReadProcRefusesExeFromOtherMountNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a mount namespace")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("no unshare(1)")
+	}
+	dir := t.TempDir()
+	allowed := filepath.Join(dir, "runner")
+	evil := filepath.Join(dir, "evil")
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1)")
+	}
+	copyFile(t, sleep, evil)
+	if err := os.WriteFile(allowed, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(unshare, "-m", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" "$2" && exec "$2" 30`, "sh", evil, allowed)
+	if err := cmd.Start(); err != nil {
+		t.Skipf("unshare: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if name, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && name == allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Skip("could not bind-mount in a new mount namespace here")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p, err := readProc(pid, uint32(os.Geteuid()))
+	if err != nil {
+		t.Fatalf("readProc: %v", err)
+	}
+	if p.exe != "" {
+		t.Fatalf("readProc reported exe %q for a process that runs another binary under that name", p.exe)
+	}
+
+	// The same binary run plainly keeps its name.
+	plain := exec.Command(evil, "30")
+	if err := plain.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Process.Kill(); plain.Wait() })
+	time.Sleep(50 * time.Millisecond)
+	if p, err := readProc(plain.Process.Pid, uint32(os.Geteuid())); err != nil || p.exe != evil {
+		t.Fatalf("readProc of a plain process: %+v, %v; want exe %q", p, err, evil)
+	}
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

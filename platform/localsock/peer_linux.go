@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -155,10 +156,33 @@ func readProc(pid int, euid uint32) (*procInfo, error) {
 	// A process's executable can be unreadable (another user's process when
 	// the agent is not root): leave Exe empty, so rules on executables fail
 	// closed.
-	if exe, err := os.Readlink(base + "/exe"); err == nil {
+	if exe, err := os.Readlink(base + "/exe"); err == nil && sameExe(base+"/exe", exe) {
 		p.exe = exe
 	}
 	return p, nil
+}
+
+// sameExe reports whether path, the name /proc/<pid>/exe gives, is in the
+// agent's own view of the file system the very file the process runs
+// (procExe, which stat follows to the mapped inode). The name is the one
+// seen from the process's mount namespace and root: a process in another
+// mount namespace (an unprivileged user namespace is enough) or a chroot
+// can bind its own binary over /opt/rpa/bin/runner and be named after it.
+// A binary replaced or deleted since it started fails too. Either way the
+// name is not trusted and Exe stays empty, so executable rules fail closed.
+func sameExe(procExe, path string) bool {
+	if !filepath.IsAbs(path) {
+		return false
+	}
+	mapped, err := os.Stat(procExe)
+	if err != nil {
+		return false
+	}
+	named, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	return os.SameFile(mapped, named)
 }
 
 // startTime returns field 22 of /proc/<pid>/stat: the process start time in
