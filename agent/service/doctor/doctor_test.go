@@ -217,3 +217,55 @@ func TestProbeStore(t *testing.T) {
 	}
 	_ = config.Config{}
 }
+
+// A transport failure of the health request must not put the request URL,
+// with its query (AppID, Safe, Folder, health object), into the result: an
+// *url.Error's text holds the whole URL. A redirect is reported, not
+// followed with the application's client certificate.
+func TestProbeStoreKeepsQueryOutOfDetail(t *testing.T) {
+	var redirected int
+	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { redirected++ }))
+	other.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	other.StartTLS()
+	defer other.Close()
+	mode := "reset"
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mode == "redirect" {
+			http.Redirect(w, r, other.URL+"/elsewhere?"+r.URL.RawQuery, http.StatusFound)
+			return
+		}
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	}))
+	ts.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	ts.StartTLS()
+	defer ts.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	roots.AddCert(other.Certificate())
+	s := Store{Name: "prod", Servers: []string{ts.URL}, AppID: "SecretApp", Safe: "SecretSafe", Folder: "SecretFolder",
+		HealthObject: "SecretHealth", ClientCert: clientCert(t), Roots: roots}
+
+	rs := ProbeStore(context.Background(), s)
+	if len(rs) != 4 || rs[3].Level != Fail {
+		t.Fatalf("connection reset: %+v", rs)
+	}
+	for _, r := range rs {
+		for _, v := range []string{"?", "AppID=", "SecretApp", "SecretSafe", "SecretFolder", "Object="} {
+			if strings.Contains(r.Detail, v) || strings.Contains(r.Name, v) {
+				t.Errorf("result %q detail %q holds %q from the request URL", r.Name, r.Detail, v)
+			}
+		}
+	}
+
+	mode = "redirect"
+	rs = ProbeStore(context.Background(), s)
+	if redirected != 0 {
+		t.Errorf("the probe followed a redirect to another server %d times", redirected)
+	}
+	if len(rs) != 4 || rs[3].Level == Pass || strings.Contains(rs[3].Detail, "SecretApp") {
+		t.Errorf("redirect: %+v", rs)
+	}
+}

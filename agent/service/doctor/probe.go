@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -138,10 +139,20 @@ func healthRequest(ctx context.Context, s Store, u *url.URL, tcfg *tls.Config, r
 	ru.RawQuery = q.Encode()
 	tr := &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: false, DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ru.String(), nil)
 	req.Header.Set("X-CredAgent-Reason", "credagent doctor health check")
-	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
+	// RoundTrip, not an http.Client: it follows no redirect (which would
+	// take the application's client certificate wherever the answer
+	// points), and its errors are not *url.Error, whose text holds the
+	// whole URL with its query (AppID, safe, folder, object).
+	resp, err := tr.RoundTrip(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return r("client certificate", Fail, err.Error(), "the server refused the TLS session: check that CCP trusts the application certificate's issuer")
 	}
 	defer resp.Body.Close()
