@@ -135,12 +135,19 @@ func renderLatencyPNG(w io.Writer, title string, ss []series) error {
 	// Labels and legend.
 	drawText(img, marginL, 12, title, fontScale, black)
 	drawText(img, marginL, marginT-22, "% OF REQUESTS PER BIN", fontScale, black)
-	xl := "LATENCY OF ONE RESOLUTION (US); LAST BIN HOLDS THE TAIL"
+	xl := "LATENCY OF ONE RESOLUTION (US), THE LAST BIN HOLDS THE TAIL"
 	drawText(img, marginL+(pw-textWidth(xl, fontScale))/2, chartH-28, xl, fontScale, black)
 	ly := marginT + 8
+	// A white panel behind the legend, so that bars and markers do not run
+	// through its text.
+	var legendW int
 	for _, s := range ss {
-		l := fmt.Sprintf("%s: P50 %s P99 %s US (N %d)", s.Name,
-			trimFloat(round3(us(percentile(s.Samples, 50)))), trimFloat(round3(us(percentile(s.Samples, 99)))), len(s.Samples))
+		legendW = max(legendW, textWidth(legendLabel(s), fontScale)+22)
+	}
+	draw.Draw(img, image.Rect(chartW-marginR-12-legendW-6, ly-4, chartW-marginR-6, ly+22*len(ss)+18),
+		image.NewUniform(color.White), image.Point{}, draw.Src)
+	for _, s := range ss {
+		l := legendLabel(s)
 		x := chartW - marginR - 12 - textWidth(l, fontScale) - 22
 		draw.Draw(img, image.Rect(x, ly, x+14, ly+14), image.NewUniform(s.Color), image.Point{}, draw.Src)
 		drawText(img, x+22, ly, l, fontScale, black)
@@ -173,4 +180,9 @@ func vline(img *image.RGBA, x, y0, y1 int, c color.Color, dash, width int) {
 			img.Set(x+dx, y, c)
 		}
 	}
+}
+
+func legendLabel(s series) string {
+	return fmt.Sprintf("%s: P50 %s P99 %s US (N %d)", s.Name,
+		trimFloat(round3(us(percentile(s.Samples, 50)))), trimFloat(round3(us(percentile(s.Samples, 99)))), len(s.Samples))
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
@@ -93,9 +95,29 @@ func serveFake(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := srv.StartOn("127.0.0.1:0"); err != nil {
+	// Serve on a listener that reads each connection's ServerHello, so that
+	// full and resumed handshakes can be told apart (the fake counts only
+	// connections), and publish the counts on a small HTTP endpoint.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		return err
 	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	sl := &sniffListener{Listener: ln}
+	if err := srv.Serve(sl, adminLn); err != nil {
+		return err
+	}
+	statsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go http.Serve(statsLn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(handshakeCounts{Full: sl.full.Load(), Resumed: sl.resumed.Load(), Other: sl.other.Load()})
+	}))
 	var stop func()
 	if len(args) > 1 {
 		if stop, err = startCPUProfile(args[1]); err != nil {
@@ -104,11 +126,57 @@ func serveFake(args []string) error {
 	}
 	fmt.Printf("listening on %s\n", srv.URL)
 	fmt.Printf("admin on %s\n", srv.AdminURL)
+	fmt.Printf("handshakes on http://%s\n", statsLn.Addr())
 	waitSignal()
 	if stop != nil {
 		stop()
 	}
 	return srv.Close()
+}
+
+// handshakeCounts are the TLS handshakes the fake's listener saw.
+type handshakeCounts struct {
+	Full    uint64 `json:"full"`
+	Resumed uint64 `json:"resumed"`
+	Other   uint64 `json:"other"` // not TLS 1.3, or no ServerHello written
+}
+
+// sniffListener classifies each accepted connection's handshake by the
+// first bytes the server writes on it.
+type sniffListener struct {
+	net.Listener
+	full, resumed, other atomic.Uint64
+}
+
+func (l *sniffListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &sniffConn{Conn: c, l: l}, nil
+}
+
+// sniffConn looks at its first Write. crypto/tls serialises writes, so no
+// lock is needed.
+type sniffConn struct {
+	net.Conn
+	l    *sniffListener
+	seen bool
+}
+
+func (c *sniffConn) Write(b []byte) (int, error) {
+	if !c.seen {
+		c.seen = true
+		switch serverHelloKind(b) {
+		case helloFull:
+			c.l.full.Add(1)
+		case helloResumed:
+			c.l.resumed.Add(1)
+		default:
+			c.l.other.Add(1)
+		}
+	}
+	return c.Conn.Write(b)
 }
 
 // bareBody is about the size of the fake's answer for sap-prod-admin.

@@ -36,6 +36,7 @@ type harness struct {
 	fake      *proc
 	fakeURL   string
 	fakeAdmin string
+	fakeHS    string // the handshake counts of the fake's listener
 	bare      *proc
 	bareURL   string
 

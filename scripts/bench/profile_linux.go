@@ -12,8 +12,8 @@ import (
 
 // profileAgent explains missed goals: it replaces bin/credagent by the same
 // daemon run inside this harness's child-agent (same dev dir, same config),
-// CPU-profiles it under the 64-caller load, and writes the top of the
-// profile to bench/profile-agent.txt.
+// CPU-profiles it under the 64-caller load and then under one sequential
+// caller, and writes the top of each profile to bench/profile-agent.txt.
 func (h *harness) profileAgent() error {
 	if h.agent != nil {
 		if err := h.agent.stop(15 * time.Second); err != nil {
@@ -21,50 +21,69 @@ func (h *harness) profileAgent() error {
 		}
 		h.agent = nil
 	}
-	prof := filepath.Join(h.root, "agent.cpu.pprof")
-	p, err := startProc("profiled agent", filepath.Join(h.root, "agent-profiled.log"), h.self, childAgent, h.agentDir, prof)
-	if err != nil {
-		return err
+	var text strings.Builder
+	fmt.Fprintf(&text, "CPU profiles of the agent's daemon (scripts/bench child-agent: the same code and dev config as bin/credagent run --dev),\n"+
+		"written by make bench because these goals were missed: %s.\n", strings.Join(h.profileReasons, ", "))
+	loads := []struct {
+		name string
+		run  func() (string, error)
+	}{
+		{"concurrent", func() (string, error) {
+			rps, _, err := h.concurrent(h.resolveAgent, callers, 4*time.Second, 400000)
+			return fmt.Sprintf("%d concurrent callers for 4 s: %.0f resolutions/s while profiled", callers, rps), err
+		}},
+		{"sequential", func() (string, error) {
+			lat, err := h.sequential(h.resolveAgent, 3*time.Second, 20000)
+			s := sortedCopy(lat)
+			return fmt.Sprintf("one sequential caller for 3 s: %d resolutions, p50 %.0f µs, p99 %.0f µs while profiled",
+				len(s), us(percentile(s, 50)), us(percentile(s, 99))), err
+		}},
 	}
-	if _, _, err := p.waitLine("credagent (dev) listening on ", 30*time.Second); err != nil {
-		return err
-	}
-	h.api.Close() // connections to the old agent
-	if _, _, err := h.concurrent(h.resolveAgent, callers, 300*time.Millisecond, 20000); err != nil {
-		p.stop(10 * time.Second)
-		return fmt.Errorf("warm-up: %w", err)
-	}
-	rps, _, err := h.concurrent(h.resolveAgent, callers, 4*time.Second, 400000)
-	if err != nil {
-		p.stop(10 * time.Second)
-		return err
-	}
-	if err := p.stop(15 * time.Second); err != nil {
-		return err
-	}
-	top, err := pprofTop(h.self, prof, "")
-	if err != nil {
-		return err
-	}
-	cum, err := pprofTop(h.self, prof, "-cum")
-	if err != nil {
-		return err
+	for _, l := range loads {
+		prof := filepath.Join(h.root, "agent-"+l.name+".pprof")
+		p, err := startProc("profiled agent", filepath.Join(h.root, "agent-profiled-"+l.name+".log"), h.self, childAgent, h.agentDir, prof)
+		if err != nil {
+			return err
+		}
+		if _, _, err := p.waitLine("credagent (dev) listening on ", 30*time.Second); err != nil {
+			return err
+		}
+		h.api.Close() // connections to the previous agent
+		if _, _, err := h.concurrent(h.resolveAgent, callers, 300*time.Millisecond, 20000); err != nil {
+			p.stop(10 * time.Second)
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		what, err := l.run()
+		if err != nil {
+			p.stop(10 * time.Second)
+			return err
+		}
+		if err := p.stop(15 * time.Second); err != nil {
+			return err
+		}
+		top, err := pprofTop(h.self, prof, "")
+		if err != nil {
+			return err
+		}
+		cum, err := pprofTop(h.self, prof, "-cum")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&text, "\n######## %s\n\n== flat\n%s\n== cumulative\n%s", what, top, cum)
+		h.rep.Notes = append(h.rep.Notes, "CPU profile of the agent, "+what+": bench/profile-agent.txt")
+		fmt.Printf("   %s\n", what)
 	}
 	out := filepath.Join(h.outDir, "profile-agent.txt")
-	text := fmt.Sprintf("CPU profile of the agent's daemon (scripts/bench child-agent, same code and dev config as bin/credagent run --dev)\n"+
-		"under %d concurrent resolutions for 4 s (%.0f/s while profiled), written by make bench because these goals were missed: %s.\n\n"+
-		"== flat\n%s\n== cumulative\n%s", callers, rps, strings.Join(h.profileReasons, ", "), top, cum)
-	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+	if err := os.WriteFile(out, []byte(text.String()), 0o644); err != nil {
 		return err
 	}
-	h.rep.Notes = append(h.rep.Notes, fmt.Sprintf("CPU profile of the agent under load: bench/profile-agent.txt (%.0f resolutions/s while profiled)", rps))
 	fmt.Printf("   wrote %s\n", out)
 	return nil
 }
 
 // pprofTop runs go tool pprof -top on a profile.
 func pprofTop(bin, prof, extra string) (string, error) {
-	args := []string{"tool", "pprof", "-top", "-nodecount=35"}
+	args := []string{"tool", "pprof", "-top", "-nodecount=40"}
 	if extra != "" {
 		args = append(args, extra)
 	}

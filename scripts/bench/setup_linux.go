@@ -59,6 +59,9 @@ func (h *harness) setup() error {
 	if h.fakeAdmin, _, err = h.fake.waitLine("admin on ", 5*time.Second); err != nil {
 		return err
 	}
+	if h.fakeHS, _, err = h.fake.waitLine("handshakes on ", 5*time.Second); err != nil {
+		return err
+	}
 	if h.bare, err = startProc("bare mTLS server", filepath.Join(h.root, "bare.log"), h.self, childBare, fakeDir); err != nil {
 		return err
 	}
@@ -220,19 +223,24 @@ func (p *portalSide) deliverBasics(h *harness) error {
 // fakeCounters reads the fake's counters over its admin API.
 func (h *harness) fakeCounters() (fakeccp.Counters, error) {
 	var c fakeccp.Counters
-	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	return c, getJSON(h.ctx, h.fakeAdmin+"/counters", &c)
+}
+
+// getJSON decodes the answer to GET url.
+func getJSON(ctx context.Context, url string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.fakeAdmin+"/counters", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return c, err
+		return err
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return c, err
+		return err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return c, fmt.Errorf("fake admin /counters: %s", res.Status)
+		return fmt.Errorf("GET %s: %s", url, res.Status)
 	}
-	return c, json.NewDecoder(res.Body).Decode(&c)
+	return json.NewDecoder(res.Body).Decode(v)
 }

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/color"
+	"image/png"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	ten := make([]time.Duration, 10)
+	for i := range ten {
+		ten[i] = time.Duration(i+1) * time.Microsecond
+	}
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(i+1) * time.Microsecond
+	}
+	tests := []struct {
+		name string
+		in   []time.Duration
+		p    float64
+		want time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one", []time.Duration{7}, 99, 7},
+		{"p50 of 10", ten, 50, 5 * time.Microsecond},
+		{"p99 of 10 is the max", ten, 99, 10 * time.Microsecond},
+		{"p100", ten, 100, 10 * time.Microsecond},
+		{"tiny p is the min", ten, 0.1, 1 * time.Microsecond},
+		{"p99 of 100", hundred, 99, 99 * time.Microsecond},
+		{"p99.5 of 100", hundred, 99.5, 100 * time.Microsecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentile(tt.in, tt.p); got != tt.want {
+				t.Errorf("percentile(p%v) = %v, want %v", tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{3}, 3},
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	}
+	for _, tt := range tests {
+		in := slices.Clone(tt.in)
+		if got := median(tt.in); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+		if !slices.Equal(in, tt.in) {
+			t.Errorf("median modified its input: %v", tt.in)
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     []float64
+		lo, hi float64
+		bins   int
+		want   []int
+	}{
+		{"spread", []float64{0, 1, 2.5, 9.99}, 0, 10, 5, []int{2, 1, 0, 0, 1}},
+		{"below and above are clamped", []float64{-5, 10, 100}, 0, 10, 2, []int{1, 2}},
+		{"empty range", []float64{1, 2}, 5, 5, 3, []int{2, 0, 0}},
+		{"no bins", []float64{1}, 0, 1, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := histogram(tt.in, tt.lo, tt.hi, tt.bins); !slices.Equal(got, tt.want) {
+				t.Errorf("histogram = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNiceStep(t *testing.T) {
+	tests := []struct {
+		span float64
+		n    int
+		want float64
+	}{
+		{3000, 6, 500},
+		{100, 5, 20},
+		{7, 5, 2},
+		{0.9, 3, 0.5},
+		{0, 5, 1},
+	}
+	for _, tt := range tests {
+		if got := niceStep(tt.span, tt.n); got != tt.want {
+			t.Errorf("niceStep(%v, %d) = %v, want %v", tt.span, tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestGoalAndFigure(t *testing.T) {
+	tests := []struct {
+		g    goal
+		v    float64
+		want bool
+	}{
+		{goal{"<", 300}, 299.9, true},
+		{goal{"<", 300}, 300, false},
+		{goal{"<=", 16}, 16, true},
+		{goal{">=", 5000}, 4999, false},
+		{goal{">", 1}, 2, true},
+		{goal{"?", 1}, 2, false},
+	}
+	for _, tt := range tests {
+		if got := tt.g.met(tt.v); got != tt.want {
+			t.Errorf("%s met(%v) = %v, want %v", tt.g.String(), tt.v, got, tt.want)
+		}
+	}
+	f := &figure{Key: "x", Value: 450.123, Baseline: 150, goal: &goal{"<", 300}}
+	f.finish()
+	if f.Ratio != 3 || f.Met == nil || *f.Met || f.Goal != "< 300" || f.Value != 450.1 {
+		t.Errorf("finish: %+v", f)
+	}
+	g := &figure{Key: "y", Value: 1, Error: "broken", goal: &goal{"<", 2}}
+	g.finish()
+	if g.Met != nil {
+		t.Errorf("a figure that failed has met = %v", *g.Met)
+	}
+}
+
+func TestReportJSON(t *testing.T) {
+	r := &report{Time: time.Unix(0, 0)}
+	r.add(&figure{Key: "agent_rss_mb", Value: 20})
+	r.add(&figure{Key: "keystore_unwrap_us.memory", Value: 90})
+	r.add(&figure{Key: "keystore_unwrap_us.tpm", Value: 2000})
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		RSS struct{ Value float64 } `json:"agent_rss_mb"`
+		KS  map[string]struct {
+			Value float64
+		} `json:"keystore_unwrap_us"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.RSS.Value != 20 || got.KS["memory"].Value != 90 || got.KS["tpm"].Value != 2000 {
+		t.Errorf("results.json shape: %s", b)
+	}
+	var md bytes.Buffer
+	writeMarkdown(&md, r)
+	if !strings.Contains(md.String(), "| `keystore_unwrap_us.tpm` | 2000 ") {
+		t.Errorf("README table:\n%s", md.String())
+	}
+}
+
+func TestRenderLatencyPNG(t *testing.T) {
+	var a, d []time.Duration
+	for i := range 1000 {
+		a = append(a, time.Duration(500+i%300)*time.Microsecond)
+		d = append(d, time.Duration(300+i%200)*time.Microsecond)
+	}
+	var buf bytes.Buffer
+	err := renderLatencyPNG(&buf, "TEST", []series{
+		{Name: "A", Samples: sortedCopy(a), Color: color.RGBA{200, 0, 0, 255}},
+		{Name: "D", Samples: sortedCopy(d), Color: color.RGBA{0, 0, 200, 255}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != chartW || b.Dy() != chartH {
+		t.Errorf("size %v", b)
+	}
+}
+
+func TestFontCoversLabels(t *testing.T) {
+	for _, s := range []string{"0123456789", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", ".,:-+=/%()<>_ "} {
+		for _, r := range s {
+			if _, ok := glyphs[r]; !ok {
+				t.Errorf("no glyph for %q", r)
+			}
+		}
+	}
+	for r, g := range glyphs {
+		for _, row := range g {
+			if len(row) != glyphW {
+				t.Errorf("glyph %q has a row %q of width %d", r, row, len(row))
+			}
+		}
+	}
+}
