@@ -38,7 +38,9 @@ func cloneAccount(a *ccp.Account) *ccp.Account {
 	return &c
 }
 
-// get returns a copy of k's value if it is at most maxAge old.
+// get returns a copy of k's value if it is at most maxAge old. A value past
+// its keep time is wiped and dropped here, so that it does not wait in
+// memory for the next put.
 func (c *cache) get(k cacheKey, now time.Time, maxAge time.Duration) (*ccp.Account, time.Duration, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -47,6 +49,11 @@ func (c *cache) get(k cacheKey, now time.Time, maxAge time.Duration) (*ccp.Accou
 		return nil, 0, false
 	}
 	age := now.Sub(e.at)
+	if age > e.keep {
+		e.acct.Wipe()
+		delete(c.m, k)
+		return nil, 0, false
+	}
 	if age < 0 || age > maxAge {
 		return nil, 0, false
 	}
