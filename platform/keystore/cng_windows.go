@@ -19,7 +19,9 @@ import (
 // when it opens, else in the Microsoft Software Key Storage Provider. Each
 // is an ECDH P-256 key with export policy 0 (the private key can never be
 // exported, not even wrapped) and the security descriptor CNGKeySDDL, both
-// set before NCryptFinalizeKey so the key never exists without them.
+// set before NCryptFinalizeKey so the key never exists without them. (The
+// Platform Crypto Provider may refuse the export policy as unsupported; its
+// keys cannot leave the TPM anyway, so that refusal is ignored there.)
 //
 // ECDH: the peer's public key is imported as a BCRYPT_ECCPUBLIC_BLOB into an
 // ephemeral key handle, NCryptSecretAgreement makes the secret, and
@@ -49,17 +51,6 @@ var (
 	bcryptKDFRawSecret         = "TRUNCATE"                                // BCRYPT_KDF_RAW_SECRET
 	ncryptExportPolicyProperty = "Export Policy"                           // NCRYPT_EXPORT_POLICY_PROPERTY
 	ncryptSecurityDescrProp    = "Security Descr"                          // NCRYPT_SECURITY_DESCR_PROPERTY
-)
-
-// ncrypt.h flags and SECURITY_STATUS values.
-const (
-	ncryptSilentFlag     = 0x00000040 // NCRYPT_SILENT_FLAG
-	ncryptMachineKeyFlag = 0x00000020 // NCRYPT_MACHINE_KEY_FLAG
-	ncryptPersistFlag    = 0x80000000 // NCRYPT_PERSIST_FLAG
-
-	nteBadKeyset = 0x80090016 // NTE_BAD_KEYSET: no such key
-	nteExists    = 0x8009000F // NTE_EXISTS
-	nteNotFound  = 0x80090011 // NTE_NOT_FOUND
 )
 
 type ncryptHandle uintptr
@@ -152,13 +143,20 @@ func (s *CNGStore) Create(name string) (Key, error) {
 		return nil, cngErr(err)
 	}
 	if err := s.finalize(h); err != nil {
-		// Not finalized: nothing was persisted; free the handle.
+		// Not finalized: nothing was persisted; free the handle. A provider
+		// may report an existing key (NTE_EXISTS) here rather than at
+		// NCryptCreatePersistedKey, hence cngErr.
 		freeObject(h)
-		return nil, err
+		return nil, cngErr(err)
 	}
 	k, err := s.newKey(h)
 	if err != nil {
-		freeObject(h)
+		// The key is persisted but unusable: delete it (which also frees
+		// the handle) rather than leave a key that makes every later Create
+		// fail with ErrExists.
+		if call(procDeleteKey, "NCryptDeleteKey", uintptr(h), deleteKeyFlags(s.platform)) != nil {
+			freeObject(h)
+		}
 		return nil, err
 	}
 	return k, nil
@@ -171,8 +169,12 @@ func (s *CNGStore) finalize(h ncryptHandle) error {
 	if err := call(procSetProperty, "NCryptSetProperty(Export Policy)",
 		uintptr(h), uintptr(unsafe.Pointer(utf16(ncryptExportPolicyProperty))),
 		uintptr(unsafe.Pointer(&policy)), unsafe.Sizeof(policy),
-		ncryptPersistFlag|ncryptSilentFlag); err != nil {
-		return err
+		exportPolicyFlags); err != nil {
+		var ss *secStatus
+		if !errors.As(err, &ss) || !exportPolicyOptional(s.platform, ss.code) {
+			return err
+		}
+		// A TPM key cannot be exported whatever this property says.
 	}
 	sd, err := windows.SecurityDescriptorFromString(CNGKeySDDL)
 	if err != nil {
@@ -183,7 +185,7 @@ func (s *CNGStore) finalize(h ncryptHandle) error {
 	if err := call(procSetProperty, "NCryptSetProperty(Security Descr)",
 		uintptr(h), uintptr(unsafe.Pointer(utf16(ncryptSecurityDescrProp))),
 		uintptr(unsafe.Pointer(sd)), uintptr(sd.Length()),
-		uintptr(windows.DACL_SECURITY_INFORMATION)|ncryptPersistFlag|ncryptSilentFlag); err != nil {
+		securityDescrFlags); err != nil {
 		return err
 	}
 	return call(procFinalizeKey, "NCryptFinalizeKey", uintptr(h), ncryptSilentFlag)
@@ -266,7 +268,7 @@ func (s *CNGStore) Delete(name string) error {
 		return err
 	}
 	// On success NCryptDeleteKey also frees the handle.
-	if err := call(procDeleteKey, "NCryptDeleteKey", uintptr(h), ncryptSilentFlag); err != nil {
+	if err := call(procDeleteKey, "NCryptDeleteKey", uintptr(h), deleteKeyFlags(s.platform)); err != nil {
 		freeObject(h)
 		return err
 	}

@@ -15,6 +15,54 @@ import (
 // and to the built-in Administrators group (BA), and nothing to anyone else.
 var CNGKeySDDL = "D:P(A;;GA;;;SY)(A;;GA;;;BA)"
 
+// ncrypt.h flags and SECURITY_STATUS values, and winnt.h's
+// DACL_SECURITY_INFORMATION, kept here so that the flag choices below are
+// tested on every platform.
+const (
+	ncryptSilentFlag        = 0x00000040 // NCRYPT_SILENT_FLAG
+	ncryptMachineKeyFlag    = 0x00000020 // NCRYPT_MACHINE_KEY_FLAG
+	ncryptPersistFlag       = 0x80000000 // NCRYPT_PERSIST_FLAG
+	daclSecurityInformation = 0x00000004 // DACL_SECURITY_INFORMATION
+
+	nteBadKeyset    = 0x80090016 // NTE_BAD_KEYSET: no such key
+	nteExists       = 0x8009000F // NTE_EXISTS
+	nteNotFound     = 0x80090011 // NTE_NOT_FOUND
+	nteNotSupported = 0x80090029 // NTE_NOT_SUPPORTED
+)
+
+// securityDescrFlags is the dwFlags of NCryptSetProperty for
+// NCRYPT_SECURITY_DESCR_PROPERTY: which part of the descriptor is set (the
+// DACL). No NCRYPT_PERSIST_FLAG: the descriptor is the key's access control,
+// which the provider always stores, and Windows' own code that sets a
+// descriptor on a Platform Crypto Provider key before NCryptFinalizeKey
+// (Autopilot's tpmoperations) passes DACL_SECURITY_INFORMATION alone.
+const securityDescrFlags = daclSecurityInformation | ncryptSilentFlag
+
+// exportPolicyFlags is the dwFlags of NCryptSetProperty for
+// NCRYPT_EXPORT_POLICY_PROPERTY: stored with the key, as .NET's
+// CngKey.Create does for CngKeyCreationParameters.ExportPolicy.
+const exportPolicyFlags = ncryptPersistFlag | ncryptSilentFlag
+
+// deleteKeyFlags is the dwFlags of NCryptDeleteKey. NCRYPT_SILENT_FLAG is
+// documented for it, but the Platform Crypto Provider has been seen to
+// refuse it with NTE_BAD_FLAGS (and go-attestation deletes PCP keys with
+// 0), so it is left out there; a service has no desktop for a prompt
+// anyway.
+func deleteKeyFlags(platform bool) uintptr {
+	if platform {
+		return 0
+	}
+	return ncryptSilentFlag
+}
+
+// exportPolicyOptional reports whether a failure to set the export policy
+// may be ignored: only on the Platform Crypto Provider, whose keys live in
+// the TPM and cannot be exported whatever the property says, and only when
+// the provider says it does not support the property.
+func exportPolicyOptional(platform bool, status uint32) bool {
+	return platform && status == nteNotSupported
+}
+
 // cngKeyPrefix namespaces the agent's keys in the machine key store.
 const cngKeyPrefix = "credagent-"
 

@@ -121,3 +121,38 @@ func TestCNGKeySDDL(t *testing.T) {
 		t.Fatal(cngKeyName("machine"))
 	}
 }
+
+// TestCNGFlags pins the dwFlags passed to ncrypt.dll, whose meaning only
+// Windows checks.
+func TestCNGFlags(t *testing.T) {
+	// NCryptSetProperty(Security Descr): the DACL part, silently, and not
+	// NCRYPT_PERSIST_FLAG (see securityDescrFlags).
+	if securityDescrFlags != 0x44 {
+		t.Errorf("securityDescrFlags = %#x, want DACL_SECURITY_INFORMATION|NCRYPT_SILENT_FLAG (0x44)", securityDescrFlags)
+	}
+	if securityDescrFlags&ncryptPersistFlag != 0 {
+		t.Error("securityDescrFlags has NCRYPT_PERSIST_FLAG")
+	}
+	if exportPolicyFlags != 0x80000040 {
+		t.Errorf("exportPolicyFlags = %#x, want NCRYPT_PERSIST_FLAG|NCRYPT_SILENT_FLAG", exportPolicyFlags)
+	}
+	if got := deleteKeyFlags(true); got != 0 {
+		t.Errorf("deleteKeyFlags(platform) = %#x, want 0", got)
+	}
+	if got := deleteKeyFlags(false); got != ncryptSilentFlag {
+		t.Errorf("deleteKeyFlags(software) = %#x, want NCRYPT_SILENT_FLAG", got)
+	}
+	for _, c := range []struct {
+		platform bool
+		status   uint32
+		want     bool
+	}{
+		{true, nteNotSupported, true},
+		{false, nteNotSupported, false}, // the software provider must honour it
+		{true, 0x80090009, false},       // NTE_BAD_FLAGS is a bug, not a gap
+	} {
+		if got := exportPolicyOptional(c.platform, c.status); got != c.want {
+			t.Errorf("exportPolicyOptional(%v, %#x) = %v, want %v", c.platform, c.status, got, c.want)
+		}
+	}
+}
