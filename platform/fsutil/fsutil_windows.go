@@ -14,9 +14,18 @@ import (
 )
 
 func privateSA() (*windows.SecurityAttributes, error) {
-	sd, err := windows.SecurityDescriptorFromString(PrivateSDDL)
+	// An ordinary (unelevated) user, in dev mode, is granted access to its
+	// own private files; see PrivateSDDLFor.
+	var self string
+	if tok := windows.GetCurrentProcessToken(); !tok.IsElevated() {
+		if u, err := tok.GetTokenUser(); err == nil {
+			self = u.User.Sid.String()
+		}
+	}
+	sddl := PrivateSDDLFor(self)
+	sd, err := windows.SecurityDescriptorFromString(sddl)
 	if err != nil {
-		return nil, fmt.Errorf("security descriptor %q: %w", PrivateSDDL, err)
+		return nil, fmt.Errorf("security descriptor %q: %w", sddl, err)
 	}
 	return &windows.SecurityAttributes{
 		Length:             uint32(unsafe.Sizeof(windows.SecurityAttributes{})),

@@ -24,3 +24,15 @@ func TestPrivateSDDL(t *testing.T) {
 		t.Errorf("%q misses %v", PrivateSDDL, want)
 	}
 }
+
+func TestPrivateSDDLFor(t *testing.T) {
+	for _, c := range []struct{ sid, want string }{
+		{"", PrivateSDDL},
+		{"S-1-5-18", PrivateSDDL}, // SYSTEM is already there as SY
+		{"S-1-5-21-1-2-3-1001", "D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;S-1-5-21-1-2-3-1001)"},
+	} {
+		if got := PrivateSDDLFor(c.sid); got != c.want {
+			t.Errorf("PrivateSDDLFor(%q) = %q, want %q", c.sid, got, c.want)
+		}
+	}
+}
