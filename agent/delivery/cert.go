@@ -16,8 +16,14 @@ import (
 // may be used for client authentication (ErrBadChain). It does not check
 // the chain against any root: the CCP server decides which issuers it
 // trusts. The returned certificate has Leaf set and a crypto.Signer as
-// PrivateKey.
-func (a *Application) Certificate(now time.Time) (*tls.Certificate, error) {
+// PrivateKey. On failure a.PrivateKey is wiped: a refused application's key
+// is not kept in memory.
+func (a *Application) Certificate(now time.Time) (cert *tls.Certificate, err error) {
+	defer func() {
+		if err != nil {
+			a.PrivateKey.Wipe()
+		}
+	}()
 	if err := a.validate(); err != nil {
 		return nil, err
 	}

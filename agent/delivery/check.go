@@ -113,6 +113,7 @@ func (c *Checker) Check(b []byte) (*Accepted, *Delivery, error) {
 		}
 	case *GroupKey:
 		if a.GroupPrivateKey, err = ct.Key(); err != nil {
+			ct.PrivateKey.Wipe()
 			return nil, d, err
 		}
 	}

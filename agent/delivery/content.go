@@ -264,12 +264,14 @@ func decodeContent(k Kind, revoke bool, plain []byte) (Content, error) {
 	case KindApplication:
 		var w wireApplication
 		if err := decode(&w); err != nil {
+			w.PrivateKey.s.Wipe() // decoded before a later error
 			return nil, err
 		}
 		a := &Application{PrivateKey: w.PrivateKey.s}
 		for _, c := range w.Chain {
 			der, err := decodeB64(c)
 			if err != nil {
+				a.PrivateKey.Wipe()
 				return nil, malformed("chain: not canonical base64")
 			}
 			a.Chain = append(a.Chain, der)
@@ -278,6 +280,7 @@ func decodeContent(k Kind, revoke bool, plain []byte) (Content, error) {
 	case KindGroupKey:
 		var w wireGroupKey
 		if err := decode(&w); err != nil {
+			w.PrivateKey.s.Wipe()
 			return nil, err
 		}
 		return &GroupKey{PrivateKey: w.PrivateKey.s}, nil

@@ -165,3 +165,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// An application refused by its certificate checks (expired, wrong key, bad
+// chain) must not leave its decrypted PKCS#8 key in memory.
+func TestRefusedApplicationKeyWiped(t *testing.T) {
+	expired := makeApp(t, appKey, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC))
+	mismatch := makeApp(t, otherAppKey, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2035, 1, 1, 0, 0, 0, 0, time.UTC))
+	junk := goodApp(t)
+	junk.app.Chain = [][]byte{[]byte("not a certificate")}
+	for name, fx := range map[string]appFixture{"expired": expired, "key-mismatch": mismatch, "malformed": junk} {
+		held := fx.app.PrivateKey.Reveal()
+		if _, err := fx.app.Certificate(vectorNow); err == nil {
+			t.Fatalf("%s: accepted", name)
+		}
+		if !bytes.Equal(held, make([]byte, len(held))) {
+			t.Errorf("%s: the refused application's private key was not wiped", name)
+		}
+	}
+	good := goodApp(t)
+	held := good.app.PrivateKey.Reveal()
+	if _, err := good.app.Certificate(vectorNow); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(held, make([]byte, len(held))) {
+		t.Error("an accepted application's key was wiped by Certificate")
+	}
+}

@@ -136,9 +136,20 @@ func (d *Delivery) Open(key ecdh.KeyExchanger) (Content, error) {
 		return nil, err
 	}
 	if err := c.validate(); err != nil {
+		wipeContent(c)
 		return nil, err
 	}
 	return c, nil
+}
+
+// wipeContent zeroes the key material of content that is being refused.
+func wipeContent(c Content) {
+	switch ct := c.(type) {
+	case *Application:
+		ct.PrivateKey.Wipe()
+	case *GroupKey:
+		ct.PrivateKey.Wipe()
+	}
 }
 
 // Verified reports whether Verify has succeeded on d.
