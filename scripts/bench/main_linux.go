@@ -154,14 +154,32 @@ func run(outDir, binDir string, budget time.Duration, rounds int, profile string
 			h.profileReasons = append(h.profileReasons, f.Key)
 		}
 	}
-	if profile == "always" || (profile == "auto" && len(h.profileReasons) > 0) {
-		if ctx.Err() == nil {
-			fmt.Printf("== profile of the agent under load\n")
-			if err := h.profileAgent(); err != nil {
-				h.rep.Notes = append(h.rep.Notes, fmt.Sprintf("profile failed: %v", err))
-			}
+	agentMissed, fakeMissed := false, false
+	for _, k := range h.profileReasons {
+		if k == "fakeccp_throughput_rps" {
+			fakeMissed = true
 		} else {
-			h.rep.Notes = append(h.rep.Notes, "profile skipped: out of time")
+			agentMissed = true
+		}
+	}
+	for _, pr := range []struct {
+		name string
+		want bool
+		fn   func() error
+	}{
+		{"fake", fakeMissed, h.profileFake},
+		{"agent", agentMissed, h.profileAgent},
+	} {
+		if profile != "always" && (profile != "auto" || !pr.want) {
+			continue
+		}
+		if ctx.Err() != nil {
+			h.rep.Notes = append(h.rep.Notes, "profile of the "+pr.name+" skipped: out of time")
+			continue
+		}
+		fmt.Printf("== profile of the %s under load\n", pr.name)
+		if err := pr.fn(); err != nil {
+			h.rep.Notes = append(h.rep.Notes, fmt.Sprintf("profile of the %s failed: %v", pr.name, err))
 		}
 	}
 	if h.agent != nil {

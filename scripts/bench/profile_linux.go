@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/credagent/credagent/agent/ccp/fakeccp"
 )
 
 // profileAgent explains missed goals: it replaces bin/credagent by the same
@@ -95,4 +97,46 @@ func pprofTop(bin, prof, extra string) (string, error) {
 		return "", fmt.Errorf("go tool pprof: %v: %s", err, out.String())
 	}
 	return out.String(), nil
+}
+
+// profileFake explains a missed fakeccp goal: a second fake, CPU-profiled,
+// under the same LoadTest, with the top of the profile written to
+// bench/profile-fakeccp.txt.
+func (h *harness) profileFake() error {
+	prof := filepath.Join(h.root, "fakeccp.pprof")
+	dir := filepath.Join(h.root, "ccp")
+	p, err := startProc("profiled fakeccp", filepath.Join(h.root, "fakeccp-profiled.log"), h.self, childFake, dir, prof)
+	if err != nil {
+		return err
+	}
+	u, _, err := p.waitLine("listening on ", 20*time.Second)
+	if err != nil {
+		return err
+	}
+	res, err := fakeccp.LoadTest(h.ctx, fakeccp.LoadOptions{URL: h.accountsQuery(u), TLSConfig: h.pki.ClientTLSConfig(),
+		Concurrency: 32, Duration: 3 * time.Second, Requests: 500000})
+	if err != nil {
+		p.stop(10 * time.Second)
+		return err
+	}
+	if err := p.stop(15 * time.Second); err != nil {
+		return err
+	}
+	top, err := pprofTop(h.self, prof, "")
+	if err != nil {
+		return err
+	}
+	cum, err := pprofTop(h.self, prof, "-cum")
+	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("fakeccp.LoadTest, 32 connections for 3 s: %.0f requests/s while profiled", res.PerSecond)
+	text := fmt.Sprintf("CPU profile of the fake CCP (the fakeccp library in scripts/bench child-fakeccp), written by make bench because "+
+		"fakeccp_throughput_rps missed its goal.\n%s\n\n== flat\n%s\n== cumulative\n%s", what, top, cum)
+	if err := os.WriteFile(filepath.Join(h.outDir, "profile-fakeccp.txt"), []byte(text), 0o644); err != nil {
+		return err
+	}
+	h.rep.Notes = append(h.rep.Notes, "CPU profile of the fake, "+what+": bench/profile-fakeccp.txt")
+	fmt.Printf("   %s\n", what)
+	return nil
 }
