@@ -4,7 +4,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -93,6 +92,7 @@ func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, changes chan
 	started := time.Now()
 	var stopStarted time.Time
 	running, stopping := false, false
+	stopAsked, startTimedOut := false, false
 	status := svc.Status{State: svc.StartPending}
 	for {
 		select {
@@ -107,7 +107,7 @@ func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, changes chan
 			case !running && !stopping:
 				// Out of start-up budget: say why before the SCM gives up.
 				h.event(EventStartFailed, "error", fmt.Sprintf("credagent did not become ready within %v; stopping", h.opts.StartTimeout))
-				stopping, stopStarted = true, time.Now()
+				stopping, stopStarted, startTimedOut = true, time.Now(), true
 				cancel()
 			}
 		case <-readyCh:
@@ -124,6 +124,7 @@ func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, changes chan
 			case svc.Interrogate:
 				changes <- c.CurrentStatus
 			case svc.Stop, svc.Shutdown:
+				stopAsked = true
 				if !stopping {
 					stopping, stopStarted = true, time.Now()
 					checkpoint = 1
@@ -142,16 +143,16 @@ func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, changes chan
 				changes <- status
 			}
 		case err := <-done:
-			if err == nil && !stopping {
-				err = errors.New("the agent stopped without being asked to")
-			}
-			if err != nil && !errors.Is(err, context.Canceled) {
-				h.err = err
+			reason, fail := serviceOutcome(err, stopAsked, startTimedOut, h.opts.StartTimeout)
+			if reason != nil {
+				h.err = reason
 				if !running {
-					h.event(EventStartFailed, "error", "credagent could not start: "+err.Error())
+					h.event(EventStartFailed, "error", "credagent could not start: "+reason.Error())
 				} else {
-					h.event(EventError, "error", "credagent stopped with an error: "+err.Error())
+					h.event(EventError, "error", "credagent stopped with an error: "+reason.Error())
 				}
+			}
+			if fail {
 				// A service-specific exit code is a non-crash failure: the
 				// SCM runs the recovery actions (OnNonCrashFailures).
 				return true, 1

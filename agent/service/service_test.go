@@ -172,3 +172,31 @@ func TestRunStartFailure(t *testing.T) {
 }
 
 var errBoom = fmt.Errorf("boom")
+
+// TestServiceOutcome: a stop asked by the SCM never ends in a failure exit
+// code (the recovery actions would restart the service), and a start that
+// timed out always does.
+func TestServiceOutcome(t *testing.T) {
+	boom := fmt.Errorf("boom")
+	for _, c := range []struct {
+		name                     string
+		err                      error
+		stopAsked, startTimedOut bool
+		wantReason               bool
+		wantFail                 bool
+	}{
+		{"stopped cleanly", nil, true, false, false, false},
+		{"stopped, cancelled", fmt.Errorf("run: %w", context.Canceled), true, false, false, false},
+		{"stopped, drain failed", boom, true, false, true, false},
+		{"start timed out, returned nil", nil, false, true, true, true},
+		{"start timed out, cancelled", context.Canceled, false, true, true, true},
+		{"start timed out, error", boom, false, true, true, true},
+		{"could not start", boom, false, false, true, true},
+		{"stopped by itself", nil, false, false, true, true},
+	} {
+		reason, fail := serviceOutcome(c.err, c.stopAsked, c.startTimedOut, 90*time.Second)
+		if (reason != nil) != c.wantReason || fail != c.wantFail {
+			t.Errorf("%s: serviceOutcome = (%v, %v), want reason %v, fail %v", c.name, reason, fail, c.wantReason, c.wantFail)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package service
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -202,3 +205,32 @@ func SameCommand(installed []string, exe string, args []string, foldCase bool) b
 // checked every tick: long enough that one missed tick does not make the
 // SCM give up, short enough that a hung service is noticed.
 func waitHint(tick time.Duration) time.Duration { return 4 * tick }
+
+// serviceOutcome decides how the Windows service reports the end of the
+// agent's run function, which returned err. reason is what to log (nil when
+// nothing went wrong); fail says whether to stop with a service-specific exit
+// code, which makes the SCM run the recovery actions: with
+// fFailureActionsOnNonCrashFailures they are queued whenever the service
+// enters SERVICE_STOPPED with a dwWin32ExitCode other than ERROR_SUCCESS.
+//
+//   - After Stop or Shutdown (stopAsked) the exit is clean even if draining
+//     failed: a failure code would have the SCM restart a service an operator
+//     or the system just stopped. The error is still logged.
+//   - After the start-up budget ran out (startTimedOut) it is a failure even
+//     though the agent, cancelled, returned nil or context.Canceled, so that
+//     recovery retries the start.
+//   - Otherwise the agent stopped by itself: always a failure.
+func serviceOutcome(err error, stopAsked, startTimedOut bool, startTimeout time.Duration) (reason error, fail bool) {
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	switch {
+	case stopAsked:
+		return err, false
+	case startTimedOut && err == nil:
+		return fmt.Errorf("did not become ready within %v", startTimeout), true
+	case err == nil:
+		return errors.New("the agent stopped without being asked to"), true
+	}
+	return err, true
+}
