@@ -175,10 +175,20 @@ func SecureProgramData(dir string) error {
 	if err != nil {
 		return fmt.Errorf("service: %w", err)
 	}
+	// Two calls, as in Microsoft's "Taking Object Ownership" sample: taking
+	// ownership needs only WRITE_OWNER, which SeTakeOwnershipPrivilege grants
+	// whatever the DACL says, while a single call that also sets the DACL
+	// needs WRITE_DAC too, which a hostile DACL on a pre-created directory
+	// withholds. Once Administrators own it, the owner's implicit WRITE_DAC
+	// lets the second call replace the DACL.
 	if err := windows.SetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT,
-		windows.OWNER_SECURITY_INFORMATION|windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION,
-		owner, nil, dacl, nil); err != nil {
-		return fmt.Errorf("service: SetNamedSecurityInfo %s: %w", dir, err)
+		windows.OWNER_SECURITY_INFORMATION, owner, nil, nil, nil); err != nil {
+		return fmt.Errorf("service: SetNamedSecurityInfo(owner) %s: %w", dir, err)
+	}
+	if err := windows.SetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT,
+		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION,
+		nil, nil, dacl, nil); err != nil {
+		return fmt.Errorf("service: SetNamedSecurityInfo(DACL) %s: %w", dir, err)
 	}
 	return nil
 }

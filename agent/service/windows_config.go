@@ -43,8 +43,10 @@ var Recovery = struct {
 //	(A;OICI;FA;;;BA)    and Administrators, both inherited by every file
 //	                    and directory below.
 //
-// The service runs as LocalSystem, so its service SID needs no ACE here; the
-// named pipe and the CNG key are where NT SERVICE\credagent is granted.
+// The service runs as LocalSystem, so its service SID (NT SERVICE\credagent)
+// needs no ACE here, and none of the agent's descriptors (this one, the
+// named pipe's, the CNG key's) grants it anything today: SY covers the
+// service.
 const ProgramDataSDDL = "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
 
 // Event Log event IDs written by the service.
