@@ -15,26 +15,12 @@ import (
 
 // ProtectedPrefix is the pipe namespace in which only Administrators and
 // SYSTEM can create pipes, so an unprivileged process cannot create the
-// agent's pipe first and pose as the agent.
+// agent's pipe first (or a second instance of it) and pose as the agent.
+// Microsoft does not document these "secure prefixes"; the named pipe file
+// system enforces them since Windows 10 (James Forshaw, "Named Pipe Secure
+// Prefixes", 2017), and Tailscale's service pipe relies on the same one.
+// The pipe's DACL must not be the only guard, see pipeSDDLBase.
 const ProtectedPrefix = `\\.\pipe\ProtectedPrefix\Administrators\`
-
-// pipeSDDLBase is the security descriptor of the agent's pipe, before the
-// configured principals are appended:
-//
-//	D:P          a protected DACL: nothing is inherited.
-//	(D;;GA;;;NU) deny everything to NETWORK logons, so a caller coming in
-//	             over SMB is refused even if it is otherwise allowed. Deny
-//	             entries come first so that they win.
-//	(A;;GA;;;SY) allow LocalSystem, which the agent service runs as.
-//	(A;;GA;;;BA) allow the built-in Administrators.
-//
-// Each configured user or group then gets (A;;GRGW;;;<SID>): read and write
-// on the pipe, which is all a client needs.
-const pipeSDDLBase = "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)"
-
-// devPipeSDDL is dev mode's descriptor: NETWORK denied, and only the user who
-// started the agent (%s) allowed.
-const devPipeSDDL = "D:P(D;;GA;;;NU)(A;;GA;;;%s)"
 
 func listen(path string, opts ListenOptions) (net.Listener, error) {
 	if !strings.HasPrefix(path, `\\.\pipe\`) {
@@ -50,7 +36,11 @@ func listen(path string, opts ListenOptions) (net.Listener, error) {
 	ln, err := winio.ListenPipe(path, &winio.PipeConfig{SecurityDescriptor: sddl})
 	if err != nil {
 		if errors.Is(err, windows.ERROR_ACCESS_DENIED) || errors.Is(err, windows.ERROR_PIPE_BUSY) {
-			return nil, fmt.Errorf("localsock.Listen: %s: %w (%v)", path, ErrInUse, err)
+			// go-winio creates the first instance with FILE_CREATE, which
+			// fails with access denied if the pipe exists; but access is also
+			// denied to a process that is not an administrator under
+			// ProtectedPrefix\Administrators.
+			return nil, fmt.Errorf("localsock.Listen: %s: %w, or this process may not create it (not SYSTEM or an elevated administrator) (%v)", path, ErrInUse, err)
 		}
 		return nil, fmt.Errorf("localsock.Listen: %s: %w", path, err)
 	}
@@ -65,18 +55,17 @@ func pipeSDDL(opts ListenOptions) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("reading the current user: %w", err)
 		}
-		return fmt.Sprintf(devPipeSDDL, u.User.Sid.String()), nil
+		return devPipeSDDLFor(u.User.Sid.String()), nil
 	}
-	var b strings.Builder
-	b.WriteString(pipeSDDLBase)
+	sids := make([]string, 0, len(opts.Allow))
 	for _, who := range opts.Allow {
 		sid, err := toSID(who)
 		if err != nil {
 			return "", fmt.Errorf("api.pipe_allow: %q: %w", who, err)
 		}
-		fmt.Fprintf(&b, "(A;;GRGW;;;%s)", sid)
+		sids = append(sids, sid)
 	}
-	return b.String(), nil
+	return pipeSDDLFor(sids), nil
 }
 
 // toSID accepts a SID string or an account name.
