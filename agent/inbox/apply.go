@@ -99,6 +99,8 @@ func (in *Inbox) apply(acc *delivery.Accepted, raw []byte, now time.Time) error 
 	if err := fsutil.WritePrivateFile(rec, raw); err != nil {
 		return err
 	}
+	// A newer record supersedes a withdrawn one of the same object.
+	os.Remove(rec + withdrawnSuffix)
 	in.install(acc, rec, now)
 	return nil
 }
@@ -115,7 +117,7 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 			in.sealedTo[o] = acc.Recipient
 		}
 	}
-	var obsolete []string
+	var obsolete, withdrawn []string
 	err := in.o.State.Update(func(s *state.Snapshot) error {
 		switch c := acc.Content.(type) {
 		case *delivery.Application:
@@ -158,7 +160,10 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 						if a.SealedTo == id {
 							delete(s.Applications, appID)
 							ao := delivery.Object{Kind: delivery.KindApplication, Name: appID}
-							obsolete = append(obsolete, in.records[ao])
+							// Its record is kept, set aside, for its
+							// sequence number: without it a restart
+							// would accept an older delivery again.
+							withdrawn = append(withdrawn, in.records[ao])
 							delete(in.records, ao)
 							delete(in.sealedTo, ao)
 							in.o.Log.Warn().Str("app_id", appID).Str("group", acc.Target).Msg("inbox: application removed with its group key")
@@ -174,6 +179,13 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 	})
 	if err != nil { // Update's fn never fails
 		panic(err)
+	}
+	for _, p := range withdrawn {
+		if p != "" && p != rec {
+			if err := os.Rename(p, p+withdrawnSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				in.o.Log.Warn().Err(err).Str("record", p).Msg("inbox: cannot set aside a withdrawn record")
+			}
+		}
 	}
 	for _, p := range obsolete {
 		if p != "" && p != rec {
@@ -347,6 +359,10 @@ func (in *Inbox) Load(ctx context.Context) error {
 				os.Remove(path)
 				continue
 			}
+			if strings.HasSuffix(name, withdrawnSuffix) {
+				in.loadWithdrawn(path, k)
+				continue
+			}
 			if !strings.HasSuffix(name, ".delivery") {
 				continue
 			}
@@ -412,6 +428,29 @@ func (in *Inbox) loadRecord(path string, k delivery.Kind, now time.Time, revoked
 		return
 	}
 	in.install(acc, path, now)
+}
+
+// withdrawnSuffix marks the record of an object removed without a record
+// of its own taking its place (an application removed with its group's
+// keys). It is never applied again; it is kept for its sequence number.
+const withdrawnSuffix = ".withdrawn"
+
+// loadWithdrawn counts the sequence number of a withdrawn record, if its
+// signature verifies, so that replays stay refused across restarts.
+func (in *Inbox) loadWithdrawn(path string, k delivery.Kind) {
+	b, err := fsutil.ReadPrivateFile(path, delivery.MaxSize)
+	if err != nil {
+		in.o.Log.Error().Err(err).Str("record", path).Msg("inbox: cannot read a withdrawn record")
+		return
+	}
+	d, err := delivery.Parse(b)
+	if err != nil || d.Verify(in.o.Signers) != nil || d.Object().Kind != k {
+		in.o.Log.Warn().Str("record", path).Msg("inbox: ignoring a withdrawn record that does not verify")
+		return
+	}
+	if o := d.Object(); d.Seq > in.seqs[o] {
+		in.seqs[o] = d.Seq
+	}
 }
 
 // warnExpiring logs a warning for each application whose certificate

@@ -11,7 +11,9 @@
 // name>.delivery (group keys: <hex of group>.<key ID>.delivery, since an
 // application sealed to a superseded group key still needs it). Records are
 // written atomically and privately (platform/fsutil); Load rebuilds the state
-// from them at start-up. A crash at any point leaves either the old record
+// from them at start-up. The record of an application removed with its
+// group's keys is renamed to <name>.delivery.withdrawn and only counts for
+// its sequence number. A crash at any point leaves either the old record
 // or the new one, and the inbox file, if still there, is then a byte-for-byte
 // duplicate that is dropped silently. Private keys live only in memory.
 //

@@ -276,3 +276,49 @@ func TestNoKeyInLogs(t *testing.T) {
 		}
 	}
 }
+
+// Leaving a group removes the applications sealed to its keys, and their
+// sequence numbers must survive a restart: otherwise an older delivery of
+// the same application (here one sealed to the machine key) could be
+// replayed to bring back what the portal had replaced and then removed.
+func TestGroupRevokeKeepsApplicationSeqAcrossRestart(t *testing.T) {
+	e := newEnv(t, nil)
+	me := delivery.Machine(machineID)
+	mpub := machineKey.PublicKey()
+	apply := func(name string, b []byte) {
+		t.Helper()
+		e.drop(name, b)
+		e.in.ScanOnce(t_ctx())
+		if ev := <-e.events; ev.Err != nil {
+			t.Fatalf("%s refused: %v", name, ev.Err)
+		}
+	}
+	old := build(t, hdr("app-x", 1, me), validApp(t, 20), mpub, signer)
+	apply("a1", old)
+	apply("gk", build(t, hdr("robots", 1, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyA.Bytes())}, mpub, signer))
+	apply("a2", build(t, hdr("app-x", 2, delivery.Group("robots")), validApp(t, 21), groupKeyA.PublicKey(), signer))
+	apply("rvg", build(t, hdr("robots", 2, me), &delivery.Revoke{Revokes: delivery.KindGroupKey}, nil, signer))
+
+	for _, when := range []string{"live", "restart"} {
+		if when == "restart" {
+			e.reopen()
+			for _, r := range e.st.Load().Rejected {
+				t.Errorf("restart reported a record as a rejection: %+v", r)
+			}
+		}
+		if a := e.st.Load().Applications["app-x"]; a != nil {
+			t.Fatalf("%s: app-x still applied after its group was revoked", when)
+		}
+		e.drop("replay-"+when, old)
+		e.in.ScanOnce(t_ctx())
+		if ev := <-e.events; ev.Reason != "replay" {
+			t.Fatalf("%s: replay of app-x seq 1 after the group revoke: %v", when, ev.Err)
+		}
+	}
+	// A newer delivery of the application still applies.
+	apply("a3", build(t, hdr("app-x", 3, me), validApp(t, 22), mpub, signer))
+	e.reopen()
+	if a := e.st.Load().Applications["app-x"]; a == nil || a.Seq != 3 {
+		t.Fatalf("app-x after a newer delivery and a restart: %+v", a)
+	}
+}
