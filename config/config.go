@@ -151,7 +151,10 @@ type CCP struct {
 	// PasswordChangeWait bounds the wait-and-retry while the CPM is changing
 	// a password (FailRequestOnPasswordChange).
 	PasswordChangeWait time.Duration `yaml:"password_change_wait"`
-	MaxIdleConns       int           `yaml:"max_idle_conns"`
+	// PoolSize is the number of connections kept to each CCP server, per
+	// application identity. Requests beyond it wait for a connection
+	// rather than open one, so a burst of flows costs no extra handshakes.
+	PoolSize int `yaml:"pool_size"`
 	// HTTP2 lets HTTP/2 be negotiated. Off by default: IIS asks for client
 	// certificates by TLS renegotiation, which HTTP/2 forbids.
 	HTTP2 bool `yaml:"http2"`
@@ -204,7 +207,7 @@ func withDefaults(d paths.Defaults) Config {
 			Retries:            2,
 			RetryBackoff:       200 * time.Millisecond,
 			PasswordChangeWait: 30 * time.Second,
-			MaxIdleConns:       16,
+			PoolSize:           16,
 		},
 	}
 }

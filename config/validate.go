@@ -143,8 +143,8 @@ func (c *Config) Validate() error {
 	if c.CCP.Retries < 0 || c.CCP.Retries > 10 {
 		bad("ccp.retries", "must be between 0 and 10, got %d", c.CCP.Retries)
 	}
-	if c.CCP.MaxIdleConns < 1 || c.CCP.MaxIdleConns > 1024 {
-		bad("ccp.max_idle_conns", "must be between 1 and 1024, got %d", c.CCP.MaxIdleConns)
+	if c.CCP.PoolSize < 1 || c.CCP.PoolSize > 1024 {
+		bad("ccp.pool_size", "must be between 1 and 1024, got %d", c.CCP.PoolSize)
 	}
 	return errors.Join(errs...)
 }

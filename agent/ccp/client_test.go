@@ -681,12 +681,12 @@ func TestOptionsFor(t *testing.T) {
 	st := &state.Store{Servers: []string{"https://a", "https://b"}, Path: "/X", CABundle: []byte("pem"),
 		Pins: []string{"p"}, Proxy: "http://proxy:3128", NoProxy: []string{".corp"}}
 	cfg := config.CCP{ConnectTimeout: time.Second, TLSTimeout: 2 * time.Second, RequestTimeout: 3 * time.Second,
-		Retries: 4, RetryBackoff: time.Millisecond, PasswordChangeWait: time.Minute, MaxIdleConns: 7, HTTP2: true}
+		Retries: 4, RetryBackoff: time.Millisecond, PasswordChangeWait: time.Minute, PoolSize: 7, HTTP2: true}
 	o := OptionsFor(st, cfg)
 	if !slices.Equal(o.Servers, st.Servers) || o.Path != "/X" || string(o.CABundle) != "pem" || o.Pins[0] != "p" ||
 		o.Proxy != st.Proxy || o.NoProxy[0] != ".corp" || o.ConnectTimeout != time.Second || o.TLSTimeout != 2*time.Second ||
 		o.RequestTimeout != 3*time.Second || o.Retries != 4 || o.RetryBackoff != time.Millisecond ||
-		o.PasswordChangeWait != time.Minute || o.MaxIdleConns != 7 || !o.HTTP2 {
+		o.PasswordChangeWait != time.Minute || o.PoolSize != 7 || !o.HTTP2 {
 		t.Errorf("OptionsFor = %+v", o)
 	}
 	st.Servers[0] = "changed"
@@ -694,7 +694,7 @@ func TestOptionsFor(t *testing.T) {
 		t.Error("Options share the store's slice")
 	}
 	d := Options{}.withDefaults()
-	if d.Path != DefaultPath || d.ConnectTimeout != DefaultConnectTimeout || d.RequestTimeout != DefaultRequestTimeout || d.MaxIdleConns != DefaultMaxIdleConns {
+	if d.Path != DefaultPath || d.ConnectTimeout != DefaultConnectTimeout || d.RequestTimeout != DefaultRequestTimeout || d.PoolSize != DefaultPoolSize {
 		t.Errorf("defaults %+v", d)
 	}
 }

@@ -313,7 +313,7 @@ func TestFakeFailover(t *testing.T) {
 func TestFakeConnectionReuse(t *testing.T) {
 	srv := startFake(t, nil)
 	o := fakeOptions(t, srv.URL)
-	o.MaxIdleConns = 4
+	o.PoolSize = 4
 	c := newClient(t, o, devPKI.App)
 	for i := 0; i < 100; i++ {
 		if _, err := c.Get(context.Background(), sapReq); err != nil {

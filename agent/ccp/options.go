@@ -25,7 +25,7 @@ const (
 	DefaultRequestTimeout     = 30 * time.Second
 	DefaultRetryBackoff       = 200 * time.Millisecond
 	DefaultPasswordChangeWait = 30 * time.Second
-	DefaultMaxIdleConns       = 16
+	DefaultPoolSize           = 16
 
 	// maxBackoff caps one sleep between attempts.
 	maxBackoff = 5 * time.Second
@@ -40,7 +40,7 @@ const (
 type CertSource func() (*tls.Certificate, error)
 
 // Options configures a Client: one application identity against one store.
-// The zero value of each duration and of MaxIdleConns means its default.
+// The zero value of each duration and of PoolSize means its default.
 type Options struct {
 	// Servers are base URLs, https://host[:port], without path or query.
 	// They are tried in order, the one that last answered first.
@@ -80,8 +80,10 @@ type Options struct {
 	RetryBackoff time.Duration
 	// PasswordChangeWait bounds the wait-and-retry on APPAP282E.
 	PasswordChangeWait time.Duration
-	// MaxIdleConns bounds the kept-alive connections (per server).
-	MaxIdleConns int
+	// PoolSize bounds the connections to each server, kept alive and reused;
+	// requests beyond it wait for a connection rather than open one, so a
+	// burst costs no extra handshakes.
+	PoolSize int
 	// HTTP2 lets HTTP/2 be negotiated. Off by default: IIS asks for client
 	// certificates by TLS renegotiation, which HTTP/2 forbids.
 	HTTP2 bool
@@ -101,7 +103,7 @@ func OptionsFor(st *state.Store, cfg config.CCP) Options {
 		Retries:            cfg.Retries,
 		RetryBackoff:       cfg.RetryBackoff,
 		PasswordChangeWait: cfg.PasswordChangeWait,
-		MaxIdleConns:       cfg.MaxIdleConns,
+		PoolSize:           cfg.PoolSize,
 		HTTP2:              cfg.HTTP2,
 	}
 	if st != nil {
@@ -130,8 +132,8 @@ func (o Options) withDefaults() Options {
 	if o.Retries < 0 {
 		o.Retries = 0
 	}
-	if o.MaxIdleConns <= 0 {
-		o.MaxIdleConns = DefaultMaxIdleConns
+	if o.PoolSize <= 0 {
+		o.PoolSize = DefaultPoolSize
 	}
 	if o.Path == "" {
 		o.Path = DefaultPath

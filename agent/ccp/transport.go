@@ -156,11 +156,16 @@ func (c *Client) newTransport() *http.Transport {
 			Timeout:   c.opts.ConnectTimeout,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		TLSClientConfig:        cfg,
-		TLSHandshakeTimeout:    c.opts.TLSTimeout,
-		ResponseHeaderTimeout:  c.opts.RequestTimeout,
-		MaxIdleConns:           c.opts.MaxIdleConns * len(c.servers),
-		MaxIdleConnsPerHost:    c.opts.MaxIdleConns,
+		TLSClientConfig:       cfg,
+		TLSHandshakeTimeout:   c.opts.TLSTimeout,
+		ResponseHeaderTimeout: c.opts.RequestTimeout,
+		MaxIdleConns:          c.opts.PoolSize * len(c.servers),
+		MaxIdleConnsPerHost:   c.opts.PoolSize,
+		// Capping the connections, not only the idle ones, keeps a burst
+		// of callers from opening connections that are closed again as
+		// soon as they return: each would cost a handshake. Requests
+		// beyond the pool wait for a connection.
+		MaxConnsPerHost:        c.opts.PoolSize,
 		IdleConnTimeout:        idleConnTimeout,
 		MaxResponseHeaderBytes: 64 << 10,
 		DisableCompression:     true,

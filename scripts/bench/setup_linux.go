@@ -31,8 +31,8 @@ const (
 	benchObject = "sap-prod-admin"
 	benchStore  = "rpa-prod"
 	benchCred   = "sap-prod-admin"
-	// poolSize is the agent's CCP pool (config ccp.max_idle_conns default).
-	poolSize = ccp.DefaultMaxIdleConns
+	// poolSize is the agent's CCP pool (config ccp.pool_size default).
+	poolSize = ccp.DefaultPoolSize
 )
 
 // agentConfig is written to each dev dir's config.yaml, over the dev
@@ -75,7 +75,7 @@ func (h *harness) setup() error {
 		return err
 	}
 	app := h.pki.App
-	h.direct, err = ccp.New(ccp.Options{Servers: []string{h.fakeURL}, CABundle: caPEM, MaxIdleConns: poolSize},
+	h.direct, err = ccp.New(ccp.Options{Servers: []string{h.fakeURL}, CABundle: caPEM, PoolSize: poolSize},
 		func() (*tls.Certificate, error) { return &app, nil })
 	if err != nil {
 		return err

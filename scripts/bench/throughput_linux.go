@@ -190,7 +190,7 @@ func (h *harness) throughput() error {
 			"it answered meanwhile. The fake counts connections, not handshakes, so the harness serves the fake library on a listener "+
 			"that reads each connection's ServerHello (in the clear in TLS 1.3) and counts it as resumed when the server accepted a "+
 			"pre-shared key, full otherwise. Baseline: the same count around the direct client's rounds (its own Stats agree; see the notes). "+
-			"Goal: no more than the pool size (ccp.max_idle_conns = %d).", poolSize),
+			"Goal: no more than the pool size (ccp.pool_size = %d).", poolSize),
 		goal: &goal{"<=", poolSize}}
 	switch {
 	case h.hs.err != nil:
