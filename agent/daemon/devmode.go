@@ -14,6 +14,7 @@ import (
 	"runtime"
 
 	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/fsutil"
 )
 
 // Dev-mode file names under the dev directory.
@@ -102,10 +103,11 @@ func ensureDevSigningKey(dir string) (string, error) {
 		return "", err
 	}
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
-	if err := os.WriteFile(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	// Atomic, created 0600 whatever was there before.
+	if err := fsutil.WritePrivateFile(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
 		return "", fmt.Errorf("dev: writing signing key: %w", err)
 	}
-	if err := os.WriteFile(pubPath, pubPEM, 0o644); err != nil {
+	if err := fsutil.WritePrivateFile(pubPath, pubPEM); err != nil {
 		return "", fmt.Errorf("dev: writing signing key: %w", err)
 	}
 	return string(pubPEM), nil

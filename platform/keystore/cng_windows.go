@@ -6,8 +6,12 @@ import (
 	"crypto/ecdh"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sync"
 	"unsafe"
+
+	"github.com/credagent/credagent/platform/fsutil"
 
 	"golang.org/x/sys/windows"
 )
@@ -44,13 +48,13 @@ var (
 	procDeriveKey              = ncrypt.NewProc("NCryptDeriveKey")
 	procDeleteKey              = ncrypt.NewProc("NCryptDeleteKey")
 	procFreeObject             = ncrypt.NewProc("NCryptFreeObject")
-	msPlatformCryptoProvider   = "Microsoft Platform Crypto Provider"      // MS_PLATFORM_CRYPTO_PROVIDER
-	msKeyStorageProvider       = "Microsoft Software Key Storage Provider" // MS_KEY_STORAGE_PROVIDER
-	bcryptECDHP256Algorithm    = "ECDH_P256"                               // BCRYPT_ECDH_P256_ALGORITHM
-	bcryptECCPublicBlob        = "ECCPUBLICBLOB"                           // BCRYPT_ECCPUBLIC_BLOB
-	bcryptKDFRawSecret         = "TRUNCATE"                                // BCRYPT_KDF_RAW_SECRET
-	ncryptExportPolicyProperty = "Export Policy"                           // NCRYPT_EXPORT_POLICY_PROPERTY
-	ncryptSecurityDescrProp    = "Security Descr"                          // NCRYPT_SECURITY_DESCR_PROPERTY
+	msPlatformCryptoProvider   = cngPlatformProvider // MS_PLATFORM_CRYPTO_PROVIDER
+	msKeyStorageProvider       = cngSoftwareProvider // MS_KEY_STORAGE_PROVIDER
+	bcryptECDHP256Algorithm    = "ECDH_P256"         // BCRYPT_ECDH_P256_ALGORITHM
+	bcryptECCPublicBlob        = "ECCPUBLICBLOB"     // BCRYPT_ECCPUBLIC_BLOB
+	bcryptKDFRawSecret         = "TRUNCATE"          // BCRYPT_KDF_RAW_SECRET
+	ncryptExportPolicyProperty = "Export Policy"     // NCRYPT_EXPORT_POLICY_PROPERTY
+	ncryptSecurityDescrProp    = "Security Descr"    // NCRYPT_SECURITY_DESCR_PROPERTY
 )
 
 type ncryptHandle uintptr
@@ -98,18 +102,58 @@ type CNGStore struct {
 	platform bool
 	keys     []ncryptHandle // key handles to free on Close
 	closed   bool
+	dir      string  // where CNGProviderFile records the provider; "" records nothing
+	plan     cngPlan // which providers this store may use
 }
 
 var _ Store = (*CNGStore)(nil)
 
-// openCNG opens the Platform Crypto Provider if it is there, else the
-// Software Key Storage Provider.
-func openCNG(Options) (Store, error) {
-	if s, err := openCNGProvider(msPlatformCryptoProvider); err == nil {
-		s.platform = true
-		return s, nil
+// openCNG opens the provider recorded in CNGProviderFile if there is one,
+// and only that one: if it cannot be opened the error says so, rather than
+// the agent looking for its key in (and creating a new one in) another
+// provider. Before the first key, it opens the Platform Crypto Provider (the
+// TPM) if it is there, else the Software Key Storage Provider.
+func openCNG(opts Options) (Store, error) {
+	var recorded []byte
+	readErr := fs.ErrNotExist
+	if opts.Dir != "" {
+		recorded, readErr = os.ReadFile(cngProviderPath(opts.Dir))
 	}
-	return openCNGProvider(msKeyStorageProvider)
+	plan, err := planCNG(recorded, readErr)
+	if err != nil {
+		return nil, err
+	}
+	var firstErr error
+	for _, name := range plan.providers {
+		s, err := openCNGProvider(name)
+		if err == nil {
+			s.platform = name == msPlatformCryptoProvider
+			s.dir, s.plan = opts.Dir, plan
+			return s, nil
+		}
+		if plan.sticky {
+			return nil, fmt.Errorf("keystore: the machine key is held by the %s, which cannot be opened now (repair it, or re-enrol with credagent enroll --rotate): %w", name, err)
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, firstErr
+}
+
+// recordProvider makes the store's provider sticky once it holds a key.
+func (s *CNGStore) recordProvider() error {
+	if s.plan.sticky || s.dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return err
+	}
+	if err := fsutil.WritePrivateFile(cngProviderPath(s.dir), []byte(s.provName+"\n")); err != nil {
+		return fmt.Errorf("keystore: recording the CNG provider: %w", err)
+	}
+	s.plan = cngPlan{providers: []string{s.provName}, sticky: true}
+	return nil
 }
 
 func openAuto(opts Options) (Store, error) { return openCNG(opts) }
@@ -123,7 +167,10 @@ func openCNGProvider(name string) (*CNGStore, error) {
 	return &CNGStore{prov: h, provName: name}, nil
 }
 
-// Create implements Store.
+// Create implements Store. On a first enrolment where the TPM provider
+// opened but cannot make a P-256 ECDH key (no TPM 2.0, no ECC), it falls
+// back to the software provider, as auto promises; the provider that made
+// the key is then recorded.
 func (s *CNGStore) Create(name string) (Key, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
@@ -133,6 +180,26 @@ func (s *CNGStore) Create(name string) (Key, error) {
 	if s.closed {
 		return nil, errCNGClosed
 	}
+	k, err := s.create(name)
+	if err != nil && s.platform && !s.plan.sticky && len(s.keys) == 0 && !errors.Is(err, ErrExists) {
+		soft, serr := openCNGProvider(msKeyStorageProvider)
+		if serr == nil {
+			freeObject(s.prov)
+			s.prov, s.provName, s.platform = soft.prov, soft.provName, false
+			k, err = s.create(name)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.recordProvider(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// create makes and persists the key. The caller holds mu.
+func (s *CNGStore) create(name string) (Key, error) {
 	var h ncryptHandle
 	err := call(procCreatePersistedKey, "NCryptCreatePersistedKey",
 		uintptr(s.prov), uintptr(unsafe.Pointer(&h)),
