@@ -10,4 +10,4 @@ BIN=${BIN:-bin}
 [ -x "$BIN/credagent" ] || { echo "bench: $BIN/credagent is missing: run 'make build'" >&2; exit 1; }
 mkdir -p "$BIN"
 go build -o "$BIN/bench" ./scripts/bench
-exec "$BIN/bench" -bin "$BIN" -out bench "$@"
+exec "$BIN/bench" -bin "$BIN" -out bench -readme README.md "$@"

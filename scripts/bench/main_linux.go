@@ -29,6 +29,8 @@ type harness struct {
 	root   string // temporary directory for everything started
 	binDir string
 	outDir string
+	outRel string // outDir as given, for links from the README
+	readme string // the project README whose bench section is rewritten; "" for none
 	self   string // this executable, for the child processes
 	rounds int
 
@@ -65,6 +67,7 @@ func main() {
 		return
 	}
 	out := flag.String("out", "bench", "directory for results.json, README.md and latency.png")
+	readme := flag.String("readme", "", "also rewrite the summary between the bench markers of this README")
 	binDir := flag.String("bin", "bin", "directory holding credagent (from make build)")
 	budget := flag.Duration("budget", 170*time.Second, "stop measuring after this long; the run is cut short, not failed")
 	rounds := flag.Int("rounds", 5, "rounds of each A/B measurement (1 to 9)")
@@ -75,13 +78,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -rounds must be 1 to 9")
 		os.Exit(2)
 	}
-	if err := run(*out, *binDir, *budget, *rounds, *profile, *keep); err != nil {
+	if err := run(*out, *readme, *binDir, *budget, *rounds, *profile, *keep); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(outDir, binDir string, budget time.Duration, rounds int, profile string, keep bool) (err error) {
+func run(outDir, readme, binDir string, budget time.Duration, rounds int, profile string, keep bool) (err error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
@@ -94,6 +97,12 @@ func run(outDir, binDir string, budget time.Duration, rounds int, profile string
 	}
 	if h.outDir, err = filepath.Abs(outDir); err != nil {
 		return err
+	}
+	h.outRel = filepath.ToSlash(outDir)
+	if readme != "" {
+		if h.readme, err = filepath.Abs(readme); err != nil {
+			return err
+		}
 	}
 	if h.self, err = os.Executable(); err != nil {
 		return err
@@ -214,6 +223,21 @@ func (h *harness) write() error {
 	writeMarkdown(&md, h.rep)
 	if err := os.WriteFile(filepath.Join(h.outDir, "README.md"), md.Bytes(), 0o644); err != nil {
 		return err
+	}
+	if h.readme != "" {
+		doc, err := os.ReadFile(h.readme)
+		if err != nil {
+			return err
+		}
+		var sum bytes.Buffer
+		writeSummary(&sum, h.rep, h.outRel)
+		doc, err = replaceBetween(doc, readmeBegin, readmeEnd, sum.Bytes())
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.readme, err)
+		}
+		if err := os.WriteFile(h.readme, doc, 0o644); err != nil {
+			return err
+		}
 	}
 	if len(h.latAgent) > 0 && len(h.latDirect) > 0 {
 		var img bytes.Buffer

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -213,4 +214,44 @@ func writeMarkdown(w io.Writer, r *report) {
 func mdEscape(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
 	return strings.ReplaceAll(s, "<", "&lt;")
+}
+
+// Markers around the summary in the project's README.md.
+const (
+	readmeBegin = "<!-- bench:begin -->"
+	readmeEnd   = "<!-- bench:end -->"
+)
+
+// writeSummary writes the short form of the report that the project's
+// README.md carries: the machine, the table, and the picture.
+func writeSummary(w io.Writer, r *report, outDir string) {
+	fmt.Fprintf(w, "Last run: %s on %s.\n\n", r.Time.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
+	fmt.Fprintln(w, "| figure | value | baseline (same run) | ratio | goal | met |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---|---|")
+	for _, f := range r.Figures {
+		if f.Error != "" {
+			fmt.Fprintf(w, "| `%s` | – | %s | – | %s | error: %s |\n", f.Key, f.BaselineName, mdEscape(f.Goal), mdEscape(f.Error))
+			continue
+		}
+		fmt.Fprintf(w, "| `%s` | %s %s | %s (%s) | %s | %s | %s |\n", f.Key, trimFloat(f.Value), f.Unit,
+			trimFloat(f.Baseline), f.BaselineName, trimFloat(f.Ratio), mdEscape(f.Goal), metString(f))
+	}
+	fmt.Fprintf(w, "\n![Latency of one resolution, agent against direct](%s/latency.png)\n\n", outDir)
+	fmt.Fprintf(w, "How each figure is measured, and the notes of the run: [%s/README.md](%s/README.md).\n", outDir, outDir)
+}
+
+// replaceBetween returns doc with the text between the begin and end
+// markers replaced by body. The markers must each appear once, in order.
+func replaceBetween(doc []byte, begin, end string, body []byte) ([]byte, error) {
+	i := bytes.Index(doc, []byte(begin))
+	j := bytes.Index(doc, []byte(end))
+	if i < 0 || j < 0 || j < i || bytes.Count(doc, []byte(begin)) != 1 || bytes.Count(doc, []byte(end)) != 1 {
+		return nil, fmt.Errorf("want exactly one %s followed by one %s", begin, end)
+	}
+	var out bytes.Buffer
+	out.Write(doc[:i+len(begin)])
+	out.WriteString("\n")
+	out.Write(body)
+	out.Write(doc[j:])
+	return out.Bytes(), nil
 }

@@ -203,3 +203,22 @@ func TestFontCoversLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestReplaceBetween(t *testing.T) {
+	tests := []struct {
+		doc, want string
+		ok        bool
+	}{
+		{"a\n<!-- bench:begin -->\nold\n<!-- bench:end -->\nz\n", "a\n<!-- bench:begin -->\nNEW\n<!-- bench:end -->\nz\n", true},
+		{"a\n<!-- bench:begin --><!-- bench:end -->\n", "a\n<!-- bench:begin -->\nNEW\n<!-- bench:end -->\n", true},
+		{"no markers", "", false},
+		{"<!-- bench:end --> <!-- bench:begin -->", "", false},
+		{"<!-- bench:begin --><!-- bench:begin --><!-- bench:end -->", "", false},
+	}
+	for _, tt := range tests {
+		got, err := replaceBetween([]byte(tt.doc), readmeBegin, readmeEnd, []byte("NEW\n"))
+		if (err == nil) != tt.ok || (tt.ok && string(got) != tt.want) {
+			t.Errorf("replaceBetween(%q) = %q, %v; want %q, ok %v", tt.doc, got, err, tt.want, tt.ok)
+		}
+	}
+}
