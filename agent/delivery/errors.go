@@ -29,6 +29,10 @@ var (
 	ErrReplay = errors.New("delivery: sequence is not newer (replay)")
 	// ErrDecrypt: the sealed payload does not open with the recipient key.
 	ErrDecrypt = errors.New("delivery: sealed payload does not open")
+	// ErrKeyUnavailable: the key store failed to do the key agreement (a TPM
+	// that does not answer). It says nothing about the delivery, which
+	// should be tried again later rather than refused.
+	ErrKeyUnavailable = errors.New("delivery: the key store could not open the seal")
 	// ErrInvalid: the content decodes but a value is not acceptable (a URL
 	// that is not https, a pin that is not a SHA-256, a missing field).
 	ErrInvalid = errors.New("delivery: invalid content")
@@ -56,6 +60,7 @@ var reasons = []struct {
 	{ErrWrongRecipient, "wrong-recipient"},
 	{ErrReplay, "replay"},
 	{ErrDecrypt, "decrypt"},
+	{ErrKeyUnavailable, "key-unavailable"},
 	{ErrInvalid, "invalid"},
 	{ErrKeyMismatch, "key-mismatch"},
 	{ErrCertExpired, "certificate-expired"},

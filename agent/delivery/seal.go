@@ -121,12 +121,17 @@ func (d *Delivery) Open(key ecdh.KeyExchanger) (Content, error) {
 		if key == nil || key.Curve() != ecdh.P256() || KeyID(key.PublicKey()) != d.Recipient {
 			return nil, fmt.Errorf("%w: sealed to key %s", ErrWrongRecipient, d.Recipient)
 		}
-		sk, err := hpke.NewDHKEMPrivateKey(key)
+		rk := &recordingKey{KeyExchanger: key}
+		sk, err := hpke.NewDHKEMPrivateKey(rk)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrWrongRecipient, err)
 		}
 		plain, err = hpke.Open(sk, suiteKDF, suiteAEAD, info(&d.Header), d.Payload)
 		if err != nil {
+			if rk.err != nil {
+				// The key store failed, not the delivery.
+				return nil, fmt.Errorf("%w: delivery %s: %v", ErrKeyUnavailable, d.ID, rk.err)
+			}
 			return nil, fmt.Errorf("%w: delivery %s", ErrDecrypt, d.ID)
 		}
 		defer clear(plain)
@@ -161,4 +166,20 @@ func (d *Delivery) Verified() bool { return d.verified }
 func KeyID(pub *ecdh.PublicKey) string {
 	sum := sha256.Sum256(pub.Bytes())
 	return hex.EncodeToString(sum[:16])
+}
+
+// recordingKey remembers an error of the key store's ECDH, which hpke.Open
+// would otherwise report as a decryption failure: a TPM that does not answer
+// must not make a good delivery look corrupt.
+type recordingKey struct {
+	ecdh.KeyExchanger
+	err error
+}
+
+func (k *recordingKey) ECDH(peer *ecdh.PublicKey) ([]byte, error) {
+	b, err := k.KeyExchanger.ECDH(peer)
+	if err != nil {
+		k.err = err
+	}
+	return b, err
 }

@@ -53,6 +53,12 @@ func (in *Inbox) handle(path string) {
 		return
 	}
 	acc, d, err := in.checker(now).Check(b)
+	if errors.Is(err, delivery.ErrKeyUnavailable) {
+		// Not the delivery's fault (the TPM does not answer): leave it for
+		// the next scan, as for a full disk.
+		in.o.Log.Error().Err(err).Str("file", path).Msg("inbox: the key store cannot open the delivery now; will retry")
+		return
+	}
 	if err != nil {
 		in.reject(path, d, err, now)
 		return

@@ -3,10 +3,12 @@ package inbox
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -320,5 +322,53 @@ func TestGroupRevokeKeepsApplicationSeqAcrossRestart(t *testing.T) {
 	e.reopen()
 	if a := e.st.Load().Applications["app-x"]; a == nil || a.Seq != 3 {
 		t.Fatalf("app-x after a newer delivery and a restart: %+v", a)
+	}
+}
+
+// flakyKey is a machine key whose key store can stop answering, as a TPM
+// that is reset or busy does.
+type flakyKey struct {
+	memKey
+	down atomic.Bool
+}
+
+func (k *flakyKey) ECDH(p *ecdh.PublicKey) ([]byte, error) {
+	if k.down.Load() {
+		return nil, errors.New("tpm: connection refused")
+	}
+	return k.memKey.ECDH(p)
+}
+
+// TestKeyStoreDownKeepsDelivery: a delivery that arrives while the key store
+// cannot do ECDH is not refused as corrupt; it waits in the inbox and is
+// applied once the key store answers again.
+func TestKeyStoreDownKeepsDelivery(t *testing.T) {
+	fk := &flakyKey{memKey: memKey{machineKey}}
+	e := newEnv(t, func(o *Options) { o.MachineKeys = []Key{fk} })
+	fk.down.Store(true)
+	p := e.drop("app", build(t, hdr("app", 5, delivery.Machine(machineID)), validApp(t, 5), machineKey.PublicKey(), signer))
+	e.in.ScanOnce(t_ctx())
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the delivery left the inbox while the key store was down: %v", err)
+	}
+	if rej, _ := os.ReadDir(filepath.Join(e.stateDir, rejectedDir)); len(rej) != 0 {
+		t.Fatalf("the delivery was rejected while the key store was down: %v", rej)
+	}
+	if len(e.st.Load().Applications) != 0 {
+		t.Fatal("applied without the key")
+	}
+
+	fk.down.Store(false)
+	e.in.ScanOnce(t_ctx())
+	select {
+	case ev := <-e.events:
+		if ev.Err != nil {
+			t.Fatalf("after the key store came back: %v", ev.Err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not applied after the key store came back")
+	}
+	if e.st.Load().Applications["app"] == nil {
+		t.Fatal("the application is not in force")
 	}
 }
