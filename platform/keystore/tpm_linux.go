@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/credagent/credagent/platform/fsutil"
@@ -141,6 +142,49 @@ func OpenTPMStore(device, dir string) (*TPMStore, error) {
 }
 
 func openTPM(opts Options) (Store, error) { return OpenTPMStore(opts.TPMDevice, opts.Dir) }
+
+// reconnect replaces a broken TPM connection: it dials the device again and
+// recreates the SRK. An SRK with another name means the TPM was cleared:
+// the keys wrapped by the old one are gone, which is ErrNeedsReenroll. The
+// caller holds s.mu.
+func (s *TPMStore) reconnect() error {
+	s.tpm.Close()
+	t, err := dialTPM(s.device)
+	if err != nil {
+		return fmt.Errorf("keystore: TPM %s: %w", s.device, err)
+	}
+	rsp, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.TPMRHOwner,
+		InPublic:      tpm2.New2B(tpm2.ECCSRKTemplate),
+	}.Execute(t)
+	if err != nil {
+		t.Close()
+		return fmt.Errorf("keystore: TPM %s: creating the storage root key: %w", s.device, err)
+	}
+	pub, err := rsp.OutPublic.Contents()
+	if err != nil {
+		flush(t, rsp.ObjectHandle)
+		t.Close()
+		return fmt.Errorf("keystore: TPM %s: storage root key: %w", s.device, err)
+	}
+	s.tpm = t // closed by Close from now on, even if the SRK changed
+	if !bytes.Equal(rsp.Name.Buffer, s.srkName.Buffer) {
+		flush(t, rsp.ObjectHandle)
+		return fmt.Errorf("%w: the TPM's storage root key changed (the TPM was cleared)", ErrNeedsReenroll)
+	}
+	s.srk, s.srkPub = rsp.ObjectHandle, *pub
+	return nil
+}
+
+// isTransportErr reports whether err is a failure of the connection to the
+// TPM rather than an answer from it.
+func isTransportErr(err error) bool {
+	var opErr *net.OpError
+	var pathErr *fs.PathError
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ENOENT) || errors.As(err, &opErr) || errors.As(err, &pathErr)
+}
 
 // blobPath is the file that holds the wrapped key called name.
 func (s *TPMStore) blobPath(name string) string { return filepath.Join(s.dir, name+TPMFileExt) }
@@ -386,6 +430,14 @@ func (k *tpmKey) ECDH(peer *ecdh.PublicKey) ([]byte, error) {
 		return nil, errClosed
 	}
 	h, name, err := k.load()
+	if err != nil && isTransportErr(err) {
+		// The connection to the TPM broke (a restarted resource manager or
+		// simulator): reconnect once and try again.
+		if rerr := k.s.reconnect(); rerr != nil {
+			return nil, fmt.Errorf("keystore: the TPM connection broke (%v) and reconnecting failed: %w", err, rerr)
+		}
+		h, name, err = k.load()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keystore: loading the key into the TPM: %w", err)
 	}

@@ -3,6 +3,9 @@
 package keystore_test
 
 import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -125,5 +128,45 @@ func TestAutoBackend(t *testing.T) {
 	if s, err := keystore.Open(keystore.Options{Backend: "auto", Dir: dir, TPMDevice: "/nonexistent/tpmrm0"}); err == nil {
 		s.Close()
 		t.Fatal("auto fell back to the file backend over TPM blobs")
+	}
+}
+
+// TestTPMReconnects: a store whose TPM connection breaks (the resource
+// manager or simulator restarted) reconnects on the next use; if the TPM
+// was cleared meanwhile, the error says the machine needs re-enrolment.
+func TestTPMReconnects(t *testing.T) {
+	tests := []struct {
+		name         string
+		wipe         bool
+		wantReenroll bool
+	}{
+		{"restarted", false, false},
+		{"cleared", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tpm := keystoretest.StartSwtpm(t, keystoretest.SwtpmOptions{})
+			s, err := keystore.OpenTPMStore(tpm.Device, filepath.Join(t.TempDir(), "keys"))
+			must(t, err)
+			defer s.Close()
+			k, err := s.Create("machine")
+			must(t, err)
+			peer, err := ecdh.P256().GenerateKey(rand.Reader)
+			must(t, err)
+			want, err := peer.ECDH(k.PublicKey())
+			must(t, err)
+
+			tpm.Restart(t, tt.wipe)
+			got, err := k.ECDH(peer.PublicKey())
+			if tt.wantReenroll {
+				if !errors.Is(err, keystore.ErrNeedsReenroll) {
+					t.Fatalf("after the TPM was cleared: %v, want ErrNeedsReenroll", err)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("after the TPM restarted: %x, %v", got, err)
+			}
+		})
 	}
 }
