@@ -113,6 +113,25 @@ func OpenTPMStore(device, dir string) (*TPMStore, error) {
 	if err := fsutil.MkdirPrivate(dir); err != nil {
 		return nil, insecure(err)
 	}
+	c, err := connectTPM(device)
+	if err != nil {
+		return nil, err
+	}
+	return &TPMStore{dir: dir, device: device, tpm: c.tpm, srk: c.srk, srkName: c.srkName, srkPub: c.srkPub}, nil
+}
+
+// tpmConn is an open TPM connection with the storage root key loaded.
+type tpmConn struct {
+	tpm     transport.TPMCloser
+	srk     tpm2.TPMHandle
+	srkName tpm2.TPM2BName
+	srkPub  tpm2.TPMTPublic
+}
+
+// connectTPM dials device and creates the SRK from the standard ECC SRK
+// template: the same TPM gives the same SRK every time, so its name tells
+// whether the TPM was cleared.
+func connectTPM(device string) (*tpmConn, error) {
 	t, err := dialTPM(device)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: TPM %s: %w", device, err)
@@ -131,14 +150,7 @@ func OpenTPMStore(device, dir string) (*TPMStore, error) {
 		t.Close()
 		return nil, fmt.Errorf("keystore: TPM %s: storage root key: %w", device, err)
 	}
-	return &TPMStore{
-		dir:     dir,
-		device:  device,
-		tpm:     t,
-		srk:     rsp.ObjectHandle,
-		srkName: rsp.Name,
-		srkPub:  *pub,
-	}, nil
+	return &tpmConn{tpm: t, srk: rsp.ObjectHandle, srkName: rsp.Name, srkPub: *pub}, nil
 }
 
 func openTPM(opts Options) (Store, error) { return OpenTPMStore(opts.TPMDevice, opts.Dir) }
@@ -149,30 +161,16 @@ func openTPM(opts Options) (Store, error) { return OpenTPMStore(opts.TPMDevice, 
 // caller holds s.mu.
 func (s *TPMStore) reconnect() error {
 	s.tpm.Close()
-	t, err := dialTPM(s.device)
+	c, err := connectTPM(s.device)
 	if err != nil {
-		return fmt.Errorf("keystore: TPM %s: %w", s.device, err)
+		return err
 	}
-	rsp, err := tpm2.CreatePrimary{
-		PrimaryHandle: tpm2.TPMRHOwner,
-		InPublic:      tpm2.New2B(tpm2.ECCSRKTemplate),
-	}.Execute(t)
-	if err != nil {
-		t.Close()
-		return fmt.Errorf("keystore: TPM %s: creating the storage root key: %w", s.device, err)
-	}
-	pub, err := rsp.OutPublic.Contents()
-	if err != nil {
-		flush(t, rsp.ObjectHandle)
-		t.Close()
-		return fmt.Errorf("keystore: TPM %s: storage root key: %w", s.device, err)
-	}
-	s.tpm = t // closed by Close from now on, even if the SRK changed
-	if !bytes.Equal(rsp.Name.Buffer, s.srkName.Buffer) {
-		flush(t, rsp.ObjectHandle)
+	s.tpm = c.tpm // closed by Close from now on, even if the SRK changed
+	if !bytes.Equal(c.srkName.Buffer, s.srkName.Buffer) {
+		flush(c.tpm, c.srk)
 		return fmt.Errorf("%w: the TPM's storage root key changed (the TPM was cleared)", ErrNeedsReenroll)
 	}
-	s.srk, s.srkPub = rsp.ObjectHandle, *pub
+	s.srk, s.srkPub = c.srk, c.srkPub
 	return nil
 }
 

@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
+
+	"github.com/credagent/credagent/agent/localapi/client"
 )
 
 var checkFlags apiFlags
@@ -28,21 +29,12 @@ Example:
 
 func runCheck(names []string) error {
 	f := &checkFlags
-	if len(names) == 0 {
-		return &exitError{code: 2, err: errors.New("name at least one credential")}
-	}
-	c, err := f.client()
-	if err != nil {
+	var results map[string]error
+	err := f.call(names, func(ctx context.Context, c *client.Client) (err error) {
+		results, err = c.Check(ctx, f.run(), f.flowID, names...)
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	defer cancel()
-	results, err := c.Check(ctx, f.run(), f.flowID, names...)
+	})
 	if err != nil {
-		if f.asJSON {
-			json.NewEncoder(os.Stdout).Encode(map[string]any{"error": toCLIError(err)})
-		}
 		return err
 	}
 	failed := 0

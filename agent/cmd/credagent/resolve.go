@@ -47,6 +47,29 @@ func (f *apiFlags) client() (*client.Client, error) {
 	return client.New(path), nil
 }
 
+// call checks that names were given, connects to the agent, and runs one
+// API call bounded by --timeout. A failure of the call itself is also
+// printed as JSON with --json, so a script always gets JSON.
+func (f *apiFlags) call(names []string, fn func(ctx context.Context, c *client.Client) error) error {
+	if len(names) == 0 {
+		return &exitError{code: 2, err: errors.New("name at least one credential")}
+	}
+	c, err := f.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	if err := fn(ctx, c); err != nil {
+		if f.asJSON {
+			json.NewEncoder(os.Stdout).Encode(map[string]any{"error": toCLIError(err)})
+		}
+		return err
+	}
+	return nil
+}
+
 func (f *apiFlags) run() string {
 	if f.runID != "" {
 		return f.runID
@@ -112,21 +135,12 @@ func toCLIError(err error) *cliError {
 
 func runResolve(names []string) error {
 	f := &resolveFlags
-	if len(names) == 0 {
-		return &exitError{code: 2, err: errors.New("name at least one credential")}
-	}
-	c, err := f.client()
-	if err != nil {
+	var res *client.Resolution
+	err := f.call(names, func(ctx context.Context, c *client.Client) (err error) {
+		res, err = c.Resolve(ctx, f.run(), f.flowID, names...)
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	defer cancel()
-	res, err := c.Resolve(ctx, f.run(), f.flowID, names...)
+	})
 	if err != nil {
-		if f.asJSON {
-			json.NewEncoder(os.Stdout).Encode(map[string]any{"error": toCLIError(err)})
-		}
 		return err
 	}
 	defer res.Wipe()
