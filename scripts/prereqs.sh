@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use, when run as root.
 # swtpm: the TPM 2.0 key-store tests. wixl, msitools: building and inspecting
-# the MSI. systemd: systemd-analyze verify of the unit.
+# the MSI. systemd: systemd-analyze verify of the unit. debootstrap: the
+# Debian root filesystem the .deb is installed into (no image registry here).
+# openssl: the .pfx files of both encodings that credseal's tests open.
 set -euo pipefail
 need=()
 command -v swtpm >/dev/null 2>&1 || need+=(swtpm swtpm-tools)
 command -v wixl >/dev/null 2>&1 || need+=(wixl msitools)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "== installing ${need[*]}"
