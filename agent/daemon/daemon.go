@@ -53,8 +53,10 @@ type Options struct {
 	// Ready is called once the machine key is usable (or known to need
 	// re-enrolment) and the socket listens.
 	Ready func()
-	// Reload receives a value for each reload request.
-	Reload <-chan struct{}
+	// Reload receives a value for each reload request; Reloaded, if set, is
+	// called once each request has been handled (applied or rejected).
+	Reload   <-chan struct{}
+	Reloaded func()
 	// OnEvent, if set, sees every delivery applied or rejected.
 	OnEvent func(inbox.Event)
 	// KeyStore, if set, is used instead of opening the configured one
@@ -406,35 +408,43 @@ func reloadLoop(ctx context.Context, opts Options, res *resolverHolder, build fu
 			return
 		case <-opts.Reload:
 		}
-		var next config.Config
-		var err error
-		switch {
-		case opts.ConfigPath != "":
-			next, err = config.Load(opts.ConfigPath)
-		case opts.Dev:
-			next, err = DevConfig(opts.DevDir)
-		default:
-			err = errors.New("no config file to reload")
+		reloadOnce(opts, res, build, &running, log)
+		if opts.Reloaded != nil {
+			opts.Reloaded()
 		}
-		if err != nil {
-			log.Error().Err(err).Msg("reload rejected: the running configuration stays")
-			continue
-		}
-		r, err := build(next)
-		if err != nil {
-			log.Error().Err(err).Msg("reload rejected: the running configuration stays")
-			continue
-		}
-		old := res.p.Swap(r)
-		// In-flight resolutions finish on the old resolver.
-		time.AfterFunc(running.API.ShutdownGrace, old.Close)
-		if restartNeeded(running, next) {
-			log.Warn().Msg("reload applied the policy, limits and CCP settings; changes to paths, key store, socket or portal signing keys take effect at the next restart")
-		} else {
-			log.Info().Int("policy_rules", len(next.Policy.Rules)).Msg("configuration reloaded")
-		}
-		running = next
 	}
+}
+
+// reloadOnce handles one reload request.
+func reloadOnce(opts Options, res *resolverHolder, build func(config.Config) (*resolve.Resolver, error), running *config.Config, log zerolog.Logger) {
+	var next config.Config
+	var err error
+	switch {
+	case opts.ConfigPath != "":
+		next, err = config.Load(opts.ConfigPath)
+	case opts.Dev:
+		next, err = DevConfig(opts.DevDir)
+	default:
+		err = errors.New("no config file to reload")
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("reload rejected: the running configuration stays")
+		return
+	}
+	r, err := build(next)
+	if err != nil {
+		log.Error().Err(err).Msg("reload rejected: the running configuration stays")
+		return
+	}
+	old := res.p.Swap(r)
+	// In-flight resolutions finish on the old resolver.
+	time.AfterFunc(running.API.ShutdownGrace, old.Close)
+	if restartNeeded(*running, next) {
+		log.Warn().Msg("reload applied the policy, limits and CCP settings; changes to paths, key store, socket or portal signing keys take effect at the next restart")
+	} else {
+		log.Info().Int("policy_rules", len(next.Policy.Rules)).Msg("configuration reloaded")
+	}
+	*running = next
 }
 
 func restartNeeded(a, b config.Config) bool {

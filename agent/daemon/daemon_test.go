@@ -27,20 +27,20 @@ import (
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/keystore"
-	"github.com/credagent/credagent/platform/keystore/keystoretest"
 	"github.com/rs/zerolog"
 )
 
 // agentRun is one in-process agent in dev mode, logging to files in its dir.
 type agentRun struct {
-	dir    string
-	cfg    config.Config
-	reload chan struct{}
-	cancel context.CancelFunc
-	done   chan error
-	events chan inbox.Event
-	client *client.Client
-	logs   *logging.Logs
+	dir      string
+	cfg      config.Config
+	reload   chan struct{}
+	reloaded chan struct{}
+	cancel   context.CancelFunc
+	done     chan error
+	events   chan inbox.Event
+	client   *client.Client
+	logs     *logging.Logs
 }
 
 func startAgent(t *testing.T, dir string) *agentRun {
@@ -57,7 +57,7 @@ func startAgent(t *testing.T, dir string) *agentRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &agentRun{dir: dir, cfg: cfg, reload: make(chan struct{}), done: make(chan error, 1),
+	a := &agentRun{dir: dir, cfg: cfg, reload: make(chan struct{}), reloaded: make(chan struct{}, 1), done: make(chan error, 1),
 		events: make(chan inbox.Event, 64), client: client.New(cfg.Paths.Socket), logs: logs}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
@@ -66,7 +66,7 @@ func startAgent(t *testing.T, dir string) *agentRun {
 	go func() {
 		a.done <- daemon.Run(ctx, daemon.Options{
 			Config: cfg, Dev: true, DevDir: dir, Log: logs.Log, Audit: logs.Audit,
-			Reload: a.reload, SkipHardening: true,
+			Reload: a.reload, Reloaded: func() { a.reloaded <- struct{}{} }, SkipHardening: true,
 			Ready:   func() { once.Do(func() { close(ready) }) },
 			OnEvent: func(e inbox.Event) { a.events <- e },
 		})
@@ -94,6 +94,17 @@ func (a *agentRun) stop(t *testing.T) {
 	}
 	a.client.Close()
 	a.logs.Close()
+}
+
+// doReload asks for a reload and waits until the agent has handled it.
+func (a *agentRun) doReload(t *testing.T) {
+	t.Helper()
+	a.reload <- struct{}{}
+	select {
+	case <-a.reloaded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reload was not reported handled")
+	}
 }
 
 // waitEvent waits for the inbox to handle a delivery of kind and target.
@@ -248,17 +259,14 @@ func TestEndToEnd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(a.dir, "config.yaml"), []byte("policy:\n  rulez: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a.reload <- struct{}{}
-	// A second send is accepted only once the first reload was handled.
-	a.reload <- struct{}{}
+	a.doReload(t)
 	resolve(rotated)
 
 	// A config that loads and drops the caller's rule takes effect at once.
 	if err := os.WriteFile(filepath.Join(a.dir, "config.yaml"), []byte("policy:\n  rules:\n    - {name: only-nobody, uids: [65534], credentials: ['*']}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a.reload <- struct{}{}
-	a.reload <- struct{}{}
+	a.doReload(t)
 	if _, err := a.client.Resolve(ctx, "run-2", "flow-1", "sap-prod-admin"); !client.IsForbidden(err) {
 		t.Fatalf("after the reload the caller should be refused, got %v", err)
 	}
@@ -457,60 +465,4 @@ func TestMachineKeyRotation(t *testing.T) {
 	if err != nil || k.ID() != pending.ID() {
 		t.Fatalf("after promotion the machine key is %v (%v), want %s", k, err, pending.ID())
 	}
-}
-
-// TestTPMBackend runs the agent with its machine key in a TPM (Debian's
-// swtpm): the key is created in the TPM, deliveries open through it, and a
-// delivery that arrives while the TPM does not answer waits in the inbox
-// and is applied once the TPM is back.
-func TestTPMBackend(t *testing.T) {
-	keystoretest.RequireSwtpm(t)
-	tpm := keystoretest.StartSwtpm(t, keystoretest.SwtpmOptions{})
-	root := t.TempDir()
-	pki, err := fakeccp.EnsureDevPKI(filepath.Join(root, "ccp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, "agent")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cfg := "keystore:\n  backend: tpm\n  tpm_device: " + tpm.Device + "\ninbox:\n  rescan_interval: 100ms\n"
-	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a := startAgent(t, dir)
-	defer a.stop(t)
-	st, err := a.client.Status(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.KeyStore.Backend != keystore.BackendTPM || !st.KeyStore.HardwareBacked {
-		t.Fatalf("key store %+v, want the TPM, hardware-backed", st.KeyStore)
-	}
-	if files, _ := filepath.Glob(filepath.Join(a.cfg.KeyStore.Dir, "*"+keystore.TPMFileExt)); len(files) != 1 {
-		t.Fatalf("want one TPM-wrapped key blob, got %v", files)
-	}
-
-	p := &portalSide{t: t, agent: a, pki: pki}
-	p.app()
-	a.waitEvent(t, delivery.KindApplication, "DemoApp")
-
-	tpm.Stop()
-	p.app()
-	time.Sleep(500 * time.Millisecond) // several rescans
-	if rej, _ := os.ReadDir(filepath.Join(a.cfg.Paths.StateDir, "rejected")); len(rej) != 0 {
-		t.Fatalf("a delivery was rejected while the TPM was down: %v", rej)
-	}
-	if left, _ := filepath.Glob(filepath.Join(a.cfg.Paths.InboxDir, "*.delivery")); len(left) != 1 {
-		t.Fatalf("the delivery should wait in the inbox, found %v", left)
-	}
-	tpm.Restart(t, false)
-	defer func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
-			t.Logf("agent log:\n%s", b)
-		}
-	}()
-	a.waitEvent(t, delivery.KindApplication, "DemoApp")
 }

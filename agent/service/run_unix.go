@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // interactive: systemd sets INVOCATION_ID for every unit it starts, and
@@ -16,6 +17,9 @@ import (
 func interactive() bool {
 	return os.Getenv("INVOCATION_ID") == "" && os.Getenv("NOTIFY_SOCKET") == ""
 }
+
+// reloadWait bounds how long systemd hears RELOADING before READY.
+const reloadWait = 30 * time.Second
 
 func run(parent context.Context, fn RunFunc, opts RunOptions) error {
 	return runWith(parent, fn, opts, NewNotifier())
@@ -39,8 +43,15 @@ func runWith(parent context.Context, fn RunFunc, opts RunOptions, n *Notifier) e
 		}
 	})
 	reload := make(chan struct{})
+	reloaded := make(chan struct{}, 1)
+	markReloaded := func() {
+		select {
+		case reloaded <- struct{}{}:
+		default:
+		}
+	}
 	done := make(chan error, 1)
-	go func() { done <- fn(ctx, Hooks{Ready: ready, Reload: reload}) }()
+	go func() { done <- fn(ctx, Hooks{Ready: ready, Reload: reload, Reloaded: markReloaded}) }()
 
 	stopping := func() {
 		if err := n.Notify(notifyStopping, statusMessage("stopping")); err != nil {
@@ -67,12 +78,27 @@ func runWith(parent context.Context, fn RunFunc, opts RunOptions, n *Notifier) e
 					notified = n.Notify(reloadingMessage(mono), statusMessage("reloading")) == nil
 				}
 			}
-			// The daemon takes the request when it is free to reload; it
-			// does not report when it has finished, so READY=1 follows the
-			// hand-over. A rejected config leaves the old one running, which
-			// is "ready" as well.
+			// The daemon takes the request when it is free to reload and
+			// reports when it has handled it; READY=1 follows that. A
+			// rejected config leaves the old one running, which is "ready"
+			// as well. A daemon that does not report within reloadWait is
+			// taken to be done, so systemd is not left waiting.
+			select {
+			case <-reloaded: // a stale report from before this request
+			default:
+			}
 			select {
 			case reload <- struct{}{}:
+			case <-ctx.Done():
+				continue
+			case err := <-done:
+				stopping()
+				return err
+			}
+			select {
+			case <-reloaded:
+			case <-time.After(reloadWait):
+				log.Warn().Dur("waited", reloadWait).Msg("the reload did not report completion; telling systemd the agent is ready")
 			case <-ctx.Done():
 				continue
 			case err := <-done:

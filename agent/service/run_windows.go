@@ -24,7 +24,7 @@ func run(ctx context.Context, fn RunFunc, opts RunOptions) error {
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 		defer stop()
 		ready := onceFunc(func() { opts.Log.Info().Msg("ready") })
-		return fn(ctx, Hooks{Ready: ready, Reload: make(chan struct{})})
+		return fn(ctx, Hooks{Ready: ready, Reload: make(chan struct{}), Reloaded: func() {}})
 	}
 	h := &handler{ctx: ctx, fn: fn, opts: opts}
 	if el, err := eventlog.Open(Name); err == nil {
@@ -84,7 +84,7 @@ func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, changes chan
 	reload := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- h.fn(ctx, Hooks{Ready: onceFunc(func() { close(readyCh) }), Reload: reload})
+		done <- h.fn(ctx, Hooks{Ready: onceFunc(func() { close(readyCh) }), Reload: reload, Reloaded: func() {}})
 	}()
 
 	tick := time.NewTicker(pendingTick)

@@ -68,6 +68,7 @@ func TestRunLifecycleNotifies(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reloaded := make(chan struct{}, 1)
+	finish := make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
 		errc <- runWith(ctx, func(ctx context.Context, h Hooks) error {
@@ -76,6 +77,8 @@ func TestRunLifecycleNotifies(t *testing.T) {
 				select {
 				case <-h.Reload:
 					reloaded <- struct{}{}
+					<-finish // the reload takes a while
+					h.Reloaded()
 				case <-ctx.Done():
 					return ctx.Err()
 				}
@@ -100,6 +103,12 @@ func TestRunLifecycleNotifies(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("reload not delivered")
 	}
+	// Nothing until the daemon reports the reload handled.
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 512)); err == nil {
+		t.Fatalf("systemd was told something (%d bytes) before the reload finished", n)
+	}
+	close(finish)
 	if got := recv(t, c); !strings.HasPrefix(got, "READY=1") {
 		t.Fatalf("after reload %q", got)
 	}

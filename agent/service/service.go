@@ -52,6 +52,10 @@ type Hooks struct {
 	// Reload receives one value for each reload request (SIGHUP, the
 	// Windows PARAMCHANGE control, `credagent reload`). It is never closed.
 	Reload <-chan struct{}
+	// Reloaded must be called once a reload request has been handled,
+	// whether the new config was applied or rejected (then the running one
+	// stays, which is ready as well). systemd hears READY=1 only then.
+	Reloaded func()
 }
 
 // RunFunc is the agent's whole lifetime. It returns when ctx is cancelled

@@ -84,6 +84,7 @@ func runAgent(configPath, devDir string) error {
 			Log:        log,
 			Audit:      logs.Audit,
 			Reload:     h.Reload,
+			Reloaded:   h.Reloaded,
 			Ready: func() {
 				if dev {
 					fmt.Printf("credagent (dev) listening on %s\n", cfg.Paths.Socket)
