@@ -25,15 +25,15 @@ import (
 // It holds one connection pool; keep it and reuse it. It is safe for
 // concurrent use.
 type Client struct {
-	opts        Options
-	servers     []string // normalised base URLs
-	serverHosts map[string]bool
-	path        string
-	certSrc     CertSource
-	roots       *x509.CertPool
-	pins        [][]byte
-	proxy       *url.URL // nil: the environment
-	log         zerolog.Logger
+	opts       Options
+	servers    []string // normalised base URLs
+	tlsProxies sync.Map // "host:port" of https:// proxies -> their host name, for dialContext
+	path       string
+	certSrc    CertSource
+	roots      *x509.CertPool
+	pins       [][]byte
+	proxy      *url.URL // nil: the environment
+	log        zerolog.Logger
 
 	mu        sync.Mutex
 	tr        *http.Transport
@@ -82,7 +82,7 @@ func New(opts Options, cert CertSource) (*Client, error) {
 	if len(opts.Servers) == 0 {
 		return nil, bad("the store names no server", nil)
 	}
-	c := &Client{opts: opts, certSrc: cert, log: opts.Log, flights: map[string]*flight{}, serverHosts: map[string]bool{}}
+	c := &Client{opts: opts, certSrc: cert, log: opts.Log, flights: map[string]*flight{}}
 	for i, s := range opts.Servers {
 		u, err := url.Parse(strings.TrimSpace(s))
 		if err != nil || u.Host == "" {
@@ -96,7 +96,6 @@ func New(opts Options, cert CertSource) (*Client, error) {
 		}
 		base := "https://" + strings.ToLower(u.Host)
 		c.servers = append(c.servers, base)
-		c.serverHosts[strings.ToLower(u.Hostname())] = true
 		c.srv = append(c.srv, ServerStats{Server: base})
 	}
 	p := "/" + strings.Trim(opts.Path, "/")

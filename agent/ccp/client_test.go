@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -696,5 +697,49 @@ func TestOptionsFor(t *testing.T) {
 	d := Options{}.withDefaults()
 	if d.Path != DefaultPath || d.ConnectTimeout != DefaultConnectTimeout || d.RequestTimeout != DefaultRequestTimeout || d.PoolSize != DefaultPoolSize {
 		t.Errorf("defaults %+v", d)
+	}
+}
+
+// TestHTTPSProxyNeverSeesAppCert: the TLS to an https:// proxy is made
+// without the application's certificate, even when the proxy asks for one;
+// inside the tunnel the CCP server still gets it, end to end.
+func TestHTTPSProxyNeverSeesAppCert(t *testing.T) {
+	p := getPKI(t)
+	srv := startCCP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"Content":"x","Presented":"`+r.TLS.PeerCertificates[0].Subject.CommonName+`"}`)
+	}))
+	px := &connectProxy{}
+	ps := httptest.NewUnstartedServer(px)
+	var offered atomic.Int32
+	ps.TLS = &tls.Config{
+		Certificates: []tls.Certificate{p.server},
+		ClientAuth:   tls.RequestClientCert,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			offered.Add(int32(len(cs.PeerCertificates)))
+			return nil
+		},
+	}
+	ps.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ps.StartTLS()
+	defer ps.Close()
+
+	o := testOptions(t, srv.URL)
+	o.Proxy = ps.URL // https://127.0.0.1:port, trusted through the CA bundle
+	o.Retries = 0
+	c := newTestClient(t, o, p.client)
+	for i := range 2 {
+		a, err := c.Get(context.Background(), req1)
+		if err != nil {
+			t.Fatalf("request %d through the https proxy: %v", i, err)
+		}
+		if a.Properties["Presented"] != "app-one" {
+			t.Fatalf("mTLS not end to end: server saw %q", a.Properties["Presented"])
+		}
+	}
+	if px.tunnels.Load() != 1 {
+		t.Errorf("%d tunnels, want 1 (reused)", px.tunnels.Load())
+	}
+	if n := offered.Load(); n != 0 {
+		t.Fatalf("the proxy was offered %d client certificates", n)
 	}
 }

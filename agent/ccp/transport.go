@@ -123,15 +123,59 @@ func bypassProxy(host string, list []string) bool {
 
 // proxyFunc is the Transport's Proxy: the store's proxy with its bypass
 // list, or the environment when the store names none.
+//
+// An https:// proxy is handed to the Transport as http:// on an explicit
+// port, and dialContext does the TLS to it with a config of its own. The
+// Transport would otherwise use the CCP config for that hop too, and offer
+// the application's certificate to any proxy that asks for one.
 func (c *Client) proxyFunc() func(*http.Request) (*url.URL, error) {
-	if c.proxy == nil {
-		return http.ProxyFromEnvironment
+	choose := http.ProxyFromEnvironment
+	if c.proxy != nil {
+		choose = func(r *http.Request) (*url.URL, error) {
+			if bypassProxy(r.URL.Hostname(), c.opts.NoProxy) {
+				return nil, nil
+			}
+			return c.proxy, nil
+		}
 	}
 	return func(r *http.Request) (*url.URL, error) {
-		if bypassProxy(r.URL.Hostname(), c.opts.NoProxy) {
-			return nil, nil
+		u, err := choose(r)
+		if err != nil || u == nil || !strings.EqualFold(u.Scheme, "https") {
+			return u, err
 		}
-		return c.proxy, nil
+		port := u.Port()
+		if port == "" {
+			port = "443"
+		}
+		addr := net.JoinHostPort(u.Hostname(), port)
+		c.tlsProxies.Store(addr, u.Hostname())
+		plain := *u
+		plain.Scheme, plain.Host = "http", addr
+		return &plain, nil
+	}
+}
+
+// dialContext dials addr, and does the TLS to an https:// proxy (see
+// proxyFunc) with the system roots and the store's CA bundle, and no client
+// certificate: the proxy never sees the application's.
+func (c *Client) dialContext(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		host, ok := c.tlsProxies.Load(addr)
+		if !ok {
+			return conn, nil
+		}
+		tc := tls.Client(conn, &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.roots, ServerName: host.(string)})
+		hctx, cancel := context.WithTimeout(ctx, c.opts.TLSTimeout)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS to the proxy %s: %w", addr, err)
+		}
+		return tc, nil
 	}
 }
 
@@ -152,10 +196,10 @@ func (c *Client) newTransport() *http.Transport {
 	}
 	tr := &http.Transport{
 		Proxy: c.proxyFunc(),
-		DialContext: (&net.Dialer{
+		DialContext: c.dialContext(&net.Dialer{
 			Timeout:   c.opts.ConnectTimeout,
 			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		}),
 		TLSClientConfig:       cfg,
 		TLSHandshakeTimeout:   c.opts.TLSTimeout,
 		ResponseHeaderTimeout: c.opts.RequestTimeout,
@@ -203,9 +247,6 @@ func (c *Client) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certifi
 // resumed handshakes alike. Connections to an https:// proxy pass through
 // here too; they are neither counted nor pinned.
 func (c *Client) verifyConnection(cs tls.ConnectionState) error {
-	if c.proxy != nil && strings.EqualFold(cs.ServerName, c.proxy.Hostname()) && !c.serverHosts[strings.ToLower(cs.ServerName)] {
-		return nil
-	}
 	if cs.DidResume {
 		c.resumed.Add(1)
 	} else {
