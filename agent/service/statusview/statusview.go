@@ -85,6 +85,8 @@ func (r Report) Human(w io.Writer, now time.Time) {
 	key := a.KeyBackend
 	if a.HardwareKey {
 		key += " (hardware)"
+	} else if key != "" {
+		key += " (software: not hardware-backed)"
 	}
 	if a.NeedsEnroll != "" {
 		key += "; NEEDS RE-ENROLMENT: " + a.NeedsEnroll

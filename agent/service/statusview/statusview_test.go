@@ -53,3 +53,23 @@ func TestJSON(t *testing.T) {
 		t.Fatalf("%s %v", b.String(), err)
 	}
 }
+
+func TestHumanKeyLine(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		agent Agent
+		want  string
+	}{
+		{Agent{KeyBackend: "tpm", HardwareKey: true}, "key:          tpm (hardware)\n"},
+		{Agent{KeyBackend: "file"}, "key:          file (software: not hardware-backed)\n"},
+		{Agent{KeyBackend: "file", NeedsEnroll: "TPM cleared"}, "key:          file (software: not hardware-backed); NEEDS RE-ENROLMENT: TPM cleared\n"},
+	}
+	for _, tt := range tests {
+		var b bytes.Buffer
+		a := tt.agent
+		Report{Service: "running", Socket: "/s", Agent: &a}.Human(&b, now)
+		if !bytes.Contains(b.Bytes(), []byte(tt.want)) {
+			t.Errorf("want %q in:\n%s", tt.want, b.String())
+		}
+	}
+}
