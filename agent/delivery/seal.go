@@ -130,7 +130,7 @@ func (d *Delivery) Open(key ecdh.KeyExchanger) (Content, error) {
 		if err != nil {
 			if rk.err != nil {
 				// The key store failed, not the delivery.
-				return nil, fmt.Errorf("%w: delivery %s: %v", ErrKeyUnavailable, d.ID, rk.err)
+				return nil, fmt.Errorf("%w: delivery %s: %w", ErrKeyUnavailable, d.ID, rk.err)
 			}
 			return nil, fmt.Errorf("%w: delivery %s", ErrDecrypt, d.ID)
 		}
