@@ -506,6 +506,9 @@ func buildStatus(snap *state.Snapshot, r *resolve.Resolver, info keystore.Info, 
 	case len(snap.Stores) == 0:
 		s.Problems = append(s.Problems, "no CCP store has been delivered yet")
 	}
+	if snap.KeyProblem != "" {
+		s.Problems = append(s.Problems, snap.KeyProblem)
+	}
 	for _, a := range s.Applications {
 		if a.Expired {
 			s.Problems = append(s.Problems, fmt.Sprintf("the certificate of application %s expired on %s", a.AppID, a.NotAfter.Format(time.DateOnly)))

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,16 @@ func TestTPMBackend(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(a.cfg.Paths.InboxDir, "*.delivery")); len(left) != 1 {
 		t.Fatalf("the delivery should wait in the inbox, found %v", left)
 	}
+	problems := func() string {
+		st, err := a.client.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(st.Problems, "; ")
+	}
+	if p := problems(); !strings.Contains(p, "key store cannot open deliveries") {
+		t.Fatalf("status does not show the TPM outage: %q", p)
+	}
 	tpm.Restart(t, false)
 	defer func() {
 		if t.Failed() {
@@ -69,4 +80,7 @@ func TestTPMBackend(t *testing.T) {
 		}
 	}()
 	a.waitEvent(t, delivery.KindApplication, "DemoApp")
+	if p := problems(); strings.Contains(p, "key store") {
+		t.Fatalf("status still shows the outage after the TPM came back: %q", p)
+	}
 }

@@ -55,9 +55,17 @@ func (in *Inbox) handle(path string) {
 	acc, d, err := in.checker(now).Check(b)
 	if errors.Is(err, delivery.ErrKeyUnavailable) {
 		// Not the delivery's fault (the TPM does not answer): leave it for
-		// the next scan, as for a full disk.
+		// the next scan, as for a full disk, and say so in status.
 		in.o.Log.Error().Err(err).Str("file", path).Msg("inbox: the key store cannot open the delivery now; will retry")
+		problem := "the key store cannot open deliveries (they wait in the inbox): " + err.Error()
+		if in.o.State.Load().KeyProblem != problem {
+			in.o.State.Update(func(s *state.Snapshot) error { s.KeyProblem = problem; return nil })
+		}
 		return
+	}
+	if err == nil && acc.Kind.Sealed() && in.o.State.Load().KeyProblem != "" {
+		in.o.State.Update(func(s *state.Snapshot) error { s.KeyProblem = ""; return nil })
+		in.o.Log.Info().Msg("inbox: the key store opens deliveries again")
 	}
 	if err != nil {
 		in.reject(path, d, err, now)

@@ -357,6 +357,9 @@ func TestKeyStoreDownKeepsDelivery(t *testing.T) {
 	if len(e.st.Load().Applications) != 0 {
 		t.Fatal("applied without the key")
 	}
+	if e.st.Load().KeyProblem == "" {
+		t.Fatal("the key store's failure is not in the state, so status cannot show it")
+	}
 
 	fk.down.Store(false)
 	e.in.ScanOnce(t_ctx())
@@ -370,5 +373,8 @@ func TestKeyStoreDownKeepsDelivery(t *testing.T) {
 	}
 	if e.st.Load().Applications["app"] == nil {
 		t.Fatal("the application is not in force")
+	}
+	if p := e.st.Load().KeyProblem; p != "" {
+		t.Fatalf("the key problem is still reported after the key store came back: %s", p)
 	}
 }

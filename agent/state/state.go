@@ -103,6 +103,10 @@ type Snapshot struct {
 	Rejected []Rejection
 	// NeedsReenroll is set when the machine key cannot be used.
 	NeedsReenroll string
+	// KeyProblem is set while the key store fails to open deliveries (a TPM
+	// that stopped answering, or was cleared). What is already applied
+	// keeps working; new sealed deliveries wait in the inbox.
+	KeyProblem string
 }
 
 // MaxRejections bounds Snapshot.Rejected.
@@ -129,6 +133,7 @@ func (s *Snapshot) Clone() *Snapshot {
 		GroupKeys:     make(map[string]*GroupKey, len(s.GroupKeys)),
 		Rejected:      append([]Rejection(nil), s.Rejected...),
 		NeedsReenroll: s.NeedsReenroll,
+		KeyProblem:    s.KeyProblem,
 	}
 	for k, v := range s.Applications {
 		n.Applications[k] = v
