@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the .deb in a Debian container running systemd and walks the
 # package's life: install (enabled, not started), start (Type=notify READY),
-# status, reload, doctor, stop, remove (state kept), purge (state gone).
+# status, a resolve against a fake CCP in the same container (sealed
+# deliveries made with credseal), reload, doctor, stop, remove (state kept),
+# purge (state gone).
 #
 # The image comes from scripts/debian-rootfs.sh (debootstrap, cached; no
 # registry needed). systemd runs as PID 1 with CAP_SYS_ADMIN and the host's
@@ -46,11 +48,21 @@ ctr getent group credagent >/dev/null || fail "no credagent group"
 ctr systemd-analyze verify /usr/lib/systemd/system/credagent.service || fail "systemd-analyze verify"
 ctr credagent install | grep -q "already installed" || fail "install is not idempotent over the package's unit"
 
-step "configure: pin a portal signing key (the agent refuses to run without one)"
-openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl ec -pubout 2>/dev/null >"$tmp/portal.pub"
-docker cp "$tmp/portal.pub" "$name":/tmp/portal.pub
-run ctr credagent install --configure-only --portal-key @/tmp/portal.pub
+step "configure: pin a portal signing key (the agent refuses to run without one), allow root"
+# The portal's side, for the resolve below: its tool and a fake CCP.
+CGO_ENABLED=0 go build -trimpath -o "$tmp/" ./agent/cmd/credseal ./agent/cmd/fakeccp
+docker cp "$tmp/credseal" "$name":/usr/local/bin/credseal
+docker cp "$tmp/fakeccp" "$name":/usr/local/bin/fakeccp
+run ctr credseal keygen --out /root/portal
+run ctr credagent install --configure-only --portal-key @/root/portal.pub
 ctr grep -q "BEGIN PUBLIC KEY" /etc/credagent/config.yaml || fail "portal key not in the config"
+cat >"$tmp/policy.yaml" <<'EOF'
+policy:
+  rules:
+    - {name: operator, uids: [0], credentials: ["*"]}
+EOF
+docker cp "$tmp/policy.yaml" "$name":/tmp/policy.yaml
+ctr sh -c 'cat /tmp/policy.yaml >>/etc/credagent/config.yaml'
 
 step "start"
 run ctr credagent start
@@ -59,6 +71,29 @@ ctr systemctl show credagent.service -p StatusText | grep -q serving || fail "no
 [ "$(ctr stat -c '%a %G' /run/credagent)" = "750 credagent" ] || fail "runtime dir: $(ctr stat -c '%a %G' /run/credagent)"
 ctr credagent status
 ctr credagent doctor || true
+
+step "resolve: fake CCP, sealed deliveries, credagent resolve through the socket"
+docker exec -d "$name" fakeccp dev --dir /root/ccp --listen 127.0.0.1:8443 --admin 127.0.0.1:8444
+for _ in $(seq 1 100); do ctr test -f /root/ccp/app.p12 && ctr curl -sk -o /dev/null https://127.0.0.1:8443/ && break; sleep 0.2; done
+ctr test -f /var/lib/credagent/registration.json || fail "the agent wrote no registration document"
+ctr sh -c 'printf changeit >/root/p12.pass'
+reg=/var/lib/credagent/registration.json
+in=/var/lib/credagent/inbox
+run ctr credseal app --p12 /root/ccp/app.p12 --password-file /root/p12.pass --app-id DemoApp --to $reg --sign /root/portal.key --inbox $in
+run ctr credseal store --name rpa-prod --server https://127.0.0.1:8443 --app-id DemoApp --safe RPA-Prod --ca-bundle /root/ccp/ca.pem --to $reg --sign /root/portal.key --inbox $in
+run ctr credseal credential --name sap-prod-admin --store rpa-prod --object sap-prod-admin --to $reg --sign /root/portal.key --inbox $in
+ok=
+for _ in $(seq 1 100); do
+	if ctr credagent check sap-prod-admin >/dev/null 2>&1; then ok=1; break; fi
+	sleep 0.1
+done
+[ -n "$ok" ] || { ctr credagent check sap-prod-admin || true; fail "check never succeeded"; }
+out=$(ctr credagent resolve --run-id deb-test sap-prod-admin) || fail "resolve: $out"
+echo "$out"
+grep -q 'username="svc_sap"' <<<"$out" || fail "resolve did not return svc_sap"
+if ctr sh -c 'journalctl -u credagent --no-pager -o cat; find /var/lib/credagent -type f -exec cat {} +' | grep -qaF 'Sap-Pr0d!pass'; then
+	fail "the password reached the journal or the state directory"
+fi
 
 step "reload (good config, then a bad one that is refused)"
 pid=$(ctr systemctl show -p MainPID --value credagent.service)
@@ -81,4 +116,4 @@ ctr test -f /etc/credagent/config.yaml || fail "remove deleted the config"
 ctr dpkg -P credagent
 ctr test ! -e /var/lib/credagent || fail "purge kept the state"
 ctr test ! -e /etc/credagent || fail "purge kept the config"
-echo "PASS: deb install, start, status, reload, stop, remove, purge"
+echo "PASS: deb install, start, status, resolve, reload, stop, remove, purge"
