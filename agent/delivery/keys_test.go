@@ -5,37 +5,24 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/delivery/deliverytest"
 	"github.com/credagent/credagent/agent/secret"
 )
 
 // Deterministic test keys: each private scalar or seed is SHA-256 of a fixed
 // string, as SPEC.md ("Test vectors") states, so another implementation can
 // rebuild them.
-func seed(s string) []byte { sum := sha256.Sum256([]byte(s)); return sum[:] }
-
-func ecdhKey(s string) *ecdh.PrivateKey {
-	k, err := ecdh.P256().NewPrivateKey(seed(s))
-	if err != nil {
-		panic(err)
-	}
-	return k
-}
-
-func ecdsaKey(s string) *ecdsa.PrivateKey {
-	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), seed(s))
-	if err != nil {
-		panic(err)
-	}
-	return k
-}
+var (
+	seed     = deliverytest.Seed
+	ecdhKey  = deliverytest.ECDHKey
+	ecdsaKey = deliverytest.ECDSAKey
+)
 
 var (
 	machineKey   = ecdhKey("credagent test machine key")

@@ -3,10 +3,7 @@ package inbox
 import (
 	"crypto"
 	"crypto/ecdh"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/delivery"
+	"github.com/credagent/credagent/agent/delivery/deliverytest"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
 	"github.com/rs/zerolog"
@@ -27,23 +25,11 @@ type memKey struct{ *ecdh.PrivateKey }
 
 func (k memKey) ID() string { return delivery.KeyID(k.PublicKey()) }
 
-func seed(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
-
-func ecdhKey(s string) *ecdh.PrivateKey {
-	k, err := ecdh.P256().NewPrivateKey(seed(s))
-	if err != nil {
-		panic(err)
-	}
-	return k
-}
-
-func ecdsaKey(s string) *ecdsa.PrivateKey {
-	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), seed(s))
-	if err != nil {
-		panic(err)
-	}
-	return k
-}
+var (
+	seed     = deliverytest.Seed
+	ecdhKey  = deliverytest.ECDHKey
+	ecdsaKey = deliverytest.ECDSAKey
+)
 
 var (
 	machineKey = ecdhKey("inbox test machine key")
