@@ -180,19 +180,15 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("listening on %s: %w", cfg.Paths.Socket, err)
 	}
 
-	var info keystore.Info
-	if ks != nil {
-		info = ks.Info()
-	}
-	var keyID atomic.Pointer[string] // the registered key; changes when a rotation ends
+	info := ks.Info()
+	// The registered key: the pending one during a rotation, which is also
+	// the key that a finished rotation promotes, so it does not change.
+	keyID := ""
 	if k := registeredKey(keys); k != nil {
-		id := k.ID()
-		keyID.Store(&id)
-	} else {
-		keyID.Store(new(string))
+		keyID = k.ID()
 	}
 	status := func(ctx context.Context) apitype.Status {
-		return buildStatus(st.Load(), res.p.Load(), info, *keyID.Load(), cfg, hardening, started)
+		return buildStatus(st.Load(), res.p.Load(), info, keyID, cfg, hardening, started)
 	}
 	srv := localapi.NewServer(localapi.Options{
 		Resolver:    res,
@@ -234,7 +230,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	log.Info().Str("socket", cfg.Paths.Socket).Str("keystore", info.Backend).Bool("hardware_key", info.HardwareBacked).
-		Str("key_id", *keyID.Load()).Str("version", version.Version).Dur("start", time.Since(started)).Msg("credagent ready")
+		Str("key_id", keyID).Str("version", version.Version).Dur("start", time.Since(started)).Msg("credagent ready")
 	if opts.Ready != nil {
 		opts.Ready()
 	}
@@ -369,9 +365,10 @@ func toInboxKeys(ks []keystore.Key) []inbox.Key {
 	return out
 }
 
-// fetcherFactory builds one CCP client per store and application identity.
-// The client asks the current state for the certificate at each handshake,
-// so a certificate delivered later is used without rebuilding anything.
+// fetcherFactory builds one CCP client per store and application identity,
+// bound to the application's certificate. The resolver builds a new client
+// when the certificate's fingerprint or the store's sequence changes, and the
+// old one's connections are closed.
 func fetcherFactory(cfg config.CCP, log zerolog.Logger) resolve.FetcherFactory {
 	return func(store *state.Store, app *state.Application) (resolve.Fetcher, error) {
 		o := ccp.OptionsFor(store, cfg)
