@@ -297,8 +297,9 @@ func registeredKey(keys keystore.Keys) keystore.Key {
 
 // finishRotation ends a machine-key rotation: once something sealed to the
 // pending key is in force and nothing in force is sealed to the old key, the
-// pending key is promoted (the old one is destroyed) and the registration
-// document is rewritten for it. Until then both keys open deliveries.
+// pending key is promoted (the old one is destroyed). Until then both keys
+// open deliveries. The registration document already names the pending key
+// (machineKeys wrote it so), so it stays as it is.
 func finishRotation(ctx context.Context, ks keystore.Store, cfg config.Config, keys keystore.Keys, in *inbox.Inbox, applied <-chan struct{}, log zerolog.Logger) {
 	oldID, newID := "", keys.Pending.ID()
 	if keys.Current != nil {
@@ -310,9 +311,6 @@ func finishRotation(ctx context.Context, ks keystore.Store, cfg config.Config, k
 			if err := keystore.Promote(ks, cfg.KeyStore.KeyName); err != nil {
 				log.Error().Err(err).Str("new_key_id", newID).Msg("could not promote the pending machine key; both keys stay in use")
 				return
-			}
-			if err := writeRegistration(cfg, ks.Info(), keys.Pending); err != nil {
-				log.Warn().Err(err).Msg("could not rewrite the registration document")
 			}
 			log.Info().Str("old_key_id", oldID).Str("key_id", newID).Msg("machine key rotation finished: the pending key is now the machine key, the old one is destroyed")
 			return
