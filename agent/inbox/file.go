@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/credagent/credagent/agent/delivery"
-	"github.com/credagent/credagent/platform/fsutil"
 )
 
 // readDelivery reads an inbox file without following a symlink, checking on
@@ -50,5 +49,3 @@ func readDelivery(path string, max int64, owners ownerSet) ([]byte, os.FileInfo,
 	}
 	return b, fi, nil
 }
-
-func mkdirPrivate(dir string) error { return fsutil.MkdirPrivate(dir) }

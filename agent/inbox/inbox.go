@@ -40,6 +40,7 @@ import (
 
 	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/state"
+	"github.com/credagent/credagent/platform/fsutil"
 	"github.com/rs/zerolog"
 )
 
@@ -176,7 +177,7 @@ func New(o Options) (*Inbox, error) {
 		return nil, err
 	}
 	for _, d := range []string{o.StateDir, filepath.Join(o.StateDir, recordsDir), filepath.Join(o.StateDir, rejectedDir)} {
-		if err := mkdirPrivate(d); err != nil {
+		if err := fsutil.MkdirPrivate(d); err != nil {
 			return nil, fmt.Errorf("inbox: %w", err)
 		}
 	}
@@ -184,7 +185,7 @@ func New(o Options) (*Inbox, error) {
 		if k == delivery.KindRevoke {
 			continue
 		}
-		if err := mkdirPrivate(filepath.Join(o.StateDir, recordsDir, string(k))); err != nil {
+		if err := fsutil.MkdirPrivate(filepath.Join(o.StateDir, recordsDir, string(k))); err != nil {
 			return nil, fmt.Errorf("inbox: %w", err)
 		}
 	}
