@@ -369,10 +369,7 @@ func readBody(r io.Reader, hint int64) ([]byte, error) {
 // transport returns the Transport for the certificate CertSource returns
 // now, replacing the pool when the certificate has changed.
 func (c *Client) transport() (*http.Transport, *Error) {
-	cert, err := c.certSrc()
-	if err == nil && (cert == nil || len(cert.Certificate) == 0 || cert.PrivateKey == nil) {
-		err = errors.New("no certificate or no private key")
-	}
+	cert, err := c.currentCert()
 	if err != nil {
 		return nil, &Error{Class: ClassAppCertUnreadable, Message: "the application certificate cannot be read", Err: err}
 	}

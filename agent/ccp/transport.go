@@ -233,14 +233,21 @@ func (c *Client) newTransport() *http.Transport {
 // getClientCertificate presents the certificate CertSource returns now, so
 // that a rotated certificate is used by the next handshake.
 func (c *Client) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	cert, err := c.certSrc()
+	cert, err := c.currentCert()
 	if err != nil {
 		return nil, &certError{err}
 	}
-	if cert == nil || len(cert.Certificate) == 0 || cert.PrivateKey == nil {
-		return nil, &certError{errors.New("no certificate or no private key")}
-	}
 	return cert, nil
+}
+
+// currentCert asks the CertSource and refuses a certificate that could not
+// be presented.
+func (c *Client) currentCert() (*tls.Certificate, error) {
+	cert, err := c.certSrc()
+	if err == nil && (cert == nil || len(cert.Certificate) == 0 || cert.PrivateKey == nil) {
+		err = errors.New("no certificate or no private key")
+	}
+	return cert, err
 }
 
 // verifyConnection counts handshakes and checks pins. It runs for full and
