@@ -62,29 +62,36 @@ func (c *Checker) Check(b []byte) (*Accepted, *Delivery, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	a, err := c.CheckParsed(d)
+	return a, d, err
+}
+
+// CheckParsed runs the checks that follow parsing (3 to 8) on d, for a
+// caller that has parsed the file already and checked its size.
+func (c *Checker) CheckParsed(d *Delivery) (*Accepted, error) {
 	// 3. Signature.
 	if err := d.Verify(c.Signers); err != nil {
-		return nil, d, err
+		return nil, err
 	}
 	// 4. Expiry of the delivery itself.
 	if !c.IgnoreExpires && !d.Expires.IsZero() && !c.Now.Before(d.Expires) {
-		return nil, d, fmt.Errorf("%w: delivery %s expired at %s", ErrExpired, d.ID, d.Expires.Format(TimeLayout))
+		return nil, fmt.Errorf("%w: delivery %s expired at %s", ErrExpired, d.ID, d.Expires.Format(TimeLayout))
 	}
 	// 5. Address.
 	switch d.To.Type {
 	case ToMachine:
 		if d.To.Name != c.MachineID {
-			return nil, d, fmt.Errorf("%w: addressed to machine %q", ErrWrongRecipient, d.To.Name)
+			return nil, fmt.Errorf("%w: addressed to machine %q", ErrWrongRecipient, d.To.Name)
 		}
 	case ToGroup:
 		if c.InGroup == nil || !c.InGroup(d.To.Name) {
-			return nil, d, fmt.Errorf("%w: addressed to group %q", ErrWrongRecipient, d.To.Name)
+			return nil, fmt.Errorf("%w: addressed to group %q", ErrWrongRecipient, d.To.Name)
 		}
 	}
 	// 6. Sequence.
 	if c.LastSeq != nil {
 		if last := c.LastSeq(d.Object()); d.Seq <= last {
-			return nil, d, fmt.Errorf("%w: %s seq %d, already at %d", ErrReplay, d.Object(), d.Seq, last)
+			return nil, fmt.Errorf("%w: %s seq %d, already at %d", ErrReplay, d.Object(), d.Seq, last)
 		}
 	}
 	// 7. Key, open and decode.
@@ -97,25 +104,25 @@ func (c *Checker) Check(b []byte) (*Accepted, *Delivery, error) {
 			key = c.GroupKey(d.To.Name, d.Recipient)
 		}
 		if key == nil {
-			return nil, d, fmt.Errorf("%w: no key %s for %s", ErrWrongRecipient, d.Recipient, d.To)
+			return nil, fmt.Errorf("%w: no key %s for %s", ErrWrongRecipient, d.Recipient, d.To)
 		}
 	}
 	content, err := d.Open(key)
 	if err != nil {
-		return nil, d, err
+		return nil, err
 	}
 	a := &Accepted{Delivery: d, Content: content}
 	// 8. Kind-specific checks.
 	switch ct := content.(type) {
 	case *Application:
 		if a.Certificate, err = ct.Certificate(c.Now); err != nil {
-			return nil, d, err
+			return nil, err
 		}
 	case *GroupKey:
 		if a.GroupPrivateKey, err = ct.Key(); err != nil {
 			ct.PrivateKey.Wipe()
-			return nil, d, err
+			return nil, err
 		}
 	}
-	return a, d, nil
+	return a, nil
 }

@@ -36,23 +36,29 @@ func (in *Inbox) handle(path string) {
 		in.reject(path, nil, err, now)
 		return
 	}
-	// A duplicate of the applied record: a crash came between storing the
-	// record and removing the inbox file.
-	if d, perr := delivery.Parse(b); perr == nil {
-		if rec, ok := in.records[d.Object()]; ok && in.seqs[d.Object()] == d.Seq {
-			if old, rerr := fsutil.ReadPrivateFile(rec, delivery.MaxSize); rerr == nil && bytes.Equal(old, b) {
-				in.o.Log.Info().Str("file", path).Str("delivery", d.ID).Msg("inbox: already applied; removing the duplicate")
-				os.Remove(path)
-				return
-			}
+	// readDelivery has checked the size (check 1); the file is parsed
+	// once, here, and the other checks run on the result.
+	d, err := delivery.Parse(b)
+	if err != nil {
+		if errors.Is(err, delivery.ErrMalformed) && now.Sub(fi.ModTime()) < settle && now.Sub(fi.ModTime()) > -settle {
+			// Perhaps still being written by a writer that does not
+			// rename: look again once it has settled.
+			in.retry[path] = time.AfterFunc(settle, func() { in.handle(path) })
+			return
 		}
-	} else if errors.Is(perr, delivery.ErrMalformed) && now.Sub(fi.ModTime()) < settle && now.Sub(fi.ModTime()) > -settle {
-		// Perhaps still being written by a writer that does not rename:
-		// look again once it has settled.
-		in.retry[path] = time.AfterFunc(settle, func() { in.handle(path) })
+		in.reject(path, nil, err, now)
 		return
 	}
-	acc, d, err := in.checker(now).Check(b)
+	// A duplicate of the applied record: a crash came between storing the
+	// record and removing the inbox file.
+	if rec, ok := in.records[d.Object()]; ok && in.seqs[d.Object()] == d.Seq {
+		if old, rerr := fsutil.ReadPrivateFile(rec, delivery.MaxSize); rerr == nil && bytes.Equal(old, b) {
+			in.o.Log.Info().Str("file", path).Str("delivery", d.ID).Msg("inbox: already applied; removing the duplicate")
+			os.Remove(path)
+			return
+		}
+	}
+	acc, err := in.checker(now).CheckParsed(d)
 	if errors.Is(err, delivery.ErrKeyUnavailable) {
 		// Not the delivery's fault (the TPM does not answer): leave it for
 		// the next scan, as for a full disk, and say so in status.
