@@ -7,16 +7,11 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 )
-
-// interactive: systemd sets INVOCATION_ID for every unit it starts, and
-// NOTIFY_SOCKET for Type=notify.
-func interactive() bool {
-	return os.Getenv("INVOCATION_ID") == "" && os.Getenv("NOTIFY_SOCKET") == ""
-}
 
 // reloadWait bounds how long systemd hears RELOADING before READY.
 const reloadWait = 30 * time.Second
@@ -35,7 +30,7 @@ func runWith(parent context.Context, fn RunFunc, opts RunOptions, n *Notifier) e
 	defer signal.Stop(hup)
 
 	var isReady atomic.Bool
-	ready := onceFunc(func() {
+	ready := sync.OnceFunc(func() {
 		isReady.Store(true)
 		log.Info().Str("service", Name).Msg("ready")
 		if err := n.Notify(notifyReady, statusMessage("serving")); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/windows/svc"
@@ -23,7 +24,7 @@ func run(ctx context.Context, fn RunFunc, opts RunOptions) error {
 		// From a console: Ctrl-C stops; reloads come only to the service.
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 		defer stop()
-		ready := onceFunc(func() { opts.Log.Info().Msg("ready") })
+		ready := sync.OnceFunc(func() { opts.Log.Info().Msg("ready") })
 		return fn(ctx, Hooks{Ready: ready, Reload: make(chan struct{}), Reloaded: func() {}})
 	}
 	h := &handler{ctx: ctx, fn: fn, opts: opts}
@@ -84,7 +85,7 @@ func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, changes chan
 	reload := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- h.fn(ctx, Hooks{Ready: onceFunc(func() { close(readyCh) }), Reload: reload, Reloaded: func() {}})
+		done <- h.fn(ctx, Hooks{Ready: sync.OnceFunc(func() { close(readyCh) }), Reload: reload, Reloaded: func() {}})
 	}()
 
 	tick := time.NewTicker(pendingTick)

@@ -97,20 +97,3 @@ func Run(ctx context.Context, fn RunFunc, opts RunOptions) error {
 	}
 	return err
 }
-
-// Interactive reports whether the process was started from a terminal or
-// script rather than by the Windows SCM or systemd.
-func Interactive() bool { return interactive() }
-
-// onceFunc returns a function that runs f the first time it is called.
-func onceFunc(f func()) func() {
-	ch := make(chan struct{}, 1)
-	ch <- struct{}{}
-	return func() {
-		select {
-		case <-ch:
-			f()
-		default:
-		}
-	}
-}
