@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
@@ -156,10 +157,7 @@ func (c *Client) Get(ctx context.Context, req Request) (*Account, error) {
 		}
 		a := *f.acct
 		a.Content = f.acct.Content.Clone()
-		a.Properties = make(map[string]string, len(f.acct.Properties))
-		for k, v := range f.acct.Properties {
-			a.Properties[k] = v
-		}
+		a.Properties = maps.Clone(f.acct.Properties)
 		return &a, nil
 	case <-ctx.Done():
 		c.leave(f)
