@@ -75,8 +75,7 @@ const (
 // neither can be trusted alone.
 func sniff(contentType string, body []byte) bodyKind {
 	mt, _, _ := mime.ParseMediaType(contentType)
-	trimmed := bytes.TrimLeft(body, " \t\r\n\ufeff")
-	trimmed = bytes.TrimPrefix(trimmed, []byte("\xef\xbb\xbf"))
+	trimmed := bytes.TrimLeft(body, " \t\r\n\ufeff") // the cutset's U+FEFF takes a UTF-8 BOM
 	switch {
 	case len(trimmed) > 0 && trimmed[0] == '{':
 		return kindJSON
