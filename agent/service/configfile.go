@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/credagent/credagent/installer"
+	"github.com/credagent/credagent/platform/fsutil"
 )
 
 // InstallOptions seed the config on a first install, for silent installs
@@ -21,7 +22,8 @@ type InstallOptions struct {
 // seedConfig makes sure path holds a config: the one from opts.ConfigFrom or
 // the default if there is none, with opts.PortalKey added. An existing
 // config is kept, only the portal key is added to it. The file is written
-// atomically with mode 0600 (on Windows it inherits the directory's DACL).
+// as a private file (fsutil): atomically, mode 0600 on Unix, and on Windows
+// SYSTEM and Administrators only, which is what install gives its directory.
 func seedConfig(path string, opts InstallOptions) (created bool, err error) {
 	existing, err := os.ReadFile(path)
 	switch {
@@ -53,27 +55,7 @@ func seedConfig(path string, opts InstallOptions) (created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return false, fmt.Errorf("service: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".config-*.tmp")
-	if err != nil {
-		return false, fmt.Errorf("service: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil && !isWindows {
-		tmp.Close()
-		return false, fmt.Errorf("service: %w", err)
-	}
-	if _, err := tmp.Write(out); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("service: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("service: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("service: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsutil.WritePrivateFile(path, out); err != nil {
 		return false, fmt.Errorf("service: %w", err)
 	}
 	return created, nil

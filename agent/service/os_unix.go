@@ -1,5 +1,0 @@
-//go:build !windows
-
-package service
-
-const isWindows = false
