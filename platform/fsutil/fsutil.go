@@ -21,10 +21,13 @@
 package fsutil
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // ErrInsecure is matched (errors.Is) by every *InsecureError.
@@ -108,4 +111,19 @@ func MkdirPrivate(path string) error {
 		return fmt.Errorf("fsutil.MkdirPrivate: %w", err)
 	}
 	return nil
+}
+
+// tempPath splits path into its directory ("." for a bare name) and a new,
+// random name in that directory for the temporary file an atomic write
+// renames over path.
+func tempPath(path string) (dir, tmp string, err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", "", err
+	}
+	return dir, filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:])), nil
 }

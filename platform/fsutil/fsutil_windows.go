@@ -3,8 +3,6 @@
 package fsutil
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,15 +32,10 @@ func privateSA() (*windows.SecurityAttributes, error) {
 }
 
 func writePrivateFile(path string, data []byte, replace bool) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
+	_, tmp, err := tempPath(path)
+	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:]))
 	sa, err := privateSA()
 	if err != nil {
 		return err
