@@ -2,6 +2,7 @@ package fakeccp
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -11,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 )
 
 // account is a fixture account with its current password and its
@@ -343,40 +343,9 @@ func (c *regexpCache) get(expr string, anchored, fold bool) (*regexp.Regexp, err
 	return re, nil
 }
 
-// appendJSONString appends s as a JSON string, escaping what JSON and
-// HTML-sensitive readers need.
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (HTML-sensitive characters, U+2028 and U+2029 included).
 func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < 0x80 {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c < 0x20 || c == '<' || c == '>' || c == '&':
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == 0xFFFD && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else if r == 0x2028 || r == 0x2029 {
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
 }
