@@ -15,6 +15,8 @@
 // and doctor and /v1/status say what is missing.
 package harden
 
+import "fmt"
+
 // Measure is one protection and whether it is in force.
 type Measure struct {
 	Name    string `json:"name"`
@@ -68,4 +70,12 @@ func measure(name string, err error, okDetail string) Measure {
 		return Measure{Name: name, Detail: err.Error()}
 	}
 	return Measure{Name: name, Applied: true, Detail: okDetail}
+}
+
+// wrap names the call that failed; nil stays nil.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }

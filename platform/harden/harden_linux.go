@@ -50,10 +50,3 @@ func apply() Report {
 	r.Measures = append(r.Measures, measure(MemoryLocked, err, "mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT)"))
 	return r
 }
-
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}

@@ -1,7 +1,6 @@
 package harden
 
 import (
-	"fmt"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -54,11 +53,4 @@ func apply() Report {
 
 	r.Measures = append(r.Measures, Measure{Name: MemoryLocked, Detail: "not available on Windows: no process-wide mlockall"})
 	return r
-}
-
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", op, err)
 }
