@@ -154,3 +154,13 @@ func (e *env) drop(name string, b []byte) string {
 	}
 	return p
 }
+
+// apply drops a delivery, scans, and fails the test unless it is applied.
+func (e *env) apply(name string, b []byte) {
+	e.t.Helper()
+	e.drop(name, b)
+	e.in.ScanOnce(t_ctx())
+	if ev := <-e.events; ev.Err != nil {
+		e.t.Fatalf("%s refused: %v", name, ev.Err)
+	}
+}

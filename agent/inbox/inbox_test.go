@@ -139,23 +139,15 @@ func TestApplyRestartRevokeGroups(t *testing.T) {
 	e := newEnv(t, nil)
 	me := delivery.Machine(machineID)
 	mpub := machineKey.PublicKey()
-	apply := func(name string, b []byte) {
-		t.Helper()
-		e.drop(name, b)
-		e.in.ScanOnce(t_ctx())
-		if ev := <-e.events; ev.Err != nil {
-			t.Fatalf("%s refused: %v", name, ev.Err)
-		}
-	}
-	apply("a1", build(t, hdr("app-direct", 1, me), validApp(t, 10), mpub, signer))
-	apply("gk", build(t, hdr("robots", 1, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyA.Bytes())}, mpub, signer))
-	apply("a2", build(t, hdr("app-group", 1, delivery.Group("robots")), validApp(t, 11), groupKeyA.PublicKey(), signer))
-	apply("st", build(t, hdr("prod", 1, delivery.Group("robots")), &delivery.Store{Servers: []string{"https://ccp"}, AppID: "app-group"}, nil, signer))
-	apply("cr", build(t, hdr("bot", 1, me), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer))
-	apply("cr2", build(t, hdr("bot2", 1, me), &delivery.Credential{Store: "prod", Object: "o2"}, nil, signer))
-	apply("rv", build(t, hdr("bot2", 2, me), &delivery.Revoke{Revokes: delivery.KindCredential}, nil, signer))
+	e.apply("a1", build(t, hdr("app-direct", 1, me), validApp(t, 10), mpub, signer))
+	e.apply("gk", build(t, hdr("robots", 1, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyA.Bytes())}, mpub, signer))
+	e.apply("a2", build(t, hdr("app-group", 1, delivery.Group("robots")), validApp(t, 11), groupKeyA.PublicKey(), signer))
+	e.apply("st", build(t, hdr("prod", 1, delivery.Group("robots")), &delivery.Store{Servers: []string{"https://ccp"}, AppID: "app-group"}, nil, signer))
+	e.apply("cr", build(t, hdr("bot", 1, me), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer))
+	e.apply("cr2", build(t, hdr("bot2", 1, me), &delivery.Credential{Store: "prod", Object: "o2"}, nil, signer))
+	e.apply("rv", build(t, hdr("bot2", 2, me), &delivery.Revoke{Revokes: delivery.KindCredential}, nil, signer))
 	// Rotate the group key: the application sealed to the old key stays.
-	apply("gk2", build(t, hdr("robots", 2, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyB.Bytes())}, mpub, signer))
+	e.apply("gk2", build(t, hdr("robots", 2, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyB.Bytes())}, mpub, signer))
 
 	check := func(when string) {
 		t.Helper()
@@ -184,12 +176,12 @@ func TestApplyRestartRevokeGroups(t *testing.T) {
 		t.Fatalf("replay after restart: %v", ev.Err)
 	}
 	// Re-seal the group app to the new key: the old key is collected.
-	apply("a2b", build(t, hdr("app-group", 2, delivery.Group("robots")), validApp(t, 12), groupKeyB.PublicKey(), signer))
+	e.apply("a2b", build(t, hdr("app-group", 2, delivery.Group("robots")), validApp(t, 12), groupKeyB.PublicKey(), signer))
 	if s := e.st.Load(); len(s.GroupKeys) != 1 {
 		t.Fatalf("old group key not collected: %v", s.GroupKeys)
 	}
 	// Leaving the group removes its key and its applications.
-	apply("rvg", build(t, hdr("robots", 3, me), &delivery.Revoke{Revokes: delivery.KindGroupKey}, nil, signer))
+	e.apply("rvg", build(t, hdr("robots", 3, me), &delivery.Revoke{Revokes: delivery.KindGroupKey}, nil, signer))
 	for _, when := range []string{"live", "restart"} {
 		if when == "restart" {
 			e.reopen()
@@ -287,19 +279,11 @@ func TestGroupRevokeKeepsApplicationSeqAcrossRestart(t *testing.T) {
 	e := newEnv(t, nil)
 	me := delivery.Machine(machineID)
 	mpub := machineKey.PublicKey()
-	apply := func(name string, b []byte) {
-		t.Helper()
-		e.drop(name, b)
-		e.in.ScanOnce(t_ctx())
-		if ev := <-e.events; ev.Err != nil {
-			t.Fatalf("%s refused: %v", name, ev.Err)
-		}
-	}
 	old := build(t, hdr("app-x", 1, me), validApp(t, 20), mpub, signer)
-	apply("a1", old)
-	apply("gk", build(t, hdr("robots", 1, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyA.Bytes())}, mpub, signer))
-	apply("a2", build(t, hdr("app-x", 2, delivery.Group("robots")), validApp(t, 21), groupKeyA.PublicKey(), signer))
-	apply("rvg", build(t, hdr("robots", 2, me), &delivery.Revoke{Revokes: delivery.KindGroupKey}, nil, signer))
+	e.apply("a1", old)
+	e.apply("gk", build(t, hdr("robots", 1, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyA.Bytes())}, mpub, signer))
+	e.apply("a2", build(t, hdr("app-x", 2, delivery.Group("robots")), validApp(t, 21), groupKeyA.PublicKey(), signer))
+	e.apply("rvg", build(t, hdr("robots", 2, me), &delivery.Revoke{Revokes: delivery.KindGroupKey}, nil, signer))
 
 	for _, when := range []string{"live", "restart"} {
 		if when == "restart" {
@@ -318,7 +302,7 @@ func TestGroupRevokeKeepsApplicationSeqAcrossRestart(t *testing.T) {
 		}
 	}
 	// A newer delivery of the application still applies.
-	apply("a3", build(t, hdr("app-x", 3, me), validApp(t, 22), mpub, signer))
+	e.apply("a3", build(t, hdr("app-x", 3, me), validApp(t, 22), mpub, signer))
 	e.reopen()
 	if a := e.st.Load().Applications["app-x"]; a == nil || a.Seq != 3 {
 		t.Fatalf("app-x after a newer delivery and a restart: %+v", a)
