@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,8 +41,6 @@ type Env struct {
 type Certificate struct {
 	AppID    string
 	NotAfter time.Time
-	// Leaf, when set, is checked too (not needed for expiry).
-	Leaf *x509.Certificate
 }
 
 // Checks returns the table of local checks, in the order they run.
