@@ -30,20 +30,8 @@ type Criterion struct {
 	Key, Value string
 }
 
-// criteriaParams are the parameters that turn into criteria, in the order
-// CCP writes them in its messages.
-var criteriaParams = [...]string{"Safe", "Folder", "Object", "UserName", "Address", "Database", "PolicyID"}
-
-// paramIndex maps a lower-case parameter name to its slot.
-var paramIndex = map[string]int{
-	"appid": pAppID, "safe": pSafe, "folder": pFolder, "object": pObject, "username": pUserName,
-	"address": pAddress, "database": pDatabase, "policyid": pPolicyID, "reason": pReason,
-	"connectiontimeout": pConnTimeout, "query": pQuery, "queryformat": pQueryFormat,
-	"failrequestonpasswordchange": pFailOnChange,
-}
-
 const (
-	pSafe = iota // the first seven match criteriaParams
+	pSafe = iota // the first seven (up to pAppID) turn into criteria
 	pFolder
 	pObject
 	pUserName
@@ -58,6 +46,24 @@ const (
 	pFailOnChange
 	nParams
 )
+
+// paramNames are the parameters' names as CCP writes them, by slot; the
+// criteria ones in the order CCP writes them in its messages.
+var paramNames = [nParams]string{
+	pSafe: "Safe", pFolder: "Folder", pObject: "Object", pUserName: "UserName",
+	pAddress: "Address", pDatabase: "Database", pPolicyID: "PolicyID",
+	pAppID: "AppID", pReason: "Reason", pConnTimeout: "ConnectionTimeout",
+	pQuery: "Query", pQueryFormat: "QueryFormat", pFailOnChange: "FailRequestOnPasswordChange",
+}
+
+// paramIndex maps a lower-case parameter name to its slot.
+var paramIndex = func() map[string]int {
+	m := make(map[string]int, nParams)
+	for i, name := range paramNames {
+		m[strings.ToLower(name)] = i
+	}
+	return m
+}()
 
 // ParseQuery parses the raw query string of an Accounts request the way
 // the real CCP does (ccp-api.md section 1): names in any case, form
@@ -103,7 +109,7 @@ func parseQuery(raw string, queryFolderDefault bool) (Request, *ccpError) {
 		}
 		val, err := url.QueryUnescape(v)
 		if err != nil {
-			return req, errInvalidQuery("The value of parameter [" + canonicalParam(idx) + "] contains an invalid escape sequence.")
+			return req, errInvalidQuery("The value of parameter [" + paramNames[idx] + "] contains an invalid escape sequence.")
 		}
 		vals[idx], set[idx] = val, true
 	}
@@ -155,7 +161,7 @@ func parseQuery(raw string, queryFolderDefault bool) (Request, *ccpError) {
 		req.UsedQuery = true
 	} else {
 		var b strings.Builder
-		for i, name := range criteriaParams {
+		for i, name := range paramNames[:pAppID] {
 			if vals[i] == "" {
 				continue
 			}
@@ -215,27 +221,6 @@ func parseQuery(raw string, queryFolderDefault bool) (Request, *ccpError) {
 	}
 	req.Query = b.String()
 	return req, nil
-}
-
-func canonicalParam(idx int) string {
-	if idx < len(criteriaParams) {
-		return criteriaParams[idx]
-	}
-	switch idx {
-	case pAppID:
-		return "AppID"
-	case pReason:
-		return "Reason"
-	case pConnTimeout:
-		return "ConnectionTimeout"
-	case pQuery:
-		return "Query"
-	case pQueryFormat:
-		return "QueryFormat"
-	case pFailOnChange:
-		return "FailRequestOnPasswordChange"
-	}
-	return ""
 }
 
 // asciiLower lowers ASCII letters only, so that a name with a Unicode
