@@ -153,10 +153,10 @@ func New(fix *Fixture, opts Options) (*Server, error) {
 		s.log = *opts.Logger
 	}
 	s.accounts = strings.ToLower(opts.Path + "/api/Accounts")
-	if err := fix.Faults.Faults().validate(); err != nil {
+	f := fix.Faults.Faults()
+	if err := f.validate(); err != nil {
 		return nil, err
 	}
-	f := fix.Faults.Faults()
 	s.faults.Store(&f)
 	s.audit.init(opts.AuditSize)
 	s.pageCache = map[string][]byte{}
