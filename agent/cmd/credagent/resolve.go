@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,11 +41,26 @@ func (f *apiFlags) client() (*client.Client, error) {
 	path := f.socket
 	switch {
 	case f.dev != "":
-		path = paths.Dev(f.dev).Socket
+		p, err := devSocket(f.dev)
+		if err != nil {
+			return nil, err
+		}
+		path = p
 	case path == "":
 		path = paths.Default().Socket
 	}
 	return client.New(path), nil
+}
+
+// devSocket is the socket of the dev-mode agent of dir. The path is made
+// absolute first, as `credagent run --dev` does: on Windows the pipe's name
+// is derived from it, so "./dev" and its absolute form name different pipes.
+func devSocket(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	return paths.Dev(abs).Socket, nil
 }
 
 // call checks that names were given, connects to the agent, and runs one

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/credagent/credagent/agent/localapi/apitype"
@@ -12,7 +11,6 @@ import (
 	"github.com/credagent/credagent/agent/service"
 	"github.com/credagent/credagent/agent/service/statusview"
 	"github.com/credagent/credagent/config"
-	"github.com/credagent/credagent/platform/paths"
 )
 
 // agentStatus fills the agent's part of the report from the local API's
@@ -123,12 +121,11 @@ func buildAgentOnlyStatus(devDir, socket string) statusview.Report {
 	var r statusview.Report
 	r.Service = "not managed (dev mode or --socket)"
 	if socket == "" {
-		abs, err := filepath.Abs(devDir)
-		if err != nil {
+		var err error
+		if socket, err = devSocket(devDir); err != nil {
 			r.AgentError = err.Error()
 			return r
 		}
-		socket = paths.Dev(abs).Socket
 	}
 	r.Socket = socket
 	a, err := agentStatus(socket)
