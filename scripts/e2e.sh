@@ -39,16 +39,7 @@ mkdir -p "$CTX/bin"
 cp "$BIN/credagent" "$BIN/fakeccp" "$CTX/bin/"
 CGO_ENABLED=0 ${GO:-go} build -trimpath -o "$CTX/bin/e2e" ./scripts/e2e
 docker build -q -f installer/docker/agent.Dockerfile -t "$AGENT_IMAGE" --label "$LABEL" "$CTX" >/dev/null
-if [ -f installer/docker/fakeccp.Dockerfile ]; then
-	docker build -q -f installer/docker/fakeccp.Dockerfile -t "$CCP_IMAGE" --label "$LABEL" "$CTX" >/dev/null
-else
-	# Until installer/docker/fakeccp.Dockerfile lands: the same thing.
-	docker build -q -t "$CCP_IMAGE" --label "$LABEL" -f - "$CTX" >/dev/null <<'DOCKERFILE'
-FROM scratch
-COPY bin/fakeccp /fakeccp
-ENTRYPOINT ["/fakeccp"]
-DOCKERFILE
-fi
+docker build -q -f installer/docker/fakeccp.Dockerfile -t "$CCP_IMAGE" --label "$LABEL" "$CTX" >/dev/null
 echo "   images built in $(($(date +%s) - start))s"
 
 keep=()
