@@ -53,5 +53,3 @@ func startedAt(ctx context.Context, c string) (time.Time, error) {
 	}
 	return time.Parse(time.RFC3339Nano, s)
 }
-
-var execCommand = exec.CommandContext

@@ -75,8 +75,6 @@ type env struct {
 	keyFiles      []string // application and group private keys (PEM)
 	sapSHA        string
 	http          *http.Client
-	collected     string
-	log           *os.File
 }
 
 func drive(args []string) error {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 // loads runs `runner load` in the given agents at once.
@@ -41,7 +43,7 @@ func (e *env) startLoad(ctx context.Context, dur time.Duration, want string, age
 
 // wait returns a one-line summary and an error if any load failed more
 // than allowed per agent, or returned a wrong password.
-func (l *loads) wait(e *env, allowed int, agents ...int) (string, error) {
+func (l *loads) wait(allowed int, agents ...int) (string, error) {
 	l.wg.Wait()
 	var parts []string
 	var bad []string
@@ -122,14 +124,14 @@ func (e *env) scRotateApp(ctx context.Context) (string, error) {
 	var applied []string
 	for i := range e.agents {
 		start := time.Now()
-		if err := e.waitApplied(ctx, i, func(s *interfaceStatus) bool {
+		if err := e.waitApplied(ctx, i, func(s *apitype.Status) bool {
 			return len(s.Applications) == 1 && s.Applications[0].Serial == e.app2Serial
 		}); err != nil {
 			return "", err
 		}
 		applied = append(applied, fmt.Sprintf("%.1fs", time.Since(start).Seconds()))
 	}
-	sum, err := l.wait(e, 0, all()...)
+	sum, err := l.wait(0, all()...)
 	if err != nil {
 		return "", err
 	}
@@ -182,7 +184,7 @@ func (e *env) scFailover(ctx context.Context) (string, error) {
 		return "", err
 	}
 	stepf("ccp2 stopped")
-	sum, lerr := l.wait(e, 0, all()...)
+	sum, lerr := l.wait(0, all()...)
 	if _, err := docker(ctx, "start", e.ccps[1]); err != nil {
 		return "", err
 	}
@@ -311,7 +313,7 @@ func (e *env) scBadDelivery(ctx context.Context) (string, error) {
 		return "", err
 	}
 	deadline := time.Now().Add(applyTimeout)
-	var st *interfaceStatus
+	var st *apitype.Status
 	for {
 		st, err = e.status(ctx, i)
 		if err == nil && len(st.Rejected) >= 2 {
@@ -343,7 +345,7 @@ func (e *env) scBadDelivery(ctx context.Context) (string, error) {
 }
 
 func flipPayloadByte(path string) error {
-	b, err := readFile(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
@@ -352,7 +354,7 @@ func flipPayloadByte(path string) error {
 		return fmt.Errorf("%s: no payload", path)
 	}
 	b[i+10] ^= 0x20
-	return writeFile(path, b)
+	return os.WriteFile(path, b, 0o600)
 }
 
 func (e *env) scKillRestart(ctx context.Context) (string, error) {
@@ -385,7 +387,7 @@ func (e *env) scKillRestart(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum, lerr := l.wait(e, 0, others...)
+	sum, lerr := l.wait(0, others...)
 	if lerr != nil {
 		return "", lerr
 	}

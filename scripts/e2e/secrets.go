@@ -12,17 +12,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
-
-	"github.com/credagent/credagent/agent/localapi/apitype"
 )
-
-// interfaceStatus is the agent's status as the runner prints it.
-type interfaceStatus = apitype.Status
-
-func readFile(p string) ([]byte, error)  { return os.ReadFile(p) }
-func writeFile(p string, b []byte) error { return os.WriteFile(p, b, 0o600) }
 
 // needle is one secret form to look for.
 type needle struct {
@@ -147,7 +140,7 @@ func (e *env) scanSecrets(ctx context.Context) (string, error) {
 
 // dockerLogs returns standard output and standard error of c's logs.
 func dockerLogs(ctx context.Context, c string) ([]byte, error) {
-	cmd := execCommand(ctx, "docker", "logs", c)
+	cmd := exec.CommandContext(ctx, "docker", "logs", c)
 	var b bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &b, &b
 	if err := cmd.Run(); err != nil {
