@@ -253,7 +253,16 @@ func (e *env) setup(ctx context.Context) (string, error) {
 	if err := os.WriteFile(filepath.Join(ccpDir, "fixture.yaml"), fix, 0o644); err != nil {
 		return "", err
 	}
-	e.planted = []string{"Sap-Pr0d!pass", "Rpa01-W1n!pass", "Dup-A!pass", "Dup-B!pass", "R0tating!pass", "L3gacy-Db!pass", "Hr-Adm1n!pass"}
+	// Every password the replicas serve is a needle for the secret scan.
+	parsed, err := fakeccp.ParseFixture("fixture.yaml", fix)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range parsed.Safes {
+		for _, a := range s.Accounts {
+			e.planted = append(e.planted, a.Password)
+		}
+	}
 	e.keyFiles = []string{e.pki.AppKeyFile, app2Key}
 	e.sapSHA = sha("Sap-Pr0d!pass")
 
