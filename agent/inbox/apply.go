@@ -133,9 +133,6 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 	if acc.Seq >= in.seqs[o] {
 		in.seqs[o] = acc.Seq
 		in.records[o] = rec
-		if acc.Kind.Sealed() {
-			in.sealedTo[o] = acc.Recipient
-		}
 	}
 	var obsolete, withdrawn []string
 	err := in.o.State.Update(func(s *state.Snapshot) error {
@@ -146,7 +143,7 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 		case *delivery.GroupKey:
 			c.PrivateKey.Wipe()
 			id := delivery.KeyID(acc.GroupPrivateKey.PublicKey())
-			in.groupKeys[id] = &groupKey{group: acc.Target, key: acc.GroupPrivateKey, seq: acc.Seq, record: rec}
+			in.groupKeys[id] = &groupKey{group: acc.Target, key: acc.GroupPrivateKey, seq: acc.Seq, record: rec, sealedTo: acc.Recipient}
 			s.GroupKeys[id] = &state.GroupKey{ID: id, Group: acc.Target, Seq: acc.Seq, DeliveryID: acc.ID, AppliedAt: now}
 			// A revocation of this group is superseded.
 			if r := filepath.Join(filepath.Dir(rec), hex.EncodeToString([]byte(acc.Target))+".revoked.delivery"); r != rec {
@@ -160,7 +157,6 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 			switch c.Revokes {
 			case delivery.KindApplication:
 				delete(s.Applications, acc.Target)
-				delete(in.sealedTo, delivery.Object{Kind: delivery.KindApplication, Name: acc.Target})
 			case delivery.KindStore:
 				delete(s.Stores, acc.Target)
 			case delivery.KindCredential:
@@ -168,7 +164,6 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 			case delivery.KindGroupKey:
 				// Leaving a group: its keys go, and so do the
 				// applications sealed to them.
-				delete(in.sealedTo, delivery.Object{Kind: delivery.KindGroupKey, Name: acc.Target})
 				for id, k := range in.groupKeys {
 					if k.group != acc.Target {
 						continue
@@ -185,7 +180,6 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 							// would accept an older delivery again.
 							withdrawn = append(withdrawn, in.records[ao])
 							delete(in.records, ao)
-							delete(in.sealedTo, ao)
 							in.o.Log.Warn().Str("app_id", appID).Str("group", acc.Target).Msg("inbox: application removed with its group key")
 						}
 					}

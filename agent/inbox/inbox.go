@@ -125,7 +125,6 @@ type Inbox struct {
 	mu        sync.Mutex
 	seqs      map[delivery.Object]uint64
 	records   map[delivery.Object]string // path of the record of each object
-	sealedTo  map[delivery.Object]string // recipient key ID of each sealed object
 	groupKeys map[string]*groupKey       // by key ID
 	warned    map[string]time.Time       // app ID -> last expiry warning
 	retry     map[string]*time.Timer
@@ -133,10 +132,11 @@ type Inbox struct {
 }
 
 type groupKey struct {
-	group  string
-	key    *ecdh.PrivateKey
-	seq    uint64
-	record string
+	group    string
+	key      *ecdh.PrivateKey
+	seq      uint64
+	record   string
+	sealedTo string // the machine key ID its delivery was sealed to
 }
 
 const (
@@ -194,7 +194,6 @@ func New(o Options) (*Inbox, error) {
 		owners:    owners,
 		seqs:      map[delivery.Object]uint64{},
 		records:   map[delivery.Object]string{},
-		sealedTo:  map[delivery.Object]string{},
 		groupKeys: map[string]*groupKey{},
 		warned:    map[string]time.Time{},
 		retry:     map[string]*time.Timer{},
@@ -317,12 +316,17 @@ func (in *Inbox) stopRetries() {
 // SealedTo counts the sealed objects in force (applications and group keys)
 // by the key ID they were sealed to. During a machine-key rotation the agent
 // promotes the pending key once nothing in force is sealed to the old one.
+// Every group key held counts, not only its group's newest: an older one
+// still used by an application must open again after a restart.
 func (in *Inbox) SealedTo() map[string]int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	out := map[string]int{}
-	for _, id := range in.sealedTo {
-		out[id]++
+	for _, a := range in.o.State.Load().Applications {
+		out[a.SealedTo]++
+	}
+	for _, k := range in.groupKeys {
+		out[k.sealedTo]++
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -360,5 +361,25 @@ func TestKeyStoreDownKeepsDelivery(t *testing.T) {
 	}
 	if p := e.st.Load().KeyProblem; p != "" {
 		t.Fatalf("the key problem is still reported after the key store came back: %s", p)
+	}
+}
+
+// During a machine-key rotation a group's older key, still used by an
+// application, counts against the key its delivery was sealed to: promoting
+// past it would leave that group key unopenable after a restart.
+func TestSealedToCountsEveryGroupKeyInForce(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MachineKeys = []Key{memKey{machineKey}, memKey{otherKey}} })
+	me := delivery.Machine(machineID)
+	oldID, newID, gkA := delivery.KeyID(machineKey.PublicKey()), delivery.KeyID(otherKey.PublicKey()), delivery.KeyID(groupKeyA.PublicKey())
+	e.apply("gk1", build(t, hdr("robots", 1, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyA.Bytes())}, machineKey.PublicKey(), signer))
+	e.apply("app", build(t, hdr("app-g", 1, delivery.Group("robots")), validApp(t, 30), groupKeyA.PublicKey(), signer))
+	e.apply("gk2", build(t, hdr("robots", 2, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyB.Bytes())}, otherKey.PublicKey(), signer))
+	for _, when := range []string{"applied", "after restart"} {
+		got := e.in.SealedTo()
+		want := map[string]int{oldID: 1, newID: 1, gkA: 1}
+		if !maps.Equal(got, want) {
+			t.Fatalf("%s: SealedTo = %v, want %v", when, got, want)
+		}
+		e.reopen()
 	}
 }
