@@ -60,18 +60,11 @@ func (h *harness) profileAgent() error {
 			p.stop(10 * time.Second)
 			return err
 		}
-		if err := p.stop(15 * time.Second); err != nil {
-			return err
-		}
-		top, err := pprofTop(h.self, prof, "")
+		tops, err := h.stopAndTop(p, prof)
 		if err != nil {
 			return err
 		}
-		cum, err := pprofTop(h.self, prof, "-cum")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&text, "\n######## %s\n\n== flat\n%s\n== cumulative\n%s", what, top, cum)
+		fmt.Fprintf(&text, "\n######## %s\n\n%s", what, tops)
 		h.rep.Notes = append(h.rep.Notes, "CPU profile of the agent, "+what+": bench/profile-agent.txt")
 		fmt.Printf("   %s\n", what)
 	}
@@ -81,6 +74,23 @@ func (h *harness) profileAgent() error {
 	}
 	fmt.Printf("   wrote %s\n", out)
 	return nil
+}
+
+// stopAndTop stops the profiled child p, which writes its CPU profile prof
+// as it exits, and returns the profile's flat and cumulative tops.
+func (h *harness) stopAndTop(p *proc, prof string) (string, error) {
+	if err := p.stop(15 * time.Second); err != nil {
+		return "", err
+	}
+	top, err := pprofTop(h.self, prof, "")
+	if err != nil {
+		return "", err
+	}
+	cum, err := pprofTop(h.self, prof, "-cum")
+	if err != nil {
+		return "", err
+	}
+	return "== flat\n" + top + "\n== cumulative\n" + cum, nil
 }
 
 // pprofTop runs go tool pprof -top on a profile.
@@ -119,20 +129,13 @@ func (h *harness) profileFake() error {
 		p.stop(10 * time.Second)
 		return err
 	}
-	if err := p.stop(15 * time.Second); err != nil {
-		return err
-	}
-	top, err := pprofTop(h.self, prof, "")
-	if err != nil {
-		return err
-	}
-	cum, err := pprofTop(h.self, prof, "-cum")
+	tops, err := h.stopAndTop(p, prof)
 	if err != nil {
 		return err
 	}
 	what := fmt.Sprintf("fakeccp.LoadTest, 32 connections for 3 s: %.0f requests/s while profiled", res.PerSecond)
 	text := fmt.Sprintf("CPU profile of the fake CCP (the fakeccp library in scripts/bench child-fakeccp), written by make bench because "+
-		"fakeccp_throughput_rps missed its goal.\n%s\n\n== flat\n%s\n== cumulative\n%s", what, top, cum)
+		"fakeccp_throughput_rps missed its goal.\n%s\n\n%s", what, tops)
 	if err := os.WriteFile(filepath.Join(h.outDir, "profile-fakeccp.txt"), []byte(text), 0o644); err != nil {
 		return err
 	}
