@@ -352,7 +352,7 @@ func (in *Inbox) Load(ctx context.Context) error {
 	fresh.NeedsReenroll = snap.NeedsReenroll
 	in.o.State.Publish(fresh)
 	now := in.o.Now()
-	for _, k := range []delivery.Kind{delivery.KindGroupKey, delivery.KindApplication, delivery.KindStore, delivery.KindCredential} {
+	for _, k := range recordKinds {
 		dir := filepath.Join(in.o.StateDir, recordsDir, string(k))
 		ents, err := os.ReadDir(dir)
 		if err != nil {

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -139,6 +140,11 @@ type groupKey struct {
 	sealedTo string // the machine key ID its delivery was sealed to
 }
 
+// recordKinds are the kinds that have a records directory, in the order
+// Load reads them (delivery.Kinds: group keys before the applications sealed
+// to them). A revocation's record goes with the kind it revokes.
+var recordKinds = slices.DeleteFunc(slices.Clone(delivery.Kinds), func(k delivery.Kind) bool { return k == delivery.KindRevoke })
+
 const (
 	recordsDir  = "records"
 	rejectedDir = "rejected"
@@ -181,10 +187,7 @@ func New(o Options) (*Inbox, error) {
 			return nil, fmt.Errorf("inbox: %w", err)
 		}
 	}
-	for _, k := range delivery.Kinds {
-		if k == delivery.KindRevoke {
-			continue
-		}
+	for _, k := range recordKinds {
 		if err := fsutil.MkdirPrivate(filepath.Join(o.StateDir, recordsDir, string(k))); err != nil {
 			return nil, fmt.Errorf("inbox: %w", err)
 		}
