@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/credagent/credagent/platform/fsutil"
 )
 
 // DevP12Password is the password of the dev app.p12.
@@ -83,7 +85,8 @@ var devPKIMu sync.Mutex
 // Files that exist, parse, chain to the CA and are valid for another day
 // are kept; others are made again (a new CA makes everything new).
 // fixture.yaml is written when missing or when app.crt is new, so local
-// edits survive. Keys are written 0600, atomically.
+// edits survive. Every file is written atomically; keys and app.p12 as
+// private files (platform/fsutil).
 func EnsureDevPKI(dir string, extraHosts ...string) (*DevPKI, error) {
 	devPKIMu.Lock()
 	defer devPKIMu.Unlock()
@@ -185,8 +188,8 @@ func EnsureDevPKI(dir string, extraHosts ...string) (*DevPKI, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(p.AppP12File, pfx, 0o600); err != nil {
-			return nil, err
+		if err := fsutil.WritePrivateFile(p.AppP12File, pfx); err != nil {
+			return nil, fmt.Errorf("fakeccp: %w", err)
 		}
 	}
 
@@ -196,7 +199,7 @@ func EnsureDevPKI(dir string, extraHosts ...string) (*DevPKI, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(p.FixtureFile, data, 0o644); err != nil {
+		if err := writePublicFile(p.FixtureFile, data); err != nil {
 			return nil, err
 		}
 	}
@@ -385,22 +388,23 @@ func writePEMFiles(certFile, keyFile string, der []byte, key crypto.PrivateKey) 
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
-		return err
+	if err := fsutil.WritePrivateFile(keyFile, keyPEM); err != nil {
+		return fmt.Errorf("fakeccp: %w", err)
 	}
-	return writeFileAtomic(certFile, certPEM, 0o644)
+	return writePublicFile(certFile, certPEM)
 }
 
-// writeFileAtomic writes through a temporary file in the same directory
-// and a rename, so readers never see half a file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+// writePublicFile writes a file anyone may read (a certificate, the
+// fixture) through a temporary file in the same directory and a rename, so
+// readers never see half a file. Keys go through fsutil.WritePrivateFile.
+func writePublicFile(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("fakeccp: write %s: %w", path, err)
 	}
 	tmp := f.Name()
 	// On Windows mode bits mean little; the directory's ACL applies.
-	if err := f.Chmod(perm); err != nil && runtime.GOOS != "windows" {
+	if err := f.Chmod(0o644); err != nil && runtime.GOOS != "windows" {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("fakeccp: write %s: %w", path, err)
