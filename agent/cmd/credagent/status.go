@@ -13,43 +13,13 @@ import (
 	"github.com/credagent/credagent/config"
 )
 
-// agentStatus fills the agent's part of the report from the local API's
-// GET /v1/status.
-var agentStatus = func(socket string) (*statusview.Agent, error) {
-	st, err := fetchStatus(socket)
-	if err != nil {
-		return nil, err
-	}
-	return toView(st), nil
-}
-
+// fetchStatus asks the agent on socket for its own view (GET /v1/status).
 func fetchStatus(socket string) (*apitype.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return client.New(socket).Status(ctx)
-}
-
-// toView maps the local API's status onto what status shows.
-func toView(st *apitype.Status) *statusview.Agent {
-	a := &statusview.Agent{
-		Version:     st.Version,
-		KeyBackend:  st.KeyStore.Backend,
-		HardwareKey: st.KeyStore.HardwareBacked,
-		NeedsEnroll: st.KeyStore.NeedsReenroll,
-	}
-	for _, ap := range st.Applications {
-		a.Applications = append(a.Applications, statusview.Application{AppID: ap.AppID, NotAfter: ap.NotAfter})
-	}
-	for _, s := range st.Stores {
-		a.Stores = append(a.Stores, statusview.Store{Name: s.Name, LastContact: s.LastSuccess, LastError: s.LastError})
-	}
-	for _, c := range st.Credentials {
-		a.Credentials = append(a.Credentials, c.Name)
-	}
-	for _, r := range st.Rejected {
-		a.Rejected = append(a.Rejected, statusview.Rejection{File: r.File, Reason: r.Reason, At: r.At})
-	}
-	return a
+	c := client.New(socket)
+	defer c.Close()
+	return c.Status(ctx)
 }
 
 func init() {
@@ -102,11 +72,7 @@ func buildStatus(m service.Manager, configPath string) statusview.Report {
 		cfg = config.Default()
 	}
 	r.Socket = cfg.Paths.Socket
-	if agentStatus == nil {
-		r.AgentError = "status from the agent is not available in this build"
-		return r
-	}
-	a, err := agentStatus(r.Socket)
+	a, err := fetchStatus(r.Socket)
 	if err != nil {
 		r.AgentError = err.Error()
 		return r
@@ -128,7 +94,7 @@ func buildAgentOnlyStatus(devDir, socket string) statusview.Report {
 		}
 	}
 	r.Socket = socket
-	a, err := agentStatus(socket)
+	a, err := fetchStatus(socket)
 	if err != nil {
 		r.AgentError = err.Error()
 		return r

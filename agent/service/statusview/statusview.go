@@ -2,8 +2,9 @@
 // manager's state and, when the agent answers on its socket, the agent's own
 // view, rendered as a short human summary or as JSON.
 //
-// It holds plain structs so the rendering is tested without a running agent;
-// the command fills Agent from the local API's GET /v1/status.
+// The agent's part is the local API's GET /v1/status answer as it came
+// (apitype.Status), so --json shows all of it and the rendering is tested
+// without a running agent.
 package statusview
 
 import (
@@ -13,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 // Report is everything status shows.
@@ -22,40 +25,8 @@ type Report struct {
 	ServiceError string `json:"service_error,omitempty"`
 	Socket       string `json:"socket"`
 	// Agent is nil when the agent did not answer; AgentError says why.
-	Agent      *Agent `json:"agent,omitempty"`
-	AgentError string `json:"agent_error,omitempty"`
-}
-
-// Agent is the running agent's view.
-type Agent struct {
-	Version      string        `json:"version,omitempty"`
-	KeyBackend   string        `json:"key_backend"`
-	HardwareKey  bool          `json:"hardware_key"`
-	NeedsEnroll  string        `json:"needs_reenroll,omitempty"`
-	Applications []Application `json:"applications"`
-	Stores       []Store       `json:"stores"`
-	Credentials  []string      `json:"credentials"`
-	Rejected     []Rejection   `json:"rejected"`
-}
-
-// Application is one application certificate.
-type Application struct {
-	AppID    string    `json:"app_id"`
-	NotAfter time.Time `json:"not_after"`
-}
-
-// Store is one CCP store and the agent's last contact with it.
-type Store struct {
-	Name        string    `json:"name"`
-	LastContact time.Time `json:"last_contact,omitzero"`
-	LastError   string    `json:"last_error,omitempty"`
-}
-
-// Rejection is a refused delivery.
-type Rejection struct {
-	File   string    `json:"file"`
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
+	Agent      *apitype.Status `json:"agent,omitempty"`
+	AgentError string          `json:"agent_error,omitempty"`
 }
 
 // JSON writes r as indented JSON.
@@ -82,40 +53,43 @@ func (r Report) Human(w io.Writer, now time.Time) {
 		return
 	}
 	a := r.Agent
-	key := a.KeyBackend
-	if a.HardwareKey {
+	key := a.KeyStore.Backend
+	if a.KeyStore.HardwareBacked {
 		key += " (hardware)"
 	} else if key != "" {
 		key += " (software: not hardware-backed)"
 	}
-	if a.NeedsEnroll != "" {
-		key += "; NEEDS RE-ENROLMENT: " + a.NeedsEnroll
+	if a.KeyStore.NeedsReenroll != "" {
+		key += "; NEEDS RE-ENROLMENT: " + a.KeyStore.NeedsReenroll
 	}
 	if a.Version != "" {
 		fmt.Fprintf(w, "agent:        %s\n", a.Version)
 	}
 	fmt.Fprintf(w, "key:          %s\n", key)
 
-	apps := append([]Application(nil), a.Applications...)
+	apps := append([]apitype.ApplicationStatus(nil), a.Applications...)
 	sort.Slice(apps, func(i, j int) bool { return apps[i].AppID < apps[j].AppID })
 	fmt.Fprintf(w, "applications: %d\n", len(apps))
 	for _, ap := range apps {
 		fmt.Fprintf(w, "  %-24s %s\n", ap.AppID, expiry(ap.NotAfter, now))
 	}
-	stores := append([]Store(nil), a.Stores...)
+	stores := append([]apitype.StoreStatus(nil), a.Stores...)
 	sort.Slice(stores, func(i, j int) bool { return stores[i].Name < stores[j].Name })
 	fmt.Fprintf(w, "stores:       %d\n", len(stores))
 	for _, s := range stores {
 		c := "no contact yet"
-		if !s.LastContact.IsZero() {
-			c = "last contact " + ago(now.Sub(s.LastContact))
+		if !s.LastSuccess.IsZero() {
+			c = "last contact " + ago(now.Sub(s.LastSuccess))
 		}
 		if s.LastError != "" {
 			c += "; last error: " + s.LastError
 		}
 		fmt.Fprintf(w, "  %-24s %s\n", s.Name, c)
 	}
-	creds := append([]string(nil), a.Credentials...)
+	creds := make([]string, 0, len(a.Credentials))
+	for _, c := range a.Credentials {
+		creds = append(creds, c.Name)
+	}
 	sort.Strings(creds)
 	fmt.Fprintf(w, "credentials:  %d", len(creds))
 	if len(creds) > 0 {

@@ -5,16 +5,22 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 func TestHuman(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	r := Report{Service: "running", Socket: "/run/credagent/agent.sock", Agent: &Agent{
-		Version: "1.0.0", KeyBackend: "tpm", HardwareKey: true,
-		Applications: []Application{{"RPA-B", now.AddDate(0, 0, 40)}, {"RPA-A", now.Add(-time.Hour)}},
-		Stores:       []Store{{Name: "prod", LastContact: now.Add(-90 * time.Second)}, {Name: "dr"}},
-		Credentials:  []string{"sap", "crm"},
-		Rejected:     []Rejection{{File: "x.cad", Reason: "bad signature", At: now}},
+	r := Report{Service: "running", Socket: "/run/credagent/agent.sock", Agent: &apitype.Status{
+		Version:  "1.0.0",
+		KeyStore: apitype.KeyStoreStatus{Backend: "tpm", HardwareBacked: true},
+		Applications: []apitype.ApplicationStatus{
+			{AppID: "RPA-B", NotAfter: now.AddDate(0, 0, 40)},
+			{AppID: "RPA-A", NotAfter: now.Add(-time.Hour)},
+		},
+		Stores:      []apitype.StoreStatus{{Name: "prod", LastSuccess: now.Add(-90 * time.Second)}, {Name: "dr"}},
+		Credentials: []apitype.CredentialStatus{{Name: "sap", Store: "prod"}, {Name: "crm", Store: "prod"}},
+		Rejected:    []apitype.RejectedDelivery{{File: "x.cad", Reason: "bad signature", At: now}},
 	}}
 	var b bytes.Buffer
 	r.Human(&b, now)
@@ -57,17 +63,16 @@ func TestJSON(t *testing.T) {
 func TestHumanKeyLine(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
-		agent Agent
-		want  string
+		key  apitype.KeyStoreStatus
+		want string
 	}{
-		{Agent{KeyBackend: "tpm", HardwareKey: true}, "key:          tpm (hardware)\n"},
-		{Agent{KeyBackend: "file"}, "key:          file (software: not hardware-backed)\n"},
-		{Agent{KeyBackend: "file", NeedsEnroll: "TPM cleared"}, "key:          file (software: not hardware-backed); NEEDS RE-ENROLMENT: TPM cleared\n"},
+		{apitype.KeyStoreStatus{Backend: "tpm", HardwareBacked: true}, "key:          tpm (hardware)\n"},
+		{apitype.KeyStoreStatus{Backend: "file"}, "key:          file (software: not hardware-backed)\n"},
+		{apitype.KeyStoreStatus{Backend: "file", NeedsReenroll: "TPM cleared"}, "key:          file (software: not hardware-backed); NEEDS RE-ENROLMENT: TPM cleared\n"},
 	}
 	for _, tt := range tests {
 		var b bytes.Buffer
-		a := tt.agent
-		Report{Service: "running", Socket: "/s", Agent: &a}.Human(&b, now)
+		Report{Service: "running", Socket: "/s", Agent: &apitype.Status{KeyStore: tt.key}}.Human(&b, now)
 		if !bytes.Contains(b.Bytes(), []byte(tt.want)) {
 			t.Errorf("want %q in:\n%s", tt.want, b.String())
 		}
