@@ -7,11 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-
-	"github.com/credagent/credagent/platform/fsutil"
 )
 
 // The file backend
@@ -20,7 +15,7 @@ import (
 // the P-256 key as PKCS#8 (RFC 5208; the same format as `openssl genpkey
 // -algorithm EC -pkeyopt ec_paramgen_curve:P-256`). The directory is made
 // private (0700) and the file is written atomically, 0600, never through a
-// symlink (fsutil.WritePrivateFile). Every open checks the opened file's
+// symlink (fsutil.CreatePrivateFile). Every open checks the opened file's
 // owner (the effective uid), mode (no group or other bits), type (regular)
 // and link count (one); a file that fails is refused with an error wrapping
 // ErrInsecure that says what is wrong and how to fix it.
@@ -31,13 +26,10 @@ import (
 // FileExt is the extension of the file backend's key files.
 const FileExt = ".key"
 
-// maxKeyFile bounds a key file; a PEM P-256 key is about 240 bytes.
-const maxKeyFile = 16 << 10
-
 // FileStore keeps keys in private files in one directory.
 type FileStore struct {
-	dir  string
-	note string // why auto chose this backend, for Info
+	files keyDir
+	note  string // why auto chose this backend, for Info
 }
 
 var _ Store = (*FileStore)(nil)
@@ -48,25 +40,20 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	if dir == "" {
 		return nil, errors.New("keystore: file backend needs a directory")
 	}
-	if err := fsutil.MkdirPrivate(dir); err != nil {
-		return nil, insecure(err)
+	d, err := openKeyDir(dir, FileExt)
+	if err != nil {
+		return nil, err
 	}
-	return &FileStore{dir: dir}, nil
+	return &FileStore{files: d}, nil
 }
 
 // KeyPath is the file that holds the key called name.
-func (s *FileStore) KeyPath(name string) string { return filepath.Join(s.dir, name+FileExt) }
+func (s *FileStore) KeyPath(name string) string { return s.files.path(name) }
 
 // Create implements Store.
 func (s *FileStore) Create(name string) (Key, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
-	}
-	p := s.KeyPath(name)
-	if _, err := os.Lstat(p); err == nil {
-		return nil, ErrExists
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("keystore: %w", err)
 	}
 	priv, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
@@ -78,15 +65,10 @@ func (s *FileStore) Create(name string) (Key, error) {
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	clear(der)
-	// Exclusive: of two racing creates (two enrol runs), one wins and the
-	// other gets ErrExists; neither overwrites the other's key.
-	err = fsutil.CreatePrivateFile(p, data)
+	err = s.files.create(name, data)
 	clear(data)
-	if errors.Is(err, fs.ErrExist) {
-		return nil, ErrExists
-	}
 	if err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
+		return nil, err
 	}
 	return newSoftKey(priv), nil
 }
@@ -96,15 +78,12 @@ func (s *FileStore) Open(name string) (Key, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	p := s.KeyPath(name)
-	data, err := fsutil.ReadPrivateFile(p, maxKeyFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNotFound
-	}
+	data, err := s.files.read(name)
 	if err != nil {
-		return nil, insecure(err)
+		return nil, err
 	}
 	defer clear(data)
+	p := s.files.path(name)
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "PRIVATE KEY" {
 		return nil, fmt.Errorf("%w: %s is not a PEM PRIVATE KEY", ErrNeedsReenroll, p)
@@ -129,36 +108,14 @@ func (s *FileStore) Open(name string) (Key, error) {
 }
 
 // Delete implements Store.
-func (s *FileStore) Delete(name string) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	if err := os.Remove(s.KeyPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("keystore: %w", err)
-	}
-	return nil
-}
+func (s *FileStore) Delete(name string) error { return s.files.remove(name) }
 
-// Rename implements Renamer: one rename(2), which replaces the target. It
-// does not flush the directory: after a power cut the rename may be undone,
-// which leaves both keys in place, a state OpenAll handles.
-func (s *FileStore) Rename(from, to string) error {
-	if err := checkName(from); err != nil {
-		return err
-	}
-	if err := checkName(to); err != nil {
-		return err
-	}
-	err := os.Rename(s.KeyPath(from), s.KeyPath(to))
-	if errors.Is(err, fs.ErrNotExist) {
-		return ErrNotFound
-	}
-	return err
-}
+// Rename implements Renamer.
+func (s *FileStore) Rename(from, to string) error { return s.files.rename(from, to) }
 
 // Info implements Store.
 func (s *FileStore) Info() Info {
-	d := s.dir
+	d := s.files.dir
 	if s.note != "" {
 		d += "; " + s.note
 	}
@@ -167,12 +124,3 @@ func (s *FileStore) Info() Info {
 
 // Close implements Store.
 func (s *FileStore) Close() error { return nil }
-
-// insecure wraps an fsutil refusal so that it also matches ErrInsecure of
-// this package; other errors pass through.
-func insecure(err error) error {
-	if fsutil.IsInsecure(err) {
-		return fmt.Errorf("%w: %w", ErrInsecure, err)
-	}
-	return fmt.Errorf("keystore: %w", err)
-}

@@ -11,14 +11,11 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/credagent/credagent/platform/fsutil"
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
@@ -61,7 +58,7 @@ const tpmCommandTimeout = 30 * time.Second
 
 // TPMStore keeps TPM-wrapped keys in a directory and does ECDH in the TPM.
 type TPMStore struct {
-	dir    string
+	blobs  keyDir
 	device string
 
 	mu      sync.Mutex // guards everything below, and serialises TPM commands
@@ -110,14 +107,15 @@ func OpenTPMStore(device, dir string) (*TPMStore, error) {
 	if device == "" {
 		device = DefaultTPMDevice
 	}
-	if err := fsutil.MkdirPrivate(dir); err != nil {
-		return nil, insecure(err)
+	blobs, err := openKeyDir(dir, TPMFileExt)
+	if err != nil {
+		return nil, err
 	}
 	c, err := connectTPM(device)
 	if err != nil {
 		return nil, err
 	}
-	return &TPMStore{dir: dir, device: device, tpm: c.tpm, srk: c.srk, srkName: c.srkName, srkPub: c.srkPub}, nil
+	return &TPMStore{blobs: blobs, device: device, tpm: c.tpm, srk: c.srk, srkName: c.srkName, srkPub: c.srkPub}, nil
 }
 
 // tpmConn is an open TPM connection with the storage root key loaded.
@@ -184,17 +182,13 @@ func isTransportErr(err error) bool {
 		errors.Is(err, syscall.ENOENT) || errors.As(err, &opErr) || errors.As(err, &pathErr)
 }
 
-// blobPath is the file that holds the wrapped key called name.
-func (s *TPMStore) blobPath(name string) string { return filepath.Join(s.dir, name+TPMFileExt) }
-
 // Create implements Store.
 func (s *TPMStore) Create(name string) (Key, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	p := s.blobPath(name)
-	if _, err := os.Lstat(p); err == nil {
-		return nil, ErrExists
+	if s.blobs.exists(name) {
+		return nil, ErrExists // without a TPM2_Create, which is slow
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -209,11 +203,8 @@ func (s *TPMStore) Create(name string) (Key, error) {
 		return nil, fmt.Errorf("keystore: TPM2_Create: %w", err)
 	}
 	blob := encodeTPMBlob(s.srkName.Buffer, tpm2.Marshal(rsp.OutPublic), tpm2.Marshal(rsp.OutPrivate))
-	if err := fsutil.CreatePrivateFile(p, blob); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil, ErrExists
-		}
-		return nil, fmt.Errorf("keystore: %w", err)
+	if err := s.blobs.create(name, blob); err != nil {
+		return nil, err
 	}
 	k, err := s.newKey(rsp.OutPublic, rsp.OutPrivate)
 	if err != nil {
@@ -227,14 +218,11 @@ func (s *TPMStore) Open(name string) (Key, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	p := s.blobPath(name)
-	data, err := fsutil.ReadPrivateFile(p, 16<<10)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNotFound
-	}
+	data, err := s.blobs.read(name)
 	if err != nil {
-		return nil, insecure(err)
+		return nil, err
 	}
+	p := s.blobs.path(name)
 	srkName, pubBytes, privBytes, err := decodeTPMBlob(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrNeedsReenroll, p, err)
@@ -332,34 +320,14 @@ func sec1Point(x, y []byte) []byte {
 }
 
 // Delete implements Store.
-func (s *TPMStore) Delete(name string) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	if err := os.Remove(s.blobPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("keystore: %w", err)
-	}
-	return nil
-}
+func (s *TPMStore) Delete(name string) error { return s.blobs.remove(name) }
 
 // Rename implements Renamer.
-func (s *TPMStore) Rename(from, to string) error {
-	if err := checkName(from); err != nil {
-		return err
-	}
-	if err := checkName(to); err != nil {
-		return err
-	}
-	err := os.Rename(s.blobPath(from), s.blobPath(to))
-	if errors.Is(err, fs.ErrNotExist) {
-		return ErrNotFound
-	}
-	return err
-}
+func (s *TPMStore) Rename(from, to string) error { return s.blobs.rename(from, to) }
 
 // Info implements Store.
 func (s *TPMStore) Info() Info {
-	return Info{Backend: BackendTPM, HardwareBacked: true, Detail: s.device + ", blobs in " + s.dir}
+	return Info{Backend: BackendTPM, HardwareBacked: true, Detail: s.device + ", blobs in " + s.blobs.dir}
 }
 
 // Close flushes the SRK and the loaded keys and closes the TPM connection.
