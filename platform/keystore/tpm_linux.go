@@ -61,12 +61,9 @@ type TPMStore struct {
 	blobs  keyDir
 	device string
 
-	mu      sync.Mutex // guards everything below, and serialises TPM commands
-	tpm     transport.TPMCloser
-	srk     tpm2.TPMHandle
-	srkName tpm2.TPM2BName
-	srkPub  tpm2.TPMTPublic
-	closed  bool
+	mu sync.Mutex // guards everything below, and serialises TPM commands
+	tpmConn
+	closed bool
 }
 
 var _ Store = (*TPMStore)(nil)
@@ -115,7 +112,7 @@ func OpenTPMStore(device, dir string) (*TPMStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &TPMStore{blobs: blobs, device: device, tpm: c.tpm, srk: c.srk, srkName: c.srkName, srkPub: c.srkPub}, nil
+	return &TPMStore{blobs: blobs, device: device, tpmConn: *c}, nil
 }
 
 // tpmConn is an open TPM connection with the storage root key loaded.
