@@ -10,26 +10,25 @@ import (
 // The error codes the fake answers with, all from CCP's documentation
 // (ccp-api.md section 3).
 const (
-	CodeInvalidQuery      = "AIMWS030E" // 400 invalid query format (also invalid regexps)
-	CodeAppIDRequired     = "AIMWS031E" // 400 no AppID
-	CodeTooManyObjects    = "APPAP227E" // 400 more than one account matches
-	CodeVaultUnreachable  = "APPAP007E" // 400 connection to the Vault failed (fault VaultDown)
-	CodeInvalidContent    = "APPAP081E" // 400 request content invalid (forbidden characters, no criteria)
-	CodeInvalidUserName   = "CASVL010E" // 400 invalid characters in UserName
-	CodeAuthFailed        = "APPAP306E" // 403 application authentication failed
-	CodeAppNotDefined     = "APPAP008E" // 403 unknown AppID
-	CodeNoClientCert      = "APPAP330E" // 403 by default: the app needs a certificate, none arrived
-	CodeNotFound          = "APPAP004E" // 404 no match, or the app may not read the safe
-	CodePasswordChanging  = "APPAP282E" // 500 CPM change in progress and FailRequestOnPasswordChange
-	codeOK                = "OK"
-	codeIISNotFound       = "IIS 404.0"
-	codeIISCertRequired   = "IIS 403.7"
-	codeIISCertUntrusted  = "IIS 403.16"
-	codeIISCertExpired    = "IIS 403.17"
-	codeURLTooLong        = "HTTP 414"
-	codeMethodNotAllowed  = "HTTP 405"
-	codeFaultStatus       = "fault"
-	codeIISServiceUnavail = "IIS 503"
+	CodeInvalidQuery     = "AIMWS030E" // 400 invalid query format (also invalid regexps)
+	CodeAppIDRequired    = "AIMWS031E" // 400 no AppID
+	CodeTooManyObjects   = "APPAP227E" // 400 more than one account matches
+	CodeVaultUnreachable = "APPAP007E" // 400 connection to the Vault failed (fault VaultDown)
+	CodeInvalidContent   = "APPAP081E" // 400 request content invalid (forbidden characters, no criteria)
+	CodeInvalidUserName  = "CASVL010E" // 400 invalid characters in UserName
+	CodeAuthFailed       = "APPAP306E" // 403 application authentication failed
+	CodeAppNotDefined    = "APPAP008E" // 403 unknown AppID
+	CodeNoClientCert     = "APPAP330E" // 403 by default: the app needs a certificate, none arrived
+	CodeNotFound         = "APPAP004E" // 404 no match, or the app may not read the safe
+	CodePasswordChanging = "APPAP282E" // 500 CPM change in progress and FailRequestOnPasswordChange
+	codeOK               = "OK"
+	codeIISNotFound      = "IIS 404.0"
+	codeIISCertRequired  = "IIS 403.7"
+	codeIISCertUntrusted = "IIS 403.16"
+	codeIISCertExpired   = "IIS 403.17"
+	codeURLTooLong       = "HTTP 414"
+	codeMethodNotAllowed = "HTTP 405"
+	codeFaultStatus      = "fault"
 )
 
 // ccpError is an answer in CCP's JSON error envelope.
