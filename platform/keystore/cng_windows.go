@@ -48,13 +48,11 @@ var (
 	procDeriveKey              = ncrypt.NewProc("NCryptDeriveKey")
 	procDeleteKey              = ncrypt.NewProc("NCryptDeleteKey")
 	procFreeObject             = ncrypt.NewProc("NCryptFreeObject")
-	msPlatformCryptoProvider   = cngPlatformProvider // MS_PLATFORM_CRYPTO_PROVIDER
-	msKeyStorageProvider       = cngSoftwareProvider // MS_KEY_STORAGE_PROVIDER
-	bcryptECDHP256Algorithm    = "ECDH_P256"         // BCRYPT_ECDH_P256_ALGORITHM
-	bcryptECCPublicBlob        = "ECCPUBLICBLOB"     // BCRYPT_ECCPUBLIC_BLOB
-	bcryptKDFRawSecret         = "TRUNCATE"          // BCRYPT_KDF_RAW_SECRET
-	ncryptExportPolicyProperty = "Export Policy"     // NCRYPT_EXPORT_POLICY_PROPERTY
-	ncryptSecurityDescrProp    = "Security Descr"    // NCRYPT_SECURITY_DESCR_PROPERTY
+	bcryptECDHP256Algorithm    = "ECDH_P256"      // BCRYPT_ECDH_P256_ALGORITHM
+	bcryptECCPublicBlob        = "ECCPUBLICBLOB"  // BCRYPT_ECCPUBLIC_BLOB
+	bcryptKDFRawSecret         = "TRUNCATE"       // BCRYPT_KDF_RAW_SECRET
+	ncryptExportPolicyProperty = "Export Policy"  // NCRYPT_EXPORT_POLICY_PROPERTY
+	ncryptSecurityDescrProp    = "Security Descr" // NCRYPT_SECURITY_DESCR_PROPERTY
 )
 
 type ncryptHandle uintptr
@@ -127,7 +125,7 @@ func openCNG(opts Options) (Store, error) {
 	for _, name := range plan.providers {
 		s, err := openCNGProvider(name)
 		if err == nil {
-			s.platform = name == msPlatformCryptoProvider
+			s.platform = name == cngPlatformProvider
 			s.dir, s.plan = opts.Dir, plan
 			return s, nil
 		}
@@ -178,11 +176,11 @@ func (s *CNGStore) Create(name string) (Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errCNGClosed
+		return nil, errClosed
 	}
 	k, err := s.create(name)
 	if err != nil && s.platform && !s.plan.sticky && len(s.keys) == 0 && !errors.Is(err, ErrExists) {
-		soft, serr := openCNGProvider(msKeyStorageProvider)
+		soft, serr := openCNGProvider(cngSoftwareProvider)
 		if serr == nil {
 			freeObject(s.prov)
 			s.prov, s.provName, s.platform = soft.prov, soft.provName, false
@@ -266,7 +264,7 @@ func (s *CNGStore) Open(name string) (Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errCNGClosed
+		return nil, errClosed
 	}
 	h, err := s.openKey(name)
 	if err != nil {
@@ -325,7 +323,7 @@ func (s *CNGStore) Delete(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errCNGClosed
+		return errClosed
 	}
 	h, err := s.openKey(name)
 	if errors.Is(err, ErrNotFound) {
@@ -367,8 +365,6 @@ func (s *CNGStore) Close() error {
 	freeObject(s.prov)
 	return nil
 }
-
-var errCNGClosed = errors.New("keystore: store is closed")
 
 // cngErr maps the SECURITY_STATUS codes the contract cares about.
 func cngErr(err error) error {
@@ -415,7 +411,7 @@ func (k *cngKey) ECDH(peer *ecdh.PublicKey) ([]byte, error) {
 	k.s.mu.Lock()
 	defer k.s.mu.Unlock()
 	if k.s.closed {
-		return nil, errCNGClosed
+		return nil, errClosed
 	}
 	var hPeer ncryptHandle
 	if err := call(procImportKey, "NCryptImportKey",

@@ -77,6 +77,9 @@ var (
 	// ErrInsecure means the key's storage is readable by others or is not
 	// what it should be (a symlink, a foreign owner).
 	ErrInsecure = errors.New("keystore: key storage is not private")
+
+	// errClosed is what a closed store, and its keys, answer.
+	errClosed = errors.New("keystore: store is closed")
 )
 
 // KeyID is the stable identifier of a P-256 public key: the first 16 bytes of

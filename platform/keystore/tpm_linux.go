@@ -340,8 +340,6 @@ func (s *TPMStore) Close() error {
 	return s.tpm.Close()
 }
 
-var errClosed = errors.New("keystore: store is closed")
-
 func flush(t transport.TPM, h tpm2.TPMHandle) {
 	_, _ = tpm2.FlushContext{FlushHandle: h}.Execute(t)
 }
