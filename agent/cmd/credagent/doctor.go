@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,20 +17,26 @@ import (
 	"github.com/credagent/credagent/platform/keystore"
 )
 
-// doctorEnv completes the environment with what other packages provide (the
-// key store backends, the agent's own reports over the local API) as they
-// land; unset functions make their checks WARN "skipped".
-var doctorEnv = func(env *doctor.Env) {
+// errDoctorFailed is doctor's error when a check failed; the lines above it
+// say which.
+var errDoctorFailed = errors.New("some checks failed")
+
+// doctorEnv completes the environment with what other packages provide: the
+// key store backends, and the agent's own reports over the local API.
+func doctorEnv(env *doctor.Env) {
+	// The config check runs first and fills env.Config when it loads.
+	socket := func() string {
+		if env.Config != nil {
+			return env.Config.Paths.Socket
+		}
+		return config.Default().Paths.Socket
+	}
 	// The agent's own view, fetched once, for the checks that need it.
 	var st *apitype.Status
 	var stErr error
 	agent := func() (*apitype.Status, error) {
 		if st == nil && stErr == nil {
-			socket := config.Default().Paths.Socket
-			if env.Config != nil {
-				socket = env.Config.Paths.Socket
-			}
-			st, stErr = fetchStatus(socket)
+			st, stErr = fetchStatus(socket())
 		}
 		return st, stErr
 	}
@@ -52,11 +59,9 @@ var doctorEnv = func(env *doctor.Env) {
 		return out, nil
 	}
 	env.Stores = func(ctx context.Context) ([]doctor.Result, error) {
-		socket := config.Default().Paths.Socket
-		if env.Config != nil {
-			socket = env.Config.Paths.Socket
-		}
-		prs, err := client.New(socket).ProbeStores(ctx)
+		c := client.New(socket())
+		defer c.Close()
+		prs, err := c.ProbeStores(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("the agent is not reachable: %w", err)
 		}

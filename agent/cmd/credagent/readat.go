@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 )
-
-var errDoctorFailed = errors.New("some checks failed")
 
 // readAtFile replaces a flag value "@FILE" with the file's content.
 func readAtFile(v *string) error {
