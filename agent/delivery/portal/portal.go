@@ -188,8 +188,9 @@ func readLimited(path string) ([]byte, error) {
 	return b, nil
 }
 
-// LoadSigningKey reads a portal signing key written by MarshalKeyPair.
-func LoadSigningKey(path string) (crypto.Signer, error) {
+// readPrivateKey reads a PEM "PRIVATE KEY" (PKCS#8) file, clearing the DER
+// once parsed.
+func readPrivateKey(path string) (any, error) {
 	der, err := readPEM(path, "PRIVATE KEY")
 	if err != nil {
 		return nil, err
@@ -198,6 +199,15 @@ func LoadSigningKey(path string) (crypto.Signer, error) {
 	k, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("portal: %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// LoadSigningKey reads a portal signing key written by MarshalKeyPair.
+func LoadSigningKey(path string) (crypto.Signer, error) {
+	k, err := readPrivateKey(path)
+	if err != nil {
+		return nil, err
 	}
 	s, ok := k.(crypto.Signer)
 	if !ok {
@@ -211,14 +221,9 @@ func LoadSigningKey(path string) (crypto.Signer, error) {
 
 // LoadGroupKey reads a group private key written by MarshalKeyPair.
 func LoadGroupKey(path string) (*ecdh.PrivateKey, error) {
-	der, err := readPEM(path, "PRIVATE KEY")
+	k, err := readPrivateKey(path)
 	if err != nil {
 		return nil, err
-	}
-	defer clear(der)
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("portal: %s: %w", path, err)
 	}
 	var ek *ecdh.PrivateKey
 	switch k := k.(type) {
