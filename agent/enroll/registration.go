@@ -4,6 +4,7 @@
 package enroll
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"encoding/base64"
 	"encoding/json"
@@ -81,7 +82,7 @@ func Parse(rd io.Reader) (Registration, *ecdh.PublicKey, error) {
 	if len(b) > MaxSize {
 		return Registration{}, nil, errors.New("registration: document too large")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var r Registration
 	if err := dec.Decode(&r); err != nil {
