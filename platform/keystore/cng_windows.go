@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"sync"
 	"unsafe"
 
@@ -115,7 +114,13 @@ func openCNG(opts Options) (Store, error) {
 	var recorded []byte
 	readErr := fs.ErrNotExist
 	if opts.Dir != "" {
-		recorded, readErr = os.ReadFile(cngProviderPath(opts.Dir))
+		// Read as a private file: it decides where the key is made, so one
+		// planted by an ordinary user (who may create files under
+		// %ProgramData%) must be refused, not obeyed.
+		recorded, readErr = fsutil.ReadPrivateFile(cngProviderPath(opts.Dir), maxKeyFile)
+		if fsutil.IsInsecure(readErr) {
+			return nil, insecure(readErr)
+		}
 	}
 	plan, err := planCNG(recorded, readErr)
 	if err != nil {
@@ -144,8 +149,8 @@ func (s *CNGStore) recordProvider() error {
 	if s.plan.sticky || s.dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return err
+	if err := fsutil.MkdirPrivate(s.dir); err != nil {
+		return insecure(err)
 	}
 	if err := fsutil.WritePrivateFile(cngProviderPath(s.dir), []byte(s.provName+"\n")); err != nil {
 		return fmt.Errorf("keystore: recording the CNG provider: %w", err)
