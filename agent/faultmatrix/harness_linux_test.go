@@ -36,8 +36,9 @@ import (
 // sharedPKI is the dev CA, server and DemoApp certificates, made once per run.
 var sharedPKI *fakeccp.DevPKI
 
-// plantedPasswords are the dev fixture's passwords; no log may hold them.
-var plantedPasswords = []string{"Sap-Pr0d!pass", "Rpa01-W1n!pass", "Dup-A!pass", "Dup-B!pass", "R0tating!pass", "L3gacy-Db!pass", "Hr-Adm1n!pass"}
+// plantedPasswords are every password of the dev fixture (set with
+// sharedPKI); no log may hold them.
+var plantedPasswords []string
 
 // Fast client settings, so that failures show within the test budget. The
 // rows assert bounds derived from them.
