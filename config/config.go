@@ -160,6 +160,18 @@ type CCP struct {
 	HTTP2 bool `yaml:"http2"`
 }
 
+// Defaults of the ccp section. agent/ccp uses the same values when a field of
+// its Options is zero, so they are written once, here.
+const (
+	DefaultCCPConnectTimeout     = 5 * time.Second
+	DefaultCCPTLSTimeout         = 10 * time.Second
+	DefaultCCPRequestTimeout     = 30 * time.Second
+	DefaultCCPRetries            = 2
+	DefaultCCPRetryBackoff       = 200 * time.Millisecond
+	DefaultCCPPasswordChangeWait = 30 * time.Second
+	DefaultCCPPoolSize           = 16
+)
+
 // Default returns the configuration used when a key is absent, for this OS.
 func Default() Config {
 	d := paths.Default()
@@ -201,13 +213,13 @@ func withDefaults(d paths.Defaults) Config {
 			RateBurst:       400,
 		},
 		CCP: CCP{
-			ConnectTimeout:     5 * time.Second,
-			TLSTimeout:         10 * time.Second,
-			RequestTimeout:     30 * time.Second,
-			Retries:            2,
-			RetryBackoff:       200 * time.Millisecond,
-			PasswordChangeWait: 30 * time.Second,
-			PoolSize:           16,
+			ConnectTimeout:     DefaultCCPConnectTimeout,
+			TLSTimeout:         DefaultCCPTLSTimeout,
+			RequestTimeout:     DefaultCCPRequestTimeout,
+			Retries:            DefaultCCPRetries,
+			RetryBackoff:       DefaultCCPRetryBackoff,
+			PasswordChangeWait: DefaultCCPPasswordChangeWait,
+			PoolSize:           DefaultCCPPoolSize,
 		},
 	}
 }

@@ -17,15 +17,16 @@ const DefaultPath = "/AIMWebService"
 // few kilobytes; anything past this is refused as a server error.
 const MaxResponseBytes = 1 << 20
 
-// Defaults used when an Options duration or count is zero. Every timeout is
-// bounded: there is no way to ask for "wait forever".
+// Defaults used when an Options duration or count is zero: the config's
+// defaults for the ccp section. Every timeout is bounded: there is no way to
+// ask for "wait forever".
 const (
-	DefaultConnectTimeout     = 5 * time.Second
-	DefaultTLSTimeout         = 10 * time.Second
-	DefaultRequestTimeout     = 30 * time.Second
-	DefaultRetryBackoff       = 200 * time.Millisecond
-	DefaultPasswordChangeWait = 30 * time.Second
-	DefaultPoolSize           = 16
+	DefaultConnectTimeout     = config.DefaultCCPConnectTimeout
+	DefaultTLSTimeout         = config.DefaultCCPTLSTimeout
+	DefaultRequestTimeout     = config.DefaultCCPRequestTimeout
+	DefaultRetryBackoff       = config.DefaultCCPRetryBackoff
+	DefaultPasswordChangeWait = config.DefaultCCPPasswordChangeWait
+	DefaultPoolSize           = config.DefaultCCPPoolSize
 
 	// maxBackoff caps one sleep between attempts.
 	maxBackoff = 5 * time.Second
