@@ -7,12 +7,9 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
-)
 
-// PipePrefix is the named-pipe namespace that only Administrators and SYSTEM
-// can create pipes in, so an unprivileged process cannot squat the name
-// before the service starts.
-const PipePrefix = `\\.\pipe\ProtectedPrefix\Administrators\`
+	"github.com/credagent/credagent/platform/localsock"
+)
 
 func programData() string {
 	if p := os.Getenv("ProgramData"); p != "" {
@@ -29,7 +26,9 @@ func defaults() Defaults {
 		KeyDir:     filepath.Join(base, "keys"),
 		InboxDir:   filepath.Join(base, "inbox"),
 		LogDir:     filepath.Join(base, "log"),
-		Socket:     PipePrefix + "credagent",
+		// Under the prefix where only Administrators and SYSTEM can create
+		// pipes, so an unprivileged process cannot squat the name.
+		Socket: localsock.ProtectedPrefix + "credagent",
 	}
 }
 
