@@ -71,9 +71,7 @@ func doctorEnv(env *doctor.Env) {
 		}
 		return out, nil
 	}
-	env.OpenKeyStore = func(c config.KeyStore) (keystore.Store, error) {
-		return keystore.Open(keystore.Options{Backend: c.Backend, Dir: c.Dir, TPMDevice: c.TPMDevice})
-	}
+	env.OpenKeyStore = openKeyStore
 }
 
 func init() {
@@ -119,4 +117,9 @@ Example:
 			return nil
 		},
 	})
+}
+
+// openKeyStore opens the key store the config names, for doctor and enroll.
+func openKeyStore(c config.KeyStore) (keystore.Store, error) {
+	return keystore.Open(keystore.Options{Backend: c.Backend, Dir: c.Dir, TPMDevice: c.TPMDevice})
 }

@@ -95,11 +95,7 @@ func runEnroll(o enrollOptions, stdout io.Writer, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	store, err := keystore.Open(keystore.Options{
-		Backend:   cfg.KeyStore.Backend,
-		Dir:       cfg.KeyStore.Dir,
-		TPMDevice: cfg.KeyStore.TPMDevice,
-	})
+	store, err := openKeyStore(cfg.KeyStore)
 	if err != nil {
 		return err
 	}
