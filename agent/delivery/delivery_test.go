@@ -125,9 +125,6 @@ func TestReason(t *testing.T) {
 		if got := Reason(fmt.Errorf("x: %w", r.err)); got != r.code {
 			t.Errorf("Reason(%v) = %s", r.err, got)
 		}
-		if ReasonError(r.code) != r.err {
-			t.Errorf("ReasonError(%s)", r.code)
-		}
 	}
 	if Reason(errors.New("other")) != "error" {
 		t.Error("unknown error")

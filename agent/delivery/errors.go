@@ -78,13 +78,3 @@ func Reason(err error) string {
 	}
 	return "error"
 }
-
-// ReasonError returns the sentinel for a code produced by Reason, or nil.
-func ReasonError(code string) error {
-	for _, r := range reasons {
-		if r.code == code {
-			return r.err
-		}
-	}
-	return nil
-}

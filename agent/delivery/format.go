@@ -438,15 +438,6 @@ func checkName(v string) error {
 	return nil
 }
 
-// CheckName reports whether v is acceptable as a target, machine ID or group
-// name.
-func CheckName(v string) error {
-	if err := checkName(v); err != nil {
-		return fmt.Errorf("%w: name %q: %v", ErrInvalid, v, err)
-	}
-	return nil
-}
-
 // checkKeyID accepts exactly 32 lowercase hex digits.
 func checkKeyID(v string) error {
 	if len(v) != 32 {

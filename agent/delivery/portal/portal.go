@@ -34,10 +34,6 @@ import (
 // MaxFileSize bounds every key, .pfx and password file read here.
 const MaxFileSize = 1 << 20
 
-// ErrKeyMismatch is delivery.ErrKeyMismatch: the .pfx key is not the
-// certificate's.
-var ErrKeyMismatch = delivery.ErrKeyMismatch
-
 // PFX is an opened .pfx/.p12.
 type PFX struct {
 	Application *delivery.Application
