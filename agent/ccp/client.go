@@ -105,10 +105,10 @@ func New(opts Options, cert CertSource) (*Client, error) {
 	}
 	c.path = p
 	var err error
-	if c.roots, err = loadRoots(opts.CABundle); err != nil {
+	if c.roots, err = LoadRoots(opts.CABundle); err != nil {
 		return nil, bad(err.Error(), nil)
 	}
-	if c.pins, err = parsePins(opts.Pins); err != nil {
+	if c.pins, err = ParsePins(opts.Pins); err != nil {
 		return nil, bad(err.Error(), nil)
 	}
 	if opts.Proxy != "" {

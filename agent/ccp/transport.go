@@ -38,8 +38,9 @@ func (e *proxyError) Error() string {
 	return fmt.Sprintf("proxy %s refused CONNECT: %d %s", e.proxy, e.status, e.text)
 }
 
-// loadRoots returns the system roots plus the PEM bundle.
-func loadRoots(bundle []byte) (*x509.CertPool, error) {
+// LoadRoots returns the system roots plus the PEM bundle: the trust of a
+// store (and of doctor's probe of it).
+func LoadRoots(bundle []byte) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
@@ -50,9 +51,9 @@ func loadRoots(bundle []byte) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// parsePins decodes base64 SHA-256 SPKI pins (standard or URL alphabet,
+// ParsePins decodes base64 SHA-256 SPKI pins (standard or URL alphabet,
 // with or without padding, an optional "sha256/" prefix as in HPKP).
-func parsePins(pins []string) ([][]byte, error) {
+func ParsePins(pins []string) ([][]byte, error) {
 	var out [][]byte
 	for i, p := range pins {
 		p = strings.TrimPrefix(strings.TrimSpace(p), "sha256/")
@@ -262,15 +263,25 @@ func (c *Client) verifyConnection(cs tls.ConnectionState) error {
 	if len(c.pins) == 0 {
 		return nil
 	}
-	for _, chain := range cs.VerifiedChains {
+	if PinsMatch(cs.VerifiedChains, c.pins) {
+		return nil
+	}
+	return pinError{}
+}
+
+// PinsMatch reports whether a verified chain holds a certificate whose
+// SubjectPublicKeyInfo has one of the pins (from ParsePins). Pins are
+// checked on top of chain verification, never instead of it.
+func PinsMatch(chains [][]*x509.Certificate, pins [][]byte) bool {
+	for _, chain := range chains {
 		for _, cert := range chain {
 			sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-			for _, p := range c.pins {
+			for _, p := range pins {
 				if bytes.Equal(sum[:], p) {
-					return nil
+					return true
 				}
 			}
 		}
 	}
-	return pinError{}
+	return false
 }
