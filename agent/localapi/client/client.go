@@ -301,11 +301,10 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 	if err != nil {
 		return nil, err
 	}
-	buf := bytes.NewBuffer(b)
 	if resp.StatusCode != http.StatusOK {
 		var er apitype.ErrorResponse
 		e := &Error{HTTPStatus: resp.StatusCode, Class: "server_error", Message: resp.Status}
-		if json.Unmarshal(buf.Bytes(), &er) == nil && er.Error.Class != "" {
+		if json.Unmarshal(b, &er) == nil && er.Error.Class != "" {
 			e = fromWire(&er.Error)
 			e.HTTPStatus = resp.StatusCode
 		}
@@ -314,7 +313,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 		}
 		return nil, e
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // readAll reads an answer of (if known) n bytes into one buffer. When it
