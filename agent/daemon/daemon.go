@@ -85,10 +85,15 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 
-	for _, d := range []string{cfg.Paths.StateDir, cfg.Paths.InboxDir} {
-		if err := ensureDir(d); err != nil {
-			return err
-		}
+	// The state directory holds the sealed records and the registration: it
+	// must be private, whether it is new or not. The inbox is only created
+	// if missing: a portal drop account may be granted it, and every file
+	// in it is checked on its own (owner, type, signature).
+	if err := fsutil.MkdirPrivate(cfg.Paths.StateDir); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if err := ensureDir(cfg.Paths.InboxDir); err != nil {
+		return err
 	}
 
 	ks := opts.KeyStore
@@ -144,13 +149,9 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("inbox: %w", err)
 		}
-		loadStart := time.Now()
 		if err := in.Load(ctx); err != nil {
 			return fmt.Errorf("rebuilding state from %s: %w", cfg.Paths.StateDir, err)
 		}
-		snap := st.Load()
-		log.Info().Int("applications", len(snap.Applications)).Int("stores", len(snap.Stores)).
-			Int("credentials", len(snap.Credentials)).Dur("took", time.Since(loadStart)).Msg("state rebuilt from sealed records")
 	} else {
 		_ = st.Update(func(s *state.Snapshot) error { s.NeedsReenroll = needsReenroll; return nil })
 		log.Error().Str("reason", needsReenroll).Msg("the machine key cannot be used: the agent needs re-enrolment (run `credagent enroll --rotate` and register the new key); deliveries are kept, not opened")
@@ -538,13 +539,11 @@ func probeStores(ctx context.Context, snap *state.Snapshot) []apitype.ProbeResul
 	return out
 }
 
-// ensureDir creates a private directory if it is missing.
+// ensureDir creates a private directory if it is missing, and leaves an
+// existing one as it is.
 func ensureDir(d string) error {
 	if _, err := os.Stat(d); err == nil {
 		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(d), 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", filepath.Dir(d), err)
 	}
 	if err := fsutil.MkdirPrivate(d); err != nil {
 		return fmt.Errorf("creating %s: %w", d, err)

@@ -337,6 +337,7 @@ func (in *Inbox) pruneRejected() {
 // applied and is reported, but its sequence number still counts against
 // replays. Load replaces whatever the inbox held before.
 func (in *Inbox) Load(ctx context.Context) error {
+	start := time.Now()
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.seqs = map[delivery.Object]uint64{}
@@ -392,7 +393,8 @@ func (in *Inbox) Load(ctx context.Context) error {
 	})
 	snap = in.o.State.Load()
 	in.o.Log.Info().Int("applications", len(snap.Applications)).Int("stores", len(snap.Stores)).
-		Int("credentials", len(snap.Credentials)).Int("group_keys", len(snap.GroupKeys)).Msg("inbox: state loaded from records")
+		Int("credentials", len(snap.Credentials)).Int("group_keys", len(snap.GroupKeys)).Dur("took", time.Since(start)).
+		Msg("inbox: state rebuilt from the sealed records")
 	in.warnExpiringLocked(now)
 	return nil
 }
