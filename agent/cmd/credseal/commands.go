@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -230,7 +229,7 @@ func cmdApp(e *env, args []string) error {
 	if *p12 == "" {
 		return errors.New("--p12 is required")
 	}
-	data, err := os.ReadFile(*p12)
+	data, err := portal.ReadFile(*p12)
 	if err != nil {
 		return err
 	}
@@ -285,7 +284,7 @@ func cmdStore(e *env, args []string) error {
 	s.Servers, s.Pins, s.NoProxy = servers, pins, noProxy
 	s.CacheTTLSeconds, s.CacheMaxStaleSeconds = int64(ttl.Seconds()), int64(stale.Seconds())
 	if *caFile != "" {
-		b, err := os.ReadFile(*caFile)
+		b, err := portal.ReadFile(*caFile)
 		if err != nil {
 			return err
 		}

@@ -157,7 +157,7 @@ func MarshalKeyPair(k any) (priv, pub []byte, err error) {
 }
 
 func readPEM(path, want string) ([]byte, error) {
-	b, err := readLimited(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,10 @@ func readPEM(path, want string) ([]byte, error) {
 	return blk.Bytes, nil
 }
 
-func readLimited(path string) ([]byte, error) {
+// ReadFile reads a file the portal side is given (a .pfx, a key, a
+// password, a CA bundle, a registration), refusing one larger than
+// MaxFileSize rather than reading it whole.
+func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("portal: %w", err)
