@@ -157,7 +157,10 @@ func TestAppFromP12(t *testing.T) {
 }
 
 // opensslP12s makes .pfx files with the openssl command: OpenSSL 3's default
-// (AES-256-CBC, PBKDF2) and -legacy (3DES and RC2-40).
+// (AES-256-CBC, PBKDF2) and -legacy (3DES and RC2-40), and one shaped like
+// a Windows "TripleDES-SHA1" export: 3DES for both the certificates and the
+// key, SHA-1 MAC (-legacy -descert). Windows' other export, "AES256-SHA256",
+// uses the same PBES2 AES-256 and SHA-256 MAC as OpenSSL 3's default.
 func opensslP12s(t *testing.T, dir string) []p12case {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -183,6 +186,7 @@ func opensslP12s(t *testing.T, dir string) []p12case {
 	os.WriteFile(pwFile, []byte(pw), 0o600)
 	sh("pkcs12", "-export", "-inkey", "app.key", "-in", "app.crt", "-certfile", "ca.crt", "-out", "aes.p12", "-passout", "file:p12pass")
 	sh("pkcs12", "-export", "-legacy", "-inkey", "app.key", "-in", "app.crt", "-certfile", "ca.crt", "-out", "legacy.p12", "-passout", "file:p12pass")
+	sh("pkcs12", "-export", "-legacy", "-descert", "-inkey", "app.key", "-in", "app.crt", "-certfile", "ca.crt", "-out", "windows-3des.p12", "-passout", "file:p12pass")
 	crt, err := os.ReadFile(filepath.Join(dir, "app.crt"))
 	if err != nil {
 		t.Fatal(err)
@@ -194,6 +198,7 @@ func opensslP12s(t *testing.T, dir string) []p12case {
 	return []p12case{
 		{"openssl AES-256", filepath.Join(dir, "aes.p12"), pw, leaf.Leaf.Raw},
 		{"openssl legacy 3DES RC2", filepath.Join(dir, "legacy.p12"), pw, leaf.Leaf.Raw},
+		{"Windows TripleDES-SHA1 shape", filepath.Join(dir, "windows-3des.p12"), pw, leaf.Leaf.Raw},
 	}
 }
 
