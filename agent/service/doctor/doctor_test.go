@@ -6,9 +6,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"errors"
 	"math/big"
 	"net"
@@ -206,6 +208,21 @@ func TestProbeStore(t *testing.T) {
 	pinned.Pins = []string{"AAAA"}
 	if rs := ProbeStore(ctx, pinned); rs[2].Level != Fail {
 		t.Fatalf("wrong pin: %+v", rs)
+	}
+	// The pin of the server's key, in every form the CCP client accepts:
+	// the doctor must agree with it.
+	spki := sha256.Sum256(ts.Certificate().RawSubjectPublicKeyInfo)
+	for _, pin := range []string{
+		base64.StdEncoding.EncodeToString(spki[:]),
+		base64.RawStdEncoding.EncodeToString(spki[:]),
+		base64.RawURLEncoding.EncodeToString(spki[:]),
+		"sha256/" + base64.StdEncoding.EncodeToString(spki[:]),
+	} {
+		good := base
+		good.Pins = []string{pin}
+		if rs := ProbeStore(ctx, good); rs[2].Level != Pass {
+			t.Fatalf("right pin %q refused: %+v", pin, rs)
+		}
 	}
 	down := base
 	l, _ := net.Listen("tcp", "127.0.0.1:0")

@@ -2,18 +2,17 @@ package doctor
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/credagent/credagent/agent/ccp"
 )
 
 // Store is what probing one CCP store needs. The agent fills it from its
@@ -77,17 +76,24 @@ func probeServer(ctx context.Context, s Store, srv string) []Result {
 	}
 	out = append(out, r("tcp", Pass, conn.RemoteAddr().String(), ""))
 
-	roots := s.Roots
-	if roots == nil {
-		if roots, err = x509.SystemCertPool(); err != nil || roots == nil {
-			roots = x509.NewCertPool()
-		}
+	// Trust and pins exactly as the CCP client does.
+	var roots *x509.CertPool
+	if s.Roots == nil {
+		roots, err = ccp.LoadRoots(s.CABundle)
 	} else {
-		roots = roots.Clone()
+		roots = s.Roots.Clone()
+		if len(s.CABundle) > 0 && !roots.AppendCertsFromPEM(s.CABundle) {
+			err = errors.New("CA bundle holds no PEM certificate")
+		}
 	}
-	if len(s.CABundle) > 0 && !roots.AppendCertsFromPEM(s.CABundle) {
+	if err != nil {
 		conn.Close()
-		return append(out, r("tls", Fail, "the store's CA bundle holds no certificate", "fix the CA bundle in the portal"))
+		return append(out, r("tls", Fail, "the store's "+err.Error(), "fix the CA bundle in the portal"))
+	}
+	pins, err := ccp.ParsePins(s.Pins)
+	if err != nil {
+		conn.Close()
+		return append(out, r("tls", Fail, "the store's "+err.Error(), "fix the pins in the portal"))
 	}
 	tcfg := &tls.Config{
 		ServerName:    host,
@@ -100,7 +106,12 @@ func probeServer(ctx context.Context, s Store, srv string) []Result {
 			}
 			return s.ClientCert, nil
 		},
-		VerifyConnection: func(cs tls.ConnectionState) error { return checkPins(cs, s.Pins) },
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(pins) > 0 && !ccp.PinsMatch(cs.VerifiedChains, pins) {
+				return errors.New("no certificate in the server's chain matches the store's pins")
+			}
+			return nil
+		},
 	}
 	tc := tls.Client(conn, tcfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -168,21 +179,4 @@ func healthRequest(ctx context.Context, s Store, u *url.URL, tcfg *tls.Config, r
 	default:
 		return r("client certificate", Warn, "the TLS session was accepted, CCP answered "+resp.Status, "see CCP's log for the request from this machine")
 	}
-}
-
-// checkPins accepts the connection when no pins are set, or when any
-// certificate in the verified chain has a pinned SPKI hash.
-func checkPins(cs tls.ConnectionState, pins []string) error {
-	if len(pins) == 0 {
-		return nil
-	}
-	for _, chain := range cs.VerifiedChains {
-		for _, c := range chain {
-			sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-			if slices.Contains(pins, base64.StdEncoding.EncodeToString(sum[:])) {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("no certificate in the server's chain matches the store's pins")
 }
