@@ -99,7 +99,7 @@ func (env *Env) checkKeyStore(context.Context) []Result {
 	case errors.Is(err, keystore.ErrNotFound):
 		return warn(detail+": no machine key yet", "enrol the machine: credagent enroll")
 	case errors.Is(err, keystore.ErrNeedsReenroll):
-		return fail(detail+": "+err.Error(), "enrol the machine again: credagent enroll")
+		return fail(detail+": "+err.Error(), "enrol the machine again: credagent enroll --rotate, then register the new key in the portal")
 	case err != nil:
 		return fail(detail+": "+err.Error(), "see the error; the key's files must be owned by root with mode 0600")
 	}
