@@ -31,9 +31,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
-	"slices"
 	"strconv"
 	"time"
 	"unicode"
@@ -412,28 +409,9 @@ func (s *Server) serveProbeStores(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "store probes are not available in this agent")
 		return
 	}
-	if !privileged(callerOf(r)) {
+	if !callerOf(r).Privileged() {
 		writeError(w, http.StatusForbidden, "forbidden", "store probes need root or an administrator")
 		return
 	}
 	writeJSON(w, http.StatusOK, apitype.ProbeResponse{Results: s.opts.ProbeStores(r.Context())})
-}
-
-// Well-known Windows SIDs of privileged callers.
-const (
-	sidLocalSystem    = "S-1-5-18"
-	sidAdministrators = "S-1-5-32-544"
-)
-
-func privileged(id *localsock.Identity) bool {
-	if id == nil {
-		return false
-	}
-	if runtime.GOOS == "windows" {
-		if id.SID == sidLocalSystem {
-			return true
-		}
-		return slices.Contains(id.GroupSIDs, sidAdministrators)
-	}
-	return id.UID == 0 || int(id.UID) == os.Getuid()
 }

@@ -25,6 +25,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -73,6 +75,25 @@ func (id *Identity) String() string {
 		who += "(" + id.Username + ")"
 	}
 	return fmt.Sprintf("%s pid=%d exe=%q", who, id.PID, id.Exe)
+}
+
+// Well-known Windows SIDs of privileged accounts.
+const (
+	SIDLocalSystem    = "S-1-5-18"
+	SIDAdministrators = "S-1-5-32-544"
+)
+
+// Privileged reports whether the caller administers the machine: on Linux
+// root or the agent's own user; on Windows (where the caller has a SID)
+// SYSTEM or a member of Administrators.
+func (id *Identity) Privileged() bool {
+	if id == nil {
+		return false
+	}
+	if id.SID != "" {
+		return id.SID == SIDLocalSystem || slices.Contains(id.GroupSIDs, SIDAdministrators)
+	}
+	return id.UID == 0 || int(id.UID) == os.Getuid()
 }
 
 // InGroup reports whether gid is the caller's primary or a supplementary

@@ -1,0 +1,30 @@
+package localsock
+
+import (
+	"os"
+	"testing"
+)
+
+func TestPrivileged(t *testing.T) {
+	self := uint32(os.Getuid())
+	tests := []struct {
+		name string
+		id   *Identity
+		want bool
+	}{
+		{"nil", nil, false},
+		{"root", &Identity{UID: 0}, true},
+		{"the agent's own user", &Identity{UID: self}, true},
+		{"another user", &Identity{UID: self + 12345}, self+12345 == 0},
+		{"SYSTEM", &Identity{SID: SIDLocalSystem}, true},
+		{"an Administrator", &Identity{SID: "S-1-5-21-1-2-3-1001", GroupSIDs: []string{"S-1-5-32-545", SIDAdministrators}}, true},
+		{"a Windows user", &Identity{SID: "S-1-5-21-1-2-3-1002", GroupSIDs: []string{"S-1-5-32-545"}}, false},
+		// A Windows caller is judged by its SID only, never by a zero UID.
+		{"a Windows user with UID 0", &Identity{UID: 0, SID: "S-1-5-21-1-2-3-1003"}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.id.Privileged(); got != tt.want {
+			t.Errorf("%s: Privileged() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
