@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"io"
 	"maps"
 	mrand "math/rand/v2"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/credagent/credagent/agent/secret"
 	"github.com/rs/zerolog"
 )
 
@@ -313,7 +313,7 @@ func (c *Client) attempt(ctx context.Context, tr *http.Transport, i int, query, 
 		return nil, classifyTransport(err)
 	}
 	defer resp.Body.Close()
-	body, err := readBody(resp.Body, resp.ContentLength)
+	body, err := secret.ReadAll(resp.Body, resp.ContentLength, MaxResponseBytes)
 	defer clear(body)
 	if err == nil && actx.Err() != nil {
 		// On cancellation the transport may end a chunked body as if it
@@ -321,7 +321,7 @@ func (c *Client) attempt(ctx context.Context, tr *http.Transport, i int, query, 
 		err = actx.Err()
 	}
 	if err != nil {
-		if errors.Is(err, errTooLarge) {
+		if errors.Is(err, secret.ErrTooLarge) {
 			return nil, &Error{Class: ClassServerError, HTTPStatus: resp.StatusCode,
 				Message: "the answer is larger than " + strconv.Itoa(MaxResponseBytes) + " bytes"}
 		}
@@ -330,38 +330,6 @@ func (c *Client) attempt(ctx context.Context, tr *http.Transport, i int, query, 
 		return nil, e
 	}
 	return decodeResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body)
-}
-
-var errTooLarge = errors.New("response too large")
-
-// readBody reads at most MaxResponseBytes. When it must grow its buffer it
-// wipes the one it leaves behind, since the body holds the password.
-func readBody(r io.Reader, hint int64) ([]byte, error) {
-	size := 4096
-	if hint > 0 && hint <= MaxResponseBytes {
-		size = int(hint) + 1
-	}
-	buf := make([]byte, 0, size)
-	lr := io.LimitReader(r, MaxResponseBytes+1)
-	for {
-		if len(buf) == cap(buf) {
-			nb := make([]byte, len(buf), 2*cap(buf))
-			copy(nb, buf)
-			clear(buf)
-			buf = nb
-		}
-		n, err := lr.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > MaxResponseBytes {
-			return buf, errTooLarge
-		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // transport returns the Transport for the certificate CertSource returns

@@ -297,9 +297,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 		return nil, fmt.Errorf("credagent: %s %s via %s: %w", method, path, c.path, err)
 	}
 	defer resp.Body.Close()
-	b, err := readAll(resp.Body, resp.ContentLength)
+	b, err := secret.ReadAll(resp.Body, resp.ContentLength, maxResponse)
+	if errors.Is(err, secret.ErrTooLarge) {
+		return nil, errors.New("credagent: answer too large")
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("credagent: reading the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var er apitype.ErrorResponse
@@ -314,37 +317,6 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 		return nil, e
 	}
 	return b, nil
-}
-
-// readAll reads an answer of (if known) n bytes into one buffer. When it
-// must grow, it zeroes the array it leaves, so no copy of a password stays
-// behind in memory that nobody will wipe.
-func readAll(r io.Reader, n int64) ([]byte, error) {
-	if n < 0 || n > maxResponse {
-		n = 4096
-	}
-	b := make([]byte, 0, n+1)
-	for {
-		if len(b) == cap(b) {
-			if len(b) > maxResponse {
-				clear(b)
-				return nil, errors.New("credagent: answer too large")
-			}
-			nb := make([]byte, len(b), 2*cap(b))
-			copy(nb, b)
-			clear(b)
-			b = nb
-		}
-		m, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+m]
-		if errors.Is(err, io.EOF) {
-			return b, nil
-		}
-		if err != nil {
-			clear(b)
-			return nil, fmt.Errorf("credagent: reading the answer: %w", err)
-		}
-	}
 }
 
 // ProbeStores asks the agent to probe each of its CCP stores with the
