@@ -1,15 +1,8 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdh"
-	"crypto/ecdsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/pem"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +18,7 @@ import (
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/logging"
 	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/agent/secret/secrettest"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/keystore"
 	"github.com/rs/zerolog"
@@ -308,58 +302,33 @@ func TestEndToEnd(t *testing.T) {
 }
 
 // scanForSecrets fails if any file under dir holds a password or the
-// application's private key in any common encoding.
+// application's private key in any common encoding. As a positive control,
+// the same needles must find the key in the fake CCP's own app.key.
 func scanForSecrets(t *testing.T, dir string, passwords []string, pki *fakeccp.DevPKI) {
 	t.Helper()
-	keyDER, err := x509.MarshalPKCS8PrivateKey(pki.App.PrivateKey)
+	needles, err := secrettest.KeyNeedles("application key", pki.App.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	needles := map[string][]byte{}
 	for _, pw := range passwords {
-		needles["password "+pw] = []byte(pw)
+		needles = append(needles, secrettest.Password(pw))
 	}
-	// Every P-256 PKCS#8 key starts with the same bytes, so the needles are
-	// the parts unique to this key: the private scalar in each encoding, and
-	// whole encodings of the key.
-	ek, ok := pki.App.PrivateKey.(*ecdsa.PrivateKey)
-	if !ok {
-		t.Fatalf("the dev application key is a %T, want ECDSA", pki.App.PrivateKey)
-	}
-	ecdhKey, err := ek.ECDH()
+	own, err := os.ReadFile(pki.AppKeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	scalar := ecdhKey.Bytes()
-	pemLines := strings.Split(string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})), "\n")
-	needles["app key scalar"] = scalar
-	needles["app key scalar hex"] = []byte(hex.EncodeToString(scalar))
-	needles["app key scalar base64"] = []byte(base64.StdEncoding.EncodeToString(scalar))
-	needles["app key DER"] = keyDER
-	needles["app key base64"] = []byte(base64.StdEncoding.EncodeToString(keyDER))
-	needles["app key PEM line 2"] = []byte(pemLines[2])
-	scanned := 0
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		scanned++
-		for name, n := range needles {
-			if bytes.Contains(b, n) {
-				t.Errorf("%s found in %s", name, p)
-			}
-		}
-		return nil
-	})
+	if len(secrettest.Find(own, needles)) == 0 {
+		t.Fatal("scanner self-check: the application key is not found in its own file")
+	}
+	r, err := secrettest.ScanDir(dir, needles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if scanned < 5 {
-		t.Fatalf("scanned only %d files", scanned)
+	for _, f := range r.Found {
+		t.Errorf("%s", f)
+	}
+	if r.Files < 5 {
+		t.Fatalf("scanned only %d files", r.Files)
 	}
 }
 

@@ -3,32 +3,23 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdh"
-	"crypto/ecdsa"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/credagent/credagent/agent/secret/secrettest"
 )
 
-// needle is one secret form to look for.
-type needle struct {
-	what string
-	b    []byte
-}
-
-// needles are the planted passwords and every form of the private keys:
-// PEM, DER, base64 of the DER, and the raw scalar in binary, hex and base64.
-func (e *env) needles() ([]needle, error) {
-	var out []needle
+// needles are the planted passwords and every form of the private keys
+// (secrettest.KeyNeedles: PEM, DER, base64 of the DER, the raw scalar).
+func (e *env) needles() ([]secrettest.Needle, error) {
+	var out []secrettest.Needle
 	for _, p := range e.planted {
-		out = append(out, needle{"password " + p[:4] + "...", []byte(p)})
+		out = append(out, secrettest.Password(p))
 	}
 	for _, f := range e.keyFiles {
 		b, err := os.ReadFile(f)
@@ -39,35 +30,15 @@ func (e *env) needles() ([]needle, error) {
 		if blk == nil {
 			return nil, fmt.Errorf("%s: not PEM", f)
 		}
-		name := filepath.Base(f)
-		body := strings.TrimSpace(string(b))
-		lines := strings.Split(body, "\n")
-		out = append(out,
-			needle{name + " (PEM)", []byte(body)},
-			needle{name + " (PEM body line)", []byte(lines[1])},
-			needle{name + " (DER)", blk.Bytes},
-			needle{name + " (base64 DER)", []byte(base64.StdEncoding.EncodeToString(blk.Bytes))},
-			needle{name + " (base64url DER)", []byte(base64.RawURLEncoding.EncodeToString(blk.Bytes))},
-		)
-		var scalar []byte
 		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", f, err)
 		}
-		switch k := k.(type) {
-		case *ecdsa.PrivateKey:
-			scalar = k.D.FillBytes(make([]byte, 32))
-		case *ecdh.PrivateKey:
-			scalar = k.Bytes()
+		ns, err := secrettest.KeyNeedles(filepath.Base(f), k)
+		if err != nil {
+			return nil, err
 		}
-		if scalar != nil {
-			out = append(out,
-				needle{name + " (raw scalar)", scalar},
-				needle{name + " (hex scalar)", []byte(hex.EncodeToString(scalar))},
-				needle{name + " (base64 scalar)", []byte(base64.StdEncoding.EncodeToString(scalar))},
-				needle{name + " (base64url scalar)", []byte(base64.RawURLEncoding.EncodeToString(scalar))},
-			)
-		}
+		out = append(out, ns...)
 	}
 	return out, nil
 }
@@ -85,11 +56,7 @@ func (e *env) scanSecrets(ctx context.Context) (string, error) {
 	// files, so an empty result below means something.
 	for _, f := range e.keyFiles {
 		b, _ := os.ReadFile(f)
-		hit := false
-		for _, n := range ns {
-			hit = hit || bytes.Contains(b, n.b)
-		}
-		if !hit {
+		if len(secrettest.Find(b, ns)) == 0 {
 			return "", fmt.Errorf("scanner self-check: nothing found in %s itself", filepath.Base(f))
 		}
 	}
@@ -108,34 +75,15 @@ func (e *env) scanSecrets(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	files, bytesScanned := 0, 0
-	var found []string
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		files++
-		bytesScanned += len(b)
-		for _, n := range ns {
-			if bytes.Contains(b, n.b) {
-				rel, _ := filepath.Rel(dir, p)
-				found = append(found, n.what+" in "+rel)
-			}
-		}
-		return nil
-	})
+	r, err := secrettest.ScanDir(dir, ns)
 	if err != nil {
 		return "", err
 	}
-	if len(found) > 0 {
-		return "", fmt.Errorf("secrets found: %s", strings.Join(found, "; "))
+	if len(r.Found) > 0 {
+		return "", fmt.Errorf("secrets found: %s", strings.Join(r.Found, "; "))
 	}
 	return fmt.Sprintf("%d needles (%d passwords, %d private keys in PEM/DER/base64/raw forms) absent from %d files, %d KiB of logs and state of %d containers",
-		len(ns), len(e.planted), len(e.keyFiles), files, bytesScanned/1024, len(containers)), nil
+		len(ns), len(e.planted), len(e.keyFiles), r.Files, r.Bytes/1024, len(containers)), nil
 }
 
 // dockerLogs returns standard output and standard error of c's logs.
