@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -327,7 +326,7 @@ func finishRotation(ctx context.Context, ks keystore.Store, cfg config.Config, k
 // writeRegistration writes StateDir/registration.json for the current key
 // unless one for this key is already there.
 func writeRegistration(cfg config.Config, info keystore.Info, k keystore.Key) error {
-	path := filepath.Join(cfg.Paths.StateDir, "registration.json")
+	path := filepath.Join(cfg.Paths.StateDir, enroll.FileName)
 	if f, err := os.Open(path); err == nil {
 		r, _, perr := enroll.Parse(f)
 		f.Close()
@@ -335,9 +334,7 @@ func writeRegistration(cfg config.Config, info keystore.Info, k keystore.Key) er
 			return nil
 		}
 	}
-	host, _ := os.Hostname()
-	reg := enroll.New(cfg.MachineID, host, runtime.GOOS, version.Version, info, k.PublicKey(), time.Now())
-	b, err := reg.Marshal()
+	b, err := enroll.ForThisMachine(cfg.MachineID, info, k.PublicKey(), time.Now()).Marshal()
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/credagent/credagent/agent/enroll"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/fsutil"
 )
@@ -21,7 +22,7 @@ import (
 const (
 	DevSigningKeyFile = "portal-signing.key" // the dev portal's private signing key (PEM PKCS#8)
 	DevSigningPubFile = "portal-signing.pub" // its public key (PEM), pinned by the agent
-	DevRegistration   = "registration.json"  // this dev machine's registration document
+	DevRegistration   = enroll.FileName      // in the state directory: this machine's registration document
 )
 
 // DevConfig prepares dir for dev mode and returns its configuration: a file

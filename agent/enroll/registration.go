@@ -11,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
 	"strings"
 	"time"
 
+	"github.com/credagent/credagent/agent/version"
 	"github.com/credagent/credagent/platform/keystore"
 )
 
@@ -23,6 +26,10 @@ const SchemaV1 = "credagent-registration/v1"
 // HPKESuite names the sealing suite: DHKEM(P-256, HKDF-SHA256),
 // HKDF-SHA256, AES-256-GCM (RFC 9180 identifiers 0x0010, 0x0001, 0x0002).
 const HPKESuite = "DHKEM(P-256,HKDF-SHA256)/HKDF-SHA256/AES-256-GCM"
+
+// FileName is the registration document's name in the agent's state
+// directory, where the agent and `credagent enroll` write it.
+const FileName = "registration.json"
 
 // MaxSize bounds a registration document.
 const MaxSize = 64 << 10
@@ -60,6 +67,13 @@ func New(machineID, hostname, goos, agentVersion string, info keystore.Info, pub
 		Fingerprint:  keystore.Fingerprint(pub),
 		Created:      now.UTC(),
 	}
+}
+
+// ForThisMachine fills a registration of pub for the machine this runs on:
+// its host name, OS and agent version.
+func ForThisMachine(machineID string, info keystore.Info, pub *ecdh.PublicKey, now time.Time) Registration {
+	host, _ := os.Hostname()
+	return New(machineID, host, runtime.GOOS, version.Version, info, pub, now)
 }
 
 // Marshal encodes r as indented JSON.

@@ -7,11 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/credagent/credagent/agent/enroll"
-	"github.com/credagent/credagent/agent/version"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/fsutil"
 	"github.com/credagent/credagent/platform/keystore"
@@ -142,15 +140,14 @@ func runEnroll(o enrollOptions, stdout io.Writer, now time.Time) error {
 		}
 	}
 
-	host, _ := os.Hostname()
-	reg := enroll.New(cfg.MachineID, host, runtime.GOOS, version.Version, store.Info(), key.PublicKey(), now)
+	reg := enroll.ForThisMachine(cfg.MachineID, store.Info(), key.PublicKey(), now)
 	doc, err := reg.Marshal()
 	if err != nil {
 		return err
 	}
 	out := o.out
 	if out == "" {
-		out = filepath.Join(cfg.Paths.StateDir, "registration.json")
+		out = filepath.Join(cfg.Paths.StateDir, enroll.FileName)
 		if err := os.MkdirAll(cfg.Paths.StateDir, 0o700); err != nil {
 			return err
 		}
