@@ -326,11 +326,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	for _, s := range fix.Safes {
-		for _, a := range s.Accounts {
-			plantedPasswords = append(plantedPasswords, a.Password)
-		}
-	}
+	plantedPasswords = fix.Passwords()
 	if len(plantedPasswords) == 0 {
 		fmt.Fprintln(os.Stderr, "faultmatrix: the dev fixture has no passwords to look for in the logs")
 		os.Exit(2)

@@ -258,11 +258,7 @@ func (e *env) setup(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, s := range parsed.Safes {
-		for _, a := range s.Accounts {
-			e.planted = append(e.planted, a.Password)
-		}
-	}
+	e.planted = append(e.planted, parsed.Passwords()...)
 	e.keyFiles = []string{e.pki.AppKeyFile, app2Key}
 	e.sapSHA = sha("Sap-Pr0d!pass")
 

@@ -493,3 +493,17 @@ func parseMachine(s string) (netip.Prefix, error) {
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
+
+// Passwords lists the password of every account in the fixture, as tests
+// plant them: what must never appear in a log or on disk.
+func (f *Fixture) Passwords() []string {
+	var out []string
+	for _, s := range f.Safes {
+		for _, a := range s.Accounts {
+			if a.Password != "" {
+				out = append(out, a.Password)
+			}
+		}
+	}
+	return out
+}

@@ -182,3 +182,13 @@ func FuzzParseFixture(f *testing.F) {
 		}
 	})
 }
+
+func TestFixturePasswords(t *testing.T) {
+	fix, err := fakeccp.ParseFixture("f.yaml", []byte("safes:\n  - name: S\n    accounts:\n      - {name: a, password: pw-a}\n      - {name: b}\n  - name: T\n    accounts:\n      - {name: c, password: pw-c}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(fix.Passwords(), ","); got != "pw-a,pw-c" {
+		t.Fatalf("Passwords() = %q", got)
+	}
+}
