@@ -288,7 +288,7 @@ func TestEndToEnd(t *testing.T) {
 	}()
 	a2.stop(t)
 
-	scanForSecrets(t, a.dir, []string{"Sap-Pr0d!pass", rotated}, pki)
+	scanForSecrets(t, a.dir, append(fix.Passwords(), rotated), pki)
 	for _, f := range []string{"agent.log", "audit.log"} {
 		b, _ := os.ReadFile(filepath.Join(a.dir, f))
 		if len(b) == 0 {
