@@ -101,9 +101,15 @@ func compilePolicy(p config.Policy, lookupGroup func(string) (string, error), lo
 
 // matches reports whether every condition of r holds for id. Linux
 // conditions (uids, gids) never match a Windows identity, whose UID is 0.
+// An identity the OS did not vouch for (localsock.Identity.Verified) matches
+// nothing, and neither does a rule with no account condition: executables
+// alone would match any user who runs the allowed binary.
 func (r *rule) matches(id *localsock.Identity) bool {
+	if id == nil || !id.Verified {
+		return false
+	}
 	unix := id.SID == ""
-	if !r.hasUIDs && !r.hasUsers && !r.hasGIDs && !r.hasGroups && !r.hasSIDs && !r.hasExes {
+	if !r.hasUIDs && !r.hasUsers && !r.hasGIDs && !r.hasGroups && !r.hasSIDs {
 		return false // config validation forbids this; never match everyone
 	}
 	if r.hasUIDs && !(unix && r.uids[id.UID]) {

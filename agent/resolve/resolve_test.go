@@ -93,7 +93,7 @@ func testState() *state.State {
 	return &st
 }
 
-var runner = &localsock.Identity{UID: 1000, GID: 1000, Groups: []uint32{1000, 2000}, Username: "runner", PID: 4242, Exe: "/opt/runner/bin/runner"}
+var runner = &localsock.Identity{Verified: true, UID: 1000, GID: 1000, Groups: []uint32{1000, 2000}, Username: "runner", PID: 4242, Exe: "/opt/runner/bin/runner"}
 
 var testPolicy = config.Policy{Rules: []config.Rule{
 	{Name: "runner", UIDs: []uint32{1000}, Credentials: []string{"sap", "db", "gone", "lost-store", "no-app"}},
@@ -183,7 +183,7 @@ func (e *env) records(t *testing.T) []map[string]any {
 }
 
 func TestPolicy(t *testing.T) {
-	win := &localsock.Identity{SID: "S-1-5-21-1-2-3-1001", GroupSIDs: []string{"S-1-5-32-545"}, Username: `CORP\bot`, PID: 7, Exe: `C:\Runner\runner.exe`}
+	win := &localsock.Identity{Verified: true, SID: "S-1-5-21-1-2-3-1001", GroupSIDs: []string{"S-1-5-32-545"}, Username: `CORP\bot`, PID: 7, Exe: `C:\Runner\runner.exe`}
 	tests := []struct {
 		name     string
 		rules    []config.Rule
@@ -195,12 +195,18 @@ func TestPolicy(t *testing.T) {
 	}{
 		{"uid grants", nil, runner, resolve.OpResolve, []string{"sap"}, "", true},
 		{"uid does not grant name", nil, runner, resolve.OpResolve, []string{"sap", "secret-hr"}, "runner", false},
-		{"no rule", nil, &localsock.Identity{UID: 1001, GID: 1001}, resolve.OpResolve, []string{"sap"}, "", false},
-		{"group check ok", nil, &localsock.Identity{UID: 1500, GID: 100, Groups: []uint32{2000}}, resolve.OpCheck, []string{"anything"}, "", true},
-		{"group resolve refused by op", nil, &localsock.Identity{UID: 1500, GID: 2000}, resolve.OpResolve, []string{"sap"}, "ops-check-only", false},
+		{"no rule", nil, &localsock.Identity{Verified: true, UID: 1001, GID: 1001}, resolve.OpResolve, []string{"sap"}, "", false},
+		{"group check ok", nil, &localsock.Identity{Verified: true, UID: 1500, GID: 100, Groups: []uint32{2000}}, resolve.OpCheck, []string{"anything"}, "", true},
+		{"group resolve refused by op", nil, &localsock.Identity{Verified: true, UID: 1500, GID: 2000}, resolve.OpResolve, []string{"sap"}, "ops-check-only", false},
 		{"exe must match", []config.Rule{{Name: "exe", UIDs: []uint32{1000}, Executables: []string{"/usr/bin/other"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
 		{"exe matches", []config.Rule{{Name: "exe", UIDs: []uint32{1000}, Executables: []string{"/opt/runner/bin/../bin/runner"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", true},
-		{"unknown exe fails closed", []config.Rule{{Name: "exe", Executables: []string{"/x"}, Credentials: []string{"*"}}}, &localsock.Identity{UID: 1000}, resolve.OpResolve, []string{"sap"}, "", false},
+		{"unknown exe fails closed", []config.Rule{{Name: "exe", Executables: []string{"/x"}, Credentials: []string{"*"}}}, &localsock.Identity{Verified: true, UID: 1000}, resolve.OpResolve, []string{"sap"}, "", false},
+		// The zero Identity has UID 0, which must not read as root's.
+		{"zero identity matches no uid-0 rule", []config.Rule{{Name: "root", UIDs: []uint32{0}, Credentials: []string{"*"}}}, &localsock.Identity{}, resolve.OpResolve, []string{"sap"}, "", false},
+		{"unverified identity matches nothing", []config.Rule{{Name: "r", UIDs: []uint32{1000}, Credentials: []string{"*"}}}, &localsock.Identity{UID: 1000, GID: 1000}, resolve.OpResolve, []string{"sap"}, "", false},
+		// An executables-only rule (refused by config validation) would
+		// match any user who runs the binary.
+		{"executables-only rule matches nobody", []config.Rule{{Name: "exe", Executables: []string{"/opt/runner/bin/runner"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
 		{"prefix grant", []config.Rule{{Name: "p", Users: []string{"runner"}, Credentials: []string{"sa*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", true},
 		{"first match decides", []config.Rule{{Name: "narrow", UIDs: []uint32{1000}, Credentials: []string{"db"}}, {Name: "wide", UIDs: []uint32{1000}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "narrow", false},
 		{"unknown group fails closed", []config.Rule{{Name: "g", Groups: []string{"nope"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
@@ -361,7 +367,7 @@ func TestRateLimit(t *testing.T) {
 		t.Error("CCP called for a rate-limited request")
 	}
 	// A refused request, too, is counted against its caller first.
-	stranger := &localsock.Identity{UID: 5, GID: 5}
+	stranger := &localsock.Identity{Verified: true, UID: 5, GID: 5}
 	call(stranger, "sap")
 	call(stranger, "sap")
 	if r := call(stranger, "sap"); !resolve.IsRateLimited(r.Err) {

@@ -13,14 +13,18 @@ func TestPrivileged(t *testing.T) {
 		want bool
 	}{
 		{"nil", nil, false},
-		{"root", &Identity{UID: 0}, true},
-		{"the agent's own user", &Identity{UID: self}, true},
-		{"another user", &Identity{UID: self + 12345}, self+12345 == 0},
-		{"SYSTEM", &Identity{SID: SIDLocalSystem}, true},
-		{"an Administrator", &Identity{SID: "S-1-5-21-1-2-3-1001", GroupSIDs: []string{"S-1-5-32-545", SIDAdministrators}}, true},
-		{"a Windows user", &Identity{SID: "S-1-5-21-1-2-3-1002", GroupSIDs: []string{"S-1-5-32-545"}}, false},
+		// The zero value is nobody, although its UID reads as root's.
+		{"zero value", &Identity{}, false},
+		{"unverified root", &Identity{UID: 0, Username: "root", PID: 1}, false},
+		{"unverified SYSTEM", &Identity{SID: SIDLocalSystem}, false},
+		{"root", &Identity{Verified: true, UID: 0}, true},
+		{"the agent's own user", &Identity{Verified: true, UID: self}, true},
+		{"another user", &Identity{Verified: true, UID: self + 12345}, self+12345 == 0},
+		{"SYSTEM", &Identity{Verified: true, SID: SIDLocalSystem}, true},
+		{"an Administrator", &Identity{Verified: true, SID: "S-1-5-21-1-2-3-1001", GroupSIDs: []string{"S-1-5-32-545", SIDAdministrators}}, true},
+		{"a Windows user", &Identity{Verified: true, SID: "S-1-5-21-1-2-3-1002", GroupSIDs: []string{"S-1-5-32-545"}}, false},
 		// A Windows caller is judged by its SID only, never by a zero UID.
-		{"a Windows user with UID 0", &Identity{UID: 0, SID: "S-1-5-21-1-2-3-1003"}, false},
+		{"a Windows user with UID 0", &Identity{Verified: true, UID: 0, SID: "S-1-5-21-1-2-3-1003"}, false},
 	}
 	for _, tt := range tests {
 		if got := tt.id.Privileged(); got != tt.want {

@@ -32,7 +32,17 @@ import (
 )
 
 // Identity is who is on the other end of a local connection.
+//
+// Its zero value is nobody: an Identity grants nothing unless Verified is
+// set, which PeerOf does when the identity comes from the operating
+// system's own account of the peer (SO_PEERCRED, the pipe client's token).
+// Without that, UID 0 would read as root and a caller whose identity was
+// never filled in would be trusted.
 type Identity struct {
+	// Verified says the identity was read from the operating system by
+	// PeerOf. An unverified Identity is not privileged and matches no
+	// policy rule.
+	Verified bool `json:"verified"`
 	// UID and GID are the caller's effective user and group (Linux).
 	UID uint32 `json:"uid"`
 	GID uint32 `json:"gid"`
@@ -85,9 +95,10 @@ const (
 
 // Privileged reports whether the caller administers the machine: on Linux
 // root or the agent's own user; on Windows (where the caller has a SID)
-// SYSTEM or a member of Administrators.
+// SYSTEM or a member of Administrators. A nil or unverified Identity (the
+// zero value among them) is not privileged.
 func (id *Identity) Privileged() bool {
-	if id == nil {
+	if id == nil || !id.Verified {
 		return false
 	}
 	if id.SID != "" {

@@ -72,7 +72,7 @@ func peerOf(conn net.Conn) (*Identity, error) {
 	if credErr != nil {
 		return nil, fmt.Errorf("localsock.PeerOf: SO_PEERCRED: %w", credErr)
 	}
-	id := &Identity{UID: cred.Uid, GID: cred.Gid, PID: int(cred.Pid), Username: usernameOf(cred.Uid)}
+	id := &Identity{Verified: true, UID: cred.Uid, GID: cred.Gid, PID: int(cred.Pid), Username: usernameOf(cred.Uid)}
 	if id.PID <= 0 {
 		return id, nil
 	}

@@ -109,6 +109,9 @@ func testPeerIsCaller(t *testing.T, cfg Config) {
 		t.Fatalf("round trip: %q, %v", got, err)
 	}
 	id := <-ids
+	if !id.Verified {
+		t.Errorf("Verified = false: PeerOf must mark what it read from the OS")
+	}
 	if id.PID != os.Getpid() {
 		t.Errorf("PID = %d, want %d", id.PID, os.Getpid())
 	}
