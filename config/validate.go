@@ -112,8 +112,24 @@ func (c *Config) Validate() error {
 			bad(key+".name", "duplicate rule name %q", r.Name)
 		}
 		names[r.Name] = true
-		if len(r.UIDs)+len(r.Users)+len(r.GIDs)+len(r.Groups)+len(r.SIDs)+len(r.Executables) == 0 {
-			bad(key, "matches every caller: give at least one of uids, users, gids, groups, sids, executables")
+		accounts := len(r.UIDs) + len(r.Users) + len(r.GIDs) + len(r.Groups) + len(r.SIDs)
+		switch {
+		case accounts == 0 && len(r.Executables) == 0:
+			bad(key, "matches every caller: give at least one of uids, users, gids, groups, sids")
+		case accounts == 0:
+			// Any user can connect and then exec the allowed binary.
+			bad(key, "names only executables, which any user can run: give the accounts too (uids, users, gids, groups or sids)")
+		}
+		// Names are matched exactly; a wildcard would either match nobody
+		// (an account named "*") or, worse, be read as "everyone".
+		for field, list := range map[string][]string{"users": r.Users, "groups": r.Groups} {
+			for _, n := range list {
+				if strings.ContainsAny(n, "*?[") {
+					bad(key+"."+field, "%q: wildcards are not allowed; name each account (or give its id)", n)
+				} else if strings.TrimSpace(n) == "" {
+					bad(key+"."+field, "an empty name matches nobody")
+				}
+			}
 		}
 		if len(r.Credentials) == 0 {
 			bad(key+".credentials", `must list credentials ("*" for all)`)
