@@ -113,6 +113,18 @@ type API struct {
 	ShutdownGrace   time.Duration `yaml:"shutdown_grace"`
 	RatePerSecond   float64       `yaml:"rate_per_second"`
 	RateBurst       int           `yaml:"rate_burst"`
+
+	// MaxConnections bounds the open connections of all callers; the last
+	// sixteenth of it (at least 8) is kept for privileged callers (root,
+	// the agent's user, SYSTEM, Administrators), so they still get in.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerCaller and MaxConcurrentPerCaller bound one caller
+	// (uid or SID): its open connections, and its requests in progress.
+	MaxConnectionsPerCaller int `yaml:"max_connections_per_caller"`
+	MaxConcurrentPerCaller  int `yaml:"max_concurrent_per_caller"`
+	// BodyTimeout bounds the reading of a request body, from the end of
+	// its headers.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
 }
 
 // Policy decides which local callers may resolve which credentials. The first
@@ -211,6 +223,11 @@ func withDefaults(d paths.Defaults) Config {
 			ShutdownGrace:   10 * time.Second,
 			RatePerSecond:   200,
 			RateBurst:       400,
+
+			MaxConnections:          1024,
+			MaxConnectionsPerCaller: 32,
+			MaxConcurrentPerCaller:  16,
+			BodyTimeout:             2 * time.Second,
 		},
 		CCP: CCP{
 			ConnectTimeout:     DefaultCCPConnectTimeout,

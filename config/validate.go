@@ -92,6 +92,16 @@ func (c *Config) Validate() error {
 	if c.API.MaxConcurrent < 1 || c.API.MaxConcurrent > 100000 {
 		bad("api.max_concurrent", "must be between 1 and 100000, got %d", c.API.MaxConcurrent)
 	}
+	if c.API.MaxConnections < 16 || c.API.MaxConnections > 100000 {
+		bad("api.max_connections", "must be between 16 and 100000, got %d", c.API.MaxConnections)
+	}
+	if c.API.MaxConnectionsPerCaller < 1 || c.API.MaxConnectionsPerCaller > 100000 {
+		bad("api.max_connections_per_caller", "must be between 1 and 100000, got %d", c.API.MaxConnectionsPerCaller)
+	}
+	if c.API.MaxConcurrentPerCaller < 1 || c.API.MaxConcurrentPerCaller > 100000 {
+		bad("api.max_concurrent_per_caller", "must be between 1 and 100000, got %d", c.API.MaxConcurrentPerCaller)
+	}
+	positive("api.body_timeout", c.API.BodyTimeout, time.Hour)
 	positive("api.read_timeout", c.API.ReadTimeout, time.Hour)
 	positive("api.write_timeout", c.API.WriteTimeout, time.Hour)
 	positive("api.idle_timeout", c.API.IdleTimeout, time.Hour)

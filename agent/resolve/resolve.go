@@ -166,6 +166,10 @@ type Options struct {
 	// LookupGroup maps a group name in the policy to its ID (a gid on Linux,
 	// a SID on Windows); nil means os/user.
 	LookupGroup func(name string) (string, error)
+	// RefusalWindow is how long one caller's refusals are summed up in one
+	// audit record after the first is recorded in full; 0 means
+	// DefaultRefusalWindow.
+	RefusalWindow time.Duration
 }
 
 // Resolver answers requests. It is safe for concurrent use.
@@ -182,7 +186,8 @@ type Resolver struct {
 	fmu      sync.Mutex
 	fetchers map[string]*fetcherEntry
 
-	cache *cache
+	cache    *cache
+	refusals *refusals
 
 	hmu    sync.Mutex
 	health map[string]*StoreHealth
@@ -216,6 +221,7 @@ func New(opts Options) (*Resolver, error) {
 		cache:      newCache(),
 		health:     map[string]*StoreHealth{},
 	}
+	r.refusals = newRefusals(opts.RefusalWindow, r.writeRefusalSummary)
 	r.rules = compilePolicy(opts.Policy, opts.LookupGroup, opts.Log)
 	if opts.RatePerSecond > 0 {
 		r.limiter = newLimiter(opts.RatePerSecond, opts.RateBurst)
@@ -223,8 +229,41 @@ func New(opts Options) (*Resolver, error) {
 	return r, nil
 }
 
-// Close wipes the cache.
-func (r *Resolver) Close() { r.cache.clear() }
+// Close wipes the cache and writes the pending summaries of refusals.
+func (r *Resolver) Close() {
+	r.cache.clear()
+	r.refusals.flush()
+}
+
+// Admit reports whether some policy rule matches caller, before anything
+// else is done for its request: nil if one does, else the refusal to
+// answer, which is audited like any other (summed up per caller). The local
+// API calls it before the caller takes any shared resource.
+func (r *Resolver) Admit(caller *localsock.Identity, op Op) *Error {
+	for _, ru := range r.rules {
+		if ru.matches(caller) {
+			return nil
+		}
+	}
+	key := "an unidentified caller"
+	if caller != nil {
+		key = caller.Key()
+	}
+	e := &Error{Class: ClassForbidden, Message: fmt.Sprintf("no rule matched the caller (%s)", key)}
+	r.refuseAll(caller, Request{Op: op}, r.now(), e)
+	return e
+}
+
+// Grants reports whether the rule that decides for caller (the first that
+// matches it) grants name, for some operation. It records nothing.
+func (r *Resolver) Grants(caller *localsock.Identity, name string) bool {
+	for _, ru := range r.rules {
+		if ru.matches(caller) {
+			return ru.grants(name)
+		}
+	}
+	return false
+}
 
 // Resolve answers req for caller. It never returns a nil-error Result with
 // fewer items than names.
@@ -270,10 +309,21 @@ func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req 
 	return res
 }
 
+// refuseAll refuses a whole request. The first refused request of a caller
+// in a refusal window is audited in full, one record per name (one record
+// when the names were not read); later ones are counted into the window's
+// summary (see refusals).
 func (r *Resolver) refuseAll(caller *localsock.Identity, req Request, start time.Time, e *Error) Result {
+	if !r.refusals.note(caller, len(req.Names), e.Class, start) {
+		return Result{Err: e}
+	}
 	lat := r.now().Sub(start)
 	snap := r.state.Load()
-	for _, name := range req.Names {
+	names := req.Names
+	if len(names) == 0 {
+		names = []string{""}
+	}
+	for _, name := range names {
 		rec := auditRecord{caller: caller, req: req, name: name, outcome: "refused", err: e, latency: lat, start: start}
 		rec.fillFromState(snap)
 		r.writeAudit(rec)

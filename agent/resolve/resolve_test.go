@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
+	"github.com/credagent/credagent/platform/logfile"
 	"github.com/rs/zerolog"
 )
 
@@ -515,5 +518,111 @@ func TestSanitizeReason(t *testing.T) {
 		if got := resolve.SanitizeReason(in); got != want {
 			t.Errorf("SanitizeReason(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestRefusalFloodKeepsReleases floods the audit trail with refusals of one
+// caller, written to a small rotated audit file, and checks that the record
+// of an earlier release is still there: the refusals are recorded in full
+// once per window and otherwise counted, while every release is recorded.
+func TestRefusalFloodKeepsReleases(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	lf, err := logfile.Open(path, logfile.Options{MaxSize: 64 << 10, MaxFiles: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	e := newEnv(t, func(o *resolve.Options) { o.Audit = zerolog.New(lf) })
+	res := e.r.Resolve(context.Background(), runner, resolve.Request{RunID: "the-release", Names: []string{"sap"}})
+	res.Wipe()
+	if res.Err != nil || res.Items[0].Err != nil {
+		t.Fatalf("release: %+v", res)
+	}
+	stranger := &localsock.Identity{Verified: true, UID: 5, GID: 5, Username: "stranger"}
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	const flood = 2000 // about 6 MB of audit if each name were recorded
+	for i := range flood {
+		if i%500 == 0 { // releases go on during the flood, each recorded
+			r := e.r.Resolve(context.Background(), runner, resolve.Request{RunID: "during", Names: []string{"db"}})
+			r.Wipe()
+		}
+		r := e.r.Resolve(context.Background(), stranger, resolve.Request{RunID: "flood", Names: names})
+		if !resolve.IsForbidden(r.Err) {
+			t.Fatalf("stranger not refused: %+v", r)
+		}
+		if a := e.r.Admit(stranger, resolve.OpResolve); a == nil || a.Class != resolve.ClassForbidden {
+			t.Fatalf("Admit(stranger) = %v", a)
+		}
+	}
+	e.r.Close() // writes the window's summary
+	var recs []map[string]any
+	for _, p := range []string{path + ".1", path} {
+		b, err := os.ReadFile(p)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(b)) {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("audit line %q: %v", line, err)
+			}
+			recs = append(recs, m)
+		}
+	}
+	release, during, full, summaries := 0, 0, 0, 0
+	for _, m := range recs {
+		switch {
+		case m["outcome"] == "ok" && m["run_id"] == "the-release":
+			release++
+		case m["outcome"] == "ok" && m["run_id"] == "during":
+			during++
+		case m["event"] == "resolution" && m["outcome"] == "refused":
+			full++
+		case m["event"] == "refusals":
+			summaries++
+			if m["caller_uid"] != float64(5) || m["refused_requests"] != float64(2*flood-1) || m["refused_names"] != float64((flood-1)*len(names)) {
+				t.Errorf("summary %v: want %d requests and %d names of uid 5", m, 2*flood-1, (flood-1)*len(names))
+			}
+			if c, _ := m["classes"].(map[string]any); c["forbidden"] != float64(2*flood-1) {
+				t.Errorf("summary classes %v", m["classes"])
+			}
+		}
+	}
+	if release != 1 {
+		t.Fatalf("the release record was pushed out of the audit files by %d refused requests (%d records left)", flood, len(recs))
+	}
+	if during != flood/500 {
+		t.Errorf("%d releases recorded during the flood, want %d", during, flood/500)
+	}
+	if full != len(names) || summaries != 1 {
+		t.Errorf("%d full refusal records and %d summaries; want %d (the first request, one per name) and 1", full, summaries, len(names))
+	}
+}
+
+// TestRefusalWindowRolls checks that a caller's refusals are recorded in
+// full again once its window is over, with the summary of the last window.
+func TestRefusalWindowRolls(t *testing.T) {
+	e := newEnv(t, func(o *resolve.Options) { o.RefusalWindow = time.Minute })
+	stranger := &localsock.Identity{Verified: true, UID: 5, GID: 5}
+	refuse := func() { e.r.Resolve(context.Background(), stranger, resolve.Request{Names: []string{"sap"}}) }
+	refuse()
+	refuse()
+	refuse()
+	e.clock.add(time.Minute)
+	refuse()
+	var full, summed int
+	for _, m := range e.records(t) {
+		switch m["event"] {
+		case "resolution":
+			full++
+		case "refusals":
+			summed++
+			if m["refused_requests"] != float64(2) {
+				t.Errorf("summary %v, want 2 requests", m)
+			}
+		}
+	}
+	if full != 2 || summed != 1 {
+		t.Fatalf("%d full records and %d summaries, want 2 and 1", full, summed)
 	}
 }
