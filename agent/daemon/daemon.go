@@ -388,6 +388,14 @@ func (h *resolverHolder) Resolve(ctx context.Context, caller *localsock.Identity
 	return h.p.Load().Resolve(ctx, caller, req)
 }
 
+func (h *resolverHolder) Admit(caller *localsock.Identity, op resolve.Op) *resolve.Error {
+	return h.p.Load().Admit(caller, op)
+}
+
+func (h *resolverHolder) Grants(caller *localsock.Identity, name string) bool {
+	return h.p.Load().Grants(caller, name)
+}
+
 // reloadLoop re-reads the config on each reload request. The policy, rate
 // limits and CCP client settings take effect at once; paths, the key store,
 // the socket and the portal signing keys need a restart, and a change to

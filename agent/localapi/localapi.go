@@ -4,16 +4,33 @@
 // The server speaks HTTP/1.1 with JSON on a platform/localsock listener
 // (see package apitype for the paths and types). Every connection carries
 // its caller's OS identity in its context, established once per connection;
-// every request is checked before anything else is done:
+// every request is checked before anything else is done, in this order,
+// so that a caller the policy does not know takes no shared resource:
 //
-//   - requests with an Origin or Referer header are refused (403), so a web
-//     page cannot reach the agent through a browser;
-//   - a concurrency cap answers 503 with Retry-After when full;
-//   - the body is bounded (413), decoded strictly (unknown fields, trailing
-//     data, bad names: 400), and the number of names is bounded (400);
-//   - the per-caller rate limit (429 with Retry-After) and the policy (403,
-//     naming the rule) are applied by the resolver before any CCP call;
+//   - connections are counted per caller at accept, where the kernel names
+//     the caller (at the first request on a named pipe): past
+//     api.max_connections_per_caller, or past api.max_connections (whose
+//     last sixteenth is kept for privileged callers), the connection gets
+//     a 503 and is closed;
+//   - the API has one client shape: an Origin or Referer header, even an
+//     empty one (403), a Transfer-Encoding (with or without Content-Length)
+//     or a request target that is not a path (400) are refused;
+//   - a caller's requests in progress are capped (429 with Retry-After);
+//   - for resolve and check, a caller that no policy rule matches is
+//     refused (403) before its body is read; such refusals are audited in
+//     full once per caller and window, then counted (see resolve);
+//   - the body must arrive within api.body_timeout (408), is bounded (413),
+//     decoded strictly (unknown fields, trailing data, bad names: 400), and
+//     the number of names is bounded (400);
+//   - only then is a global slot taken (api.max_concurrent: 503 with
+//     Retry-After when full), and the per-caller rate limit (429) and the
+//     policy's grants (403, naming the rule) are applied by the resolver
+//     before any CCP call;
 //   - slow clients are cut off by read, write and idle timeouts.
+//
+// /v1/status gives privileged callers (root, the agent's user, SYSTEM,
+// Administrators) the whole view; any other caller sees the agent's health
+// and the credential names its rule grants, nothing else.
 //
 // Passwords are written into one buffer that is zeroed after the response
 // has been written, and the resolver's copies are wiped too. Buffers inside
@@ -31,7 +48,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -47,6 +66,10 @@ import (
 // Resolver is what the server needs of *resolve.Resolver.
 type Resolver interface {
 	Resolve(ctx context.Context, caller *localsock.Identity, req resolve.Request) resolve.Result
+	// Admit refuses (and audits) a caller that no policy rule matches.
+	Admit(caller *localsock.Identity, op resolve.Op) *resolve.Error
+	// Grants reports whether the caller's rule grants a credential name.
+	Grants(caller *localsock.Identity, name string) bool
 }
 
 var _ Resolver = (*resolve.Resolver)(nil)
@@ -72,6 +95,7 @@ type Server struct {
 	opts    Options
 	cfg     config.API
 	sem     chan struct{}
+	callers *callers
 	started time.Time
 	handler http.Handler
 }
@@ -82,7 +106,8 @@ func NewServer(opts Options) *Server {
 		panic("localapi.NewServer: nil Resolver")
 	}
 	cfg := withDefaults(opts.Config)
-	s := &Server{opts: opts, cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent), started: time.Now()}
+	s := &Server{opts: opts, cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent), started: time.Now(),
+		callers: newCallers(cfg.MaxConnections, cfg.MaxConnectionsPerCaller, cfg.MaxConcurrentPerCaller, opts.Log)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/resolve", s.serveResolve)
 	mux.HandleFunc("POST /v1/check", s.serveCheck)
@@ -118,6 +143,18 @@ func withDefaults(c config.API) config.API {
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = d.ShutdownGrace
 	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = d.MaxConnections
+	}
+	if c.MaxConnectionsPerCaller <= 0 {
+		c.MaxConnectionsPerCaller = d.MaxConnectionsPerCaller
+	}
+	if c.MaxConcurrentPerCaller <= 0 {
+		c.MaxConcurrentPerCaller = d.MaxConcurrentPerCaller
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = d.BodyTimeout
+	}
 	return c
 }
 
@@ -134,20 +171,23 @@ const maxHeaderBytes = 16 << 10
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
-		ConnContext:       localsock.ConnContext,
+		ConnContext:       connContext,
 		ReadHeaderTimeout: s.cfg.ReadTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          log.New(zerologWriter{s.opts.Log}, "", 0),
+		// "OPTIONS *" goes to the guard, which refuses it, instead of
+		// net/http's own 200.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     log.New(zerologWriter{s.opts.Log}, "", 0),
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	srv.Protocols = &protos
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(&limitListener{Listener: ln, cs: s.callers}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("localapi.Serve: %w", err)
@@ -186,16 +226,13 @@ type ctxCaller struct{}
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
-			writeError(w, http.StatusForbidden, "forbidden", "browser requests are refused (Origin or Referer header present)")
-			return
-		}
-		select {
-		case s.sem <- struct{}{}:
-			defer func() { <-s.sem }()
-		default:
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, "overloaded", fmt.Sprintf("more than %d requests in progress; retry shortly", s.cfg.MaxConcurrent))
+		if status, msg := badShape(r); status != 0 {
+			class := "invalid_request"
+			if status == http.StatusForbidden {
+				class = "forbidden"
+			}
+			w.Header().Set("Connection", "close")
+			writeError(w, status, class, msg)
 			return
 		}
 		id, err := localsock.FromContext(r.Context())
@@ -204,8 +241,69 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, "forbidden", "the caller could not be identified")
 			return
 		}
+		if tc, ok := r.Context().Value(ctxConn{}).(*trackedConn); ok {
+			// A named pipe is identified only now, at its first request.
+			if why := tc.bind(id); why != "" {
+				s.callers.logRefused(id, why)
+				w.Header().Set("Connection", "close")
+				w.Header().Set("Retry-After", "1")
+				writeError(w, http.StatusServiceUnavailable, "overloaded", why)
+				return
+			}
+		}
+		if !s.callers.begin(id) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, string(resolve.ClassRateLimited),
+				fmt.Sprintf("%s has %d requests in progress (api.max_concurrent_per_caller); retry shortly", id.Key(), s.cfg.MaxConcurrentPerCaller))
+			return
+		}
+		defer s.callers.end(id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxCaller{}, id)))
 	})
+}
+
+// badShape refuses what the API's one client shape never sends, with the
+// status to answer: a browser's headers (present, even empty), a body
+// framed by Transfer-Encoding (net/http drops a Content-Length sent with
+// it, so both together arrive here as Transfer-Encoding), and a request
+// target other than a path (an absolute URI, or "*").
+func badShape(r *http.Request) (int, string) {
+	for _, h := range []string{"Origin", "Referer"} {
+		if _, ok := r.Header[h]; ok {
+			return http.StatusForbidden, "browser requests are refused (" + h + " header present)"
+		}
+	}
+	if len(r.TransferEncoding) > 0 || r.Header.Get("Transfer-Encoding") != "" {
+		return http.StatusBadRequest, "Transfer-Encoding is refused (with or without Content-Length): send the body with Content-Length only"
+	}
+	if !strings.HasPrefix(r.RequestURI, "/") || r.URL.IsAbs() || r.URL.Host != "" {
+		return http.StatusBadRequest, "the request target must be a path (/v1/...), not an absolute URI"
+	}
+	return 0, ""
+}
+
+// slot takes one of the api.max_concurrent slots, answering 503 itself
+// when none is free.
+func (s *Server) slot(w http.ResponseWriter) (release func(), ok bool) {
+	select {
+	case s.sem <- struct{}{}:
+		return func() { <-s.sem }, true
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "overloaded", fmt.Sprintf("more than %d requests in progress; retry shortly", s.cfg.MaxConcurrent))
+		return nil, false
+	}
+}
+
+// admit refuses, before anything is read or taken, a caller that no policy
+// rule matches.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, op resolve.Op) bool {
+	if e := s.opts.Resolver.Admit(callerOf(r), op); e != nil {
+		w.Header().Set("Connection", "close")
+		refusal(w, e)
+		return false
+	}
+	return true
 }
 
 func callerOf(r *http.Request) *localsock.Identity {
@@ -307,10 +405,19 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (apitype.Re
 			return apitype.ResolveRequest{}, false
 		}
 	}
+	// A short deadline for the body, from now (the end of the headers): a
+	// body trickled in holds the caller's own request slot, not for long.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
 	req, err := DecodeResolveRequest(body, s.cfg.MaxCredentials)
 	if err != nil {
 		var mbe *http.MaxBytesError
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, "invalid_request", fmt.Sprintf("the request body did not arrive within %v", s.cfg.BodyTimeout))
+			return req, false
+		}
 		if errors.As(err, &mbe) {
 			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request", fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
 			return req, false
@@ -342,10 +449,18 @@ func wireError(e *resolve.Error) *apitype.Error {
 }
 
 func (s *Server) serveResolve(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r, resolve.OpResolve) {
+		return
+	}
 	req, ok := s.readRequest(w, r)
 	if !ok {
 		return
 	}
+	release, ok := s.slot(w)
+	if !ok {
+		return
+	}
+	defer release()
 	res := s.opts.Resolver.Resolve(r.Context(), callerOf(r), resolve.Request{RunID: req.RunID, FlowID: req.FlowID, Names: req.Names, Op: resolve.OpResolve})
 	defer res.Wipe()
 	if res.Err != nil {
@@ -361,10 +476,18 @@ func (s *Server) serveResolve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveCheck(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r, resolve.OpCheck) {
+		return
+	}
 	req, ok := s.readRequest(w, r)
 	if !ok {
 		return
 	}
+	release, ok := s.slot(w)
+	if !ok {
+		return
+	}
+	defer release()
 	res := s.opts.Resolver.Resolve(r.Context(), callerOf(r), resolve.Request{RunID: req.RunID, FlowID: req.FlowID, Names: req.Names, Op: resolve.OpCheck})
 	res.Wipe()
 	if res.Err != nil {
@@ -397,7 +520,32 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 	if st.UptimeMS == 0 {
 		st.UptimeMS = time.Since(st.StartedAt).Milliseconds()
 	}
+	if caller := callerOf(r); !caller.Privileged() {
+		st = s.limitedStatus(caller, st)
+	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// limitedStatus is what an unprivileged caller may see of st: the agent's
+// health, and the names of the credentials its rule grants. Applications,
+// stores (CCP addresses, AppIDs), certificate serials, rejected deliveries,
+// problems and hardening stay with the administrators.
+func (s *Server) limitedStatus(caller *localsock.Identity, st apitype.Status) apitype.Status {
+	out := apitype.Status{
+		Version: st.Version, StartedAt: st.StartedAt, UptimeMS: st.UptimeMS, Socket: st.Socket, Ready: st.Ready,
+		Limited:      true,
+		Applications: []apitype.ApplicationStatus{}, Stores: []apitype.StoreStatus{},
+		Credentials: []apitype.CredentialStatus{}, Rejected: []apitype.RejectedDelivery{},
+	}
+	if !st.Ready {
+		out.Problems = []string{"the agent is not ready; an administrator sees why in credagent status"}
+	}
+	for _, c := range st.Credentials {
+		if s.opts.Resolver.Grants(caller, c.Name) {
+			out.Credentials = append(out.Credentials, apitype.CredentialStatus{Name: c.Name})
+		}
+	}
+	return out
 }
 
 // serveProbeStores runs the store probes for `credagent doctor`. They make

@@ -102,6 +102,7 @@ type setup struct {
 	burst   int
 	listen  func(t *testing.T) (string, localsock.ListenOptions)
 	quiet   bool // no audit (benchmarks)
+	status  *apitype.Status
 }
 
 func testState() *state.State {
@@ -156,6 +157,9 @@ func start(t testing.TB, su setup) *harness {
 		Config:   su.cfg,
 		Log:      zerolog.New(h.log),
 		Status: func(context.Context) apitype.Status {
+			if su.status != nil {
+				return *su.status
+			}
 			return apitype.Status{Socket: h.path, Ready: true, Hardening: harden.Report{Measures: []harden.Measure{{Name: "x", Applied: true}}}}
 		},
 	})
@@ -449,6 +453,9 @@ func TestGracefulShutdown(t *testing.T) {
 const clientEnv = "LOCALAPI_TEST_CLIENT"
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(childEnv); mode != "" {
+		os.Exit(child(mode, os.Getenv(childSockEnv)))
+	}
 	if path := os.Getenv(clientEnv); path != "" {
 		c := client.New(path)
 		_, err := c.Resolve(context.Background(), "run-x", "flow-x", "sap")

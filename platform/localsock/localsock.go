@@ -175,6 +175,16 @@ func PeerOf(conn net.Conn) (*Identity, error) {
 	return peerOf(conn)
 }
 
+// PeerCred returns the part of the caller's identity that the kernel gives
+// at once, before anything has been read from conn: on Linux its uid, gid
+// and pid (SO_PEERCRED), enough for Key and Privileged, without the /proc
+// reads of PeerOf. It is for decisions at accept time, such as per-caller
+// connection limits. On Windows it returns ErrUnsupported: the pipe client
+// is identified at its first request instead.
+func PeerCred(conn net.Conn) (*Identity, error) {
+	return peerCred(conn)
+}
+
 type ctxKey struct{}
 
 // peer identifies a connection once, on first use.

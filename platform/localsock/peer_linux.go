@@ -219,3 +219,21 @@ func usernameOf(uid uint32) string {
 	usernames.Store(uid, name)
 	return name
 }
+
+func peerCred(conn net.Conn) (*Identity, error) {
+	raw, err := rawConn(conn)
+	if err != nil {
+		return nil, fmt.Errorf("localsock.PeerCred: %w", err)
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, fmt.Errorf("localsock.PeerCred: %w", err)
+	}
+	if cerr != nil {
+		return nil, fmt.Errorf("localsock.PeerCred: SO_PEERCRED: %w", cerr)
+	}
+	return &Identity{Verified: true, UID: cred.Uid, GID: cred.Gid, PID: int(cred.Pid)}, nil
+}

@@ -14,3 +14,7 @@ func peerOf(net.Conn) (*Identity, error) {
 }
 
 func peerUID(*net.UnixConn) (uint32, error) { return 0, ErrUnsupported }
+
+func peerCred(net.Conn) (*Identity, error) {
+	return nil, fmt.Errorf("localsock.PeerCred: %w on this OS", ErrUnsupported)
+}

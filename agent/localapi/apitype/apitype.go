@@ -101,6 +101,9 @@ type Status struct {
 	// and at least one store and application are in place.
 	Ready    bool     `json:"ready"`
 	Problems []string `json:"problems,omitempty"`
+	// Limited says this is the view of an unprivileged caller: only the
+	// credentials its policy rule grants, and the agent's health.
+	Limited bool `json:"limited,omitempty"`
 
 	KeyStore     KeyStoreStatus      `json:"keystore"`
 	Applications []ApplicationStatus `json:"applications"`

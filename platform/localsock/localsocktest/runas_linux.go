@@ -1,10 +1,15 @@
 package localsocktest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -36,6 +41,14 @@ func PublicDir(t *testing.T) string {
 // error. It skips the test unless it runs as root.
 func RunAs(t *testing.T, uid, gid uint32, env []string, args ...string) ([]byte, error) {
 	t.Helper()
+	return CommandAs(t, User{UID: uid, GID: gid}, env, args...).CombinedOutput()
+}
+
+// CommandAs is RunAs's command, not started: this test binary (copied to a
+// public directory) run as u, with u's supplementary groups. It skips the
+// test unless it runs as root.
+func CommandAs(t *testing.T, u User, env []string, args ...string) *exec.Cmd {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a child as another user")
 	}
@@ -62,6 +75,95 @@ func RunAs(t *testing.T, uid, gid uint32, env []string, args ...string) ([]byte,
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
-	return cmd.CombinedOutput()
+	groups := u.Groups
+	if groups == nil {
+		groups = []uint32{}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: groups}}
+	return cmd
+}
+
+// User is an account made for one test.
+type User struct {
+	Name     string
+	UID, GID uint32
+	// Groups are its supplementary groups, as the child is given them.
+	Groups []uint32
+}
+
+// NewGroup creates a system group with a fresh name, deleted after the
+// test. It skips the test unless it runs as root and groupadd exists.
+func NewGroup(t *testing.T) (name string, gid uint32) {
+	t.Helper()
+	needAccounts(t, "groupadd")
+	name = freshName("cag")
+	if out, err := exec.Command("groupadd", "--system", name).CombinedOutput(); err != nil {
+		t.Fatalf("groupadd %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("groupdel", name).CombinedOutput(); err != nil {
+			t.Errorf("groupdel %s: %v: %s", name, err, out)
+		}
+	})
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.ParseUint(g.Gid, 10, 32)
+	return name, uint32(n)
+}
+
+// NewUser creates a system user with a fresh name, a primary group of its
+// own and the supplementary groups named, deleted after the test. It skips
+// the test unless it runs as root and useradd exists.
+func NewUser(t *testing.T, groups ...string) User {
+	t.Helper()
+	needAccounts(t, "useradd")
+	name := freshName("cau")
+	args := []string{"--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin"}
+	if len(groups) > 0 {
+		args = append(args, "--groups", strings.Join(groups, ","))
+	}
+	if out, err := exec.Command("useradd", append(args, name)...).CombinedOutput(); err != nil {
+		t.Fatalf("useradd %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
+			t.Errorf("userdel %s: %v: %s", name, err, out)
+		}
+	})
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	out := User{Name: name, UID: uint32(uid), GID: uint32(gid), Groups: []uint32{uint32(gid)}}
+	for _, g := range groups {
+		grp, err := user.LookupGroup(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.ParseUint(grp.Gid, 10, 32)
+		out.Groups = append(out.Groups, uint32(n))
+	}
+	return out
+}
+
+func needAccounts(t *testing.T, tool string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create accounts")
+	}
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skipf("needs %s (Debian package passwd)", tool)
+	}
+}
+
+// freshName is prefix and 8 random hex digits: short enough for any
+// account-name limit, unlikely to meet a concurrent test's.
+func freshName(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
 }
