@@ -65,6 +65,26 @@ func (r Report) Human(w io.Writer, now time.Time) {
 	if a.Version != "" {
 		fmt.Fprintf(w, "agent:        %s\n", a.Version)
 	}
+	if a.Limited {
+		// An unprivileged caller's view: health and the granted names.
+		ready := "ready"
+		if !a.Ready {
+			ready = "NOT READY"
+		}
+		fmt.Fprintf(w, "state:        %s\n", ready)
+		fmt.Fprintf(w, "view:         limited to the credentials your policy rule grants; run as root (an administrator on Windows) for the whole status\n")
+		creds := make([]string, 0, len(a.Credentials))
+		for _, c := range a.Credentials {
+			creds = append(creds, c.Name)
+		}
+		sort.Strings(creds)
+		fmt.Fprintf(w, "credentials:  %d", len(creds))
+		if len(creds) > 0 {
+			fmt.Fprintf(w, " (%s)", strings.Join(creds, ", "))
+		}
+		fmt.Fprintln(w)
+		return
+	}
 	fmt.Fprintf(w, "key:          %s\n", key)
 
 	apps := append([]apitype.ApplicationStatus(nil), a.Applications...)

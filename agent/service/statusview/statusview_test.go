@@ -78,3 +78,22 @@ func TestHumanKeyLine(t *testing.T) {
 		}
 	}
 }
+
+func TestHumanLimited(t *testing.T) {
+	r := Report{Service: "running", Socket: "/run/credagent/agent.sock", Agent: &apitype.Status{
+		Version: "1.0.0", Ready: true, Limited: true,
+		Credentials: []apitype.CredentialStatus{{Name: "sap"}},
+	}}
+	var b bytes.Buffer
+	r.Human(&b, time.Now())
+	want := `service:      running
+socket:       /run/credagent/agent.sock
+agent:        1.0.0
+state:        ready
+view:         limited to the credentials your policy rule grants; run as root (an administrator on Windows) for the whole status
+credentials:  1 (sap)
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
