@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -38,10 +39,11 @@ func TestParse(t *testing.T) {
 	indent := func(s string) string { return "    " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ") }
 
 	tests := []struct {
-		name    string
-		doc     string
-		wantErr []string // substrings that must all appear
-		check   func(t *testing.T, c Config)
+		name     string
+		doc      string
+		wantErr  []string // substrings that must all appear
+		check    func(t *testing.T, c Config)
+		unixOnly bool
 	}{
 		{name: "empty keeps defaults", doc: "", check: func(t *testing.T, c Config) {
 			if c.API.MaxCredentials != 32 || c.CCP.Retries != 2 {
@@ -71,6 +73,8 @@ func TestParse(t *testing.T) {
 		{name: "several errors at once", doc: "log:\n  format: xml\nccp:\n  retries: 99\n", wantErr: []string{"log.format", "ccp.retries"}},
 		{name: "relative path", doc: "paths:\n  state_dir: var/lib\n", wantErr: []string{"paths.state_dir", "absolute"}},
 		{name: "rule without identity", doc: "policy:\n  rules:\n    - name: all\n      credentials: [\"*\"]\n", wantErr: []string{"matches every caller"}},
+		{name: "socket in /run", doc: "paths:\n  socket: /run/agent.sock\n", wantErr: []string{"paths.socket", "shared"}, unixOnly: true},
+		{name: "socket in the state dir", doc: "paths:\n  state_dir: /srv/ca\n  socket: /srv/ca/agent.sock\n", wantErr: []string{"paths.socket", "private"}, unixOnly: true},
 		{name: "executables-only rule", doc: "policy:\n  rules:\n    - {name: a, executables: [/opt/rpa/runner], credentials: [x]}\n", wantErr: []string{"policy.rules[0]", "only executables"}},
 		{name: "wildcard user", doc: "policy:\n  rules:\n    - {name: a, users: [\"*\"], credentials: [x]}\n", wantErr: []string{"policy.rules[0].users", "wildcards"}},
 		{name: "wildcard group", doc: "policy:\n  rules:\n    - {name: a, groups: [\"rpa-*\"], credentials: [x]}\n", wantErr: []string{"policy.rules[0].groups", "wildcards"}},
@@ -85,6 +89,9 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.unixOnly && runtime.GOOS == "windows" {
+				t.Skip("a named pipe has no directory")
+			}
 			c, err := Parse(Default(), []byte(tt.doc))
 			if len(tt.wantErr) > 0 {
 				if err == nil {

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/credagent/credagent/platform/localsock"
 )
 
 // Validate reports every problem in c, joined, each naming its key.
@@ -35,6 +37,8 @@ func (c *Config) Validate() error {
 		bad("paths.socket", `must be a named pipe (\\.\pipe\...), got %q`, c.Paths.Socket)
 	} else if runtime.GOOS != "windows" && !filepath.IsAbs(c.Paths.Socket) {
 		bad("paths.socket", "must be an absolute path, got %q", c.Paths.Socket)
+	} else if err := localsock.CheckSocketDir(filepath.Dir(c.Paths.Socket), []string{c.Paths.StateDir, c.Paths.InboxDir, c.KeyStore.Dir}); err != nil {
+		bad("paths.socket", "%v", err)
 	}
 
 	switch c.Log.Level {

@@ -175,7 +175,8 @@ func Run(ctx context.Context, opts Options) error {
 	res.p.Store(r0)
 	defer func() { res.p.Load().Close() }()
 
-	ln, err := localsock.Listen(cfg.Paths.Socket, localsock.ListenOptions{Group: cfg.API.SocketGroup, Allow: cfg.API.PipeAllow, Dev: opts.Dev})
+	ln, err := localsock.Listen(cfg.Paths.Socket, localsock.ListenOptions{Group: cfg.API.SocketGroup, Allow: cfg.API.PipeAllow, Dev: opts.Dev,
+		Reserved: []string{cfg.Paths.StateDir, cfg.Paths.InboxDir, cfg.KeyStore.Dir}})
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Paths.Socket, err)
 	}

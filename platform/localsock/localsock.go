@@ -130,6 +130,10 @@ type ListenOptions struct {
 	// Allow lists extra SIDs or account names allowed on the pipe (Windows),
 	// besides SYSTEM and Administrators.
 	Allow []string
+	// Reserved are directories the socket must not live in (Linux): the
+	// agent's state, inbox and key directories. The socket's directory is
+	// created, chowned and chmodded, so it must be one of the socket's own.
+	Reserved []string
 	// Dev is dev mode: only the user who starts the agent may connect. On
 	// Linux the socket is 0600 and Group is ignored; on Windows the pipe
 	// grants only the current user, and may live outside the protected
@@ -151,6 +155,15 @@ var (
 	// ErrUnsupported means the connection is not one PeerOf understands.
 	ErrUnsupported = errors.New("localsock: connection type not supported")
 )
+
+// CheckSocketDir reports whether dir may hold the socket (Linux): not a
+// directory shared with other programs (/run, /var/run, /tmp, ...) and
+// none of reserved (the agent's own private directories). Listen checks the
+// same; config validation calls it so that load, reload and doctor refuse
+// such a path before the agent starts. On Windows it returns nil.
+func CheckSocketDir(dir string, reserved []string) error {
+	return checkSocketDir(dir, reserved)
+}
 
 // Listen creates the listener at path (a socket path or a pipe name). A stale
 // Unix socket left by a dead agent is removed; a live one is ErrInUse.

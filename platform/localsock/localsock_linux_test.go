@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -169,6 +170,54 @@ func TestListenRefusals(t *testing.T) {
 				t.Errorf("err = %v, want it to mention %q", err, tt.msg)
 			}
 		})
+	}
+	// Directories that are not the socket's own are refused, and left as
+	// they were.
+	if os.Geteuid() == 0 {
+		for _, tt := range []struct {
+			name string
+			dir  func(t *testing.T) (dir string, reserved []string)
+			msg  string
+		}{
+			{"another program's directory", func(t *testing.T) (string, []string) {
+				d := t.TempDir()
+				os.WriteFile(filepath.Join(d, "their.conf"), []byte("x"), 0o644)
+				os.Chmod(d, 0o755)
+				return d, nil
+			}, "not a socket"},
+			{"the state directory", func(t *testing.T) (string, []string) {
+				d := t.TempDir()
+				os.Chmod(d, 0o700)
+				return d, []string{d}
+			}, "must stay private"},
+			{"/run", func(t *testing.T) (string, []string) { return "/run", nil }, "shared"},
+			{"/var/run", func(t *testing.T) (string, []string) { return "/var/run", nil }, "shared"},
+			{"/tmp", func(t *testing.T) (string, []string) { return "/tmp", nil }, "shared"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				dir, reserved := tt.dir(t)
+				before, err := os.Stat(dir)
+				if err != nil {
+					t.Skip(err)
+				}
+				sock := filepath.Join(dir, "credagent-test-"+strconv.Itoa(os.Getpid())+".sock")
+				ln, err := localsock.Listen(sock, localsock.ListenOptions{Group: "nogroup", Reserved: reserved})
+				if err == nil {
+					ln.Close()
+					t.Fatal("Listen succeeded")
+				}
+				if !strings.Contains(err.Error(), tt.msg) {
+					t.Errorf("err = %v, want it to mention %q", err, tt.msg)
+				}
+				after, _ := os.Stat(dir)
+				if after.Mode() != before.Mode() || after.Sys().(*syscall.Stat_t).Gid != before.Sys().(*syscall.Stat_t).Gid {
+					t.Errorf("%s changed: %v -> %v", dir, before.Mode(), after.Mode())
+				}
+				if _, err := os.Lstat(sock); err == nil {
+					t.Errorf("a socket was left at %s", sock)
+				}
+			})
+		}
 	}
 	// The file that was not a socket is untouched.
 	p := filepath.Join(t.TempDir(), "agent.sock")

@@ -54,6 +54,9 @@ func listen(path string, opts ListenOptions) (net.Listener, error) {
 		gid = n
 	}
 	dir := filepath.Dir(path)
+	if err := ownDir(dir, opts.Reserved); err != nil {
+		return nil, fmt.Errorf("localsock.Listen: %w", err)
+	}
 	if err := prepareDir(dir, euid, gid, opts.Dev); err != nil {
 		return nil, fmt.Errorf("localsock.Listen: %w", err)
 	}
@@ -106,9 +109,43 @@ func listen(path string, opts ListenOptions) (net.Listener, error) {
 	return l, nil
 }
 
+// sharedDirs are directories that hold others' files: the socket never
+// lives directly in one, because its directory is chowned and chmodded.
+var sharedDirs = []string{"/", "/run", "/var/run", "/tmp", "/var/tmp", "/dev/shm", "/var", "/var/lib", "/etc", "/home", "/root", "/srv", "/opt", "/usr", "/run/user"}
+
+// ownDir refuses a socket directory that is shared (sharedDirs) or one of
+// the agent's other directories (reserved), by name and by what it
+// resolves to.
+func ownDir(dir string, reserved []string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("socket directory %q is not an absolute path", dir)
+	}
+	same := func(a, b string) bool {
+		if filepath.Clean(a) == filepath.Clean(b) {
+			return true
+		}
+		ra, erra := filepath.EvalSymlinks(a)
+		rb, errb := filepath.EvalSymlinks(b)
+		return erra == nil && errb == nil && ra == rb
+	}
+	for _, d := range sharedDirs {
+		if same(dir, d) {
+			return fmt.Errorf("socket directory %s is shared with other programs; give the socket a directory of its own, such as /run/credagent/agent.sock", dir)
+		}
+	}
+	for _, d := range reserved {
+		if d != "" && same(dir, d) {
+			return fmt.Errorf("socket directory %s is also the agent's directory %s, which must stay private; give the socket a directory of its own, such as /run/credagent/agent.sock", dir, d)
+		}
+	}
+	return nil
+}
+
 // prepareDir creates the socket directory or checks an existing one, then
 // sets its owner and mode. It refuses a directory that others could write to,
-// so a shared directory such as /tmp is never chmodded.
+// so a shared directory such as /tmp is never chmodded, and (outside dev
+// mode, where it is left as it is) an existing directory that holds anything
+// but sockets: that is someone else's directory, or the agent's state.
 func prepareDir(dir string, euid, gid int, dev bool) error {
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -143,6 +180,15 @@ func prepareDir(dir string, euid, gid int, dev bool) error {
 			return fmt.Errorf("socket directory %s is group-writable", dir)
 		}
 		return nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Type() != fs.ModeSocket {
+			return fmt.Errorf("socket directory %s holds %q, which is not a socket: it is not a directory of the socket's own, so its owner and mode are left alone; give the socket a directory of its own, such as /run/credagent/agent.sock", dir, e.Name())
+		}
 	}
 	if err := os.Lchown(dir, euid, gid); err != nil {
 		return err
@@ -222,3 +268,5 @@ func dial(ctx context.Context, path string) (net.Conn, error) {
 	}
 	return c, nil
 }
+
+func checkSocketDir(dir string, reserved []string) error { return ownDir(dir, reserved) }
