@@ -438,6 +438,9 @@ func reloadOnce(opts Options, res *resolverHolder, build func(config.Config) (*r
 		log.Error().Err(err).Msg("reload rejected: the running configuration stays")
 		return
 	}
+	// Accounts may have been renamed or their uids reused: name callers
+	// afresh, as the new policy's groups were just looked up afresh.
+	localsock.FlushNames()
 	old := res.p.Swap(r)
 	// In-flight resolutions finish on the old resolver.
 	time.AfterFunc(running.API.ShutdownGrace, old.Close)

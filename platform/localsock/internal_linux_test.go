@@ -99,3 +99,29 @@ func copyFile(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestUsernameCacheExpires plants a stale name for root's uid: it must be
+// looked up again once it is older than nameTTL, and forgotten at once by
+// FlushNames.
+func TestUsernameCacheExpires(t *testing.T) {
+	now := time.Now()
+	namesNow = func() time.Time { return now }
+	t.Cleanup(func() { namesNow = time.Now; FlushNames() })
+	root := usernameOf(0)
+	if root == "" {
+		t.Skip("uid 0 has no name here")
+	}
+	usernames.Store(uint32(0), nameEntry{name: "deleted-user", at: now})
+	if got := usernameOf(0); got != "deleted-user" {
+		t.Fatalf("a fresh entry was not reused: %q", got)
+	}
+	now = now.Add(nameTTL)
+	if got := usernameOf(0); got != root {
+		t.Errorf("after %v the old name %q is still served, want %q", nameTTL, got, root)
+	}
+	usernames.Store(uint32(0), nameEntry{name: "deleted-user", at: now})
+	FlushNames()
+	if got := usernameOf(0); got != root {
+		t.Errorf("after FlushNames the old name %q is still served, want %q", got, root)
+	}
+}

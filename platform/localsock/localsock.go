@@ -165,6 +165,13 @@ func CheckSocketDir(dir string, reserved []string) error {
 	return checkSocketDir(dir, reserved)
 }
 
+// FlushNames forgets the account names cached for uids (Linux), so that the
+// next caller of each uid is named afresh; the agent calls it at every
+// reload. Names are also looked up again after a minute. On Windows the
+// name comes from the caller's SID each time, and there is nothing to
+// forget.
+func FlushNames() { flushNames() }
+
 // Listen creates the listener at path (a socket path or a pipe name). A stale
 // Unix socket left by a dead agent is removed; a live one is ErrInUse.
 func Listen(path string, opts ListenOptions) (net.Listener, error) {

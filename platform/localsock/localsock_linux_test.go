@@ -312,3 +312,57 @@ func TestOtherUser(t *testing.T) {
 		})
 	}
 }
+
+// TestUIDReusedByNewAccount deletes an account and gives its uid to a new
+// one, as an administrator may: after FlushNames (which reload calls) the
+// caller is named after the new account, not the deleted one.
+func TestUIDReusedByNewAccount(t *testing.T) {
+	group, _ := localsocktest.NewGroup(t)
+	old := localsocktest.NewUser(t, group)
+	path := filepath.Join(localsocktest.PublicDir(t), "run", "agent.sock")
+	ln, err := localsock.Listen(path, localsock.ListenOptions{Group: group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	names := make(chan string, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 2)
+			io.ReadFull(c, buf)
+			id, err := localsock.PeerOf(c)
+			if err != nil {
+				names <- "error: " + err.Error()
+			} else {
+				names <- id.Username
+			}
+			c.Write(buf)
+			c.Close()
+		}
+	}()
+	callAs := func(u localsocktest.User) string {
+		t.Helper()
+		if out, err := localsocktest.CommandAs(t, u, []string{dialEnv + "=" + path}, "-test.run=^$").CombinedOutput(); err != nil {
+			t.Fatalf("child as %s: %v: %s", u.Name, err, out)
+		}
+		return <-names
+	}
+	if got := callAs(old); got != old.Name {
+		t.Fatalf("caller named %q, want %q", got, old.Name)
+	}
+	if out, err := exec.Command("userdel", old.Name).CombinedOutput(); err != nil {
+		t.Fatalf("userdel: %v: %s", err, out)
+	}
+	reused := localsocktest.NewUserArgs(t, []string{"--uid", fmt.Sprint(old.UID)}, group)
+	if reused.UID != old.UID {
+		t.Fatalf("new account has uid %d, want %d", reused.UID, old.UID)
+	}
+	localsock.FlushNames()
+	if got := callAs(reused); got != reused.Name {
+		t.Fatalf("after the uid was given to %s and the names flushed, the caller is named %q", reused.Name, got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -206,19 +207,43 @@ func startTime(pid int) (uint64, error) {
 	return strconv.ParseUint(string(f[idx]), 10, 64)
 }
 
-var usernames sync.Map // uint32 -> string
+// nameTTL bounds how long a uid's account name is reused without looking
+// it up again: an account deleted and its uid given to a new account must
+// not be served, or audited, under the old name for long. FlushNames (at
+// every reload) forgets them all at once.
+//
+// Names come from os/user. The agent is built with CGO_ENABLED=0, so that
+// reads /etc/passwd only: accounts that exist only in a directory (LDAP,
+// SSSD, winbind) have no name here, never match a rule's `users`, and are
+// audited by uid. Rules for them must use `uids`/`gids` (see the README).
+const nameTTL = time.Minute
+
+type nameEntry struct {
+	name string
+	at   time.Time
+}
+
+var (
+	usernames sync.Map // uint32 -> nameEntry
+	namesNow  = time.Now
+)
 
 func usernameOf(uid uint32) string {
+	now := namesNow()
 	if v, ok := usernames.Load(uid); ok {
-		return v.(string)
+		if e := v.(nameEntry); now.Sub(e.at) < nameTTL && now.Sub(e.at) >= 0 {
+			return e.name
+		}
 	}
 	name := ""
 	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
 		name = u.Username
 	}
-	usernames.Store(uid, name)
+	usernames.Store(uid, nameEntry{name: name, at: now})
 	return name
 }
+
+func flushNames() { usernames.Clear() }
 
 func peerCred(conn net.Conn) (*Identity, error) {
 	raw, err := rawConn(conn)

@@ -119,8 +119,15 @@ func NewGroup(t *testing.T) (name string, gid uint32) {
 func NewUser(t *testing.T, groups ...string) User {
 	t.Helper()
 	needAccounts(t, "useradd")
+	return NewUserArgs(t, nil, groups...)
+}
+
+// NewUserArgs is NewUser with more useradd arguments (such as --uid).
+func NewUserArgs(t *testing.T, extra []string, groups ...string) User {
+	t.Helper()
+	needAccounts(t, "useradd")
 	name := freshName("cau")
-	args := []string{"--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin"}
+	args := append([]string{"--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin"}, extra...)
 	if len(groups) > 0 {
 		args = append(args, "--groups", strings.Join(groups, ","))
 	}
@@ -128,6 +135,9 @@ func NewUser(t *testing.T, groups ...string) User {
 		t.Fatalf("useradd %s: %v: %s", name, err, out)
 	}
 	t.Cleanup(func() {
+		if _, err := user.Lookup(name); err != nil {
+			return // the test deleted it
+		}
 		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
 			t.Errorf("userdel %s: %v: %s", name, err, out)
 		}
