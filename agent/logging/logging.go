@@ -15,10 +15,11 @@ package logging
 import (
 	"fmt"
 	"io"
-	"os"
+	"math"
 	"time"
 
 	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/platform/logfile"
 	"github.com/rs/zerolog"
 )
 
@@ -85,8 +86,11 @@ func New(cfg config.Log, stderr io.Writer, open FileOpener) (*Logs, error) {
 	return ls, nil
 }
 
+// plainFile never rotates, but opens the file with platform/logfile's
+// checks: never through a symlink, never another owner's file, never in a
+// directory others can write to.
 func plainFile(path string, _ int64, _ int) (io.WriteCloser, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	return logfile.Open(path, logfile.Options{MaxSize: math.MaxInt64, MaxFiles: 1})
 }
 
 func init() {

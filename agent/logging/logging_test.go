@@ -78,3 +78,28 @@ func TestBadLevel(t *testing.T) {
 		t.Fatal("want error for unknown level")
 	}
 }
+
+// TestAuditFileNotThroughSymlink plants a symlink where the audit file goes:
+// the logs refuse to open rather than append to, and chmod, its target.
+func TestAuditFileNotThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "passwd")
+	if err := os.WriteFile(target, []byte("root:x:0:0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	audit := filepath.Join(dir, "audit.log")
+	if err := os.Symlink(target, audit); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := New(config.Log{Level: "info", Format: "json", File: filepath.Join(dir, "agent.log"), AuditFile: audit}, &bytes.Buffer{}, nil)
+	if err == nil {
+		ls.Close()
+		t.Fatal("the logs opened an audit file that is a symlink")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "root:x:0:0\n" {
+		t.Errorf("the symlink's target was written: %q", b)
+	}
+	if fi, _ := os.Stat(target); fi.Mode().Perm() != 0o644 {
+		t.Errorf("the symlink's target was chmodded to %v", fi.Mode().Perm())
+	}
+}

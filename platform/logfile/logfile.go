@@ -7,6 +7,13 @@
 // at most MaxFiles files (the active one included) exist at a time. Every
 // file is created with mode 0600, because the log names applications,
 // stores and callers.
+//
+// The agent writes its logs as root, so a log file is never opened through
+// a symlink (O_NOFOLLOW; on Windows the path must not be a reparse point,
+// before and after the open), never a file of another owner or with another
+// hard link, and never in a directory that others can write to (Linux:
+// group- or world-writable, or owned by someone other than root or the
+// agent's user), where they could plant such a file.
 package logfile
 
 import (
@@ -58,6 +65,9 @@ func Open(path string, opts Options) (*File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("logfile.Open: %w", err)
 	}
+	if err := checkDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("logfile.Open: %w", err)
+	}
 	l := &File{path: path, opts: opts}
 	if err := l.open(); err != nil {
 		return nil, err
@@ -65,8 +75,11 @@ func Open(path string, opts Options) (*File, error) {
 	return l, nil
 }
 
-func (l *File) open() error {
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, Mode)
+func (l *File) open() error { return l.openFlags(0) }
+
+// openFlags opens the active file, with os.O_TRUNC in extra to empty it.
+func (l *File) openFlags(extra int) error {
+	f, err := openNoFollow(l.path, extra)
 	if err != nil {
 		return fmt.Errorf("logfile.Open: %w", err)
 	}
@@ -78,6 +91,10 @@ func (l *File) open() error {
 	if !st.Mode().IsRegular() {
 		f.Close()
 		return fmt.Errorf("logfile.Open: %s is not a regular file", l.path)
+	}
+	if err := checkOpened(l.path, f, st); err != nil {
+		f.Close()
+		return fmt.Errorf("logfile.Open: %w", err)
 	}
 	// A file left by an older version, or created by someone else, may be
 	// wider than 0600; narrow it.
@@ -117,10 +134,9 @@ func (l *File) rotate() error {
 	l.f = nil
 	keep := l.opts.MaxFiles - 1 // rotated files kept
 	if keep == 0 {
-		if err := os.Truncate(l.path, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("logfile: rotate: %w", err)
-		}
-		return l.open()
+		// Truncate through a new descriptor, not by path: os.Truncate
+		// would follow a symlink planted meanwhile.
+		return l.openFlags(os.O_TRUNC)
 	}
 	if err := os.Remove(l.name(keep)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("logfile: rotate: %w", err)
