@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -52,6 +53,32 @@ func CommandAs(t *testing.T, u User, env []string, args ...string) *exec.Cmd {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a child as another user")
 	}
+	exe := publicCopy(t)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = "/"
+	groups := u.Groups
+	if groups == nil {
+		groups = []uint32{}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: groups}}
+	return cmd
+}
+
+var (
+	copiesMu sync.Mutex
+	copies   = map[*testing.T]string{}
+)
+
+// publicCopy copies this test binary into a public directory, once per
+// test: the go tool's build directory is private to root.
+func publicCopy(t *testing.T) string {
+	t.Helper()
+	copiesMu.Lock()
+	defer copiesMu.Unlock()
+	if exe, ok := copies[t]; ok {
+		return exe
+	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -72,15 +99,13 @@ func CommandAs(t *testing.T, u User, env []string, args ...string) *exec.Cmd {
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Dir = "/"
-	groups := u.Groups
-	if groups == nil {
-		groups = []uint32{}
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: groups}}
-	return cmd
+	copies[t] = exe
+	t.Cleanup(func() {
+		copiesMu.Lock()
+		delete(copies, t)
+		copiesMu.Unlock()
+	})
+	return exe
 }
 
 // User is an account made for one test.
