@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
@@ -288,4 +289,38 @@ func child(mode, sock string) int {
 	}
 	fmt.Println("unknown child mode", mode)
 	return 2
+}
+
+// slowCCP answers after a delay, or fails with the context's error.
+type slowCCP struct {
+	fakeCCP
+	delay time.Duration
+}
+
+func (s slowCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error) {
+	select {
+	case <-time.After(s.delay):
+		return s.fakeCCP.Get(ctx, req)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestDeadlinesEndWithTheBody (a guard, not a fix) checks that the body and read deadlines bound
+// reading the request only: a resolution that takes longer than both is
+// not cancelled (net/http cancels a request's context when a read on its
+// connection fails, deadline included).
+func TestDeadlinesEndWithTheBody(t *testing.T) {
+	h := start(t, setup{
+		cfg:     config.API{BodyTimeout: 100 * time.Millisecond, ReadTimeout: 300 * time.Millisecond},
+		fetcher: slowCCP{fakeCCP: fakeCCP{"sap": planted}, delay: 800 * time.Millisecond},
+	})
+	res, err := h.client.Resolve(context.Background(), "r", "f", "sap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Wipe()
+	if c := res.Get("sap"); c == nil || c.Err != nil {
+		t.Fatalf("a resolution longer than the read deadlines: %+v", c)
+	}
 }
