@@ -86,6 +86,12 @@ func TestParse(t *testing.T) {
 		{name: "P-384 signing key", doc: "portal:\n  signing_keys:\n  - |\n" + indent(pemPub(t, &p384.PublicKey)) + "\n", wantErr: []string{"P-256"}},
 		{name: "bad backend", doc: "keystore:\n  backend: hsm\n", wantErr: []string{"keystore.backend"}},
 		{name: "key name with path", doc: "keystore:\n  key_name: ../x\n", wantErr: []string{"keystore.key_name"}},
+		// One rule with the key store (keystore.CheckKeyName): what it
+		// refuses at create time, config refuses at load.
+		{name: "key name with a space", doc: "keystore:\n  key_name: machine key\n", wantErr: []string{"keystore.key_name"}},
+		{name: "hidden key name", doc: "keystore:\n  key_name: .hidden\n", wantErr: []string{"keystore.key_name"}},
+		{name: "key name with dot dot", doc: "keystore:\n  key_name: a..b\n", wantErr: []string{"keystore.key_name"}},
+		{name: "key name whose pending name is too long", doc: "keystore:\n  key_name: " + strings.Repeat("k", 62) + "\n", wantErr: []string{"keystore.key_name", "rotation"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credagent/credagent/platform/keystore"
 	"github.com/credagent/credagent/platform/localsock"
 )
 
@@ -63,8 +64,8 @@ func (c *Config) Validate() error {
 	default:
 		bad("keystore.backend", "must be auto, tpm, file, cng or memory; got %q", c.KeyStore.Backend)
 	}
-	if c.KeyStore.KeyName == "" || strings.ContainsAny(c.KeyStore.KeyName, `/\:`) {
-		bad("keystore.key_name", "must be a plain name without path separators, got %q", c.KeyStore.KeyName)
+	if err := keystore.CheckKeyName(c.KeyStore.KeyName); err != nil {
+		bad("keystore.key_name", "%v", err)
 	}
 	if c.KeyStore.Dir == "" || !filepath.IsAbs(c.KeyStore.Dir) {
 		bad("keystore.dir", "must be an absolute path, got %q", c.KeyStore.Dir)

@@ -92,6 +92,20 @@ var ErrUnsupported = fmt.Errorf("keystore: %w", errors.ErrUnsupported)
 // 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
+// CheckKeyName is the one rule for a machine key's name (config's
+// keystore.key_name): the name itself and the name a rotation gives its
+// pending key (PendingName) must both be valid key names. Config validation
+// and doctor call it, so they refuse exactly what the key store refuses.
+func CheckKeyName(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := checkName(PendingName(name)); err != nil {
+		return fmt.Errorf("keystore: key name %q is too long: a rotation names its new key %q (at most 64 characters)", name, PendingName(name))
+	}
+	return nil
+}
+
 func checkName(name string) error {
 	if !validName.MatchString(name) || strings.Contains(name, "..") {
 		return fmt.Errorf("keystore: invalid key name %q (use 1-64 letters, digits, '.', '_', '-')", name)
