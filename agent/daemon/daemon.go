@@ -514,6 +514,7 @@ func buildStatus(snap *state.Snapshot, r *resolve.Resolver, info keystore.Info, 
 	if snap.KeyProblem != "" {
 		s.Problems = append(s.Problems, snap.KeyProblem)
 	}
+	s.Problems = append(s.Problems, snap.InboxProblems...)
 	for _, a := range s.Applications {
 		if a.Expired {
 			s.Problems = append(s.Problems, fmt.Sprintf("the certificate of application %s expired on %s", a.AppID, a.NotAfter.Format(time.DateOnly)))

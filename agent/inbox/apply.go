@@ -7,10 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,22 +22,52 @@ import (
 	"github.com/credagent/credagent/platform/fsutil"
 )
 
-// handle checks one inbox file and applies or rejects it.
-func (in *Inbox) handle(path string) {
+// handle checks one inbox file and applies or rejects it. A group key that
+// is applied makes the deliveries that waited for it be handled again.
+func (in *Inbox) handle(name string) {
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	if t := in.retry[path]; t != nil {
-		t.Stop()
-		delete(in.retry, path)
+	again := in.handleLocked(name)
+	in.mu.Unlock()
+	for _, n := range again {
+		in.handle(n)
 	}
-	b, fi, err := readDelivery(path, in.o.MaxBytes, in.owners)
-	if errors.Is(err, os.ErrNotExist) {
-		return // handled already, or renamed away
+}
+
+// handleLocked handles one file; it returns the names of files to handle
+// again. The caller holds mu.
+func (in *Inbox) handleLocked(name string) []string {
+	if t := in.retry[name]; t != nil {
+		t.Stop()
+		delete(in.retry, name)
+	}
+	if in.stuck[name] {
+		return nil // rejected already; it could not be moved out
+	}
+	b, fi, f, err := readDelivery(in.dir, name, in.o.MaxBytes, in.owners)
+	if f != nil {
+		defer f.Close()
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		in.forget(name)
+		return nil // handled already, or renamed away
 	}
 	now := in.o.Now()
+	if err != nil && !refusal(err) {
+		// The machine's error, not the delivery's (too many open files,
+		// an I/O error, a permission the agent lacks): leave the file in
+		// place for the next scan, as for a full disk.
+		in.o.Log.Error().Err(err).Str("file", printable(name)).Msg("inbox: cannot read a delivery now; it stays in the inbox and is tried again at the next scan")
+		in.unreadable[name] = err.Error()
+		in.updateProblems()
+		return nil
+	}
+	if _, ok := in.unreadable[name]; ok {
+		delete(in.unreadable, name)
+		in.updateProblems()
+	}
 	if err != nil {
-		in.reject(path, nil, err, now)
-		return
+		in.reject(name, f, nil, err, now)
+		return nil
 	}
 	// readDelivery has checked the size (check 1); the file is parsed
 	// once, here, and the other checks run on the result.
@@ -43,53 +76,178 @@ func (in *Inbox) handle(path string) {
 		if errors.Is(err, delivery.ErrMalformed) && now.Sub(fi.ModTime()) < settle && now.Sub(fi.ModTime()) > -settle {
 			// Perhaps still being written by a writer that does not
 			// rename: look again once it has settled.
-			in.retry[path] = time.AfterFunc(settle, func() { in.handle(path) })
-			return
+			in.retry[name] = time.AfterFunc(settle, func() { in.handle(name) })
+			return nil
 		}
-		in.reject(path, nil, err, now)
-		return
+		in.reject(name, f, nil, err, now)
+		return nil
 	}
 	// A duplicate of the applied record: a crash came between storing the
 	// record and removing the inbox file.
 	if rec, ok := in.records[d.Object()]; ok && in.seqs[d.Object()] == d.Seq {
 		if old, rerr := fsutil.ReadPrivateFile(rec, delivery.MaxSize); rerr == nil && bytes.Equal(old, b) {
-			in.o.Log.Info().Str("file", path).Str("delivery", d.ID).Msg("inbox: already applied; removing the duplicate")
-			os.Remove(path)
-			return
+			in.o.Log.Info().Str("file", printable(name)).Str("delivery", d.ID).Msg("inbox: already applied; removing the duplicate")
+			in.remove(name, f)
+			return nil
 		}
+	}
+	// A record of this object that cannot be read may hold a higher
+	// sequence number: nothing of the object is applied until an operator
+	// restores or removes it.
+	if rec := in.blockedFor(d.Object()); rec != "" {
+		in.o.Log.Error().Str("file", printable(name)).Str("delivery", d.ID).Str("record", rec).
+			Msg("inbox: the record of this object cannot be read; the delivery waits until an operator restores or removes the record")
+		return nil
 	}
 	acc, err := in.checker(now).CheckParsed(d)
 	if errors.Is(err, delivery.ErrKeyUnavailable) {
 		// Not the delivery's fault (the TPM does not answer): leave it for
 		// the next scan, as for a full disk, and say so in status.
-		in.o.Log.Error().Err(err).Str("file", path).Msg("inbox: the key store cannot open the delivery now; will retry")
+		in.o.Log.Error().Err(err).Str("file", printable(name)).Msg("inbox: the key store cannot open the delivery now; will retry")
 		problem := "the key store cannot open deliveries (they wait in the inbox): " + err.Error()
 		if in.o.State.Load().KeyProblem != problem {
 			in.o.State.Update(func(s *state.Snapshot) error { s.KeyProblem = problem; return nil })
 		}
-		return
+		return nil
 	}
 	if err == nil && acc.Kind.Sealed() && in.o.State.Load().KeyProblem != "" {
 		in.o.State.Update(func(s *state.Snapshot) error { s.KeyProblem = ""; return nil })
 		in.o.Log.Info().Msg("inbox: the key store opens deliveries again")
 	}
+	if errors.Is(err, delivery.ErrWrongRecipient) && d.To.Type == delivery.ToGroup && d.Verified() {
+		// Addressed to a group whose key has not arrived (yet): wait for
+		// it, bounded in count and in time.
+		if err = in.waitForGroup(name, d, err, now); err == nil {
+			return nil
+		}
+	}
+	if _, ok := in.waiting[name]; ok {
+		delete(in.waiting, name)
+		in.updateProblems()
+	}
 	if err != nil {
-		in.reject(path, d, err, now)
-		return
+		in.reject(name, f, d, err, now)
+		return nil
 	}
 	if err := in.apply(acc, b, now); err != nil {
 		// Not the delivery's fault (a full disk): leave it for the next
 		// scan.
-		in.o.Log.Error().Err(err).Str("file", path).Str("delivery", acc.ID).Msg("inbox: cannot store the record; will retry")
-		return
+		in.o.Log.Error().Err(err).Str("file", printable(name)).Str("delivery", acc.ID).Msg("inbox: cannot store the record; will retry")
+		return nil
 	}
-	if err := os.Remove(path); err != nil {
-		in.o.Log.Warn().Err(err).Str("file", path).Msg("inbox: applied, but cannot remove the file")
-	}
+	in.remove(name, f)
 	at := in.o.Now()
 	in.o.Log.Info().Str("delivery", acc.ID).Str("kind", string(acc.Kind)).Str("target", acc.Target).
 		Uint64("seq", acc.Seq).Str("to", acc.To.String()).Msg("inbox: delivery applied")
-	in.event(Event{File: path, DeliveryID: acc.ID, Kind: acc.Kind, Target: acc.Target, Seq: acc.Seq, At: at})
+	in.event(Event{File: name, DeliveryID: acc.ID, Kind: acc.Kind, Target: acc.Target, Seq: acc.Seq, At: at})
+	if acc.Kind == delivery.KindGroupKey && len(in.waiting) > 0 {
+		again := make([]string, 0, len(in.waiting))
+		for n := range in.waiting {
+			again = append(again, n)
+		}
+		sort.Strings(again)
+		return again
+	}
+	return nil
+}
+
+// waitForGroup keeps a group-addressed delivery that failed with
+// wrong-recipient in the inbox, until its group's key comes (a group-key
+// delivery that is applied handles it again) or GroupWait has passed since
+// it was first seen. It returns nil while the delivery waits, or the
+// error to reject it with. The caller holds mu.
+func (in *Inbox) waitForGroup(name string, d *delivery.Delivery, cause error, now time.Time) error {
+	first, ok := in.waiting[name]
+	if !ok {
+		if len(in.waiting) >= MaxGroupWaiting {
+			return fmt.Errorf("%w (and %d deliveries already wait for their group's key)", cause, len(in.waiting))
+		}
+		first = now
+		in.waiting[name] = now
+		in.updateProblems()
+		in.o.Log.Warn().Str("file", printable(name)).Str("delivery", d.ID).Str("to", d.To.String()).Dur("wait", in.o.GroupWait).
+			Msg("inbox: the delivery is addressed to a group whose key this machine does not hold yet; it waits for the group key")
+	}
+	if now.Sub(first) < in.o.GroupWait {
+		return nil
+	}
+	return fmt.Errorf("%w (waited %s for the group's key)", cause, in.o.GroupWait)
+}
+
+// remove deletes an applied or duplicate file from the inbox.
+func (in *Inbox) remove(name string, f *os.File) {
+	if err := in.dir.remove(name, f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		in.o.Log.Warn().Err(err).Str("file", printable(name)).Msg("inbox: applied, but cannot remove the file")
+	}
+	in.forget(name)
+}
+
+// forget drops what is remembered about an inbox file that is gone. The
+// caller holds mu.
+func (in *Inbox) forget(name string) {
+	_, w := in.waiting[name]
+	_, u := in.unreadable[name]
+	_, st := in.stuck[name]
+	delete(in.waiting, name)
+	delete(in.unreadable, name)
+	delete(in.stuck, name)
+	if w || u || st {
+		in.updateProblems()
+	}
+}
+
+// forgetGone forgets the files that a scan no longer found. The caller
+// holds mu.
+func (in *Inbox) forgetGone(present map[string]bool) {
+	for _, m := range []map[string]time.Time{in.waiting} {
+		for n := range m {
+			if !present[n] {
+				in.forget(n)
+			}
+		}
+	}
+	for n := range in.unreadable {
+		if !present[n] {
+			in.forget(n)
+		}
+	}
+	for n := range in.stuck {
+		if !present[n] {
+			in.forget(n)
+		}
+	}
+}
+
+// updateProblems publishes what waits in the inbox. The caller holds mu.
+func (in *Inbox) updateProblems() {
+	waiting := ""
+	if n := len(in.waiting); n > 0 {
+		oldest := time.Time{}
+		for _, t := range in.waiting {
+			if oldest.IsZero() || t.Before(oldest) {
+				oldest = t
+			}
+		}
+		waiting = fmt.Sprintf("%d deliveries addressed to a group wait in the inbox for the group's key (the oldest since %s; they are rejected after %s)",
+			n, oldest.UTC().Format(time.RFC3339), in.o.GroupWait)
+	}
+	in.setProblem("group-wait", waiting)
+	unreadable := ""
+	if n := len(in.unreadable); n > 0 {
+		names := make([]string, 0, n)
+		for k := range in.unreadable {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		unreadable = fmt.Sprintf("%d inbox files cannot be read by the agent now and wait in the inbox (first: %s: %s); the portal must write deliveries with mode 0644, owned by an allowed owner",
+			n, printable(names[0]), in.unreadable[names[0]])
+	}
+	in.setProblem("unreadable", unreadable)
+	stuck := ""
+	if n := len(in.stuck); n > 0 {
+		stuck = fmt.Sprintf("%d rejected files cannot be moved out of the inbox and are left in it (see the log)", n)
+	}
+	in.setProblem("stuck", stuck)
 }
 
 func (in *Inbox) event(e Event) {
@@ -100,16 +258,39 @@ func (in *Inbox) event(e Event) {
 
 // recordPath is where the record of an accepted delivery goes.
 func (in *Inbox) recordPath(acc *delivery.Accepted) string {
-	o := acc.Object()
-	dir := filepath.Join(in.o.StateDir, recordsDir, string(o.Kind))
-	name := hex.EncodeToString([]byte(o.Name))
-	if o.Kind == delivery.KindGroupKey {
-		if acc.Kind == delivery.KindRevoke {
-			return filepath.Join(dir, name+".revoked.delivery")
-		}
-		return filepath.Join(dir, name+"."+delivery.KeyID(acc.GroupPrivateKey.PublicKey())+".delivery")
+	keyID := ""
+	if acc.GroupPrivateKey != nil {
+		keyID = delivery.KeyID(acc.GroupPrivateKey.PublicKey())
 	}
-	return filepath.Join(dir, name+".delivery")
+	return filepath.Join(in.o.StateDir, recordsDir, string(acc.Object().Kind), recordName(acc.Delivery, keyID))
+}
+
+// recordStem names an object in its kind's records directory: the SHA-256
+// of its name in hex, so that a record's file name has the same length
+// whatever the name (a NAME is up to 128 bytes; its hex would not fit in
+// NAME_MAX once suffixed).
+func recordStem(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(h[:])
+}
+
+// legacyStem is the stem records had before: the hex of the name. Load
+// renames such records to their current name.
+func legacyStem(name string) string { return hex.EncodeToString([]byte(name)) }
+
+// recordName is the file name of the record of d: <stem>.delivery, and for
+// a group key <stem>.<key ID>.delivery (an application sealed to a
+// superseded group key still needs it) or <stem>.revoked.delivery.
+func recordName(d *delivery.Delivery, groupKeyID string) string {
+	o := d.Object()
+	stem := recordStem(o.Name)
+	if o.Kind == delivery.KindGroupKey {
+		if d.Kind == delivery.KindRevoke {
+			return stem + ".revoked.delivery"
+		}
+		return stem + "." + groupKeyID + ".delivery"
+	}
+	return stem + ".delivery"
 }
 
 // apply stores the record, then publishes the new state. The caller holds
@@ -146,7 +327,7 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 			in.groupKeys[id] = &groupKey{group: acc.Target, key: acc.GroupPrivateKey, seq: acc.Seq, record: rec, sealedTo: acc.Recipient}
 			s.GroupKeys[id] = &state.GroupKey{ID: id, Group: acc.Target, Seq: acc.Seq, DeliveryID: acc.ID, AppliedAt: now}
 			// A revocation of this group is superseded.
-			if r := filepath.Join(filepath.Dir(rec), hex.EncodeToString([]byte(acc.Target))+".revoked.delivery"); r != rec {
+			if r := filepath.Join(filepath.Dir(rec), recordStem(acc.Target)+".revoked.delivery"); r != rec {
 				obsolete = append(obsolete, r)
 			}
 		case *delivery.Store:
@@ -280,54 +461,109 @@ func credentialState(acc *delivery.Accepted, c *delivery.Credential, now time.Ti
 }
 
 // reject moves a refused file to the rejected directory with a reason file,
-// logs it and records it in the snapshot. d may be nil. The caller holds mu.
-func (in *Inbox) reject(path string, d *delivery.Delivery, cause error, now time.Time) {
-	base := filepath.Base(path)
+// logs it and records it in the snapshot. f is the file as opened (nil for
+// a symlink or other non-regular file); d may be nil. The caller holds mu.
+func (in *Inbox) reject(name string, f *os.File, d *delivery.Delivery, cause error, now time.Time) {
+	shown := printable(name)
 	reason := Reason(cause)
-	r := state.Rejection{File: base, Reason: reason + ": " + cause.Error(), At: now}
-	ev := in.o.Log.Error().Str("file", base).Str("reason", reason).Err(cause)
+	r := state.Rejection{File: shown, Reason: reason + ": " + cause.Error(), At: now}
+	ev := in.o.Log.Error().Str("file", shown).Str("reason", reason).Err(cause)
 	if d != nil {
 		r.DeliveryID, r.Kind = d.ID, string(d.Kind)
 		ev = ev.Str("delivery", d.ID).Str("kind", string(d.Kind)).Str("target", d.Target).Uint64("seq", d.Seq)
 	}
 	ev.Msg("inbox: delivery rejected")
-	dest := filepath.Join(in.o.StateDir, rejectedDir, now.UTC().Format("20060102T150405.000000000Z")+"-"+base)
-	var note strings.Builder
-	fmt.Fprintf(&note, "file: %s\nreason: %s\nerror: %s\nat: %s\n", base, reason, cause, now.UTC().Format(time.RFC3339Nano))
-	if d != nil {
-		fmt.Fprintf(&note, "delivery: %s\nkind: %s\ntarget: %s\nseq: %d\nverified: %t\n", d.ID, d.Kind, d.Target, d.Seq, d.Verified())
+	var size int64
+	if f != nil {
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
 	}
-	if err := fsutil.WritePrivateFile(dest+".reason", []byte(note.String())); err != nil {
+	dir := filepath.Join(in.o.StateDir, rejectedDir)
+	base := now.UTC().Format("20060102T150405.000000000Z") + "-" + quarantineName(name)
+	kept := ""
+	if why := in.quarantine.full(reason, min(size, in.o.MaxBytes)); why != "" {
+		// The quarantine keeps the oldest of each reason; a flood of one
+		// reason cannot push out the others.
+		kept = "no: " + why
+		if err := in.dir.remove(name, f); err != nil {
+			in.o.Log.Error().Err(err).Str("file", shown).Msg("inbox: cannot remove a rejected file")
+			in.stuck[name] = true
+		}
+	} else {
+		var err error
+		if kept, err = in.moveOut(name, f, filepath.Join(dir, base)); err != nil {
+			// Never deleted instead of kept: it stays in the inbox, and
+			// is not rejected again while it is there.
+			in.o.Log.Error().Err(err).Str("file", shown).Msg("inbox: cannot move the rejected file out of the inbox; it is left there")
+			in.stuck[name] = true
+			kept = "no: left in the inbox: " + err.Error()
+		} else {
+			in.quarantine.add(reason, base, min(size, in.o.MaxBytes))
+		}
+	}
+	if strings.HasPrefix(kept, "no") {
+		r.Reason += " (file not kept: " + strings.TrimPrefix(kept, "no: ") + ")"
+	}
+	var note strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&note, "%s: %s\n", k, printable(v)) }
+	line("file", name)
+	line("reason", reason)
+	line("error", cause.Error())
+	line("at", now.UTC().Format(time.RFC3339Nano))
+	line("kept", kept)
+	if d != nil {
+		line("delivery", d.ID)
+		line("kind", string(d.Kind))
+		line("target", d.Target)
+		line("seq", strconv.FormatUint(d.Seq, 10))
+		line("verified", strconv.FormatBool(d.Verified()))
+	}
+	if err := fsutil.WritePrivateFile(filepath.Join(dir, base+reasonSuffix), []byte(note.String())); err != nil {
 		in.o.Log.Error().Err(err).Msg("inbox: cannot write the reason file")
 	}
-	// Rename moves a symlink itself, never its target.
-	if err := os.Rename(path, dest); err != nil {
-		in.o.Log.Error().Err(err).Str("file", base).Msg("inbox: cannot move the rejected file; removing it")
-		os.Remove(path)
-	}
-	in.pruneRejected()
+	in.updateProblems()
 	in.o.State.Update(func(s *state.Snapshot) error { s.AddRejection(r); return nil })
-	e := Event{File: path, Err: cause, Reason: reason, At: in.o.Now()}
+	e := Event{File: name, Err: cause, Reason: reason, At: in.o.Now()}
 	if d != nil {
 		e.DeliveryID, e.Kind, e.Target, e.Seq = d.ID, d.Kind, d.Target, d.Seq
 	}
 	in.event(e)
 }
 
-func (in *Inbox) pruneRejected() {
-	dir := filepath.Join(in.o.StateDir, rejectedDir)
-	ents, err := os.ReadDir(dir)
-	if err != nil || len(ents) <= MaxRejectedFiles {
-		return
+// moveOut moves a rejected file from the inbox to dest. Across file systems
+// a regular file is copied (at most MaxBytes of it) and then removed from
+// the inbox; a symlink or other special file holds no data and is removed.
+// It returns what the reason file says under "kept".
+func (in *Inbox) moveOut(name string, f *os.File, dest string) (string, error) {
+	err := in.dir.moveOut(name, f, dest)
+	if err == nil {
+		return "yes", nil
 	}
-	names := make([]string, 0, len(ents))
-	for _, e := range ents {
-		names = append(names, e.Name())
+	if !errors.Is(err, errCrossDevice) {
+		return "", err
 	}
-	sort.Strings(names) // time-stamped names: oldest first
-	for _, n := range names[:len(names)-MaxRejectedFiles] {
-		os.Remove(filepath.Join(dir, n))
+	kept := "no: a special file across file systems, not copied"
+	if f != nil {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return "", err
+		}
+		b, err := io.ReadAll(io.LimitReader(f, in.o.MaxBytes))
+		if err != nil {
+			return "", err
+		}
+		if err := fsutil.WritePrivateFile(dest, b); err != nil {
+			return "", err
+		}
+		kept = "yes, copied across file systems"
+		if fi, err := f.Stat(); err == nil && fi.Size() > int64(len(b)) {
+			kept = fmt.Sprintf("partly: the first %d of %d bytes, copied across file systems", len(b), fi.Size())
+		}
 	}
+	if err := in.dir.remove(name, f); err != nil {
+		return kept, fmt.Errorf("copied, but cannot remove it from the inbox: %w", err)
+	}
+	return kept, nil
 }
 
 // Load rebuilds the state from the records in the state directory: group
@@ -343,6 +579,10 @@ func (in *Inbox) Load(ctx context.Context) error {
 	in.seqs = map[delivery.Object]uint64{}
 	in.records = map[delivery.Object]string{}
 	in.groupKeys = map[string]*groupKey{}
+	for p := range in.blocked {
+		in.setProblem("record:"+p, "")
+	}
+	in.blocked = map[string]blockedRecord{}
 	in.loading = true
 	defer func() { in.loading = false }()
 	revoked := map[string]uint64{} // group -> seq of its revocation
@@ -351,6 +591,7 @@ func (in *Inbox) Load(ctx context.Context) error {
 	fresh.Generation = snap.Generation + 1
 	fresh.Rejected = slices.Clone(snap.Rejected)
 	fresh.NeedsReenroll = snap.NeedsReenroll
+	fresh.InboxProblems = snap.InboxProblems
 	in.o.State.Publish(fresh)
 	now := in.o.Now()
 	for _, k := range recordKinds {
@@ -402,36 +643,50 @@ func (in *Inbox) Load(ctx context.Context) error {
 func (in *Inbox) loadRecord(path string, k delivery.Kind, now time.Time, revoked map[string]uint64) {
 	b, err := fsutil.ReadPrivateFile(path, delivery.MaxSize)
 	if err != nil {
-		in.o.Log.Error().Err(err).Str("record", path).Msg("inbox: cannot read a record")
+		in.block(path, k, err)
 		return
 	}
 	c := in.checker(now)
 	c.IgnoreExpires = true
 	c.LastSeq = nil
 	acc, d, err := c.Check(b)
-	if d != nil && d.Verified() && d.Object().Kind == k {
-		// Authentic: its sequence counts even if it no longer applies.
-		if d.Seq > in.seqs[d.Object()] {
-			in.seqs[d.Object()] = d.Seq
-			in.records[d.Object()] = path
+	if d == nil || !d.Verified() || d.Object().Kind != k {
+		// Not authentic (truncated, altered, misplaced): its sequence
+		// number is unknown, so its object is held (corrupt.go).
+		if err == nil {
+			err = fmt.Errorf("a %s record in the %s directory", d.Object().Kind, k)
 		}
+		in.block(path, k, err)
+		return
+	}
+	// Authentic: its sequence counts even if it no longer applies.
+	if d.Seq > in.seqs[d.Object()] {
+		in.seqs[d.Object()] = d.Seq
+		in.records[d.Object()] = path
 	}
 	if err != nil {
 		in.o.Log.Error().Err(err).Str("record", path).Str("reason", Reason(err)).Msg("inbox: a stored delivery no longer applies")
 		in.o.State.Update(func(s *state.Snapshot) error {
 			r := state.Rejection{File: filepath.Base(path), Reason: "record: " + Reason(err) + ": " + err.Error(), At: now}
-			if d != nil {
-				r.DeliveryID, r.Kind = d.ID, string(d.Kind)
-			}
+			r.DeliveryID, r.Kind = d.ID, string(d.Kind)
 			s.AddRejection(r)
 			return nil
 		})
 		return
 	}
+	if canon := in.recordPath(acc); canon != path {
+		// A record named as before record names were hashed.
+		if err := renameNoReplace(path, canon); err != nil {
+			in.o.Log.Warn().Err(err).Str("record", path).Msg("inbox: cannot give a record its current name")
+		} else {
+			if in.records[d.Object()] == path {
+				in.records[d.Object()] = canon
+			}
+			path = canon
+		}
+	}
 	o := acc.Object()
 	switch {
-	case o.Kind != k:
-		return
 	case k == delivery.KindGroupKey:
 		// A group may have several keys: the newest, and older ones still
 		// used by applications. Only a revocation ends them.
@@ -446,6 +701,14 @@ func (in *Inbox) loadRecord(path string, k delivery.Kind, now time.Time, revoked
 	in.install(acc, path, now)
 }
 
+// renameNoReplace renames a record unless something is at to already.
+func renameNoReplace(from, to string) error {
+	if _, err := os.Lstat(to); err == nil {
+		return fmt.Errorf("%s exists", to)
+	}
+	return os.Rename(from, to)
+}
+
 // withdrawnSuffix marks the record of an object removed without a record
 // of its own taking its place (an application removed with its group's
 // keys). It is never applied again; it is kept for its sequence number.
@@ -456,16 +719,27 @@ const withdrawnSuffix = ".withdrawn"
 func (in *Inbox) loadWithdrawn(path string, k delivery.Kind) {
 	b, err := fsutil.ReadPrivateFile(path, delivery.MaxSize)
 	if err != nil {
-		in.o.Log.Error().Err(err).Str("record", path).Msg("inbox: cannot read a withdrawn record")
+		in.block(path, k, err)
 		return
 	}
 	d, err := delivery.Parse(b)
-	if err != nil || d.Verify(in.o.Signers) != nil || d.Object().Kind != k {
-		in.o.Log.Warn().Str("record", path).Msg("inbox: ignoring a withdrawn record that does not verify")
+	if err == nil {
+		err = d.Verify(in.o.Signers)
+	}
+	if err == nil && d.Object().Kind != k {
+		err = fmt.Errorf("a %s record in the %s directory", d.Object().Kind, k)
+	}
+	if err != nil {
+		in.block(path, k, err)
 		return
 	}
 	if o := d.Object(); d.Seq > in.seqs[o] {
 		in.seqs[o] = d.Seq
+	}
+	if canon := filepath.Join(filepath.Dir(path), recordStem(d.Object().Name)+".delivery"+withdrawnSuffix); canon != path && d.Object().Kind != delivery.KindGroupKey {
+		if err := renameNoReplace(path, canon); err != nil {
+			in.o.Log.Warn().Err(err).Str("record", path).Msg("inbox: cannot give a withdrawn record its current name")
+		}
 	}
 }
 

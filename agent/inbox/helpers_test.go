@@ -118,7 +118,11 @@ func (e *env) reopen() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if e.in != nil {
+		e.in.Close()
+	}
 	e.in = in
+	e.t.Cleanup(func() { in.Close() })
 	if err := in.Load(t_ctx()); err != nil {
 		e.t.Fatal(err)
 	}

@@ -4,26 +4,49 @@
 // applies it, swapping in a new state.Snapshot atomically, or moves it to
 // <StateDir>/rejected/ with a reason file.
 //
+// # The inbox directory
+//
+// The inbox is opened once (New), component by component without following
+// a symlink or reparse point, after checking that neither it nor a
+// directory above it can be replaced by someone other than root, the
+// agent's user or an allowed owner. Every later operation (listing,
+// opening, removing, moving a rejected file out) is relative to that
+// handle, so a path swapped afterwards changes nothing the agent touches.
+// Errors of the machine reading a file (too many open files, an I/O
+// error, a permission the agent lacks) leave the file for the next scan.
+//
 // # Records
 //
 // The only thing kept on disk is the delivery file itself, unchanged, as
-// the record of the object it applied: <StateDir>/records/<kind>/<hex of
-// name>.delivery (group keys: <hex of group>.<key ID>.delivery, since an
-// application sealed to a superseded group key still needs it). Records are
-// written atomically and privately (platform/fsutil); Load rebuilds the state
-// from them at start-up. The record of an application removed with its
-// group's keys is renamed to <name>.delivery.withdrawn and only counts for
-// its sequence number. A crash at any point leaves either the old record
-// or the new one, and the inbox file, if still there, is then a byte-for-byte
-// duplicate that is dropped silently. Private keys live only in memory.
+// the record of the object it applied: <StateDir>/records/<kind>/<stem>
+// .delivery, where stem is the SHA-256 of the object's name in hex (group
+// keys: <stem>.<key ID>.delivery, since an application sealed to a
+// superseded group key still needs it). Records are written atomically and
+// privately (platform/fsutil); Load rebuilds the state from them at
+// start-up. The record of an application removed with its group's keys is
+// renamed to <name>.delivery.withdrawn and only counts for its sequence
+// number. A record that can no longer be read or verified holds its object:
+// its deliveries wait until an operator restores or removes it. A crash at
+// any point leaves either the old record or the new one, and the inbox
+// file, if still there, is then a byte-for-byte duplicate that is dropped
+// silently. Private keys live only in memory.
 //
 // # Rejections
 //
 // A refused file goes to <StateDir>/rejected/<time>-<name>, with
 // <time>-<name>.reason next to it, an error log line, and a state.Rejection
-// in the snapshot. The rejected directory is in the state directory, not the
-// inbox, because the inbox may be writable by the portal's drop account and
-// the state directory is not. The last good state stays in force.
+// in the snapshot; the name is shortened and stripped of anything but
+// letters, digits, '.', '_' and '-', and every name printed is quoted if it
+// holds a control character. The rejected directory keeps the oldest
+// MaxQuarantinedPerReason files of each reason, within MaxQuarantineBytes;
+// its reason files list the rejections again after a restart. It is in the
+// state directory, not the inbox, because the inbox may be writable by the
+// portal's drop account and the state directory is not. The last good
+// state stays in force.
+//
+// A delivery addressed to a group whose key this machine does not hold yet
+// waits in the inbox (at most MaxGroupWaiting, for at most GroupWait) and
+// is handled again when a group key is applied.
 package inbox
 
 import (
@@ -32,9 +55,9 @@ import (
 	"crypto/ecdh"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -79,6 +102,9 @@ type Options struct {
 	Log           zerolog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// GroupWait bounds how long a delivery addressed to a group whose key
+	// has not arrived waits in the inbox for it. Default 1 hour.
+	GroupWait time.Duration
 	// OnEvent, if set, is called after each file is applied or rejected,
 	// from the goroutine that handled it. The benchmark uses it to measure
 	// drop-to-in-use latency.
@@ -122,14 +148,28 @@ func Reason(err error) string {
 type Inbox struct {
 	o      Options
 	owners ownerSet
+	dir    *inboxDir
 
-	mu        sync.Mutex
-	seqs      map[delivery.Object]uint64
-	records   map[delivery.Object]string // path of the record of each object
-	groupKeys map[string]*groupKey       // by key ID
-	warned    map[string]time.Time       // app ID -> last expiry warning
-	retry     map[string]*time.Timer
-	loading   bool // Load is running: no group key collection yet
+	mu sync.Mutex
+	// waiting: group-addressed deliveries waiting for their group's key,
+	// by inbox file name, with when they were first seen.
+	waiting map[string]time.Time
+	// blocked: records that cannot be read or no longer parse, by path.
+	// Deliveries of the object such a record may hold wait until an
+	// operator restores or removes it (see corrupt.go).
+	blocked map[string]blockedRecord
+	// unreadable: inbox files the agent cannot read now, with the error.
+	unreadable map[string]string
+	// stuck: rejected files that could not be moved out of the inbox.
+	stuck      map[string]bool
+	problems   map[string]string // by key: the snapshot's InboxProblems
+	quarantine quarantine
+	seqs       map[delivery.Object]uint64
+	records    map[delivery.Object]string // path of the record of each object
+	groupKeys  map[string]*groupKey       // by key ID
+	warned     map[string]time.Time       // app ID -> last expiry warning
+	retry      map[string]*time.Timer
+	loading    bool // Load is running: no group key collection yet
 }
 
 type groupKey struct {
@@ -148,8 +188,9 @@ var recordKinds = slices.DeleteFunc(slices.Clone(delivery.Kinds), func(k deliver
 const (
 	recordsDir  = "records"
 	rejectedDir = "rejected"
-	// MaxRejectedFiles bounds the rejected directory; the oldest go first.
-	MaxRejectedFiles = 200
+	// MaxGroupWaiting bounds how many group-addressed deliveries may wait
+	// for their group's key at once; past it they are rejected.
+	MaxGroupWaiting = 64
 	// settle is how long a file that does not parse is given to be
 	// completed by a writer that does not rename into place.
 	settle = 2 * time.Second
@@ -178,9 +219,15 @@ func New(o Options) (*Inbox, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.GroupWait <= 0 {
+		o.GroupWait = time.Hour
+	}
 	owners, err := parseOwners(o.AllowedOwners)
 	if err != nil {
 		return nil, err
+	}
+	if rel, err := filepath.Rel(filepath.Clean(o.StateDir), filepath.Clean(o.InboxDir)); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, fmt.Errorf("inbox: the inbox %s must not be the state directory or inside it", printable(o.InboxDir))
 	}
 	for _, d := range []string{o.StateDir, filepath.Join(o.StateDir, recordsDir), filepath.Join(o.StateDir, rejectedDir)} {
 		if err := fsutil.MkdirPrivate(d); err != nil {
@@ -192,15 +239,58 @@ func New(o Options) (*Inbox, error) {
 			return nil, fmt.Errorf("inbox: %w", err)
 		}
 	}
-	return &Inbox{
-		o:         o,
-		owners:    owners,
-		seqs:      map[delivery.Object]uint64{},
-		records:   map[delivery.Object]string{},
-		groupKeys: map[string]*groupKey{},
-		warned:    map[string]time.Time{},
-		retry:     map[string]*time.Timer{},
-	}, nil
+	// Opened once; every later operation on the inbox is relative to it.
+	dir, err := openInboxDir(o.InboxDir, owners)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
+	}
+	in := &Inbox{
+		o:          o,
+		owners:     owners,
+		dir:        dir,
+		seqs:       map[delivery.Object]uint64{},
+		records:    map[delivery.Object]string{},
+		groupKeys:  map[string]*groupKey{},
+		warned:     map[string]time.Time{},
+		retry:      map[string]*time.Timer{},
+		waiting:    map[string]time.Time{},
+		blocked:    map[string]blockedRecord{},
+		unreadable: map[string]string{},
+		stuck:      map[string]bool{},
+		problems:   map[string]string{},
+	}
+	// Rejections survive a restart: they are listed again from the
+	// quarantine's reason files.
+	persisted := in.quarantine.load(filepath.Join(o.StateDir, rejectedDir), o.Log)
+	o.State.Update(func(s *state.Snapshot) error {
+		for _, r := range persisted {
+			s.AddRejection(r)
+		}
+		return nil
+	})
+	return in, nil
+}
+
+// Close releases the inbox directory. Run must have returned.
+func (in *Inbox) Close() error { return in.dir.Close() }
+
+// setProblem sets (text != "") or clears the inbox problem key and
+// publishes the list if it changed. The caller holds mu.
+func (in *Inbox) setProblem(key, text string) {
+	if in.problems[key] == text {
+		return
+	}
+	if text == "" {
+		delete(in.problems, key)
+	} else {
+		in.problems[key] = text
+	}
+	list := make([]string, 0, len(in.problems))
+	for _, p := range in.problems {
+		list = append(list, p)
+	}
+	sort.Strings(list)
+	in.o.State.Update(func(s *state.Snapshot) error { s.InboxProblems = list; return nil })
 }
 
 // checker returns the delivery checks bound to the inbox's current keys and
@@ -245,7 +335,7 @@ func (in *Inbox) checker(now time.Time) *delivery.Checker {
 // Run scans the inbox, then watches it until ctx is done. It returns nil
 // when ctx is cancelled.
 func (in *Inbox) Run(ctx context.Context) error {
-	w, err := newWatcher(in.o.InboxDir)
+	w, err := newWatcher(in.dir.watchPath())
 	if err != nil {
 		in.o.Log.Warn().Err(err).Str("dir", in.o.InboxDir).Msg("inbox: cannot watch; relying on the periodic rescan")
 	}
@@ -273,7 +363,7 @@ func (in *Inbox) Run(ctx context.Context) error {
 				events = nil
 				continue
 			}
-			in.handle(filepath.Join(in.o.InboxDir, name))
+			in.handle(name)
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -287,19 +377,36 @@ func (in *Inbox) Run(ctx context.Context) error {
 
 // ScanOnce handles every complete file in the inbox, in name order.
 func (in *Inbox) ScanOnce(ctx context.Context) {
-	ents, err := os.ReadDir(in.o.InboxDir)
+	moved := in.dir.stillAt()
+	in.mu.Lock()
+	if moved != nil {
+		in.setProblem("inbox-moved", moved.Error())
+	} else {
+		in.setProblem("inbox-moved", "")
+	}
+	in.mu.Unlock()
+	if moved != nil {
+		in.o.Log.Error().Err(moved).Msg("inbox: the inbox directory is not the one the agent opened")
+	}
+	names, err := in.dir.names()
 	if err != nil {
 		in.o.Log.Error().Err(err).Str("dir", in.o.InboxDir).Msg("inbox: cannot read the inbox")
 		return
 	}
-	for _, e := range ents {
+	sort.Strings(names)
+	present := map[string]bool{}
+	for _, n := range names {
 		if ctx.Err() != nil {
 			return
 		}
-		if eligible(e.Name()) {
-			in.handle(filepath.Join(in.o.InboxDir, e.Name()))
+		present[n] = true
+		if eligible(n) {
+			in.handle(n)
 		}
 	}
+	in.mu.Lock()
+	in.forgetGone(present)
+	in.mu.Unlock()
 }
 
 // eligible reports whether a name in the inbox is a complete delivery:

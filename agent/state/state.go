@@ -107,6 +107,10 @@ type Snapshot struct {
 	// that stopped answering, or was cleared). What is already applied
 	// keeps working; new sealed deliveries wait in the inbox.
 	KeyProblem string
+	// InboxProblems are what the inbox cannot do now and an operator should
+	// know (a record it cannot read, deliveries waiting for a group key or
+	// that it cannot read, an inbox directory replaced), sorted.
+	InboxProblems []string
 }
 
 // MaxRejections bounds Snapshot.Rejected.
@@ -134,6 +138,7 @@ func (s *Snapshot) Clone() *Snapshot {
 		Rejected:      append([]Rejection(nil), s.Rejected...),
 		NeedsReenroll: s.NeedsReenroll,
 		KeyProblem:    s.KeyProblem,
+		InboxProblems: s.InboxProblems, // replaced, never modified in place
 	}
 	for k, v := range s.Applications {
 		n.Applications[k] = v
