@@ -95,6 +95,11 @@ type Inbox struct {
 	// AllowedOwners are the uids (Linux) or SIDs (Windows) that may own a
 	// delivery file, besides the agent's own user.
 	AllowedOwners []string `yaml:"allowed_owners"`
+	// Groups are the machine groups this machine is in by configuration
+	// (SPEC section 5), besides those whose key it holds: deliveries
+	// addressed to them are accepted (store and credential ones at once;
+	// sealed ones once the group's key has come).
+	Groups []string `yaml:"groups"`
 }
 
 // API configures the local socket API.

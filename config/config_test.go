@@ -88,6 +88,12 @@ func TestParse(t *testing.T) {
 		{name: "key name with path", doc: "keystore:\n  key_name: ../x\n", wantErr: []string{"keystore.key_name"}},
 		// One rule with the key store (keystore.CheckKeyName): what it
 		// refuses at create time, config refuses at load.
+		{name: "inbox groups", doc: "inbox:\n  groups: [robots, \"night shift\"]\n", check: func(t *testing.T, c Config) {
+			if len(c.Inbox.Groups) != 2 || c.Inbox.Groups[1] != "night shift" {
+				t.Errorf("inbox.groups = %q", c.Inbox.Groups)
+			}
+		}},
+		{name: "bad inbox group", doc: "inbox:\n  groups: [\" robots\"]\n", wantErr: []string{"inbox.groups[0]"}},
 		{name: "key name with a space", doc: "keystore:\n  key_name: machine key\n", wantErr: []string{"keystore.key_name"}},
 		{name: "hidden key name", doc: "keystore:\n  key_name: .hidden\n", wantErr: []string{"keystore.key_name"}},
 		{name: "key name with dot dot", doc: "keystore:\n  key_name: a..b\n", wantErr: []string{"keystore.key_name"}},

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/platform/keystore"
 	"github.com/credagent/credagent/platform/localsock"
 )
@@ -80,6 +81,11 @@ func (c *Config) Validate() error {
 	positive := func(key string, d time.Duration, max time.Duration) {
 		if d <= 0 || d > max {
 			bad(key, "must be between 1ns and %v, got %v", max, d)
+		}
+	}
+	for i, g := range c.Inbox.Groups {
+		if err := delivery.CheckName(g); err != nil {
+			bad(fmt.Sprintf("inbox.groups[%d]", i), "%q is not a group name: %v", g, err)
 		}
 	}
 	positive("inbox.rescan_interval", c.Inbox.RescanInterval, 24*time.Hour)

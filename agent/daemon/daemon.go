@@ -141,6 +141,7 @@ func Run(ctx context.Context, opts Options) error {
 			MachineKeys:   toInboxKeys(keys.All()),
 			MachineID:     cfg.MachineID,
 			AllowedOwners: cfg.Inbox.AllowedOwners,
+			Groups:        cfg.Inbox.Groups,
 			State:         st,
 			Log:           log.With().Str("component", "inbox").Logger(),
 			OnEvent:       onEvent,
@@ -148,6 +149,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("inbox: %w", err)
 		}
+		defer in.Close()
 		if err := in.Load(ctx); err != nil {
 			return fmt.Errorf("rebuilding state from %s: %w", cfg.Paths.StateDir, err)
 		}

@@ -421,6 +421,10 @@ func checkID(v string) error {
 	return nil
 }
 
+// CheckName is the rule for a NAME (SPEC section 2): a target, a group, a
+// store. Config uses it for inbox.groups.
+func CheckName(v string) error { return checkName(v) }
+
 // checkName accepts 1 to 128 printable ASCII characters (space allowed
 // inside, not at either end).
 func checkName(v string) error {

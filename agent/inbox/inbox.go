@@ -226,8 +226,13 @@ func New(o Options) (*Inbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rel, err := filepath.Rel(filepath.Clean(o.StateDir), filepath.Clean(o.InboxDir)); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, fmt.Errorf("inbox: the inbox %s must not be the state directory or inside it", printable(o.InboxDir))
+	// The inbox may be a directory of the state directory (the default),
+	// but not the state directory itself, nor in its records or rejected
+	// directories.
+	for _, d := range []string{"", recordsDir, rejectedDir} {
+		if within(filepath.Join(o.StateDir, d), o.InboxDir, d != "") {
+			return nil, fmt.Errorf("inbox: the inbox %s must not be the state directory or in its %s directory", printable(o.InboxDir), d)
+		}
 	}
 	for _, d := range []string{o.StateDir, filepath.Join(o.StateDir, recordsDir), filepath.Join(o.StateDir, rejectedDir)} {
 		if err := fsutil.MkdirPrivate(d); err != nil {
@@ -439,4 +444,13 @@ func (in *Inbox) SealedTo() map[string]int {
 		out[k.sealedTo]++
 	}
 	return out
+}
+
+// within reports whether path is dir, or (with below) inside dir.
+func within(dir, path string, below bool) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	if err != nil {
+		return false
+	}
+	return rel == "." || (below && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)))
 }
