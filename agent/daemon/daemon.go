@@ -263,6 +263,11 @@ func machineKeys(ks keystore.Store, cfg config.Config, log zerolog.Logger) (keys
 	switch {
 	case err == nil:
 	case errors.Is(err, keystore.ErrNotFound):
+		if what := inbox.SealedState(cfg.Paths.StateDir, enroll.FileName); what != "" {
+			// Not a first start: the key was lost or removed. A new one
+			// would open none of the records; the operator re-enrols.
+			return keystore.Keys{}, inbox.MissingKeyProblem(cfg.KeyStore.KeyName, what), nil
+		}
 		k, cerr := ks.Create(cfg.KeyStore.KeyName)
 		if cerr != nil {
 			if errors.Is(cerr, keystore.ErrNeedsReenroll) {

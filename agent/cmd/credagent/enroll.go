@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/enroll"
+	"github.com/credagent/credagent/agent/inbox"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/fsutil"
 	"github.com/credagent/credagent/platform/keystore"
@@ -107,11 +108,20 @@ func runEnroll(o enrollOptions, stdout io.Writer, now time.Time) error {
 	cur, curErr := store.Open(name)
 	switch {
 	case errors.Is(curErr, keystore.ErrNotFound):
-		// No key yet: --rotate has nothing to rotate, so both make one.
+		// No key yet: --rotate has nothing to rotate, so both make one,
+		// but only --rotate replaces a key that sealed records or a
+		// registration show this machine had.
+		what := inbox.SealedState(cfg.Paths.StateDir, enroll.FileName)
+		if what != "" && !o.rotate {
+			return errors.New(inbox.MissingKeyProblem(name, what))
+		}
 		if key, err = store.Create(name); err != nil {
 			return err
 		}
 		status = "created"
+		if what != "" {
+			status = "created; it replaces a lost key: the portal must re-seal the applications to it"
+		}
 	case o.rotate && (curErr == nil || errors.Is(curErr, keystore.ErrNeedsReenroll)):
 		var created bool
 		if key, created, err = keystore.Rotate(store, name); err != nil {

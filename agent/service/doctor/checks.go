@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credagent/credagent/agent/enroll"
+	"github.com/credagent/credagent/agent/inbox"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/harden"
 	"github.com/credagent/credagent/platform/keystore"
@@ -97,6 +99,9 @@ func (env *Env) checkKeyStore(context.Context) []Result {
 	_, err = st.Open(env.Config.KeyStore.KeyName)
 	switch {
 	case errors.Is(err, keystore.ErrNotFound):
+		if what := inbox.SealedState(env.Config.Paths.StateDir, enroll.FileName); what != "" {
+			return fail(detail+": "+inbox.MissingKeyProblem(env.Config.KeyStore.KeyName, what), "credagent enroll --rotate, then register the new key in the portal and have it re-seal the applications")
+		}
 		return warn(detail+": no machine key yet", "enrol the machine: credagent enroll")
 	case errors.Is(err, keystore.ErrNeedsReenroll):
 		return fail(detail+": "+err.Error(), "enrol the machine again: credagent enroll --rotate, then register the new key in the portal")
