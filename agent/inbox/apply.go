@@ -519,8 +519,12 @@ func (in *Inbox) reject(name string, f *os.File, d *delivery.Delivery, cause err
 		line("seq", strconv.FormatUint(d.Seq, 10))
 		line("verified", strconv.FormatBool(d.Verified()))
 	}
-	if err := fsutil.WritePrivateFile(filepath.Join(dir, base+reasonSuffix), []byte(note.String())); err != nil {
-		in.o.Log.Error().Err(err).Msg("inbox: cannot write the reason file")
+	// A reason file only next to a kept file: the quarantine's bound is
+	// the bound of the directory.
+	if kept != "" && !strings.HasPrefix(kept, "no") {
+		if err := fsutil.WritePrivateFile(filepath.Join(dir, base+reasonSuffix), []byte(note.String())); err != nil {
+			in.o.Log.Error().Err(err).Msg("inbox: cannot write the reason file")
+		}
 	}
 	in.updateProblems()
 	in.o.State.Update(func(s *state.Snapshot) error { s.AddRejection(r); return nil })
