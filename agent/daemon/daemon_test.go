@@ -435,3 +435,28 @@ func TestMachineKeyRotation(t *testing.T) {
 		t.Fatalf("after promotion the machine key is %v (%v), want %s", k, err, pending.ID())
 	}
 }
+
+// TestMissingKeyIsNotRecreated: when the machine key is gone but the state
+// shows this machine had one (a registration, sealed records), the agent
+// does not make a new key on its own; status says to run enroll --rotate.
+func TestMissingKeyIsNotRecreated(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "agent")
+	a := startAgent(t, dir)
+	a.stop(t)
+	keyFile := filepath.Join(a.cfg.KeyStore.Dir, a.cfg.KeyStore.KeyName+".key")
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	a2 := startAgent(t, dir)
+	defer a2.stop(t)
+	st, err := a2.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(st.KeyStore.NeedsReenroll, "missing") || !strings.Contains(st.KeyStore.NeedsReenroll, "enroll --rotate") || st.Ready {
+		t.Fatalf("status does not say the key is missing: %+v", st.KeyStore)
+	}
+	if _, err := os.Stat(keyFile); err == nil {
+		t.Fatal("a new machine key was created although a registration exists")
+	}
+}

@@ -104,6 +104,7 @@ func newEnv(t testing.TB, tweak func(*Options)) *env {
 	if tweak != nil {
 		tweak(&e.opts)
 	}
+	e.inbox, e.stateDir = e.opts.InboxDir, e.opts.StateDir
 	e.reopen()
 	return e
 }
