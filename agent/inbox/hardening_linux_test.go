@@ -5,57 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/credagent/credagent/agent/delivery"
+	"github.com/credagent/credagent/platform/testuser"
 	"golang.org/x/sys/unix"
 )
 
 // These tests run the attacks of the hardening review as the users who
 // would make them: the portal's drop account (an allowed owner) and an
 // unrelated user, created here. They need root.
-
-type osUser struct {
-	name     string
-	uid, gid uint32
-}
-
-// testUser creates (once) a system user for the tests.
-func testUser(t *testing.T, name string) osUser {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create users and act as them")
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-			t.Skipf("useradd %s: %v: %s", name, err, out)
-		}
-		if u, err = user.Lookup(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	return osUser{name: name, uid: uint32(uid), gid: uint32(gid)}
-}
-
-// as runs a shell command as u.
-func (u osUser) as(t *testing.T, script string) {
-	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", script)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("as %s: %s: %v: %s", u.name, script, err, out)
-	}
-}
 
 // openTree makes dir traversable by everyone (t.TempDir is 0700).
 func openTree(t *testing.T, dirs ...string) {
@@ -77,7 +39,7 @@ func openTree(t *testing.T, dirs ...string) {
 // it never moves, deletes or quarantines a file of the symlink's target,
 // and status says the inbox was replaced.
 func TestInboxSwapCannotReachStateFiles(t *testing.T) {
-	drop := testUser(t, "cadrop")
+	drop := testuser.Ensure(t, "cadrop")
 	root := t.TempDir()
 	openTree(t, root)
 	home := filepath.Join(root, "home")
@@ -87,11 +49,11 @@ func TestInboxSwapCannotReachStateFiles(t *testing.T) {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chown(d, int(drop.uid), int(drop.gid)); err != nil {
+		if err := os.Chown(d, int(drop.UID), int(drop.GID)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e := newEnvAt(t, inboxDir, stateDir, func(o *Options) { o.AllowedOwners = []string{drop.name} })
+	e := newEnvAt(t, inboxDir, stateDir, func(o *Options) { o.AllowedOwners = []string{drop.Name} })
 	me := delivery.Machine(machineID)
 	e.apply("cr", build(t, hdr("bot", 1, me), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer))
 	keys := filepath.Join(stateDir, "keys")
@@ -107,14 +69,14 @@ func TestInboxSwapCannotReachStateFiles(t *testing.T) {
 	rec, _ := os.ReadFile(filepath.Join(recDir, recName))
 
 	// The swap, by the drop account.
-	drop.as(t, fmt.Sprintf("mv %s %s/real && ln -s %s %s", inboxDir, home, recDir, inboxDir))
+	drop.Sh(t, fmt.Sprintf("mv %s %s/real && ln -s %s %s", inboxDir, home, recDir, inboxDir))
 	e.in.ScanOnce(t_ctx())
 	e.in.handle(recName) // an fsnotify event for that name
-	drop.as(t, fmt.Sprintf("rm %s && ln -s %s %s", inboxDir, keys, inboxDir))
+	drop.Sh(t, fmt.Sprintf("rm %s && ln -s %s %s", inboxDir, keys, inboxDir))
 	e.in.ScanOnce(t_ctx())
 	e.in.handle("machine.key")
 	for i := range 3 { // junk that would once have pruned the quarantine
-		drop.as(t, fmt.Sprintf("echo junk > %s/real/junk%d", home, i))
+		drop.Sh(t, fmt.Sprintf("echo junk > %s/real/junk%d", home, i))
 	}
 	e.in.ScanOnce(t_ctx())
 
@@ -151,8 +113,8 @@ func newEnvAt(t *testing.T, inboxDir, stateDir string, tweak func(*Options)) *en
 // TestInboxPathChecks: New refuses an inbox that someone other than root,
 // the agent or an allowed owner could replace.
 func TestInboxPathChecks(t *testing.T) {
-	drop := testUser(t, "cadrop")
-	stranger := testUser(t, "castranger")
+	drop := testuser.Ensure(t, "cadrop")
+	stranger := testuser.Ensure(t, "castranger")
 	tests := []struct {
 		name    string
 		prep    func(t *testing.T, parent, inbox string)
@@ -176,7 +138,7 @@ func TestInboxPathChecks(t *testing.T) {
 		{"world-writable inbox", func(t *testing.T, parent, inbox string) { chmod(t, inbox, 0o777) }, "writable by every user"},
 		{"parent writable by a group", func(t *testing.T, parent, inbox string) {
 			chmod(t, parent, 0o775)
-			if err := os.Chown(parent, 0, int(stranger.gid)); err != nil {
+			if err := os.Chown(parent, 0, int(stranger.GID)); err != nil {
 				t.Fatal(err)
 			}
 		}, "writable by group"},
@@ -197,7 +159,7 @@ func TestInboxPathChecks(t *testing.T) {
 				os.Symlink(parent, link)
 				inboxDir = filepath.Join(link, "inbox")
 			}
-			owners, err := parseOwners([]string{drop.name})
+			owners, err := parseOwners([]string{drop.Name})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,9 +177,9 @@ func TestInboxPathChecks(t *testing.T) {
 	}
 }
 
-func chown(t *testing.T, p string, u osUser) {
+func chown(t *testing.T, p string, u testuser.User) {
 	t.Helper()
-	if err := os.Chown(p, int(u.uid), int(u.gid)); err != nil {
+	if err := os.Chown(p, int(u.UID), int(u.GID)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -259,18 +221,18 @@ func withoutDACOverride(t *testing.T, fn func()) {
 // rejected: it stays in the inbox, status says why, and once it is
 // readable (here: the capability back) it is applied.
 func TestUnreadableDeliveryWaits(t *testing.T) {
-	drop := testUser(t, "cadrop")
+	drop := testuser.Ensure(t, "cadrop")
 	root := t.TempDir()
 	openTree(t, root)
 	inboxDir := filepath.Join(root, "inbox")
 	os.Mkdir(inboxDir, 0o755)
 	chown(t, inboxDir, drop)
-	e := newEnvAt(t, inboxDir, filepath.Join(root, "state"), func(o *Options) { o.AllowedOwners = []string{drop.name} })
+	e := newEnvAt(t, inboxDir, filepath.Join(root, "state"), func(o *Options) { o.AllowedOwners = []string{drop.Name} })
 	src := filepath.Join(root, "src")
 	if err := os.WriteFile(src, build(t, hdr("bot", 1, delivery.Machine(machineID)), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	drop.as(t, fmt.Sprintf("umask 077 && cp %s %s/.cr.tmp && mv %s/.cr.tmp %s/cr", src, inboxDir, inboxDir, inboxDir))
+	drop.Sh(t, fmt.Sprintf("umask 077 && cp %s %s/.cr.tmp && mv %s/.cr.tmp %s/cr", src, inboxDir, inboxDir, inboxDir))
 	withoutDACOverride(t, func() { e.in.ScanOnce(t_ctx()) })
 	select {
 	case ev := <-e.events:
@@ -296,7 +258,7 @@ func TestUnreadableDeliveryWaits(t *testing.T) {
 // than the state directory, a rejected file is copied into the quarantine,
 // not deleted.
 func TestRejectedAcrossFileSystems(t *testing.T) {
-	drop := testUser(t, "cadrop")
+	drop := testuser.Ensure(t, "cadrop")
 	root := t.TempDir()
 	openTree(t, root)
 	inboxDir := filepath.Join(root, "inbox")
@@ -307,10 +269,10 @@ func TestRejectedAcrossFileSystems(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(inboxDir, unix.MNT_DETACH) })
 	chown(t, inboxDir, drop)
 	e := newEnvAt(t, inboxDir, filepath.Join(root, "state"), func(o *Options) {
-		o.AllowedOwners = []string{drop.name}
+		o.AllowedOwners = []string{drop.Name}
 		settled(o)
 	})
-	drop.as(t, fmt.Sprintf("printf 'junk from the portal\\n' > %s/junk", inboxDir))
+	drop.Sh(t, fmt.Sprintf("printf 'junk from the portal\\n' > %s/junk", inboxDir))
 	e.in.ScanOnce(t_ctx())
 	if ev := <-e.events; ev.Reason != "malformed" {
 		t.Fatalf("got %v", ev.Err)
