@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -161,6 +162,15 @@ func (d *inboxDir) names() ([]string, error) {
 	f := os.NewFile(uintptr(fd), d.path)
 	defer f.Close()
 	return f.Readdirnames(-1)
+}
+
+// modTime is when the entry name was last written, zero if unknown.
+func (d *inboxDir) modTime(name string) time.Time {
+	var st unix.Stat_t
+	if unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return time.Time{}
+	}
+	return time.Unix(st.Mtim.Unix())
 }
 
 // openEntry opens the inbox entry name for reading without following a

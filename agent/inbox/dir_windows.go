@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -180,6 +181,18 @@ func (d *inboxDir) names() ([]string, error) {
 	}
 	defer f.Close()
 	return f.Readdirnames(-1)
+}
+
+// modTime is when the entry name was last written, zero if unknown.
+func (d *inboxDir) modTime(name string) time.Time {
+	if checkEntryName(name) != nil {
+		return time.Time{}
+	}
+	fi, err := os.Lstat(filepath.Join(d.path, name))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // openEntry opens an inbox entry for reading and for being moved or

@@ -380,7 +380,8 @@ func (in *Inbox) Run(ctx context.Context) error {
 	}
 }
 
-// ScanOnce handles every complete file in the inbox, in name order.
+// ScanOnce handles every complete file in the inbox, oldest first (by
+// modification time, then name).
 func (in *Inbox) ScanOnce(ctx context.Context) {
 	moved := in.dir.stillAt()
 	in.mu.Lock()
@@ -398,7 +399,21 @@ func (in *Inbox) ScanOnce(ctx context.Context) {
 		in.o.Log.Error().Err(err).Str("dir", in.o.InboxDir).Msg("inbox: cannot read the inbox")
 		return
 	}
-	sort.Strings(names)
+	// Oldest first: portals write deliveries of an object in sequence
+	// order, so a scan after a restart applies them in that order rather
+	// than refusing the older ones as replays of a newer one it met first.
+	mod := make(map[string]time.Time, len(names))
+	for _, n := range names {
+		if eligible(n) {
+			mod[n] = in.dir.modTime(n)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if a, b := mod[names[i]], mod[names[j]]; !a.Equal(b) {
+			return a.Before(b)
+		}
+		return names[i] < names[j]
+	})
 	present := map[string]bool{}
 	for _, n := range names {
 		if ctx.Err() != nil {
