@@ -121,3 +121,32 @@ func TestEnrollInsecureKeyRefused(t *testing.T) {
 		t.Fatalf("err = %v, want a refusal that says how to fix it", err)
 	}
 }
+
+// TestEnrollLostKeyNeedsRotate: with the machine key gone but its
+// registration still there, plain enroll refuses to make a new key; enroll
+// --rotate makes one and says the portal must re-seal.
+func TestEnrollLostKeyNeedsRotate(t *testing.T) {
+	dev := t.TempDir()
+	var out bytes.Buffer
+	if err := runEnroll(enrollOptions{dev: dev}, &out, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dev, "keys", "machine"+keystore.FileExt)
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	err := runEnroll(enrollOptions{dev: dev}, &out, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "enroll --rotate") {
+		t.Fatalf("err = %v, want a refusal that says to run enroll --rotate", err)
+	}
+	if _, err := os.Stat(key); err == nil {
+		t.Fatal("a key was created without --rotate")
+	}
+	out.Reset()
+	if err := runEnroll(enrollOptions{dev: dev, rotate: true}, &out, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "re-seal") {
+		t.Fatalf("enroll --rotate output does not say the portal must re-seal: %s", out.String())
+	}
+}
