@@ -15,7 +15,9 @@ func FuzzNames(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		p := printable(name)
-		if strings.IndexFunc(p, func(r rune) bool { return !unicode.IsPrint(r) || r == unicode.ReplacementChar && !strings.ContainsRune(name, r) }) >= 0 {
+		if strings.IndexFunc(p, func(r rune) bool {
+			return !unicode.IsPrint(r) || r == unicode.ReplacementChar && !strings.ContainsRune(name, r)
+		}) >= 0 {
 			t.Fatalf("printable(%q) = %q", name, p)
 		}
 		note := "file: " + p + "\nreason: malformed\n"
