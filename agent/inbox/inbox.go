@@ -96,7 +96,8 @@ type Options struct {
 	// belongs to every group whose key it holds.
 	Groups []string
 	// AllowedOwners may own a delivery file besides the agent's own user:
-	// uids or user names on Unix, SIDs on Windows.
+	// uids or user names on Unix, SIDs on Windows. They (and root) may also
+	// own the inbox and the directories above it.
 	AllowedOwners []string
 	State         *state.State
 	Log           zerolog.Logger
