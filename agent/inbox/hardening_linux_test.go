@@ -285,3 +285,44 @@ func TestRejectedAcrossFileSystems(t *testing.T) {
 		t.Fatalf("quarantine holds %q", kept)
 	}
 }
+
+// TestTooManyOpenFilesLeavesTheDelivery: a delivery that cannot be opened
+// because the process is out of file descriptors (EMFILE, as when a local
+// caller holds thousands of connections) is left in the inbox and applied
+// later, not rejected.
+func TestTooManyOpenFilesLeavesTheDelivery(t *testing.T) {
+	e := newEnv(t, nil)
+	e.drop("cr", build(t, hdr("bot", 1, delivery.Machine(machineID)), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer))
+	var saved unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+		t.Skip(err)
+	}
+	// The lowest free descriptor: with the limit there, the next open
+	// fails with EMFILE.
+	free, err := unix.Dup(0)
+	if err != nil {
+		t.Skip(err)
+	}
+	unix.Close(free)
+	lim := saved
+	lim.Cur = uint64(free)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skip(err)
+	}
+	e.in.handle("cr")
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-e.events:
+		t.Fatalf("handled while out of descriptors: %s %v", ev.Reason, ev.Err)
+	default:
+	}
+	if p := e.st.Load().InboxProblems; len(p) != 1 || !strings.Contains(p[0], "too many open files") {
+		t.Fatalf("status problems %q", p)
+	}
+	e.in.ScanOnce(t_ctx())
+	if ev := <-e.events; ev.Err != nil {
+		t.Fatalf("once descriptors are free: %v", ev.Err)
+	}
+}
