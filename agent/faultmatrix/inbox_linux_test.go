@@ -12,13 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/delivery/portal"
 	"github.com/credagent/credagent/agent/secret"
-	"github.com/credagent/credagent/platform/testuser"
+	"github.com/credagent/credagent/platform/localsock/localsocktest"
 )
 
 // The inbox rows of the hardening review (issue 13) and of group
@@ -39,7 +40,7 @@ func testInboxSwapped(t *testing.T) {
 	if os.Geteuid() != 0 {
 		skipRow(t, "inbox-swapped", "needs root to create the drop account")
 	}
-	drop := testuser.Ensure(t, "cadrop")
+	drop := localsocktest.NewUser(t)
 	var home string
 	w := newWorld(t, worldOptions{beforeStart: func(w *world) {
 		for _, d := range []string{filepath.Dir(w.dir), w.dir} {
@@ -52,13 +53,13 @@ func testInboxSwapped(t *testing.T) {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			drop.Chown(t, d)
+			chown(t, drop, d)
 		}
 	}})
 	w.provision()
 	recDir := filepath.Join(w.cfg.Paths.StateDir, "records", "credential")
 	before, _ := filepath.Glob(filepath.Join(w.cfg.Paths.StateDir, "records", "*", "*"))
-	drop.Sh(t, fmt.Sprintf("mv %[1]s/inbox %[1]s/real && ln -s %[2]s %[1]s/inbox", home, recDir))
+	sh(t, drop, fmt.Sprintf("mv %[1]s/inbox %[1]s/real && ln -s %[2]s %[1]s/inbox", home, recDir))
 	time.Sleep(time.Second) // five rescans
 	after, _ := filepath.Glob(filepath.Join(w.cfg.Paths.StateDir, "records", "*", "*"))
 	if len(after) != len(before) {
@@ -195,5 +196,22 @@ func testRejectedAcrossFileSystems(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(kept[0]); string(got) != string(b) {
 		t.Fatal("the kept copy differs from the file")
+	}
+}
+
+// sh runs a shell script as u, as the attacks in these rows are made.
+func sh(t *testing.T, u localsocktest.User, script string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as %s: %s: %v: %s", u.Name, script, err, out)
+	}
+}
+
+func chown(t *testing.T, u localsocktest.User, path string) {
+	t.Helper()
+	if err := os.Chown(path, int(u.UID), int(u.GID)); err != nil {
+		t.Fatal(err)
 	}
 }

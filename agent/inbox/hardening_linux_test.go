@@ -5,13 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/credagent/credagent/agent/delivery"
-	"github.com/credagent/credagent/platform/testuser"
+	"github.com/credagent/credagent/platform/localsock/localsocktest"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,7 +41,7 @@ func openTree(t *testing.T, dirs ...string) {
 // it never moves, deletes or quarantines a file of the symlink's target,
 // and status says the inbox was replaced.
 func TestInboxSwapCannotReachStateFiles(t *testing.T) {
-	drop := testuser.Ensure(t, "cadrop")
+	drop := localsocktest.NewUser(t)
 	root := t.TempDir()
 	openTree(t, root)
 	home := filepath.Join(root, "home")
@@ -69,14 +71,14 @@ func TestInboxSwapCannotReachStateFiles(t *testing.T) {
 	rec, _ := os.ReadFile(filepath.Join(recDir, recName))
 
 	// The swap, by the drop account.
-	drop.Sh(t, fmt.Sprintf("mv %s %s/real && ln -s %s %s", inboxDir, home, recDir, inboxDir))
+	sh(t, drop, fmt.Sprintf("mv %s %s/real && ln -s %s %s", inboxDir, home, recDir, inboxDir))
 	e.in.ScanOnce(t_ctx())
 	e.in.handle(recName) // an fsnotify event for that name
-	drop.Sh(t, fmt.Sprintf("rm %s && ln -s %s %s", inboxDir, keys, inboxDir))
+	sh(t, drop, fmt.Sprintf("rm %s && ln -s %s %s", inboxDir, keys, inboxDir))
 	e.in.ScanOnce(t_ctx())
 	e.in.handle("machine.key")
 	for i := range 3 { // junk that would once have pruned the quarantine
-		drop.Sh(t, fmt.Sprintf("echo junk > %s/real/junk%d", home, i))
+		sh(t, drop, fmt.Sprintf("echo junk > %s/real/junk%d", home, i))
 	}
 	e.in.ScanOnce(t_ctx())
 
@@ -113,8 +115,8 @@ func newEnvAt(t *testing.T, inboxDir, stateDir string, tweak func(*Options)) *en
 // TestInboxPathChecks: New refuses an inbox that someone other than root,
 // the agent or an allowed owner could replace.
 func TestInboxPathChecks(t *testing.T) {
-	drop := testuser.Ensure(t, "cadrop")
-	stranger := testuser.Ensure(t, "castranger")
+	drop := localsocktest.NewUser(t)
+	stranger := localsocktest.NewUser(t)
 	tests := []struct {
 		name    string
 		prep    func(t *testing.T, parent, inbox string)
@@ -177,7 +179,7 @@ func TestInboxPathChecks(t *testing.T) {
 	}
 }
 
-func chown(t *testing.T, p string, u testuser.User) {
+func chown(t *testing.T, p string, u localsocktest.User) {
 	t.Helper()
 	if err := os.Chown(p, int(u.UID), int(u.GID)); err != nil {
 		t.Fatal(err)
@@ -221,7 +223,7 @@ func withoutDACOverride(t *testing.T, fn func()) {
 // rejected: it stays in the inbox, status says why, and once it is
 // readable (here: the capability back) it is applied.
 func TestUnreadableDeliveryWaits(t *testing.T) {
-	drop := testuser.Ensure(t, "cadrop")
+	drop := localsocktest.NewUser(t)
 	root := t.TempDir()
 	openTree(t, root)
 	inboxDir := filepath.Join(root, "inbox")
@@ -232,7 +234,7 @@ func TestUnreadableDeliveryWaits(t *testing.T) {
 	if err := os.WriteFile(src, build(t, hdr("bot", 1, delivery.Machine(machineID)), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	drop.Sh(t, fmt.Sprintf("umask 077 && cp %s %s/.cr.tmp && mv %s/.cr.tmp %s/cr", src, inboxDir, inboxDir, inboxDir))
+	sh(t, drop, fmt.Sprintf("umask 077 && cp %s %s/.cr.tmp && mv %s/.cr.tmp %s/cr", src, inboxDir, inboxDir, inboxDir))
 	withoutDACOverride(t, func() { e.in.ScanOnce(t_ctx()) })
 	select {
 	case ev := <-e.events:
@@ -258,7 +260,7 @@ func TestUnreadableDeliveryWaits(t *testing.T) {
 // than the state directory, a rejected file is copied into the quarantine,
 // not deleted.
 func TestRejectedAcrossFileSystems(t *testing.T) {
-	drop := testuser.Ensure(t, "cadrop")
+	drop := localsocktest.NewUser(t)
 	root := t.TempDir()
 	openTree(t, root)
 	inboxDir := filepath.Join(root, "inbox")
@@ -272,7 +274,7 @@ func TestRejectedAcrossFileSystems(t *testing.T) {
 		o.AllowedOwners = []string{drop.Name}
 		settled(o)
 	})
-	drop.Sh(t, fmt.Sprintf("printf 'junk from the portal\\n' > %s/junk", inboxDir))
+	sh(t, drop, fmt.Sprintf("printf 'junk from the portal\\n' > %s/junk", inboxDir))
 	e.in.ScanOnce(t_ctx())
 	if ev := <-e.events; ev.Reason != "malformed" {
 		t.Fatalf("got %v", ev.Err)
@@ -324,5 +326,15 @@ func TestTooManyOpenFilesLeavesTheDelivery(t *testing.T) {
 	e.in.ScanOnce(t_ctx())
 	if ev := <-e.events; ev.Err != nil {
 		t.Fatalf("once descriptors are free: %v", ev.Err)
+	}
+}
+
+// sh runs a shell script as u, as the attacks in these tests are made.
+func sh(t *testing.T, u localsocktest.User, script string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as %s: %s: %v: %s", u.Name, script, err, out)
 	}
 }
