@@ -1,0 +1,5 @@
+//go:build !windows
+
+package winver
+
+func wine() bool { return false }
