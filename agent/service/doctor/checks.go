@@ -89,13 +89,22 @@ func (env *Env) checkKeyStore(context.Context) []Result {
 	}
 	st, err := env.OpenKeyStore(env.Config.KeyStore)
 	if err != nil {
+		if errors.Is(err, keystore.ErrProviderUnusable) {
+			return fail(err.Error(), "the CNG key storage provider is missing or a stub (certutil -csplist lists the registered ones); use a machine with a working provider, or keystore.backend: file")
+		}
 		return fail(err.Error(), "check keystore.backend and keystore.dir in the config; for tpm, that "+env.Config.KeyStore.TPMDevice+" exists")
 	}
 	defer st.Close()
+	_, err = st.Open(env.Config.KeyStore.KeyName)
+	// Info after Open: a backend may learn from the key itself whether it
+	// is hardware-backed (CNG asks the key, not the provider's name).
 	info := st.Info()
 	detail := fmt.Sprintf("backend %s (%s)", info.Backend, info.Detail)
-	_, err = st.Open(env.Config.KeyStore.KeyName)
 	switch {
+	case errors.Is(err, keystore.ErrTransient):
+		return warn(detail+": "+err.Error(), "the TPM is busy, locked out for a while or its service is starting; the agent retries. If it persists: Get-Tpm, and check the TPM Base Services (TBS) service")
+	case errors.Is(err, keystore.ErrProviderUnusable):
+		return fail(detail+": "+err.Error(), "the key storage provider is missing or does not work on this machine; set keystore.backend to a backend that does, or repair the provider")
 	case errors.Is(err, keystore.ErrNotFound):
 		return warn(detail+": no machine key yet", "enrol the machine: credagent enroll")
 	case errors.Is(err, keystore.ErrNeedsReenroll):
