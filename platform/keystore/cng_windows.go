@@ -276,7 +276,7 @@ func openCNGProvider(name string) (*CNGStore, error) {
 	// Wine exports NCryptEnumStorageProviders as a stub that aborts the
 	// process when called; there, only the provider's own answer counts.
 	names, lerr := []string(nil), errWineNoProviderList
-	if !winver.Wine() {
+	if !winver.IsWine() {
 		names, lerr = registeredProviders()
 	}
 	if lerr == nil {

@@ -31,7 +31,7 @@ func TestCNGRefusesUnregisteredProvider(t *testing.T) {
 // claims no hardware.
 func TestCNGOpenTellsAProviderThatDoesNotWork(t *testing.T) {
 	st, err := Open(Options{Backend: BackendCNG, Dir: t.TempDir()})
-	if winver.Wine() {
+	if winver.IsWine() {
 		if err == nil {
 			info := st.Info()
 			st.Close()

@@ -1,17 +1,13 @@
-// Package winver tells what kind of Windows the process runs on, for the
-// few places (mostly tests) that must tell Wine from real Windows. Wine is
-// recognised by ntdll.dll exporting wine_get_version, as Wine itself
-// documents for programs that need to know.
+// Package winver tells the Windows build whether it runs on Windows itself
+// or under Wine, for the few places where Wine differs from Windows in a way
+// the agent must work around (see IsWine's callers) and for tests that must
+// name a Wine gap when they skip.
 package winver
 
-// Wine reports whether the process runs under Wine. It is always false on
-// other operating systems.
-func Wine() bool { return wine() }
-
-// SkipUnderWine skips the test t under Wine, naming the Wine limitation it
-// waits for; on real Windows (and elsewhere) it does nothing.
-func SkipUnderWine(t interface{ Skipf(string, ...any) }, limitation string) {
-	if Wine() {
-		t.Skipf("needs real Windows; under Wine: %s", limitation)
-	}
-}
+// IsWine reports whether the process is a Windows program running under
+// Wine. It is false on real Windows and on every other platform.
+//
+// Wine is recognised by its ntdll.dll exporting wine_get_version, which
+// Windows' ntdll does not; this is the check Wine's own developers
+// recommend over version sniffing. The answer is computed once.
+func IsWine() bool { return isWine() }

@@ -2,4 +2,4 @@
 
 package winver
 
-func wine() bool { return false }
+func isWine() bool { return false }

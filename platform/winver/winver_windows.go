@@ -1,5 +1,3 @@
-//go:build windows
-
 package winver
 
 import (
@@ -8,6 +6,6 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-var wine = sync.OnceValue(func() bool {
+var isWine = sync.OnceValue(func() bool {
 	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
 })
