@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -235,4 +236,90 @@ func serviceOutcome(err error, stopAsked, startTimedOut bool, startTimeout time.
 		return errors.New("the agent stopped without being asked to"), true
 	}
 	return err, true
+}
+
+// errFailedServiceControllerConnect is ERROR_FAILED_SERVICE_CONTROLLER_CONNECT
+// (1063), what StartServiceCtrlDispatcher returns "if the program is being
+// run as a console application rather than as a service".
+const errFailedServiceControllerConnect = 1063
+
+// notAService reports whether svc.Run's error says the process was not
+// started by the service control manager, so it should run interactively.
+// This is the detection that works everywhere: svc.IsWindowsService looks
+// at the session and the parent process, and is false for a service that
+// runs outside session 0 (Wine's services.exe, Windows containers,
+// golang/go#56335), which would then never call the dispatcher and be
+// killed by the SCM for not starting (error 1053).
+func notAService(err error) bool {
+	var errno syscall.Errno
+	return errors.As(err, &errno) && errno == errFailedServiceControllerConnect
+}
+
+// stopMargin is what the service allows beyond the agent's own drain
+// (RunOptions.StopTimeout) before it gives up waiting: the time to close
+// the listener and the stores after the last request.
+const stopMargin = 10 * time.Second
+
+// stopBudget is how long the SCM handler waits for the agent to return
+// after cancelling it; PreshutdownTimeout asks the SCM for as long at
+// shutdown.
+func stopBudget(stopTimeout time.Duration) time.Duration { return stopTimeout + stopMargin }
+
+// PreshutdownTimeout is the SERVICE_PRESHUTDOWN_INFO timeout install sets:
+// the agent's stop budget plus a few seconds for the SCM's own bookkeeping.
+// The default is 10 s since Windows 10 1703 (3 minutes before), shorter
+// than the default 30 s drain; without a preshutdown the system gives
+// services about 20 s at shutdown.
+func PreshutdownTimeout(stopTimeout time.Duration) time.Duration {
+	return stopBudget(stopTimeout) + 5*time.Second
+}
+
+// tickAction is what the SCM handler does on a tick of its pending-state
+// clock.
+type tickAction int
+
+const (
+	tickNone          tickAction = iota
+	tickStartPending             // report StartPending with the next checkpoint
+	tickStopPending              // report StopPending with the next checkpoint
+	tickStartTimedOut            // the start budget ran out: cancel the agent
+	tickStopOverdue              // the agent did not return within the stop budget: report stopped without it
+)
+
+// onTick decides the handler's tick: advance the pending checkpoint while
+// within budget; when start-up runs out of budget, stop; when stopping runs
+// out of budget, stop waiting. Without the last, a hung agent left the
+// service STOP_PENDING for ever and recovery never ran.
+func onTick(sinceStart, sinceStop time.Duration, running, stopping bool, startTimeout, stopTimeout time.Duration) tickAction {
+	switch {
+	case stopping && sinceStop < stopBudget(stopTimeout):
+		return tickStopPending
+	case stopping:
+		return tickStopOverdue
+	case running:
+		return tickNone
+	case sinceStart < startTimeout:
+		return tickStartPending
+	}
+	return tickStartTimedOut
+}
+
+// errStopOverdue is the agent's outcome when it did not return within the
+// stop budget.
+func errStopOverdue(stopTimeout time.Duration) error {
+	return fmt.Errorf("the agent did not finish stopping within %v; leaving it", stopBudget(stopTimeout))
+}
+
+// askDispatcher decides whether Run asks the service dispatcher (svc.Run)
+// at all, from the parent process's executable name (known false when it
+// could not be found). The SCM starts every service process itself, so a
+// process whose parent is anything but services.exe is not a service and
+// need not wait for the dispatcher's refusal, which takes about 11 s under
+// Wine. Any doubt asks the dispatcher, which then decides.
+func askDispatcher(parent string, known bool) bool {
+	if !known {
+		return true
+	}
+	base := parent[strings.LastIndexAny(parent, `\/`)+1:]
+	return strings.EqualFold(base, "services.exe")
 }
