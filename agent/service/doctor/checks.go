@@ -35,6 +35,11 @@ type Env struct {
 	Stores func(context.Context) ([]Result, error)
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Service returns what the service manager says of the installed
+	// service (Windows: recovery, the optional settings install may have
+	// had refused, who can change its executable). Nil adds no check; no
+	// results add no line.
+	Service func(context.Context) []Result
 }
 
 // Certificate is an application certificate as status reports it.
@@ -45,7 +50,7 @@ type Certificate struct {
 
 // Checks returns the table of local checks, in the order they run.
 func Checks(env *Env) []Check {
-	return []Check{
+	checks := []Check{
 		{"config", env.checkConfig},
 		{"keystore", env.checkKeyStore},
 		{"state dir", func(context.Context) []Result {
@@ -62,6 +67,11 @@ func Checks(env *Env) []Check {
 		{"certificates", env.checkCertificates},
 		{"stores", env.checkStores},
 	}
+	if env.Service != nil {
+		// Last: the installed service's own configuration.
+		checks = append(checks, Check{"service", env.checkService})
+	}
+	return checks
 }
 
 func (env *Env) checkConfig(context.Context) []Result {
@@ -184,6 +194,8 @@ func CheckSocket(p, group string) []Result {
 	}
 	return pass(detail)
 }
+
+func (env *Env) checkService(ctx context.Context) []Result { return env.Service(ctx) }
 
 func (env *Env) checkHardening(ctx context.Context) []Result {
 	if env.Hardening == nil {
