@@ -268,7 +268,7 @@ func openCNGProvider(name string) (*CNGStore, error) {
 	if err := call(procOpenStorageProvider, "NCryptOpenStorageProvider",
 		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(utf16(name))), 0); err != nil {
 		var ss *secStatus
-		if errors.As(err, &ss) && classifyCNG(ss.code) == cngTransient {
+		if errors.As(err, &ss) && openTransient(ss.code) {
 			return nil, fmt.Errorf("%w: %w", ErrTransient, err)
 		}
 		return nil, fmt.Errorf("%w: %q: %w", ErrProviderUnusable, name, err)

@@ -22,7 +22,7 @@ const (
 	nteBadProvType       = 0x80090014 // NTE_BAD_PROV_TYPE
 	nteProviderDLLFail   = 0x8009001D // NTE_PROVIDER_DLL_FAIL
 	nteProvDLLNotFound   = 0x8009001E // NTE_PROV_DLL_NOT_FOUND
-	nteDeviceNotReady    = 0x80090030 // NTE_DEVICE_NOT_READY
+	nteDeviceNotReady    = 0x80090030 // NTE_DEVICE_NOT_READY: also what a machine without a usable TPM answers
 	nteDeviceNotFound    = 0x80090035 // NTE_DEVICE_NOT_FOUND
 	tpmInvalidKeyHandle  = 0x8028000C // TPM_E_INVALID_KEYHANDLE
 	tpm20Handle          = 0x8028008B // TPM_20_E_HANDLE
@@ -96,28 +96,45 @@ func classifyCNG(code uint32) cngClass {
 	case nteExists:
 		return cngKeyExists
 	case nteNotSupported, nteBadAlgID, nteBadFlags, nteBadProvider, nteBadProvType,
-		nteProviderDLLFail, nteProvDLLNotFound, nteDeviceNotFound,
+		nteProviderDLLFail, nteProvDLLNotFound, nteDeviceNotFound, nteDeviceNotReady,
 		tbsTPMNotFound, tbsServiceDisabled, tbsProvIncomplete,
 		pcpDeviceNotReady, pcpFlagNotSupported, pcpNotSupported, pcpRawPolicyNotSupp:
 		return cngUnsupported
-	case nteDeviceNotReady,
-		tpmRetry, tpmNeedsSelftest, tpmDoingSelftest, tpmDefendLockRunning,
-		tpm20ObjectMemory, tpm20SessionMemory, tpm20Memory, tpm20Yielded, tpm20Canceled,
-		tpm20Testing, tpm20NVRate, tpm20Lockout, tpm20Retry, tpm20NVUnavailable,
-		tbsServiceNotRunning, tbsTooManyContexts, tbsTooManyResources, tbsStartPending,
-		tbsCommandCanceled, pcpLockedOut:
-		return cngTransient
 	case pcpKeyHandleInval, pcpWrongParent, pcpKeyNotLoaded, pcpSoftKeyError,
 		tpmInvalidKeyHandle, tpm20Handle, tpm20Integrity:
 		return cngKeyUnusable
 	}
-	// Any other TPM or Platform Crypto Provider error is not known to mean
-	// the key is gone: retry it, and let the error show if it persists.
-	if code&0xFFFF0000 == 0x80280000 || code&0xFFFF0000 == 0x80290000 {
+	// The listed transient codes, and any other TPM or Platform Crypto
+	// Provider error, which is not known to mean the key is gone: retry it,
+	// and let the error show if it persists.
+	if listedTransient(code) || code&0xFFFF0000 == 0x80280000 || code&0xFFFF0000 == 0x80290000 {
 		return cngTransient
 	}
 	return cngFailed
 }
+
+// listedTransient: the TPM busy, self-testing, out of memory for the
+// moment, locked out by its dictionary-attack defence, or TBS not running
+// yet.
+func listedTransient(code uint32) bool {
+	switch code {
+	case tpmRetry, tpmNeedsSelftest, tpmDoingSelftest, tpmDefendLockRunning,
+		tpm20ObjectMemory, tpm20SessionMemory, tpm20Memory, tpm20Yielded, tpm20Canceled,
+		tpm20Testing, tpm20NVRate, tpm20Lockout, tpm20Retry, tpm20NVUnavailable,
+		tbsServiceNotRunning, tbsTooManyContexts, tbsTooManyResources, tbsStartPending,
+		tbsCommandCanceled, pcpLockedOut:
+		return true
+	}
+	return false
+}
+
+// openTransient reports whether a failure to open the provider itself is
+// worth waiting for (TBS starting, a TPM busy or locked out) rather than a
+// sign that this machine has no usable TPM: only the listed transient
+// codes, not the catch-all for unlisted TPM errors, which on a machine
+// without a working TPM would otherwise keep the first key from ever being
+// made.
+func openTransient(code uint32) bool { return listedTransient(code) }
 
 // ErrTransient marks a key store failure that may pass by itself (the TPM
 // busy or locked out for a while, its service starting): the agent retries

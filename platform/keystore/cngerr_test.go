@@ -39,7 +39,7 @@ func TestClassifyCNG(t *testing.T) {
 		{"TPM_20_E_YIELDED", 0x80280908, cngTransient},
 		{"TPM_20_E_NV_RATE", 0x80280920, cngTransient},
 		{"TPM_E_LOCKED_OUT (PCP)", 0x8029041B, cngTransient},
-		{"NTE_DEVICE_NOT_READY", 0x80090030, cngTransient},
+		{"NTE_DEVICE_NOT_READY (also: no usable TPM)", 0x80090030, cngUnsupported},
 		{"an unlisted TPM error", 0x80280099, cngTransient},
 		{"an unlisted PCP error", 0x80290499, cngTransient},
 		// The key no longer loads: re-enrolment.
@@ -55,6 +55,27 @@ func TestClassifyCNG(t *testing.T) {
 	for _, tt := range tests {
 		if got := classifyCNG(tt.code); got != tt.want {
 			t.Errorf("%s (%#08x): %v, want %v", tt.name, tt.code, got, tt.want)
+		}
+	}
+}
+
+// Opening the provider: only the listed transient codes wait; an unlisted
+// TPM error there more likely means no usable TPM.
+func TestOpenTransient(t *testing.T) {
+	for _, c := range []struct {
+		code uint32
+		want bool
+	}{
+		{0x80284008, true},  // TBS_E_SERVICE_NOT_RUNNING
+		{0x8028400B, true},  // TBS_E_SERVICE_START_PENDING
+		{0x80280921, true},  // TPM_20_E_LOCKOUT
+		{0x80280099, false}, // unlisted TPM error
+		{0x80090030, false}, // NTE_DEVICE_NOT_READY
+		{0x8028400F, false}, // TBS_E_TPM_NOT_FOUND
+		{0x80090029, false}, // NTE_NOT_SUPPORTED
+	} {
+		if got := openTransient(c.code); got != c.want {
+			t.Errorf("openTransient(%#08x) = %v, want %v", c.code, got, c.want)
 		}
 	}
 }
