@@ -479,7 +479,7 @@ func buildStatus(snap *state.Snapshot, r *resolve.Resolver, info keystore.Info, 
 		UptimeMS:  now.Sub(started).Milliseconds(),
 		Socket:    cfg.Paths.Socket,
 		KeyStore: apitype.KeyStoreStatus{
-			Backend: info.Backend, HardwareBacked: info.HardwareBacked, KeyID: keyID, NeedsReenroll: snap.NeedsReenroll,
+			Backend: info.Backend, HardwareBacked: info.HardwareBacked, KeyID: keyID, Detail: info.Detail, NeedsReenroll: snap.NeedsReenroll,
 		},
 		Applications: []apitype.ApplicationStatus{},
 		Stores:       []apitype.StoreStatus{},

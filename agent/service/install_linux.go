@@ -138,11 +138,11 @@ func reload() error {
 }
 
 // configure on Linux only seeds the config: the unit carries everything else.
-func (m Manager) configure(opts InstallOptions) error {
+func (m Manager) configure(opts InstallOptions) ([]string, error) {
 	if _, err := seedConfig(m.ConfigPath, opts); err != nil {
-		return err
+		return nil, err
 	}
-	return ensureGroup(SocketGroup)
+	return nil, ensureGroup(SocketGroup)
 }
 
 func canQuery() error {

@@ -46,6 +46,9 @@ type InstallResult struct {
 	AlreadyInstalled bool     // the same service was there; settings re-applied
 	ConfigCreated    bool     // the default config was written
 	Notes            []string // anything an operator should know
+	// Warnings are optional settings the service manager refused; the
+	// service works without them, and doctor reports them.
+	Warnings []string
 }
 
 func (m Manager) exe() (string, error) {
@@ -117,13 +120,14 @@ func (m Manager) Install(opts InstallOptions) (InstallResult, error) {
 // Configure applies, to a service registered by someone else (the MSI's
 // ServiceInstall table), what Install sets beyond registering it: on
 // Windows the recovery actions, delayed start, service SID, Event Log source
-// and the ProgramData ACL; and on both, the seeded config.
-func (m Manager) Configure(opts InstallOptions) error {
+// and the ProgramData ACL; and on both, the seeded config. The warnings are
+// optional settings the service manager refused (see InstallResult).
+func (m Manager) Configure(opts InstallOptions) (warnings []string, err error) {
 	if err := RequireAdmin(); err != nil {
-		return err
+		return nil, err
 	}
 	if m.ConfigPath == "" {
-		return errors.New("service: configure: no config path")
+		return nil, errors.New("service: configure: no config path")
 	}
 	return m.configure(opts)
 }

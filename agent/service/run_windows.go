@@ -8,36 +8,74 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
+	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
 	"golang.org/x/sys/windows/svc/eventlog"
 )
 
-func interactive() bool {
-	is, err := svc.IsWindowsService()
-	return err != nil || !is
-}
+// dispatcherRefused is set once svc.Run has said this process is not a
+// service: StartServiceCtrlDispatcher may be called only once per process,
+// and the answer does not change.
+var dispatcherRefused atomic.Bool
 
 func run(ctx context.Context, fn RunFunc, opts RunOptions) error {
-	if interactive() {
-		// From a console: Ctrl-C stops; reloads come only to the service.
-		ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
-		defer stop()
-		ready := sync.OnceFunc(func() { opts.Log.Info().Msg("ready") })
-		return fn(ctx, Hooks{Ready: ready, Reload: make(chan struct{}), Reloaded: func() {}})
+	if dispatcherRefused.Load() || !askDispatcher(parentImage()) {
+		return runInteractive(ctx, fn, opts)
 	}
+	// svc.Run decides: it fails with ERROR_FAILED_SERVICE_CONTROLLER_CONNECT
+	// when the SCM did not start this process, and only then is it a
+	// console program (notAService). svc.IsWindowsService is not asked: it
+	// wants session 0, which Wine's services.exe and Windows containers do
+	// not give a service.
 	h := &handler{ctx: ctx, fn: fn, opts: opts}
-	if el, err := eventlog.Open(Name); err == nil {
-		h.elog = el
-		defer el.Close()
-	} else {
-		opts.Log.Warn().Err(err).Msg("opening the Event Log")
-	}
-	if err := svc.Run(Name, h); err != nil {
+	err := svc.Run(Name, h)
+	switch {
+	case notAService(err):
+		dispatcherRefused.Store(true)
+		return runInteractive(ctx, fn, opts)
+	case err != nil:
 		return fmt.Errorf("service: svc.Run: %w", err)
 	}
 	return h.err
+}
+
+// parentImage returns the executable name of this process's parent, and
+// whether the process list could be read. A parent missing from the list
+// (it exited, or under Wine it is a Unix process) is "": it is not
+// services.exe, which runs as long as Windows does.
+func parentImage() (string, bool) {
+	snap, err := windows.CreateToolhelp32Snapshot(windows.TH32CS_SNAPPROCESS, 0)
+	if err != nil {
+		return "", false
+	}
+	defer windows.CloseHandle(snap)
+	names := map[uint32]string{}
+	var parent uint32
+	self := windows.GetCurrentProcessId()
+	e := windows.ProcessEntry32{Size: uint32(unsafe.Sizeof(windows.ProcessEntry32{}))}
+	for err = windows.Process32First(snap, &e); err == nil; err = windows.Process32Next(snap, &e) {
+		names[e.ProcessID] = windows.UTF16ToString(e.ExeFile[:])
+		if e.ProcessID == self {
+			parent = e.ParentProcessID
+		}
+	}
+	if err != windows.ERROR_NO_MORE_FILES {
+		return "", false
+	}
+	return names[parent], true
+}
+
+// runInteractive runs fn from a console: Ctrl-C stops; reloads come only to
+// the service.
+func runInteractive(ctx context.Context, fn RunFunc, opts RunOptions) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	ready := sync.OnceFunc(func() { opts.Log.Info().Msg("ready") })
+	return fn(ctx, Hooks{Ready: ready, Reload: make(chan struct{}), Reloaded: func() {}})
 }
 
 // pendingTick is how often a pending state's checkpoint advances.
@@ -74,7 +112,16 @@ func (h *handler) event(id uint32, kind string, msg string) {
 }
 
 func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, changes chan<- svc.Status) (bool, uint32) {
-	const accepts = svc.AcceptStop | svc.AcceptShutdown | svc.AcceptParamChange
+	if el, err := eventlog.Open(Name); err == nil {
+		h.elog = el
+		defer el.Close()
+	} else {
+		h.opts.Log.Warn().Err(err).Msg("opening the Event Log")
+	}
+	// PreShutdown as well as Shutdown: the SCM then waits for the stop up
+	// to the service's preshutdown timeout (install sets it from the drain
+	// grace, PreshutdownTimeout) instead of the ~20 s it gives at shutdown.
+	const accepts = svc.AcceptStop | svc.AcceptShutdown | svc.AcceptPreShutdown | svc.AcceptParamChange
 	hint := uint32(waitHint(pendingTick) / time.Millisecond)
 	var checkpoint uint32 = 1
 	changes <- svc.Status{State: svc.StartPending, CheckPoint: checkpoint, WaitHint: hint}
@@ -98,18 +145,27 @@ func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, changes chan
 	for {
 		select {
 		case <-tick.C:
-			switch {
-			case stopping && time.Since(stopStarted) < h.opts.StopTimeout+10*time.Second:
+			var sinceStop time.Duration
+			if stopping {
+				sinceStop = time.Since(stopStarted)
+			}
+			switch onTick(time.Since(started), sinceStop, running, stopping, h.opts.StartTimeout, h.opts.StopTimeout) {
+			case tickStopPending:
 				checkpoint++
 				changes <- svc.Status{State: svc.StopPending, CheckPoint: checkpoint, WaitHint: hint}
-			case !running && !stopping && time.Since(started) < h.opts.StartTimeout:
+			case tickStartPending:
 				checkpoint++
 				changes <- svc.Status{State: svc.StartPending, CheckPoint: checkpoint, WaitHint: hint}
-			case !running && !stopping:
+			case tickStartTimedOut:
 				// Out of start-up budget: say why before the SCM gives up.
 				h.event(EventStartFailed, "error", fmt.Sprintf("credagent did not become ready within %v; stopping", h.opts.StartTimeout))
 				stopping, stopStarted, startTimedOut = true, time.Now(), true
 				cancel()
+			case tickStopOverdue:
+				// The agent hangs: report stopped without it (the process
+				// then exits), so that the SCM is not left waiting and,
+				// after a failed start, recovery restarts the service.
+				return h.finish(errStopOverdue(h.opts.StopTimeout), stopAsked, startTimedOut, running)
 			}
 		case <-readyCh:
 			readyCh = nil
@@ -124,7 +180,7 @@ func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, changes chan
 			switch c.Cmd {
 			case svc.Interrogate:
 				changes <- c.CurrentStatus
-			case svc.Stop, svc.Shutdown:
+			case svc.Stop, svc.Shutdown, svc.PreShutdown:
 				stopAsked = true
 				if !stopping {
 					stopping, stopStarted = true, time.Now()
@@ -144,22 +200,27 @@ func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, changes chan
 				changes <- status
 			}
 		case err := <-done:
-			reason, fail := serviceOutcome(err, stopAsked, startTimedOut, h.opts.StartTimeout)
-			if reason != nil {
-				h.err = reason
-				if !running {
-					h.event(EventStartFailed, "error", "credagent could not start: "+reason.Error())
-				} else {
-					h.event(EventError, "error", "credagent stopped with an error: "+reason.Error())
-				}
-			}
-			if fail {
-				// A service-specific exit code is a non-crash failure: the
-				// SCM runs the recovery actions (OnNonCrashFailures).
-				return true, 1
-			}
-			h.event(EventInfo, "info", "credagent stopped")
-			return false, 0
+			return h.finish(err, stopAsked, startTimedOut, running)
 		}
 	}
+}
+
+// finish logs how the agent ended and returns Execute's result: a
+// service-specific exit code for a failure, which is a non-crash failure
+// the SCM runs the recovery actions for (OnNonCrashFailures).
+func (h *handler) finish(err error, stopAsked, startTimedOut, running bool) (bool, uint32) {
+	reason, fail := serviceOutcome(err, stopAsked, startTimedOut, h.opts.StartTimeout)
+	if reason != nil {
+		h.err = reason
+		if !running {
+			h.event(EventStartFailed, "error", "credagent could not start: "+reason.Error())
+		} else {
+			h.event(EventError, "error", "credagent stopped with an error: "+reason.Error())
+		}
+	}
+	if fail {
+		return true, 1
+	}
+	h.event(EventInfo, "info", "credagent stopped")
+	return false, 0
 }

@@ -13,7 +13,8 @@ import (
 
 func privateSA() (*windows.SecurityAttributes, error) {
 	// An ordinary (unelevated) user, in dev mode, is granted access to its
-	// own private files; see PrivateSDDLFor.
+	// own private files; SYSTEM and an elevated administrator make
+	// Administrators the owner. See PrivateSDDLFor.
 	var self string
 	if tok := windows.GetCurrentProcessToken(); !tok.IsElevated() {
 		if u, err := tok.GetTokenUser(); err == nil {

@@ -27,8 +27,12 @@ func TestPrivateSDDL(t *testing.T) {
 
 func TestPrivateSDDLFor(t *testing.T) {
 	for _, c := range []struct{ sid, want string }{
-		{"", PrivateSDDL},
-		{"S-1-5-18", PrivateSDDL}, // SYSTEM is already there as SY
+		// Elevated or SYSTEM: Administrators own the file whatever the
+		// policy on creator ownership says, so the service accepts it.
+		{"", "O:BAD:P(A;;FA;;;SY)(A;;FA;;;BA)"},
+		{"S-1-5-18", "O:BAD:P(A;;FA;;;SY)(A;;FA;;;BA)"}, // SYSTEM is already there as SY
+		// An ordinary user (dev mode) owns its files, which the checks
+		// trust as the current account.
 		{"S-1-5-21-1-2-3-1001", "D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;S-1-5-21-1-2-3-1001)"},
 	} {
 		if got := PrivateSDDLFor(c.sid); got != c.want {

@@ -4,40 +4,62 @@ package keystore
 
 import (
 	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/credagent/credagent/platform/fsutil"
+	"github.com/credagent/credagent/platform/winver"
 
 	"golang.org/x/sys/windows"
 )
 
 // The cng backend
 //
-// Keys are persisted CNG machine keys (NCRYPT_MACHINE_KEY_FLAG) named
-// "credagent-<name>", in the Microsoft Platform Crypto Provider (the TPM)
-// when it opens, else in the Microsoft Software Key Storage Provider. Each
+// Keys are persisted CNG machine keys (NCRYPT_MACHINE_KEY_FLAG), in the
+// Microsoft Platform Crypto Provider (the TPM) when it opens and can make
+// and use the key, else in the Microsoft Software Key Storage Provider. Each
 // is an ECDH P-256 key with export policy 0 (the private key can never be
 // exported, not even wrapped) and the security descriptor CNGKeySDDL, both
 // set before NCryptFinalizeKey so the key never exists without them. (The
 // Platform Crypto Provider may refuse the export policy as unsupported; its
 // keys cannot leave the TPM anyway, so that refusal is ignored there.)
 //
+// A provider must be registered (NCryptEnumStorageProviders lists it): a
+// name that merely "opens" (Wine's stub opens any name) is refused with
+// ErrProviderUnusable. Whether a key is hardware-backed is what the key says
+// (NCRYPT_IMPL_TYPE_PROPERTY), not which provider was asked for.
+//
+// A new key is checked before the provider is recorded: an ECDH with it
+// must give what crypto/ecdh computes from its public key (a known answer),
+// since Microsoft does not document which key derivations the Platform
+// Crypto Provider supports. The first key moves to the software provider
+// only when the TPM's provider cannot do it (cngUnsupported, or a wrong
+// answer), and the reason is kept in CNGProviderFile for status; a transient
+// TPM error is retried with back-off (cngRetryDelays), never a reason to
+// give up the TPM.
+//
 // ECDH: the peer's public key is imported as a BCRYPT_ECCPUBLIC_BLOB into an
 // ephemeral key handle, NCryptSecretAgreement makes the secret, and
 // NCryptDeriveKey with BCRYPT_KDF_RAW_SECRET returns its X coordinate in
 // little-endian order, reversed here to match crypto/ecdh.
 //
-// CNG cannot rename a persisted key, so this store does not implement
-// Renamer and Promote returns ErrUnsupported.
+// CNG cannot rename a persisted key: logical names go through CNGNamesFile
+// (cngnames.go), so Rename switches a mapping and then deletes the old key.
 
 var (
 	ncrypt                     = windows.NewLazySystemDLL("ncrypt.dll")
 	procOpenStorageProvider    = ncrypt.NewProc("NCryptOpenStorageProvider")
+	procEnumStorageProviders   = ncrypt.NewProc("NCryptEnumStorageProviders")
+	procFreeBuffer             = ncrypt.NewProc("NCryptFreeBuffer")
 	procCreatePersistedKey     = ncrypt.NewProc("NCryptCreatePersistedKey")
+	procGetProperty            = ncrypt.NewProc("NCryptGetProperty")
 	procSetProperty            = ncrypt.NewProc("NCryptSetProperty")
 	procFinalizeKey            = ncrypt.NewProc("NCryptFinalizeKey")
 	procOpenKey                = ncrypt.NewProc("NCryptOpenKey")
@@ -52,6 +74,7 @@ var (
 	bcryptKDFRawSecret         = "TRUNCATE"       // BCRYPT_KDF_RAW_SECRET
 	ncryptExportPolicyProperty = "Export Policy"  // NCRYPT_EXPORT_POLICY_PROPERTY
 	ncryptSecurityDescrProp    = "Security Descr" // NCRYPT_SECURITY_DESCR_PROPERTY
+	ncryptImplTypeProperty     = "Impl Type"      // NCRYPT_IMPL_TYPE_PROPERTY
 )
 
 type ncryptHandle uintptr
@@ -66,6 +89,19 @@ func (e *secStatus) Error() string {
 	return fmt.Sprintf("%s: %v (0x%08X)", e.op, windows.Errno(e.code), e.code)
 }
 
+// call calls an ncrypt function and turns a failed SECURITY_STATUS into a
+// *secStatus.
+//
+// Callers pass out-parameters as uintptr(unsafe.Pointer(&local)) in the
+// argument list. The unsafe.Pointer rules keep such a conversion valid only
+// in the call expression of a function the compiler treats like
+// syscall.Syscall; //go:uintptrescapes makes call one (as LazyProc.Call
+// is), so the pointed-to variables are moved to the heap and stay put. A
+// plain wrapper would leave them on the goroutine's stack, which may be
+// copied (grown) before ncrypt writes, and ncrypt would then write into the
+// old stack. TestCallOutParamsSurviveStackGrowth guards this.
+//
+//go:uintptrescapes
 func call(p *windows.LazyProc, op string, args ...uintptr) error {
 	if err := p.Find(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -91,6 +127,57 @@ func freeObject(h ncryptHandle) {
 	}
 }
 
+// cngErr sorts an ncrypt failure into the store's sentinels (cngerr.go).
+func cngErr(err error) error {
+	var ss *secStatus
+	if !errors.As(err, &ss) {
+		return err
+	}
+	return classError(classifyCNG(ss.code), err)
+}
+
+// getDWORD reads a DWORD property of a provider or key handle.
+func getDWORD(h ncryptHandle, prop string) (uint32, error) {
+	var v, n uint32
+	if err := call(procGetProperty, "NCryptGetProperty("+prop+")",
+		uintptr(h), uintptr(unsafe.Pointer(utf16(prop))),
+		uintptr(unsafe.Pointer(&v)), unsafe.Sizeof(v), uintptr(unsafe.Pointer(&n)), ncryptSilentFlag); err != nil {
+		return 0, err
+	}
+	if n != uint32(unsafe.Sizeof(v)) {
+		return 0, fmt.Errorf("NCryptGetProperty(%s): %d bytes, want 4", prop, n)
+	}
+	return v, nil
+}
+
+// ncryptProviderName is NCryptProviderName.
+type ncryptProviderName struct {
+	name    *uint16
+	comment *uint16
+}
+
+var errWineNoProviderList = errors.New("Wine does not implement NCryptEnumStorageProviders")
+
+// registeredProviders lists the key storage providers registered on this
+// machine.
+func registeredProviders() ([]string, error) {
+	var count uint32
+	var list *ncryptProviderName
+	if err := call(procEnumStorageProviders, "NCryptEnumStorageProviders",
+		uintptr(unsafe.Pointer(&count)), uintptr(unsafe.Pointer(&list)), ncryptSilentFlag); err != nil {
+		return nil, err
+	}
+	if list == nil {
+		return nil, nil
+	}
+	defer call(procFreeBuffer, "NCryptFreeBuffer", uintptr(unsafe.Pointer(list)))
+	var out []string
+	for _, p := range unsafe.Slice(list, count) {
+		out = append(out, windows.UTF16PtrToString(p.name))
+	}
+	return out, nil
+}
+
 // CNGStore keeps machine keys in a CNG key storage provider.
 type CNGStore struct {
 	mu       sync.Mutex
@@ -99,17 +186,24 @@ type CNGStore struct {
 	platform bool
 	keys     []ncryptHandle // key handles to free on Close
 	closed   bool
-	dir      string  // where CNGProviderFile records the provider; "" records nothing
+	dir      string  // where CNGProviderFile and CNGNamesFile live; "" records nothing
 	plan     cngPlan // which providers this store may use
+	why      string  // why the key is not in the TPM's provider, when it is not
+	// hardware is what the last key opened or created says of itself
+	// (NCRYPT_IMPL_TYPE_PROPERTY); keyKnown says one was.
+	hardware, keyKnown bool
 }
 
-var _ Store = (*CNGStore)(nil)
+var (
+	_ Store   = (*CNGStore)(nil)
+	_ Renamer = (*CNGStore)(nil)
+)
 
 // openCNG opens the provider recorded in CNGProviderFile if there is one,
 // and only that one: if it cannot be opened the error says so, rather than
 // the agent looking for its key in (and creating a new one in) another
 // provider. Before the first key, it opens the Platform Crypto Provider (the
-// TPM) if it is there, else the Software Key Storage Provider.
+// TPM) if it is there and usable, else the Software Key Storage Provider.
 func openCNG(opts Options) (Store, error) {
 	var recorded []byte
 	readErr := fs.ErrNotExist
@@ -126,22 +220,27 @@ func openCNG(opts Options) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	var firstErr error
+	var errs []error
 	for _, name := range plan.providers {
 		s, err := openCNGProvider(name)
 		if err == nil {
 			s.platform = name == cngPlatformProvider
-			s.dir, s.plan = opts.Dir, plan
+			s.dir, s.plan, s.why = opts.Dir, plan, plan.why
+			if !plan.sticky && !s.platform && len(errs) > 0 {
+				s.why = "the " + cngPlatformProvider + " is not usable: " + errs[0].Error()
+			}
+			s.deleteRetired()
 			return s, nil
 		}
 		if plan.sticky {
 			return nil, fmt.Errorf("keystore: the machine key is held by the %s, which cannot be opened now (repair it, or re-enrol with credagent enroll --rotate): %w", name, err)
 		}
-		if firstErr == nil {
-			firstErr = err
+		errs = append(errs, err)
+		if !errors.Is(err, ErrProviderUnusable) {
+			return nil, err
 		}
 	}
-	return nil, firstErr
+	return nil, fmt.Errorf("no CNG key storage provider works here: %w", errors.Join(errs...))
 }
 
 // recordProvider makes the store's provider sticky once it holds a key.
@@ -152,28 +251,95 @@ func (s *CNGStore) recordProvider() error {
 	if err := fsutil.MkdirPrivate(s.dir); err != nil {
 		return insecure(err)
 	}
-	if err := fsutil.WritePrivateFile(cngProviderPath(s.dir), []byte(s.provName+"\n")); err != nil {
+	if err := fsutil.WritePrivateFile(cngProviderPath(s.dir), cngProviderRecord(s.provName, s.why)); err != nil {
 		return fmt.Errorf("keystore: recording the CNG provider: %w", err)
 	}
-	s.plan = cngPlan{providers: []string{s.provName}, sticky: true}
+	s.plan = cngPlan{providers: []string{s.provName}, sticky: true, why: s.why}
 	return nil
 }
 
 func openAuto(opts Options) (Store, error) { return openCNG(opts) }
 
+// openCNGProvider opens the provider called name and makes sure it is a
+// registered one: NCryptOpenStorageProvider alone is not proof (Wine's stub
+// opens any name).
 func openCNGProvider(name string) (*CNGStore, error) {
 	var h ncryptHandle
 	if err := call(procOpenStorageProvider, "NCryptOpenStorageProvider",
 		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(utf16(name))), 0); err != nil {
-		return nil, err
+		var ss *secStatus
+		if errors.As(err, &ss) && openTransient(ss.code) {
+			return nil, fmt.Errorf("%w: %w", ErrTransient, err)
+		}
+		return nil, fmt.Errorf("%w: %q: %w", ErrProviderUnusable, name, err)
+	}
+	// Wine exports NCryptEnumStorageProviders as a stub that aborts the
+	// process when called; there, only the provider's own answer counts.
+	names, lerr := []string(nil), errWineNoProviderList
+	if !winver.IsWine() {
+		names, lerr = registeredProviders()
+	}
+	if lerr == nil {
+		for _, n := range names {
+			if strings.EqualFold(n, name) {
+				return &CNGStore{prov: h, provName: name}, nil
+			}
+		}
+		freeObject(h)
+		return nil, fmt.Errorf("%w: %q is not a key storage provider of this machine (registered: %s)", ErrProviderUnusable, name, strings.Join(names, ", "))
+	}
+	// The list is not available: a real provider answers for its own
+	// implementation type.
+	if _, perr := getDWORD(h, ncryptImplTypeProperty); perr != nil {
+		freeObject(h)
+		return nil, fmt.Errorf("%w: %q opened, but the providers cannot be listed (%v) and it does not answer (%v): it is missing or a stub", ErrProviderUnusable, name, lerr, perr)
 	}
 	return &CNGStore{prov: h, provName: name}, nil
 }
 
+// loadNames reads CNGNamesFile; without a directory there is none.
+func (s *CNGStore) loadNames() (cngNames, error) {
+	if s.dir == "" {
+		return newCNGNames(), nil
+	}
+	b, err := fsutil.ReadPrivateFile(cngNamesPath(s.dir), maxKeyFile)
+	if fsutil.IsInsecure(err) {
+		return cngNames{}, insecure(err)
+	}
+	return loadCNGNames(b, err)
+}
+
+// saveNames replaces CNGNamesFile atomically.
+func (s *CNGStore) saveNames(n cngNames) error {
+	if err := fsutil.MkdirPrivate(s.dir); err != nil {
+		return insecure(err)
+	}
+	if err := fsutil.WritePrivateFile(cngNamesPath(s.dir), n.marshal()); err != nil {
+		return fmt.Errorf("keystore: writing %s: %w", CNGNamesFile, err)
+	}
+	return nil
+}
+
+// deleteRetired deletes the CNG keys a rotation retired but could not
+// delete then. Best effort: what fails stays listed for next time.
+func (s *CNGStore) deleteRetired() {
+	names, err := s.loadNames()
+	if err != nil || len(names.Retired) == 0 {
+		return
+	}
+	for _, cng := range names.Retired {
+		if err := s.deleteCNG(cng); err == nil || errors.Is(err, ErrNotFound) {
+			names = names.withoutRetired(cng)
+		}
+	}
+	_ = s.saveNames(names)
+}
+
 // Create implements Store. On a first enrolment where the TPM provider
-// opened but cannot make a P-256 ECDH key (no TPM 2.0, no ECC), it falls
-// back to the software provider, as auto promises; the provider that made
-// the key is then recorded.
+// opened but cannot make or use a P-256 ECDH key (no TPM 2.0, no ECC, a
+// wrong known answer), it falls back to the software provider, as auto
+// promises, and keeps the reason; the provider that made the key is then
+// recorded.
 func (s *CNGStore) Create(name string) (Key, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
@@ -183,17 +349,43 @@ func (s *CNGStore) Create(name string) (Key, error) {
 	if s.closed {
 		return nil, errClosed
 	}
-	k, err := s.create(name)
-	if err != nil && s.platform && !s.plan.sticky && len(s.keys) == 0 && !errors.Is(err, ErrExists) {
-		soft, serr := openCNGProvider(cngSoftwareProvider)
-		if serr == nil {
-			freeObject(s.prov)
-			s.prov, s.provName, s.platform = soft.prov, soft.provName, false
-			k, err = s.create(name)
+	names, err := s.loadNames()
+	if err != nil {
+		return nil, err
+	}
+	cng := cngKeyName(name)
+	if s.dir != "" {
+		cng = freshCNGKeyName(name)
+	}
+	attempt := func() (*cngKey, error) {
+		// An existing key of that name, mapped or from before the mapping.
+		if h, err := s.openKey(names.cngName(name)); err == nil {
+			freeObject(h)
+			return nil, fmt.Errorf("%w: %s", ErrExists, name)
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
 		}
+		return s.createChecked(cng)
+	}
+	k, err := attempt()
+	if cngCreateFallback(err, s.plan.sticky, s.platform && len(s.keys) == 0) {
+		soft, serr := openCNGProvider(cngSoftwareProvider)
+		if serr != nil {
+			return nil, fmt.Errorf("%w (and the software provider: %v)", err, serr)
+		}
+		freeObject(s.prov)
+		s.prov, s.provName, s.platform = soft.prov, soft.provName, false
+		s.why = "the " + cngPlatformProvider + " could not make or use the key: " + err.Error()
+		k, err = attempt()
 	}
 	if err != nil {
 		return nil, err
+	}
+	if s.dir != "" {
+		if err := s.saveNames(names.withKey(name, cng)); err != nil {
+			s.destroy(k)
+			return nil, err
+		}
 	}
 	if err := s.recordProvider(); err != nil {
 		return nil, err
@@ -201,14 +393,79 @@ func (s *CNGStore) Create(name string) (Key, error) {
 	return k, nil
 }
 
-// create makes and persists the key. The caller holds mu.
-func (s *CNGStore) create(name string) (Key, error) {
+// createChecked makes the key called cng, retrying transient failures, and
+// checks it with a known-answer ECDH. A key that fails the check is deleted.
+// The caller holds mu.
+func (s *CNGStore) createChecked(cng string) (*cngKey, error) {
+	var k *cngKey
+	err := retryTransient(cngRetryDelays, time.Sleep, func() error {
+		var err error
+		k, err = s.create(cng)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := knownAnswerECDH(k); err != nil {
+		s.destroy(k)
+		return nil, err
+	}
+	return k, nil
+}
+
+// knownAnswerECDH checks k's ECDH against crypto/ecdh: the secret with a
+// fresh peer key must equal the one the peer computes from k's public key,
+// which is what opening a delivery sealed to k needs.
+func knownAnswerECDH(k *cngKey) error {
+	peer, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	want, err := peer.ECDH(k.pub)
+	if err != nil {
+		return err
+	}
+	var got []byte
+	err = retryTransient(cngRetryDelays, time.Sleep, func() error {
+		var err error
+		got, err = k.ecdhLocked(peer.PublicKey())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("keystore: ECDH with the new key: %w", err)
+	}
+	if subtle.ConstantTimeCompare(got, want) != 1 {
+		return fmt.Errorf("%w: ECDH with the new key gives a wrong answer", ErrProviderUnusable)
+	}
+	return nil
+}
+
+// destroy deletes a key this store just made. The caller holds mu.
+func (s *CNGStore) destroy(k *cngKey) {
+	s.forget(k.h)
+	if call(procDeleteKey, "NCryptDeleteKey", uintptr(k.h), deleteKeyFlags(s.platform)) != nil {
+		freeObject(k.h)
+	}
+}
+
+// forget drops h from the handles Close frees.
+func (s *CNGStore) forget(h ncryptHandle) {
+	for i, x := range s.keys {
+		if x == h {
+			s.keys = append(s.keys[:i], s.keys[i+1:]...)
+			return
+		}
+	}
+}
+
+// create makes and persists the key called cng. The caller holds mu.
+func (s *CNGStore) create(cng string) (*cngKey, error) {
 	var h ncryptHandle
 	err := call(procCreatePersistedKey, "NCryptCreatePersistedKey",
 		uintptr(s.prov), uintptr(unsafe.Pointer(&h)),
 		uintptr(unsafe.Pointer(utf16(bcryptECDHP256Algorithm))),
-		uintptr(unsafe.Pointer(utf16(cngKeyName(name)))),
-		0, ncryptMachineKeyFlag|ncryptSilentFlag)
+		uintptr(unsafe.Pointer(utf16(cng))),
+		0, createKeyFlags)
 	if err != nil {
 		return nil, cngErr(err)
 	}
@@ -227,7 +484,7 @@ func (s *CNGStore) create(name string) (Key, error) {
 		if call(procDeleteKey, "NCryptDeleteKey", uintptr(h), deleteKeyFlags(s.platform)) != nil {
 			freeObject(h)
 		}
-		return nil, err
+		return nil, cngErr(err)
 	}
 	return k, nil
 }
@@ -271,31 +528,57 @@ func (s *CNGStore) Open(name string) (Key, error) {
 	if s.closed {
 		return nil, errClosed
 	}
-	h, err := s.openKey(name)
+	names, err := s.loadNames()
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.newKey(h)
+	var k *cngKey
+	err = retryTransient(cngRetryDelays, time.Sleep, func() error {
+		h, err := s.openKey(names.cngName(name))
+		if err != nil {
+			return err
+		}
+		if k, err = s.newKey(h); err != nil {
+			freeObject(h)
+			err = cngErr(err)
+			if errors.Is(err, ErrTransient) || errors.Is(err, ErrProviderUnusable) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", ErrNeedsReenroll, err)
+		}
+		return nil
+	})
 	if err != nil {
-		freeObject(h)
-		return nil, fmt.Errorf("%w: %v", ErrNeedsReenroll, err)
+		return nil, err
 	}
 	return k, nil
 }
 
-func (s *CNGStore) openKey(name string) (ncryptHandle, error) {
+// openKey opens the CNG key called cng. A missing key is ErrNotFound
+// (NTE_BAD_KEYSET, NTE_NO_KEY); NTE_NOT_SUPPORTED and the like say this
+// provider cannot open keys at all (ErrProviderUnusable), which is neither
+// "no key" nor a key.
+func (s *CNGStore) openKey(cng string) (ncryptHandle, error) {
 	var h ncryptHandle
 	err := call(procOpenKey, "NCryptOpenKey",
 		uintptr(s.prov), uintptr(unsafe.Pointer(&h)),
-		uintptr(unsafe.Pointer(utf16(cngKeyName(name)))),
+		uintptr(unsafe.Pointer(utf16(cng))),
 		0, ncryptMachineKeyFlag|ncryptSilentFlag)
 	if err != nil {
-		return 0, cngErr(err)
+		err = cngErr(err)
+		if errors.Is(err, ErrProviderUnusable) {
+			return 0, fmt.Errorf("keystore: the %s cannot open keys here: %w", s.provName, err)
+		}
+		return 0, err
+	}
+	if h == 0 {
+		return 0, fmt.Errorf("%w: NCryptOpenKey succeeded without a key handle", ErrProviderUnusable)
 	}
 	return h, nil
 }
 
-// newKey exports the public half of h.
+// newKey exports the public half of h and reads what the key says of its
+// implementation.
 func (s *CNGStore) newKey(h ncryptHandle) (*cngKey, error) {
 	var n uint32
 	if err := call(procExportKey, "NCryptExportKey(size)",
@@ -316,6 +599,9 @@ func (s *CNGStore) newKey(h ncryptHandle) (*cngKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A key that does not say is not counted as hardware.
+	impl, err := getDWORD(h, ncryptImplTypeProperty)
+	s.hardware, s.keyKnown = err == nil && keyIsHardware(impl), true
 	s.keys = append(s.keys, h)
 	return &cngKey{s: s, h: h, pub: pub, id: KeyID(pub)}, nil
 }
@@ -330,10 +616,23 @@ func (s *CNGStore) Delete(name string) error {
 	if s.closed {
 		return errClosed
 	}
-	h, err := s.openKey(name)
-	if errors.Is(err, ErrNotFound) {
-		return nil
+	names, err := s.loadNames()
+	if err != nil {
+		return err
 	}
+	if err := s.deleteCNG(names.cngName(name)); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if _, mapped := names.Keys[name]; mapped {
+		return s.saveNames(names.withoutKey(name))
+	}
+	return nil
+}
+
+// deleteCNG deletes the CNG key called cng. The caller holds mu (or owns
+// the store alone).
+func (s *CNGStore) deleteCNG(cng string) error {
+	h, err := s.openKey(cng)
 	if err != nil {
 		return err
 	}
@@ -345,13 +644,61 @@ func (s *CNGStore) Delete(name string) error {
 	return nil
 }
 
-// Info implements Store.
+// Rename implements Renamer: to now names from's key, in one atomic
+// replacement of CNGNamesFile, and to's old key is then deleted. If that
+// deletion fails the key stays listed as retired and is deleted on the
+// store's next open; the rename itself stands.
+func (s *CNGStore) Rename(from, to string) error {
+	if err := checkName(from); err != nil {
+		return err
+	}
+	if err := checkName(to); err != nil {
+		return err
+	}
+	if s.dir == "" {
+		return fmt.Errorf("keystore: renaming a CNG key needs the key store directory for %s: %w", CNGNamesFile, ErrUnsupported)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	names, err := s.loadNames()
+	if err != nil {
+		return err
+	}
+	h, err := s.openKey(names.cngName(from))
+	if err != nil {
+		return err
+	}
+	freeObject(h)
+	renamed, old := names.renamed(from, to)
+	if err := s.saveNames(renamed); err != nil {
+		return err
+	}
+	if err := s.deleteCNG(old); err == nil || errors.Is(err, ErrNotFound) {
+		_ = s.saveNames(renamed.withoutRetired(old))
+	}
+	return nil
+}
+
+// Info implements Store. HardwareBacked is what the key itself says, once
+// one has been opened or created; before that it is false.
 func (s *CNGStore) Info() Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	b := InfoCNGSoftware
 	if s.platform {
 		b = InfoCNGPlatform
 	}
-	return Info{Backend: b, HardwareBacked: s.platform, Detail: s.provName}
+	detail := s.provName
+	if s.keyKnown && s.platform && !s.hardware {
+		detail += " (the key does not report a hardware implementation)"
+	}
+	if s.why != "" && !s.platform {
+		detail += "; " + s.why
+	}
+	return Info{Backend: b, HardwareBacked: s.keyKnown && s.hardware, Detail: detail}
 }
 
 // Close frees the key handles opened from this store and the provider
@@ -369,26 +716,6 @@ func (s *CNGStore) Close() error {
 	s.keys = nil
 	freeObject(s.prov)
 	return nil
-}
-
-// cngErr maps the SECURITY_STATUS codes the contract cares about.
-func cngErr(err error) error {
-	var ss *secStatus
-	if !errors.As(err, &ss) {
-		return err
-	}
-	switch ss.code {
-	case nteBadKeyset, nteNotFound:
-		return ErrNotFound
-	case nteExists:
-		return ErrExists
-	}
-	// TPM (0x8028xxxx) and Platform Crypto Provider (0x8029xxxx) errors on
-	// an existing key: the TPM was cleared or the key no longer loads.
-	if ss.code&0xFFFF0000 == 0x80280000 || ss.code&0xFFFF0000 == 0x80290000 {
-		return fmt.Errorf("%w: %v", ErrNeedsReenroll, err)
-	}
-	return err
 }
 
 // cngKey is an open CNG key handle.
@@ -409,21 +736,32 @@ func (k *cngKey) String() string             { return "keystore.Key(cng " + k.id
 // ECDH returns the X coordinate of the shared point, big-endian, as
 // crypto/ecdh does.
 func (k *cngKey) ECDH(peer *ecdh.PublicKey) ([]byte, error) {
-	blob, err := eccPublicBlob(peer)
-	if err != nil {
-		return nil, err
-	}
 	k.s.mu.Lock()
 	defer k.s.mu.Unlock()
 	if k.s.closed {
 		return nil, errClosed
+	}
+	var out []byte
+	err := retryTransient(cngRetryDelays, time.Sleep, func() error {
+		var err error
+		out, err = k.ecdhLocked(peer)
+		return err
+	})
+	return out, err
+}
+
+// ecdhLocked is ECDH; the caller holds k.s.mu.
+func (k *cngKey) ecdhLocked(peer *ecdh.PublicKey) ([]byte, error) {
+	blob, err := eccPublicBlob(peer)
+	if err != nil {
+		return nil, err
 	}
 	var hPeer ncryptHandle
 	if err := call(procImportKey, "NCryptImportKey",
 		uintptr(k.s.prov), 0, uintptr(unsafe.Pointer(utf16(bcryptECCPublicBlob))), 0,
 		uintptr(unsafe.Pointer(&hPeer)), uintptr(unsafe.Pointer(&blob[0])), uintptr(len(blob)),
 		ncryptSilentFlag); err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
+		return nil, fmt.Errorf("keystore: %w", cngErr(err))
 	}
 	defer freeObject(hPeer)
 	var hSecret ncryptHandle
@@ -433,12 +771,12 @@ func (k *cngKey) ECDH(peer *ecdh.PublicKey) ([]byte, error) {
 	}
 	defer freeObject(hSecret)
 	le := make([]byte, p256Bytes)
+	defer clear(le)
 	var n uint32
 	if err := call(procDeriveKey, "NCryptDeriveKey",
 		uintptr(hSecret), uintptr(unsafe.Pointer(utf16(bcryptKDFRawSecret))), 0,
 		uintptr(unsafe.Pointer(&le[0])), uintptr(len(le)), uintptr(unsafe.Pointer(&n)), 0); err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
+		return nil, fmt.Errorf("keystore: %w", cngErr(err))
 	}
-	defer clear(le)
 	return rawSecretToX(le[:n])
 }

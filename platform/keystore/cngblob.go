@@ -22,6 +22,7 @@ const (
 	ncryptSilentFlag        = 0x00000040 // NCRYPT_SILENT_FLAG
 	ncryptMachineKeyFlag    = 0x00000020 // NCRYPT_MACHINE_KEY_FLAG
 	ncryptPersistFlag       = 0x80000000 // NCRYPT_PERSIST_FLAG
+	ncryptImplHardwareFlag  = 0x00000001 // NCRYPT_IMPL_HARDWARE_FLAG
 	daclSecurityInformation = 0x00000004 // DACL_SECURITY_INFORMATION
 
 	nteBadKeyset    = 0x80090016 // NTE_BAD_KEYSET: no such key
@@ -37,6 +38,18 @@ const (
 // descriptor on a Platform Crypto Provider key before NCryptFinalizeKey
 // (Autopilot's tpmoperations) passes DACL_SECURITY_INFORMATION alone.
 const securityDescrFlags = daclSecurityInformation | ncryptSilentFlag
+
+// createKeyFlags is the dwFlags of NCryptCreatePersistedKey: a machine key,
+// and nothing else. NCRYPT_SILENT_FLAG is not among the flags that function
+// documents (NCRYPT_MACHINE_KEY_FLAG, NCRYPT_OVERWRITE_KEY_FLAG and the VBS
+// flags), and a provider that rejected it with NTE_BAD_FLAGS would look
+// like a provider that cannot make the key. No NCRYPT_OVERWRITE_KEY_FLAG: an
+// existing key must never be replaced by accident.
+const createKeyFlags = ncryptMachineKeyFlag
+
+// keyIsHardware reads NCRYPT_IMPL_TYPE_PROPERTY: whether the key itself
+// says it is implemented in hardware, whatever provider it was asked of.
+func keyIsHardware(implType uint32) bool { return implType&ncryptImplHardwareFlag != 0 }
 
 // exportPolicyFlags is the dwFlags of NCryptSetProperty for
 // NCRYPT_EXPORT_POLICY_PROPERTY: stored with the key, as .NET's

@@ -136,6 +136,19 @@ func TestCNGFlags(t *testing.T) {
 	if exportPolicyFlags != 0x80000040 {
 		t.Errorf("exportPolicyFlags = %#x, want NCRYPT_PERSIST_FLAG|NCRYPT_SILENT_FLAG", exportPolicyFlags)
 	}
+	// NCryptCreatePersistedKey: the machine-key flag alone; it does not
+	// document NCRYPT_SILENT_FLAG, and must never overwrite a key.
+	if createKeyFlags != ncryptMachineKeyFlag {
+		t.Errorf("createKeyFlags = %#x, want NCRYPT_MACHINE_KEY_FLAG (0x20) alone", createKeyFlags)
+	}
+	for _, c := range []struct {
+		impl uint32
+		want bool
+	}{{1, true}, {2, false}, {3, true}, {0, false}, {8, false}} {
+		if got := keyIsHardware(c.impl); got != c.want {
+			t.Errorf("keyIsHardware(%#x) = %v, want %v", c.impl, got, c.want)
+		}
+	}
 	if got := deleteKeyFlags(true); got != 0 {
 		t.Errorf("deleteKeyFlags(platform) = %#x, want 0", got)
 	}

@@ -20,9 +20,11 @@ import (
 //     name, atomically replacing (and so destroying) the old key. From then
 //     on only the new key exists.
 //
-// Promote needs a store that can rename keys (Renamer): memory, file and
-// tpm can. CNG cannot rename a persisted key; Promote returns ErrUnsupported
-// there.
+// Promote needs a store that can rename keys (Renamer): memory, file, tpm
+// and cng can. CNG cannot rename a persisted key, so the cng backend renames
+// through a private file that maps key names to CNG keys (cngnames.go) and
+// then deletes the old key; without a key store directory it returns
+// ErrUnsupported.
 
 // PendingSuffix is appended to a key's name for the key a rotation creates.
 const PendingSuffix = ".next"

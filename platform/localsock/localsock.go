@@ -175,7 +175,11 @@ func FlushNames() { flushNames() }
 // Listen creates the listener at path (a socket path or a pipe name). A stale
 // Unix socket left by a dead agent is removed; a live one is ErrInUse.
 func Listen(path string, opts ListenOptions) (net.Listener, error) {
-	return listen(path, opts)
+	ln, err := listen(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return wrapListener(ln), nil
 }
 
 // Dial connects to the agent at path. On Windows it dials at the

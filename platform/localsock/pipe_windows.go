@@ -85,7 +85,9 @@ func toSID(who string) (string, error) {
 }
 
 func dial(ctx context.Context, path string) (net.Conn, error) {
-	c, err := winio.DialPipeAccessImpLevel(ctx, path, windows.GENERIC_READ|windows.GENERIC_WRITE, winio.PipeImpLevelIdentification)
+	// Read and write-data only: what the pipe's DACL grants clients (see
+	// pipeSDDLBase); GENERIC_WRITE would also ask for create-instance.
+	c, err := winio.DialPipeAccessImpLevel(ctx, path, pipeClientAccess, winio.PipeImpLevelIdentification)
 	if err != nil {
 		return nil, fmt.Errorf("localsock.Dial: %w", err)
 	}
@@ -152,6 +154,18 @@ func peerOf(conn net.Conn) (*Identity, error) {
 		id.GroupSIDs = append(id.GroupSIDs, g.Sid.String())
 	}
 
+	// The process as it was when the client connected (acceptedConn), so
+	// that the client cannot choose when its PID is looked up.
+	if ac, ok := conn.(*acceptedConn); ok {
+		if ac.pid != 0 {
+			id.PID = int(ac.pid)
+			if exe, ok := imagePathOf(ac.process, ac.accepted); ok {
+				id.Exe = exe
+				id.PIDGuard = "handle"
+			}
+		}
+		return id, nil
+	}
 	var pid uint32
 	if err := windows.GetNamedPipeClientProcessId(h, &pid); err == nil {
 		id.PID = int(pid)
@@ -204,19 +218,28 @@ func clientToken(h windows.Handle) (windows.Token, error) {
 }
 
 // imagePath returns the executable of pid. The handle pins the process
-// object; a process created after the identification started cannot be the
-// one that connected, so that case (a recycled pid) is refused.
+// object; a process created after notAfter cannot be the one that
+// connected, so that case (a recycled pid) is refused.
 func imagePath(pid uint32, notAfter time.Time) (string, bool) {
 	ph, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, pid)
 	if err != nil {
 		return "", false
 	}
 	defer windows.CloseHandle(ph)
+	return imagePathOf(ph, notAfter)
+}
+
+// imagePathOf returns the executable of the process ph, refusing a process
+// created after notAfter.
+func imagePathOf(ph windows.Handle, notAfter time.Time) (string, bool) {
+	if ph == 0 {
+		return "", false
+	}
 	var created, exited, kernel, user windows.Filetime
 	if err := windows.GetProcessTimes(ph, &created, &exited, &kernel, &user); err != nil {
 		return "", false
 	}
-	if time.Unix(0, created.Nanoseconds()).After(notAfter) {
+	if !createdInTime(time.Unix(0, created.Nanoseconds()), notAfter) {
 		return "", false
 	}
 	buf := make([]uint16, windows.MAX_LONG_PATH)

@@ -1,6 +1,7 @@
 package localsock
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -38,11 +39,28 @@ func TestPipeSDDL(t *testing.T) {
 	if got[0][0] != "D" || got[0][2] != "GA" {
 		t.Errorf("first entry %v, want (D;;GA;;;NU)", got[0])
 	}
-	// Configured principals get read and write, never all access.
+	// Configured principals get read and data-write: never all access,
+	// never generic write, whose FILE_APPEND_DATA is FILE_CREATE_PIPE_INSTANCE
+	// on a pipe and would let them create rogue server instances.
 	for _, a := range got[3:] {
-		if a[2] != "GRGW" {
-			t.Errorf("configured principal %s gets %s, want GRGW", a[5], a[2])
+		if a[2] != clientAccessMaskSDDL {
+			t.Errorf("configured principal %s gets %s, want %s", a[5], a[2], clientAccessMaskSDDL)
 		}
+		m, err := strconv.ParseUint(a[2], 0, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m&fileCreatePipeInstance != 0 || m&fileWriteAttributes != 0 {
+			t.Errorf("configured principal %s gets %#x: more than read and write-data", a[5], m)
+		}
+		if m != clientAccessMask || m&fileWriteData == 0 || m&fileGenericRead != fileGenericRead {
+			t.Errorf("configured principal %s gets %#x, want FILE_GENERIC_READ|FILE_WRITE_DATA", a[5], m)
+		}
+	}
+	// What a client asks for must be within what it is granted: GENERIC_READ
+	// maps to FILE_GENERIC_READ, plus FILE_WRITE_DATA; no generic write.
+	if pipeClientAccess&0x40000000 != 0 || pipeClientAccess&^(genericRead|clientAccessMask) != 0 {
+		t.Errorf("clients ask for %#x, more than the DACL grants them", pipeClientAccess)
 	}
 	if pipeSDDLFor(nil) != pipeSDDLBase {
 		t.Errorf("no principals: %q, want the base", pipeSDDLFor(nil))

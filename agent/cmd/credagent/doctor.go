@@ -11,6 +11,7 @@ import (
 	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
+	"github.com/credagent/credagent/agent/service"
 	"github.com/credagent/credagent/agent/service/doctor"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/harden"
@@ -72,6 +73,13 @@ func doctorEnv(env *doctor.Env) {
 		return out, nil
 	}
 	env.OpenKeyStore = openKeyStore
+	env.Service = func(context.Context) []doctor.Result {
+		var out []doctor.Result
+		for _, f := range (service.Manager{ConfigPath: env.ConfigPath}).Inspect() {
+			out = append(out, doctor.Result{Name: f.Name, Level: doctor.Level(f.Level), Detail: f.Detail, Fix: f.Fix})
+		}
+		return out
+	}
 }
 
 func init() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/credagent/credagent/agent/service"
@@ -59,9 +60,11 @@ Example:
 				return err
 			}
 			if configOnly {
-				if err := m.Configure(opts); err != nil {
+				warnings, err := m.Configure(opts)
+				if err != nil {
 					return err
 				}
+				printWarnings(warnings)
 				fmt.Println("credagent service configured")
 				return nil
 			}
@@ -80,6 +83,7 @@ Example:
 			for _, n := range res.Notes {
 				fmt.Println(n)
 			}
+			printWarnings(res.Warnings)
 			return nil
 		},
 	})
@@ -117,5 +121,13 @@ Example:
 				return nil
 			},
 		})
+	}
+}
+
+// printWarnings tells the operator which optional service settings the
+// service manager refused; credagent doctor reports them too.
+func printWarnings(ws []string) {
+	for _, w := range ws {
+		fmt.Fprintf(os.Stderr, "warning: %s (the service works without it; credagent doctor reports it)\n", w)
 	}
 }

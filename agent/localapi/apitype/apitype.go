@@ -119,6 +119,9 @@ type KeyStoreStatus struct {
 	Backend        string `json:"backend"`
 	HardwareBacked bool   `json:"hardware_backed"`
 	KeyID          string `json:"key_id,omitempty"`
+	// Detail is the backend's own description: the device, the provider,
+	// and why the key is in software when a TPM was tried first.
+	Detail string `json:"detail,omitempty"`
 	// NeedsReenroll explains why the machine key is unusable, if it is.
 	NeedsReenroll string `json:"needs_reenroll,omitempty"`
 }

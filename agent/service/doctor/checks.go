@@ -37,6 +37,11 @@ type Env struct {
 	Stores func(context.Context) ([]Result, error)
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Service returns what the service manager says of the installed
+	// service (Windows: recovery, the optional settings install may have
+	// had refused, who can change its executable). Nil adds no check; no
+	// results add no line.
+	Service func(context.Context) []Result
 }
 
 // Certificate is an application certificate as status reports it.
@@ -47,7 +52,7 @@ type Certificate struct {
 
 // Checks returns the table of local checks, in the order they run.
 func Checks(env *Env) []Check {
-	return []Check{
+	checks := []Check{
 		{"config", env.checkConfig},
 		{"keystore", env.checkKeyStore},
 		{"state dir", func(context.Context) []Result {
@@ -64,6 +69,11 @@ func Checks(env *Env) []Check {
 		{"certificates", env.checkCertificates},
 		{"stores", env.checkStores},
 	}
+	if env.Service != nil {
+		// Last: the installed service's own configuration.
+		checks = append(checks, Check{"service", env.checkService})
+	}
+	return checks
 }
 
 func (env *Env) checkConfig(context.Context) []Result {
@@ -91,13 +101,22 @@ func (env *Env) checkKeyStore(context.Context) []Result {
 	}
 	st, err := env.OpenKeyStore(env.Config.KeyStore)
 	if err != nil {
+		if errors.Is(err, keystore.ErrProviderUnusable) {
+			return fail(err.Error(), "the CNG key storage provider is missing or a stub (certutil -csplist lists the registered ones); use a machine with a working provider, or keystore.backend: file")
+		}
 		return fail(err.Error(), "check keystore.backend and keystore.dir in the config; for tpm, that "+env.Config.KeyStore.TPMDevice+" exists")
 	}
 	defer st.Close()
+	_, err = st.Open(env.Config.KeyStore.KeyName)
+	// Info after Open: a backend may learn from the key itself whether it
+	// is hardware-backed (CNG asks the key, not the provider's name).
 	info := st.Info()
 	detail := fmt.Sprintf("backend %s (%s)", info.Backend, info.Detail)
-	_, err = st.Open(env.Config.KeyStore.KeyName)
 	switch {
+	case errors.Is(err, keystore.ErrTransient):
+		return warn(detail+": "+err.Error(), "the TPM is busy, locked out for a while or its service is starting; the agent retries. If it persists: Get-Tpm, and check the TPM Base Services (TBS) service")
+	case errors.Is(err, keystore.ErrProviderUnusable):
+		return fail(detail+": "+err.Error(), "the key storage provider is missing or does not work on this machine; set keystore.backend to a backend that does, or repair the provider")
 	case errors.Is(err, keystore.ErrNotFound):
 		if what := inbox.SealedState(env.Config.Paths.StateDir, enroll.FileName); what != "" {
 			return fail(detail+": "+inbox.MissingKeyProblem(env.Config.KeyStore.KeyName, what), "credagent enroll --rotate, then register the new key in the portal and have it re-seal the applications")
@@ -180,6 +199,8 @@ func CheckSocket(p, group string) []Result {
 	}
 	return pass(detail)
 }
+
+func (env *Env) checkService(ctx context.Context) []Result { return env.Service(ctx) }
 
 func (env *Env) checkHardening(ctx context.Context) []Result {
 	if env.Hardening == nil {

@@ -56,6 +56,8 @@ func (r Report) Human(w io.Writer, now time.Time) {
 	key := a.KeyStore.Backend
 	if a.KeyStore.HardwareBacked {
 		key += " (hardware)"
+	} else if key != "" && a.KeyStore.Detail != "" {
+		key += " (software: not hardware-backed; " + a.KeyStore.Detail + ")"
 	} else if key != "" {
 		key += " (software: not hardware-backed)"
 	}

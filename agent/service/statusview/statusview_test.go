@@ -68,6 +68,8 @@ func TestHumanKeyLine(t *testing.T) {
 	}{
 		{apitype.KeyStoreStatus{Backend: "tpm", HardwareBacked: true}, "key:          tpm (hardware)\n"},
 		{apitype.KeyStoreStatus{Backend: "file"}, "key:          file (software: not hardware-backed)\n"},
+		{apitype.KeyStoreStatus{Backend: "cng-software", Detail: "Microsoft Software Key Storage Provider; the TPM's provider could not make the key"},
+			"key:          cng-software (software: not hardware-backed; Microsoft Software Key Storage Provider; the TPM's provider could not make the key)\n"},
 		{apitype.KeyStoreStatus{Backend: "file", NeedsReenroll: "TPM cleared"}, "key:          file (software: not hardware-backed); NEEDS RE-ENROLMENT: TPM cleared\n"},
 	}
 	for _, tt := range tests {

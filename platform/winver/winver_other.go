@@ -1,0 +1,5 @@
+//go:build !windows
+
+package winver
+
+func isWine() bool { return false }
