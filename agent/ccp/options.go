@@ -88,6 +88,12 @@ type Options struct {
 	// HTTP2 lets HTTP/2 be negotiated. Off by default: IIS asks for client
 	// certificates by TLS renegotiation, which HTTP/2 forbids.
 	HTTP2 bool
+	// TLSMaxVersion caps the TLS version: tls.VersionTLS12 or
+	// tls.VersionTLS13. Zero is TLS 1.3 with the automatic fallback: a
+	// server that asks for the client certificate only after a TLS 1.3
+	// handshake (which crypto/tls cannot answer) is retried once at TLS 1.2,
+	// and spoken to at TLS 1.2 from then on. TLS 1.3 means no fallback.
+	TLSMaxVersion uint16
 
 	// Log receives one debug line per attempt and a warning per retry or
 	// failover. The zero Logger discards everything.

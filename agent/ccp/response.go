@@ -99,9 +99,11 @@ func classifyPage(status int, kind bodyKind, body []byte) *Error {
 	if kind != kindHTML {
 		what = "a non-JSON body"
 	}
+	// A page is named for what it is. Only IIS writes a substatus
+	// (403.7); any other page, Apache's or a proxy's, is an "HTML page".
 	code := fmt.Sprintf("HTTP %d", status)
 	if kind == kindHTML {
-		code = fmt.Sprintf("IIS %d", status)
+		code = fmt.Sprintf("HTTP %d, HTML page", status)
 		if m := iisSubstatus.FindSubmatch(body); m != nil && string(m[1]) == strconv.Itoa(status) {
 			code = "IIS " + string(m[1]) + "." + string(m[2])
 		}
