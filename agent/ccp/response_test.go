@@ -57,6 +57,12 @@ func TestDecodeResponse(t *testing.T) {
 		{"200 html", 200, "text/html", `<html>login</html>`, ClassServerError, "HTTP 200, HTML page", false, ""},
 		{"200 garbage", 200, "application/json", `{"Content":`, ClassServerError, "", false, "not a JSON object"},
 		{"200 array", 200, "application/json", `[1]`, ClassServerError, "", false, ""},
+		// Duplicates, exact or in another case, are ambiguous: refused.
+		{"duplicate content", 200, "application/json", `{"Content":"a","Content":"b"}`, ClassServerError, "", false, "appears twice"},
+		{"case-variant content", 200, "application/json", `{"Content":"a","content":"b"}`, ClassServerError, "", false, `"content" appears twice`},
+		{"case-variant error code", 404, "application/json", `{"ErrorCode":"APPAP004E","errorcode":"APPAP306E"}`, ClassServerError, "", false, "appears twice"},
+		// Keys the client looks up are matched ignoring case.
+		{"lower-case content", 200, "application/json", `{"content":"pw"}`, "", "pw", false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,12 +96,12 @@ func TestDecodeResponse(t *testing.T) {
 }
 
 func TestDecodeKeepsProperties(t *testing.T) {
-	a, e := decodeResponse(200, "application/json", []byte(account("pw", `,"LogonDomain":"CORP","CustomCategory":"x y","SequenceID":"7"`)))
+	a, e := decodeResponse(200, "application/json", []byte(account("pw", `,"LogonDomain":"CORP","CustomCategory":"x y"`)))
 	if e != nil {
 		t.Fatal(e)
 	}
 	want := map[string]string{"UserName": "svc_sap", "Address": "sap.corp", "Safe": "partner", "Folder": "Root", "Name": "sap-prod",
-		"PolicyID": "WinDomain", "PasswordChangeInProcess": "False", "SequenceID": "7", "LogonDomain": "CORP", "CustomCategory": "x y"}
+		"PolicyID": "WinDomain", "PasswordChangeInProcess": "False", "SequenceID": "1", "LogonDomain": "CORP", "CustomCategory": "x y"}
 	if len(a.Properties) != len(want) {
 		t.Errorf("properties %v", a.Properties)
 	}
