@@ -694,6 +694,15 @@ func TestOptionsFor(t *testing.T) {
 	if o.Servers[0] != "https://a" {
 		t.Error("Options share the store's slice")
 	}
+	// tls_max_version: the config's, unless the store sets its own.
+	cfg.TLSMaxVersion = "1.3"
+	if o := OptionsFor(st, cfg); o.TLSMaxVersion != tls.VersionTLS13 {
+		t.Errorf("config tls_max_version: %x", o.TLSMaxVersion)
+	}
+	st.TLSMaxVersion = "1.2"
+	if o := OptionsFor(st, cfg); o.TLSMaxVersion != tls.VersionTLS12 {
+		t.Errorf("store tls_max_version: %x", o.TLSMaxVersion)
+	}
 	d := Options{}.withDefaults()
 	if d.Path != DefaultPath || d.ConnectTimeout != DefaultConnectTimeout || d.RequestTimeout != DefaultRequestTimeout || d.PoolSize != DefaultPoolSize {
 		t.Errorf("defaults %+v", d)

@@ -112,6 +112,7 @@ func OptionsFor(st *state.Store, cfg config.CCP) Options {
 		PasswordChangeWait: cfg.PasswordChangeWait,
 		PoolSize:           cfg.PoolSize,
 		HTTP2:              cfg.HTTP2,
+		TLSMaxVersion:      TLSVersion(cfg.TLSMaxVersion),
 	}
 	if st != nil {
 		o.Servers = append([]string(nil), st.Servers...)
@@ -120,8 +121,24 @@ func OptionsFor(st *state.Store, cfg config.CCP) Options {
 		o.Pins = append([]string(nil), st.Pins...)
 		o.Proxy = st.Proxy
 		o.NoProxy = append([]string(nil), st.NoProxy...)
+		if st.TLSMaxVersion != "" {
+			o.TLSMaxVersion = TLSVersion(st.TLSMaxVersion)
+		}
 	}
 	return o
+}
+
+// TLSVersion maps a tls_max_version setting ("1.2", "1.3") to its
+// crypto/tls constant; anything else (validated away before) is 0, the
+// default.
+func TLSVersion(s string) uint16 {
+	switch s {
+	case "1.2":
+		return tls.VersionTLS12
+	case "1.3":
+		return tls.VersionTLS13
+	}
+	return 0
 }
 
 // withDefaults fills the zero values.
