@@ -226,7 +226,7 @@ func (c *Client) leave(f *flight) {
 
 // do runs the retry and failover loop for one shared call.
 func (c *Client) do(ctx context.Context, req Request, query, corr string) (*Account, *Error) {
-	tr, e := c.transport()
+	tr, e := c.transport(false)
 	if e != nil {
 		e.CorrelationID = corr
 		return nil, e
@@ -411,8 +411,13 @@ func (c *Client) exchange(actx context.Context, tr *http.Transport, server, quer
 
 // transport returns the Transports for the certificate CertSource returns
 // now, replacing the pool when the certificate or its chain has changed.
-func (c *Client) transport() (*transports, *Error) {
+func (c *Client) transport(allowNone bool) (*transports, *Error) {
 	cert, err := c.currentCert()
+	if allowNone && errors.Is(err, ErrNoClientCertificate) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.tr, nil
+	}
 	if err != nil {
 		return nil, &Error{Class: ClassAppCertUnreadable, Message: "the application certificate cannot be read", Err: err}
 	}

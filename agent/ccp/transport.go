@@ -332,11 +332,19 @@ func (c *Client) getClientCertificate(info *tls.CertificateRequestInfo) (*tls.Ce
 		}
 	}
 	cert, err := c.currentCert()
+	if errors.Is(err, ErrNoClientCertificate) {
+		return &tls.Certificate{}, nil // send none
+	}
 	if err != nil {
 		return nil, &certError{err}
 	}
 	return cert, nil
 }
+
+// ErrNoClientCertificate, from a CertSource, makes ProbeServer connect
+// without a client certificate (doctor, for a store whose application
+// certificate has not arrived). Get still fails with ClassAppCertUnreadable.
+var ErrNoClientCertificate = errors.New("no application certificate")
 
 // currentCert asks the CertSource and refuses a certificate that could not
 // be presented.
