@@ -144,3 +144,21 @@ func TestStoreNoProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestCRLFHint: a delivery converted to CRLF line ends is malformed, and
+// the message says what happened; only v<digits> is another version.
+func TestCRLFHint(t *testing.T) {
+	b := mk(t, hdr("crlf", "prod", 1, Machine(testMachine)), testStore(), nil, edSigner).Marshal()
+	_, err := Parse(bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")))
+	if Reason(err) != "malformed" || !strings.Contains(err.Error(), "CRLF") {
+		t.Fatalf("CRLF: %v", err)
+	}
+	for first, want := range map[string]string{
+		"credagent-delivery/v2": "unsupported-version", "credagent-delivery/v10": "unsupported-version",
+		"credagent-delivery/v2.0": "malformed", "credagent-delivery/v": "malformed", "credagent-delivery/x1": "malformed",
+	} {
+		if _, err := Parse(bytes.Replace(b, []byte(Version), []byte(first), 1)); Reason(err) != want {
+			t.Errorf("%q: %v, want %s", first, err, want)
+		}
+	}
+}
