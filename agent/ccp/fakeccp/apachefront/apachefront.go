@@ -173,29 +173,67 @@ func shortTempDir(t testing.TB) string {
 	return d
 }
 
-type confData struct {
-	Dir, Modules, User, Group, LogLevel        string
-	Port                                       int
-	Protocols                                  string
-	ServerCert, ServerKey, ClientCA, BackendCA string
-	ProxyCert, Backend, Path                   string
+// Config is what front.conf.tmpl names, with paths as httpd sees them.
+type Config struct {
+	Dir       string // configuration, logs, pid file; writable by httpd
+	Modules   string // default Debian's module directory
+	User      string // set only when httpd starts as root
+	Group     string
+	LogLevel  string // default "warn ssl:info"
+	Addr      string // listen address, default 127.0.0.1
+	Port      int
+	Protocols string // SSLProtocol; ProtocolsFor
+	// ServerCert and ServerKey are the front's TLS certificate; ClientCA
+	// verifies clients; BackendCA verifies the fake; ProxyCert is the
+	// front's own certificate and key towards the fake (FrontIdentity).
+	ServerCert, ServerKey, ClientCA, BackendCA, ProxyCert string
+	Backend                                               string // the fake's base URL
+	Path                                                  string // the location requiring a client certificate
+}
+
+// ProtocolsFor is the SSLProtocol line of a mode.
+func ProtocolsFor(m Mode) string {
+	if m == PostHandshake {
+		return "-all +TLSv1.2 +TLSv1.3"
+	}
+	return "-all +TLSv1.2"
+}
+
+// Render renders the front's configuration (e2e runs it in a container).
+func Render(c Config) ([]byte, error) {
+	if c.Modules == "" {
+		c.Modules = modulesDir
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "warn ssl:info"
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1"
+	}
+	if c.Path == "" {
+		c.Path = fakeccp.DefaultPath
+	}
+	c.Backend = strings.TrimRight(c.Backend, "/")
+	tmpl, err := template.New("front.conf").Parse(confTemplate)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, c); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // start renders the configuration into dir and starts httpd in the
 // foreground. A port another process took in the meantime is retried.
 func start(dir, proxyCert string, o Options) (*Front, error) {
-	if o.Path == "" {
-		o.Path = fakeccp.DefaultPath
-	}
-	d := confData{
-		Dir: dir, Modules: modulesDir, LogLevel: "warn ssl:info",
+	d := Config{
+		Dir:        dir,
 		ServerCert: o.PKI.ServerCertFile, ServerKey: o.PKI.ServerKeyFile,
 		ClientCA: o.PKI.CAFile, BackendCA: o.PKI.CAFile,
-		ProxyCert: proxyCert, Backend: strings.TrimRight(o.Backend, "/"), Path: o.Path,
-		Protocols: "-all +TLSv1.2",
-	}
-	if o.Mode == PostHandshake {
-		d.Protocols = "-all +TLSv1.2 +TLSv1.3"
+		ProxyCert: proxyCert, Backend: o.Backend, Path: o.Path,
+		Protocols: ProtocolsFor(o.Mode),
 	}
 	if os.Geteuid() == 0 {
 		// httpd refuses to serve as root; its workers take this user.
@@ -205,21 +243,18 @@ func start(dir, proxyCert string, o Options) (*Front, error) {
 			d.User, d.Group = "www-data", "www-data"
 		}
 	}
-	tmpl, err := template.New("front.conf").Parse(confTemplate)
-	if err != nil {
-		return nil, err
-	}
 	var lastErr error
 	for range 5 {
+		var err error
 		if d.Port, err = freePort(); err != nil {
 			return nil, err
 		}
-		var b bytes.Buffer
-		if err := tmpl.Execute(&b, d); err != nil {
+		b, err := Render(d)
+		if err != nil {
 			return nil, err
 		}
 		conf := filepath.Join(dir, "front.conf")
-		if err := os.WriteFile(conf, b.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(conf, b, 0o644); err != nil {
 			return nil, err
 		}
 		f := &Front{URL: "https://127.0.0.1:" + strconv.Itoa(d.Port), Dir: dir}
