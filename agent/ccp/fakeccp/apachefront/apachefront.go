@@ -1,5 +1,3 @@
-//go:build !windows
-
 // Package apachefront runs Debian's Apache httpd in front of the fake CCP,
 // set up the way IIS hosts the real one: TLS terminated at the front, no
 // client certificate asked for at the handshake, and the certificate
@@ -25,7 +23,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -271,7 +268,7 @@ func (f *Front) run(conf string, port int) error {
 	var out bytes.Buffer
 	f.cmd.Stdout, f.cmd.Stderr = &out, &out
 	// Its own process group: Stop signals httpd and its workers only.
-	f.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setProcessGroup(f.cmd)
 	if err := f.cmd.Start(); err != nil {
 		return fmt.Errorf("apachefront: starting %s: %w", Binary, err)
 	}
@@ -305,11 +302,11 @@ func (f *Front) Stop() {
 	select {
 	case <-f.done:
 	default:
-		syscall.Kill(pid, syscall.SIGTERM)
+		terminate(pid)
 		select {
 		case <-f.done:
 		case <-time.After(5 * time.Second):
-			syscall.Kill(-pid, syscall.SIGKILL)
+			killGroup(pid)
 			<-f.done
 		}
 	}
