@@ -276,7 +276,7 @@ func (c *Client) do(ctx context.Context, req Request, query, corr string) (*Acco
 				return nil, last
 			}
 			c.log.Warn().Str("correlation", corr).Str("server", c.servers[i]).Str("class", string(last.Class)).
-				Str("code", last.Code).Msg("ccp: attempt failed, trying again")
+				Str("code", last.Code).Str("error", last.Message).Msg("ccp: attempt failed, trying again")
 		}
 		if len(excluded) == len(c.servers) {
 			break
@@ -304,7 +304,7 @@ func (c *Client) attempt(ctx context.Context, trs *transports, i int, query, cor
 			}
 			c.record(i, e)
 			c.log.Debug().Str("correlation", corr).Str("server", server).Int("status", e.HTTPStatus).
-				Str("class", string(e.Class)).Str("code", e.Code).Dur("took", time.Since(began)).Msg("ccp: attempt")
+				Str("class", string(e.Class)).Str("code", e.Code).Str("error", e.Message).Dur("took", time.Since(began)).Msg("ccp: attempt")
 			return
 		}
 		acct.Server, acct.CorrelationID = server, corr

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // lateCertServer is a server like IIS on Windows Server 2022 with the
@@ -204,10 +206,18 @@ func TestTrustReasons(t *testing.T) {
 			srv := startCCP(t, ok, func(c *tls.Config) { c.Certificates = []tls.Certificate{tt.cert} })
 			o := testOptions(t, srv.URL)
 			o.CABundle = append(caPEM, p.serverCAPEM...)
+			var logs syncBuffer
+			o.Log = zerolog.New(&logs)
+			o.Retries = 1
 			c := newTestClient(t, o, p.client)
 			_, err := c.Get(context.Background(), req1)
 			if ClassOf(err) != ClassVaultUnreachable || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+			// The log line says it too (the audit record carries the
+			// same Message).
+			if !strings.Contains(logs.String(), strings.ReplaceAll(tt.want, `"`, `\"`)) {
+				t.Fatalf("log does not say %q:\n%s", tt.want, logs.String())
 			}
 		})
 	}
