@@ -175,6 +175,11 @@ type CCP struct {
 	// HTTP2 lets HTTP/2 be negotiated. Off by default: IIS asks for client
 	// certificates by TLS renegotiation, which HTTP/2 forbids.
 	HTTP2 bool `yaml:"http2"`
+	// TLSMaxVersion caps TLS: "1.2", or "1.3" for no automatic fallback.
+	// Empty: TLS 1.3, falling back to 1.2 (once per server, remembered)
+	// for a server that asks for the client certificate only after a TLS
+	// 1.3 handshake. A store delivery's tls_max_version overrides it.
+	TLSMaxVersion string `yaml:"tls_max_version"`
 }
 
 // Defaults of the ccp section. agent/ccp uses the same values when a field of

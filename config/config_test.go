@@ -98,6 +98,17 @@ func TestParse(t *testing.T) {
 		{name: "hidden key name", doc: "keystore:\n  key_name: .hidden\n", wantErr: []string{"keystore.key_name"}},
 		{name: "key name with dot dot", doc: "keystore:\n  key_name: a..b\n", wantErr: []string{"keystore.key_name"}},
 		{name: "key name whose pending name is too long", doc: "keystore:\n  key_name: " + strings.Repeat("k", 62) + "\n", wantErr: []string{"keystore.key_name", "rotation"}},
+		{name: "tls max version", doc: "ccp:\n  tls_max_version: \"1.2\"\n", check: func(t *testing.T, c Config) {
+			if c.CCP.TLSMaxVersion != "1.2" {
+				t.Errorf("tls_max_version %q", c.CCP.TLSMaxVersion)
+			}
+		}},
+		{name: "bad tls max version", doc: "ccp:\n  tls_max_version: \"1.1\"\n", wantErr: []string{"ccp.tls_max_version"}},
+		// Keys match exactly, once each (yaml.v3 with KnownFields): no
+		// case variant, no duplicate, and so no reader-dependent value.
+		{name: "case-variant key", doc: "ccp:\n  Retries: 3\n", wantErr: []string{`"Retries"`}},
+		{name: "duplicate key", doc: "ccp:\n  retries: 3\n  retries: 4\n", wantErr: []string{"retries"}},
+		{name: "case-variant duplicate", doc: "ccp:\n  retries: 3\n  RETRIES: 4\n", wantErr: []string{`"RETRIES"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -180,6 +180,9 @@ func (c *Config) Validate() error {
 	if c.CCP.Retries < 0 || c.CCP.Retries > 10 {
 		bad("ccp.retries", "must be between 0 and 10, got %d", c.CCP.Retries)
 	}
+	if v := c.CCP.TLSMaxVersion; v != "" && v != "1.2" && v != "1.3" {
+		bad("ccp.tls_max_version", "must be 1.2 or 1.3, got %q", v)
+	}
 	if c.CCP.PoolSize < 1 || c.CCP.PoolSize > 1024 {
 		bad("ccp.pool_size", "must be between 1 and 1024, got %d", c.CCP.PoolSize)
 	}

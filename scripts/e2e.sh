@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make e2e: the product end to end in Docker containers, on a private network
-# of this machine only: two fake CCP replicas and three agents, driven by
+# of this machine only: two fake CCP replicas, two IIS-like Apache fronts
+# (the host's apache2, scripts/prereqs.sh) and three agents, driven by
 # scripts/e2e (see its package doc). Builds FROM scratch images from the
 # static binaries in bin/ (make build), runs the scenarios, prints a summary,
 # and removes its containers, network and images whatever happens.

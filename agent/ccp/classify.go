@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // disposition is what the retry loop does after a failed attempt.
@@ -57,6 +59,41 @@ func isTrustFailure(err error) bool {
 		errors.As(err, &ci) || errors.As(err, &pin)
 }
 
+// isConnReset reports whether err is the connection being reset or closed
+// under the client.
+func isConnReset(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE)
+}
+
+// TrustReason says in words why the server's certificate was not trusted,
+// with what to check: the x509 reason (expired, not yet valid, wrong name,
+// unknown authority), not only "untrusted".
+func TrustReason(err error) string {
+	var (
+		ua x509.UnknownAuthorityError
+		he x509.HostnameError
+		ci x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &he):
+		return "it is not valid for the name " + strconv.Quote(he.Host) + " (" + he.Error() + "): check the server URL, or the certificate's names"
+	case errors.As(err, &ci) && ci.Reason == x509.Expired:
+		if ci.Cert != nil && time.Now().Before(ci.Cert.NotBefore) {
+			return "it is not valid yet (from " + ci.Cert.NotBefore.UTC().Format(time.RFC3339) + "): check this machine's clock"
+		}
+		if ci.Cert != nil {
+			return "it expired on " + ci.Cert.NotAfter.UTC().Format(time.RFC3339) + ": renew the server's certificate, or check this machine's clock"
+		}
+		return "it is expired or not yet valid: check the certificate's dates and this machine's clock"
+	case errors.As(err, &ci):
+		return "it is not valid (" + ci.Error() + ")"
+	case errors.As(err, &ua):
+		return "it was issued by an authority this store does not trust: check the store's CA bundle"
+	}
+	return "check the CA bundle and the server name"
+}
+
 // certAlerts are the TLS alerts by which a server refuses our client
 // certificate, by their text in crypto/tls (its alert type is unexported).
 var certAlerts = []string{
@@ -100,7 +137,7 @@ func classifyTransport(err error) *Error {
 		e.Message = "the server is not trusted: its public key matches no configured pin"
 	case isTrustFailure(err):
 		e.Class = ClassVaultUnreachable
-		e.Message = "the server's certificate is not trusted: check the CA bundle and the server name"
+		e.Message = "the server's certificate is not trusted: " + TrustReason(err)
 	case errors.As(err, &op) && op.Op == "remote error":
 		text := strings.TrimPrefix(op.Err.Error(), "tls: ")
 		e.Class = ClassVaultUnreachable
@@ -136,8 +173,7 @@ func classifyTransport(err error) *Error {
 		if strings.Contains(err.Error(), "TLS handshake timeout") {
 			e.Message = "the TLS handshake did not finish in time"
 		}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE):
+	case isConnReset(err):
 		e.Class = ClassVaultUnreachable
 		e.Message = "the server closed the connection"
 	default:

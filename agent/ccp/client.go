@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"maps"
@@ -37,12 +38,15 @@ type Client struct {
 	log        zerolog.Logger
 
 	mu        sync.Mutex
-	tr        *http.Transport
-	certLeaf  *tls.Certificate // what certFP was computed for
-	certFP    [sha256.Size]byte
+	tr        *transports
+	certLeaf  *tls.Certificate  // what certFP was computed for
+	certFP    [sha256.Size]byte // of the whole chain presented
 	preferred int
 	flights   map[string]*flight
 	srv       []ServerStats
+	// tlsCap is, per server, what the agent learnt about its TLS 1.3
+	// client-certificate handling (tlsCapUnknown ...), for its lifetime.
+	tlsCap []atomic.Int32
 
 	requests, coalesced, attempts atomic.Uint64
 	full, resumed                 atomic.Uint64
@@ -67,6 +71,9 @@ type ServerStats struct {
 	LastError      time.Time
 	LastErrorClass Class
 	LastErrorCode  string
+	// TLS12Fallback: this server asked for the client certificate only
+	// after a TLS 1.3 handshake, so the client speaks TLS 1.2 to it.
+	TLS12Fallback bool
 }
 
 // New checks opts and returns a Client. It does not connect. Its errors are
@@ -116,7 +123,13 @@ func New(opts Options, cert CertSource) (*Client, error) {
 			return nil, bad(err.Error(), nil)
 		}
 	}
-	c.tr = c.newTransport()
+	switch opts.TLSMaxVersion {
+	case 0, tls.VersionTLS12, tls.VersionTLS13:
+	default:
+		return nil, bad("the TLS maximum version must be 1.2 or 1.3", nil)
+	}
+	c.tlsCap = make([]atomic.Int32, len(c.servers))
+	c.tr = c.newTransports()
 	return c, nil
 }
 
@@ -213,7 +226,7 @@ func (c *Client) leave(f *flight) {
 
 // do runs the retry and failover loop for one shared call.
 func (c *Client) do(ctx context.Context, req Request, query, corr string) (*Account, *Error) {
-	tr, e := c.transport()
+	tr, e := c.transport(false)
 	if e != nil {
 		e.CorrelationID = corr
 		return nil, e
@@ -263,7 +276,7 @@ func (c *Client) do(ctx context.Context, req Request, query, corr string) (*Acco
 				return nil, last
 			}
 			c.log.Warn().Str("correlation", corr).Str("server", c.servers[i]).Str("class", string(last.Class)).
-				Str("code", last.Code).Msg("ccp: attempt failed, trying again")
+				Str("code", last.Code).Str("error", last.Message).Msg("ccp: attempt failed, trying again")
 		}
 		if len(excluded) == len(c.servers) {
 			break
@@ -276,10 +289,9 @@ func (c *Client) do(ctx context.Context, req Request, query, corr string) (*Acco
 }
 
 // attempt makes one HTTP request to server i.
-func (c *Client) attempt(ctx context.Context, tr *http.Transport, i int, query, corr string) (acct *Account, e *Error) {
+func (c *Client) attempt(ctx context.Context, trs *transports, i int, query, corr string) (acct *Account, e *Error) {
 	server := c.servers[i]
 	began := time.Now()
-	c.attempts.Add(1)
 	actx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
 	defer cancel()
 	defer func() {
@@ -292,7 +304,7 @@ func (c *Client) attempt(ctx context.Context, tr *http.Transport, i int, query, 
 			}
 			c.record(i, e)
 			c.log.Debug().Str("correlation", corr).Str("server", server).Int("status", e.HTTPStatus).
-				Str("class", string(e.Class)).Str("code", e.Code).Dur("took", time.Since(began)).Msg("ccp: attempt")
+				Str("class", string(e.Class)).Str("code", e.Code).Str("error", e.Message).Dur("took", time.Since(began)).Msg("ccp: attempt")
 			return
 		}
 		acct.Server, acct.CorrelationID = server, corr
@@ -301,6 +313,71 @@ func (c *Client) attempt(ctx context.Context, tr *http.Transport, i int, query, 
 			Dur("took", time.Since(began)).Msg("ccp: attempt")
 	}()
 
+	capped := c.opts.TLSMaxVersion == tls.VersionTLS12 || c.tlsCap[i].Load() == tlsCapTLS12
+	if capped {
+		return c.exchange(actx, trs.tls12, server, query, corr)
+	}
+	acct, e, lateCert := c.exchange13(actx, trs.auto, server, query, corr)
+	if e == nil || !lateCert || !asksLate(e) {
+		return acct, e
+	}
+	// A TLS 1.3 handshake without a CertificateRequest, and an answer
+	// that says no certificate arrived: the server asks for it after the
+	// handshake, which crypto/tls cannot answer.
+	if c.opts.TLSMaxVersion == tls.VersionTLS13 || c.tlsCap[i].Load() == tlsCapNotLate {
+		e.LateCertRequest = true
+		return nil, e
+	}
+	acct2, e2 := c.exchange(actx, trs.tls12, server, query, corr)
+	if e2 != nil && e2.HTTPStatus == e.HTTPStatus && e2.Code == e.Code && e2.Class == e.Class {
+		// TLS 1.2 fares no better: something else is wrong. Do not try
+		// again with this server.
+		c.tlsCap[i].CompareAndSwap(tlsCapUnknown, tlsCapNotLate)
+		return nil, e
+	}
+	if c.tlsCap[i].CompareAndSwap(tlsCapUnknown, tlsCapTLS12) {
+		c.log.Warn().Str("server", server).Str("correlation", corr).
+			Msg("ccp: this server asked for the client certificate only after the TLS 1.3 handshake, which this agent cannot answer; " +
+				"it now speaks TLS 1.2 to it until it restarts. Fix on the server: negotiate the client certificate at the handshake " +
+				"(IIS: netsh http update sslcert ... clientcertnegotiation=enable), or set the store's tls_max_version to 1.2")
+	}
+	return acct2, e2
+}
+
+// The TLS 1.3 fallback states of a server.
+const (
+	tlsCapUnknown int32 = iota
+	tlsCapTLS12         // asks for the certificate after a TLS 1.3 handshake: speak TLS 1.2
+	tlsCapNotLate       // tried: TLS 1.2 did no better
+)
+
+// asksLate reports whether e is what a server answers when the client
+// certificate it asks for after the handshake never comes: a 403 (IIS
+// 403.7, Apache's 403, CCP's APPAP330E ...), a 500 that is not CCP's JSON
+// (http.sys's 0x80070032), or a reset or closed connection.
+func asksLate(e *Error) bool {
+	switch {
+	case e.HTTPStatus == http.StatusForbidden:
+		return true
+	case e.HTTPStatus == http.StatusInternalServerError:
+		return strings.HasPrefix(e.Code, "HTTP ") || strings.HasPrefix(e.Code, "IIS ")
+	case e.HTTPStatus == 0:
+		return isConnReset(e.Err)
+	}
+	return false
+}
+
+// exchange13 is exchange that also reports whether the connection used was
+// TLS 1.3 with no CertificateRequest in its handshake.
+func (c *Client) exchange13(ctx context.Context, tr *http.Transport, server, query, corr string) (*Account, *Error, bool) {
+	ctx, track := withTrack(ctx)
+	acct, e := c.exchange(ctx, tr, server, query, corr)
+	return acct, e, track.noCertRequestTLS13()
+}
+
+// exchange makes one HTTP request.
+func (c *Client) exchange(actx context.Context, tr *http.Transport, server, query, corr string) (*Account, *Error) {
+	c.attempts.Add(1)
 	hreq, err := http.NewRequestWithContext(actx, http.MethodGet, server+c.path+"/api/Accounts?"+query, nil)
 	if err != nil {
 		return nil, &Error{Class: ClassStoreMisconfigured, Message: "cannot build the request URL"}
@@ -332,24 +409,29 @@ func (c *Client) attempt(ctx context.Context, tr *http.Transport, i int, query, 
 	return decodeResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body)
 }
 
-// transport returns the Transport for the certificate CertSource returns
-// now, replacing the pool when the certificate has changed.
-func (c *Client) transport() (*http.Transport, *Error) {
+// transport returns the Transports for the certificate CertSource returns
+// now, replacing the pool when the certificate or its chain has changed.
+func (c *Client) transport(allowNone bool) (*transports, *Error) {
 	cert, err := c.currentCert()
+	if allowNone && errors.Is(err, ErrNoClientCertificate) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.tr, nil
+	}
 	if err != nil {
 		return nil, &Error{Class: ClassAppCertUnreadable, Message: "the application certificate cannot be read", Err: err}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cert != c.certLeaf {
-		fp := sha256.Sum256(cert.Certificate[0])
+		fp := chainFingerprint(cert.Certificate)
 		if c.certLeaf != nil && fp != c.certFP {
 			old := c.tr
-			c.tr = c.newTransport()
-			old.CloseIdleConnections()
+			c.tr = c.newTransports()
+			old.closeIdle()
 			// Connections busy now return to the old pool later; close
 			// them once every attempt that could be using them has ended.
-			time.AfterFunc(c.opts.RequestTimeout+time.Second, old.CloseIdleConnections)
+			time.AfterFunc(c.opts.RequestTimeout+time.Second, old.closeIdle)
 			c.log.Info().Str("fingerprint", hex.EncodeToString(fp[:8])).
 				Msg("ccp: application certificate changed; new connections will present it")
 		}
@@ -394,6 +476,9 @@ func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	srv := append([]ServerStats(nil), c.srv...)
 	c.mu.Unlock()
+	for i := range srv {
+		srv[i].TLS12Fallback = c.tlsCap[i].Load() == tlsCapTLS12
+	}
 	return Stats{
 		Requests:          c.requests.Load(),
 		Coalesced:         c.coalesced.Load(),
@@ -409,7 +494,22 @@ func (c *Client) CloseIdleConnections() {
 	c.mu.Lock()
 	tr := c.tr
 	c.mu.Unlock()
-	tr.CloseIdleConnections()
+	tr.closeIdle()
+}
+
+// chainFingerprint is a digest of the whole chain a client presents, so
+// that a new intermediate with the same leaf also gets new connections.
+func chainFingerprint(chain [][]byte) [sha256.Size]byte {
+	h := sha256.New()
+	for _, der := range chain {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(der)))
+		h.Write(n[:])
+		h.Write(der)
+	}
+	var fp [sha256.Size]byte
+	h.Sum(fp[:0])
+	return fp
 }
 
 // backoff is the sleep before round n (n >= 1): base doubled n-1 times,

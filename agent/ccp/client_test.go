@@ -75,10 +75,10 @@ func TestGetErrors(t *testing.T) {
 		{"unknown app", 403, "application/json", `{"ErrorCode":"APPAP008E","ErrorMsg":"ITATS982E"}`, ClassStoreMisconfigured, "APPAP008E", 1},
 		{"cert unauthorized", 403, "application/json", `{"ErrorCode":"APPAP306E","ErrorMsg":"x"}`, ClassClientCertRejected, "APPAP306E", 1},
 		{"too many", 400, "application/json", `{"ErrorCode":"APPAP228E","ErrorMsg":"x"}`, ClassTooManyObjects, "APPAP228E", 1},
-		{"wrong path", 404, "text/html", iis404, ClassStoreMisconfigured, "IIS 404", 1},
+		{"wrong path", 404, "text/html", iis404, ClassStoreMisconfigured, "HTTP 404, HTML page", 1},
 		{"iis 403.16", 403, "text/html", iis403("16"), ClassClientCertRejected, "IIS 403.16", 1},
 		{"vault down retried", 400, "application/json", `{"ErrorCode":"APPAP007E","ErrorMsg":"x"}`, ClassVaultUnreachable, "APPAP007E", 3},
-		{"5xx retried", 503, "text/html", `<html>unavailable</html>`, ClassServerError, "IIS 503", 3},
+		{"5xx retried", 503, "text/html", `<html>unavailable</html>`, ClassServerError, "HTTP 503, HTML page", 3},
 		{"password changing not retried", 500, "application/json", `{"ErrorCode":"APPAP282E","ErrorMsg":"x"}`, ClassPasswordChanging, "APPAP282E", 1},
 	}
 	for _, tt := range tests {
@@ -693,6 +693,15 @@ func TestOptionsFor(t *testing.T) {
 	st.Servers[0] = "changed"
 	if o.Servers[0] != "https://a" {
 		t.Error("Options share the store's slice")
+	}
+	// tls_max_version: the config's, unless the store sets its own.
+	cfg.TLSMaxVersion = "1.3"
+	if o := OptionsFor(st, cfg); o.TLSMaxVersion != tls.VersionTLS13 {
+		t.Errorf("config tls_max_version: %x", o.TLSMaxVersion)
+	}
+	st.TLSMaxVersion = "1.2"
+	if o := OptionsFor(st, cfg); o.TLSMaxVersion != tls.VersionTLS12 {
+		t.Errorf("store tls_max_version: %x", o.TLSMaxVersion)
 	}
 	d := Options{}.withDefaults()
 	if d.Path != DefaultPath || d.ConnectTimeout != DefaultConnectTimeout || d.RequestTimeout != DefaultRequestTimeout || d.PoolSize != DefaultPoolSize {

@@ -88,6 +88,12 @@ type Options struct {
 	// HTTP2 lets HTTP/2 be negotiated. Off by default: IIS asks for client
 	// certificates by TLS renegotiation, which HTTP/2 forbids.
 	HTTP2 bool
+	// TLSMaxVersion caps the TLS version: tls.VersionTLS12 or
+	// tls.VersionTLS13. Zero is TLS 1.3 with the automatic fallback: a
+	// server that asks for the client certificate only after a TLS 1.3
+	// handshake (which crypto/tls cannot answer) is retried once at TLS 1.2,
+	// and spoken to at TLS 1.2 from then on. TLS 1.3 means no fallback.
+	TLSMaxVersion uint16
 
 	// Log receives one debug line per attempt and a warning per retry or
 	// failover. The zero Logger discards everything.
@@ -106,6 +112,7 @@ func OptionsFor(st *state.Store, cfg config.CCP) Options {
 		PasswordChangeWait: cfg.PasswordChangeWait,
 		PoolSize:           cfg.PoolSize,
 		HTTP2:              cfg.HTTP2,
+		TLSMaxVersion:      TLSVersion(cfg.TLSMaxVersion),
 	}
 	if st != nil {
 		o.Servers = append([]string(nil), st.Servers...)
@@ -114,8 +121,24 @@ func OptionsFor(st *state.Store, cfg config.CCP) Options {
 		o.Pins = append([]string(nil), st.Pins...)
 		o.Proxy = st.Proxy
 		o.NoProxy = append([]string(nil), st.NoProxy...)
+		if st.TLSMaxVersion != "" {
+			o.TLSMaxVersion = TLSVersion(st.TLSMaxVersion)
+		}
 	}
 	return o
+}
+
+// TLSVersion maps a tls_max_version setting ("1.2", "1.3") to its
+// crypto/tls constant; anything else (validated away before) is 0, the
+// default.
+func TLSVersion(s string) uint16 {
+	switch s {
+	case "1.2":
+		return tls.VersionTLS12
+	case "1.3":
+		return tls.VersionTLS13
+	}
+	return 0
 }
 
 // withDefaults fills the zero values.

@@ -3,6 +3,7 @@ package ccp
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -28,9 +29,9 @@ func decodeResponse(status int, contentType string, body []byte) (*Account, *Err
 	}
 	fields, err := parseFlat(body)
 	if err != nil {
-		if status == http.StatusOK {
+		if status == http.StatusOK || errors.Is(err, errAmbiguousKey) {
 			return nil, &Error{Class: ClassServerError, HTTPStatus: status,
-				Message: "CCP answered 200 with a body that is not a JSON object: " + err.Error()}
+				Message: "CCP answered " + strconv.Itoa(status) + " with a body that is not a JSON object: " + err.Error()}
 		}
 		return nil, classifyPage(status, kindOther, body)
 	}
@@ -99,9 +100,11 @@ func classifyPage(status int, kind bodyKind, body []byte) *Error {
 	if kind != kindHTML {
 		what = "a non-JSON body"
 	}
+	// A page is named for what it is. Only IIS writes a substatus
+	// (403.7); any other page, Apache's or a proxy's, is an "HTML page".
 	code := fmt.Sprintf("HTTP %d", status)
 	if kind == kindHTML {
-		code = fmt.Sprintf("IIS %d", status)
+		code = fmt.Sprintf("HTTP %d, HTML page", status)
 		if m := iisSubstatus.FindSubmatch(body); m != nil && string(m[1]) == strconv.Itoa(status) {
 			code = "IIS " + string(m[1]) + "." + string(m[2])
 		}
@@ -250,8 +253,13 @@ func (fs fields) wipe() {
 // accepts real booleans, numbers, nulls and nested values too. String
 // values are unescaped into fresh byte slices (never Go strings, which
 // cannot be wiped), and the scan works on body in place, so that no
-// decoder keeps a copy of the password in a buffer nobody can wipe. A later
-// duplicate key replaces an earlier one.
+// decoder keeps a copy of the password in a buffer nobody can wipe.
+//
+// The reading is tolerant where real servers vary (types, unknown keys,
+// the case of the keys the client looks up), and strict where tolerance
+// would mean guessing: two keys that are equal ignoring case ("Content" and
+// "content") are refused, since which of them is the password, or the
+// error code, would depend on the reader.
 func parseFlat(body []byte) (fields, error) {
 	body = bytes.TrimPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("\xef\xbb\xbf"))
 	if !json.Valid(body) {
@@ -300,19 +308,31 @@ func parseFlat(body []byte) (fields, error) {
 				f.val = append([]byte(nil), raw...)
 			}
 		}
-		if j, dup := index[key]; dup {
-			clear(fs[j].val)
-			fs[j] = f
-		} else {
-			index[key] = len(fs)
-			fs = append(fs, f)
+		fold := strings.ToLower(key)
+		if _, dup := index[fold]; dup {
+			clear(f.val)
+			fs.wipe()
+			return nil, fmt.Errorf("%w: key %s appears twice (ignoring case)", errAmbiguousKey, quoteKey(key))
 		}
+		index[fold] = len(fs)
+		fs = append(fs, f)
 		i = skipSpace(body, vEnd)
 		if i < len(body) && body[i] == ',' {
 			i = skipSpace(body, i+1)
 		}
 	}
 	return fs, nil
+}
+
+// errAmbiguousKey is a body with a key twice, ignoring case.
+var errAmbiguousKey = errors.New("ambiguous JSON object")
+
+// quoteKey quotes a server's key for a message, bounded.
+func quoteKey(k string) string {
+	if len(k) > 64 {
+		k = k[:64]
+	}
+	return strconv.QuoteToASCII(k)
 }
 
 func skipSpace(b []byte, i int) int {

@@ -45,18 +45,24 @@ func TestDecodeResponse(t *testing.T) {
 		{"pvwa spelling", 404, "application/json", `{"ErrorCode":"APPAP004E","ErrorMessage":"nope"}`, ClassNotFound, "APPAP004E", false, "nope"},
 		{"unknown 5xx code", 500, "application/json", `{"ErrorCode":"XYZ123E","ErrorMsg":"boom"}`, ClassServerError, "XYZ123E", false, ""},
 		{"error code on 200", 200, "application/json", `{"ErrorCode":"APPAP004E","ErrorMsg":"x"}`, ClassNotFound, "APPAP004E", false, ""},
-		{"iis 404", 404, "text/html", iis404, ClassStoreMisconfigured, "IIS 404", false, "web-service path"},
-		{"iis 404 no content type", 404, "", iis404, ClassStoreMisconfigured, "IIS 404", false, ""},
+		{"iis 404", 404, "text/html", iis404, ClassStoreMisconfigured, "HTTP 404, HTML page", false, "web-service path"},
+		{"iis 404 no content type", 404, "", iis404, ClassStoreMisconfigured, "HTTP 404, HTML page", false, ""},
 		{"iis 403.7", 403, "text/html", iis403("7"), ClassClientCertRejected, "IIS 403.7", false, "requires a client certificate"},
 		{"iis 403.16", 403, "text/html", iis403("16"), ClassClientCertRejected, "IIS 403.16", false, ""},
 		{"iis 403.17", 403, "text/html", iis403("17"), ClassClientCertRejected, "IIS 403.17", false, "expired"},
 		{"iis 403.13", 403, "text/html", iis403("13"), ClassClientCertRejected, "IIS 403.13", false, "revoked"},
 		{"iis 401", 401, "text/html", `<html>401.2</html>`, ClassStoreMisconfigured, "IIS 401.2", false, "Windows authentication"},
-		{"iis 500 html", 500, "text/html", `<html>oops</html>`, ClassServerError, "IIS 500", false, ""},
+		{"iis 500 html", 500, "text/html", `<html>oops</html>`, ClassServerError, "HTTP 500, HTML page", false, ""},
 		{"502 plain", 502, "text/plain", `bad gateway`, ClassServerError, "HTTP 502", false, ""},
-		{"200 html", 200, "text/html", `<html>login</html>`, ClassServerError, "IIS 200", false, ""},
+		{"200 html", 200, "text/html", `<html>login</html>`, ClassServerError, "HTTP 200, HTML page", false, ""},
 		{"200 garbage", 200, "application/json", `{"Content":`, ClassServerError, "", false, "not a JSON object"},
 		{"200 array", 200, "application/json", `[1]`, ClassServerError, "", false, ""},
+		// Duplicates, exact or in another case, are ambiguous: refused.
+		{"duplicate content", 200, "application/json", `{"Content":"a","Content":"b"}`, ClassServerError, "", false, "appears twice"},
+		{"case-variant content", 200, "application/json", `{"Content":"a","content":"b"}`, ClassServerError, "", false, `"content" appears twice`},
+		{"case-variant error code", 404, "application/json", `{"ErrorCode":"APPAP004E","errorcode":"APPAP306E"}`, ClassServerError, "", false, "appears twice"},
+		// Keys the client looks up are matched ignoring case.
+		{"lower-case content", 200, "application/json", `{"content":"pw"}`, "", "pw", false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,12 +96,12 @@ func TestDecodeResponse(t *testing.T) {
 }
 
 func TestDecodeKeepsProperties(t *testing.T) {
-	a, e := decodeResponse(200, "application/json", []byte(account("pw", `,"LogonDomain":"CORP","CustomCategory":"x y","SequenceID":"7"`)))
+	a, e := decodeResponse(200, "application/json", []byte(account("pw", `,"LogonDomain":"CORP","CustomCategory":"x y"`)))
 	if e != nil {
 		t.Fatal(e)
 	}
 	want := map[string]string{"UserName": "svc_sap", "Address": "sap.corp", "Safe": "partner", "Folder": "Root", "Name": "sap-prod",
-		"PolicyID": "WinDomain", "PasswordChangeInProcess": "False", "SequenceID": "7", "LogonDomain": "CORP", "CustomCategory": "x y"}
+		"PolicyID": "WinDomain", "PasswordChangeInProcess": "False", "SequenceID": "1", "LogonDomain": "CORP", "CustomCategory": "x y"}
 	if len(a.Properties) != len(want) {
 		t.Errorf("properties %v", a.Properties)
 	}

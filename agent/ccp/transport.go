@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -165,28 +168,117 @@ func (c *Client) dialContext(d *net.Dialer) func(ctx context.Context, network, a
 		if err != nil {
 			return nil, err
 		}
-		host, ok := c.tlsProxies.Load(addr)
-		if !ok {
-			return conn, nil
+		if host, ok := c.tlsProxies.Load(addr); ok {
+			tc := tls.Client(conn, &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.roots, ServerName: host.(string)})
+			hctx, cancel := context.WithTimeout(ctx, c.opts.TLSTimeout)
+			defer cancel()
+			if err := tc.HandshakeContext(hctx); err != nil {
+				conn.Close()
+				return nil, fmt.Errorf("TLS to the proxy %s: %w", addr, err)
+			}
+			conn = tc
 		}
-		tc := tls.Client(conn, &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.roots, ServerName: host.(string)})
-		hctx, cancel := context.WithTimeout(ctx, c.opts.TLSTimeout)
-		defer cancel()
-		if err := tc.HandshakeContext(hctx); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("TLS to the proxy %s: %w", addr, err)
-		}
-		return tc, nil
+		return trackConn(ctx, conn), nil
 	}
+}
+
+// Whether the server asked for the client certificate during a TLS 1.3
+// handshake is what tells a server that asks for it only afterwards (by
+// post-handshake authentication, which crypto/tls does not implement) from
+// one that refuses the certificate. crypto/tls calls GetClientCertificate
+// exactly when a CertificateRequest arrives, so the question is whether it
+// was called for this connection's handshake.
+//
+// The Transport dials and shakes hands for one request with one context
+// (the request's values, without its cancellation): the dial hook files a
+// per-connection flag in the attempt's dialTrack, the certificate hook sets
+// it, and the connection carries it to whichever request uses it later.
+
+// trackKey is the context key of an attempt's *dialTrack.
+type trackKey struct{}
+
+// dialTrack follows one attempt: the connection being dialed for it, and
+// the connection it got.
+type dialTrack struct {
+	dialing atomic.Pointer[connFlags]
+	mu      sync.Mutex
+	conn    net.Conn // from httptrace's GotConn
+}
+
+// connFlags is what one connection's handshake did.
+type connFlags struct {
+	certRequested atomic.Bool
+}
+
+// trackedConn carries its connFlags under the TLS connection.
+type trackedConn struct {
+	net.Conn
+	flags *connFlags
+}
+
+// withTrack returns ctx carrying a new dialTrack, and a trace that records
+// the connection the request gets.
+func withTrack(ctx context.Context) (context.Context, *dialTrack) {
+	t := &dialTrack{}
+	ctx = context.WithValue(ctx, trackKey{}, t)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		t.mu.Lock()
+		t.conn = i.Conn
+		t.mu.Unlock()
+	}}), t
+}
+
+func trackConn(ctx context.Context, conn net.Conn) net.Conn {
+	t, _ := ctx.Value(trackKey{}).(*dialTrack)
+	if t == nil {
+		return conn
+	}
+	f := &connFlags{}
+	t.dialing.Store(f)
+	return &trackedConn{Conn: conn, flags: f}
+}
+
+// noCertRequestTLS13 reports whether the attempt's connection is TLS 1.3
+// and its handshake had no CertificateRequest.
+func (t *dialTrack) noCertRequestTLS13() bool {
+	t.mu.Lock()
+	conn := t.conn
+	t.mu.Unlock()
+	tc, ok := conn.(*tls.Conn)
+	if !ok || tc.ConnectionState().Version != tls.VersionTLS13 {
+		return false
+	}
+	tr, ok := tc.NetConn().(*trackedConn)
+	return ok && !tr.flags.certRequested.Load()
+}
+
+// transports are the Transports of one client certificate: the default
+// one, and one capped at TLS 1.2 for the servers that need it.
+type transports struct {
+	auto, tls12 *http.Transport
+}
+
+func (t *transports) closeIdle() {
+	t.auto.CloseIdleConnections()
+	t.tls12.CloseIdleConnections()
+}
+
+func (c *Client) newTransports() *transports {
+	max := c.opts.TLSMaxVersion
+	if max == 0 {
+		max = tls.VersionTLS13
+	}
+	return &transports{auto: c.newTransport(max), tls12: c.newTransport(tls.VersionTLS12)}
 }
 
 // newTransport builds the one Transport used for one client certificate.
 // A rotation replaces it, so that neither a pooled connection nor a cached
 // TLS session (which would resume with the old identity) outlives the
 // certificate it was made with.
-func (c *Client) newTransport() *http.Transport {
+func (c *Client) newTransport(maxVersion uint16) *http.Transport {
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
+		MaxVersion: maxVersion,
 		RootCAs:    c.roots,
 		// IIS asks for the client certificate by renegotiation when the
 		// certificate requirement is set per application.
@@ -233,13 +325,26 @@ func (c *Client) newTransport() *http.Transport {
 
 // getClientCertificate presents the certificate CertSource returns now, so
 // that a rotated certificate is used by the next handshake.
-func (c *Client) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+func (c *Client) getClientCertificate(info *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	if t, _ := info.Context().Value(trackKey{}).(*dialTrack); t != nil {
+		if f := t.dialing.Load(); f != nil {
+			f.certRequested.Store(true)
+		}
+	}
 	cert, err := c.currentCert()
+	if errors.Is(err, ErrNoClientCertificate) {
+		return &tls.Certificate{}, nil // send none
+	}
 	if err != nil {
 		return nil, &certError{err}
 	}
 	return cert, nil
 }
+
+// ErrNoClientCertificate, from a CertSource, makes ProbeServer connect
+// without a client certificate (doctor, for a store whose application
+// certificate has not arrived). Get still fails with ClassAppCertUnreadable.
+var ErrNoClientCertificate = errors.New("no application certificate")
 
 // currentCert asks the CertSource and refuses a certificate that could not
 // be presented.

@@ -68,12 +68,17 @@ const (
 // Error is a failed CCP call. It never carries a secret or a query string.
 type Error struct {
 	Class         Class
-	Code          string // CCP's ErrorCode (APPAP004E ...), or "IIS 403.7", or ""
+	Code          string // CCP's ErrorCode (APPAP004E ...), "IIS 403.7" for an IIS page, "HTTP 403, HTML page" for another, or ""
 	Message       string // CCP's ErrorMsg, or a description
 	HTTPStatus    int    // 0 when no HTTP answer was had
 	Server        string // base URL that answered or failed, no query
 	CorrelationID string
 	Err           error // the underlying error, if any
+	// LateCertRequest: the attempt was TLS 1.3, the server asked for no
+	// client certificate during the handshake, and its answer says none
+	// came. It probably asks after the handshake (post-handshake
+	// authentication), which this client cannot answer; TLS 1.2 would do.
+	LateCertRequest bool
 }
 
 func (e *Error) Error() string {
@@ -92,6 +97,10 @@ func (e *Error) Error() string {
 	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
+	}
+	if e.LateCertRequest {
+		s += " (the server asked for no client certificate during the TLS 1.3 handshake; if it asks afterwards, " +
+			"negotiate the certificate at the handshake on the server or set the store's tls_max_version to 1.2)"
 	}
 	if e.CorrelationID != "" {
 		s += " (correlation " + e.CorrelationID + ")"

@@ -196,7 +196,7 @@ func Run(ctx context.Context, opts Options) error {
 	srv := localapi.NewServer(localapi.Options{
 		Resolver:    res,
 		Status:      status,
-		ProbeStores: func(ctx context.Context) []apitype.ProbeResult { return probeStores(ctx, st.Load()) },
+		ProbeStores: func(ctx context.Context) []apitype.ProbeResult { return probeStores(ctx, st.Load(), cfg.CCP) },
 		Config:      cfg.API,
 		Log:         log.With().Str("component", "localapi").Logger(),
 	})
@@ -532,8 +532,9 @@ func buildStatus(snap *state.Snapshot, r *resolve.Resolver, info keystore.Info, 
 }
 
 // probeStores runs doctor's probe of every store with its application's
-// certificate, in this process, because the private keys never leave it.
-func probeStores(ctx context.Context, snap *state.Snapshot) []apitype.ProbeResult {
+// certificate, in this process, because the private keys never leave it,
+// and with the CCP client options a resolution would use.
+func probeStores(ctx context.Context, snap *state.Snapshot, ccpCfg config.CCP) []apitype.ProbeResult {
 	names := make([]string, 0, len(snap.Stores))
 	for n := range snap.Stores {
 		names = append(names, n)
@@ -543,8 +544,8 @@ func probeStores(ctx context.Context, snap *state.Snapshot) []apitype.ProbeResul
 	for _, n := range names {
 		st := snap.Stores[n]
 		ds := doctor.Store{
-			Name: st.Name, Servers: st.Servers, Path: st.Path, AppID: st.AppID, Safe: st.Safe, Folder: st.Folder,
-			HealthObject: st.HealthObject, CABundle: st.CABundle, Pins: st.Pins,
+			Name: st.Name, AppID: st.AppID, Safe: st.Safe, Folder: st.Folder, HealthObject: st.HealthObject,
+			Options: ccp.OptionsFor(st, ccpCfg),
 		}
 		if app := snap.Applications[st.AppID]; app != nil {
 			ds.ClientCert = app.Certificate

@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 
 	"github.com/credagent/credagent/agent/enroll"
 	"github.com/credagent/credagent/config"
@@ -29,7 +30,8 @@ const (
 // key store, the inbox, the state and the socket under dir, a dev portal
 // signing key pair that the agent trusts, and a policy that admits only the
 // user who started it. A config.yaml in dir, if present, is loaded over
-// those defaults.
+// those defaults; signing keys it pins are added to the dev key, never
+// instead of it.
 func DevConfig(dir string) (config.Config, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -55,6 +57,9 @@ func DevConfig(dir string) (config.Config, error) {
 		c, err := config.LoadOver(base, cfgPath)
 		if err != nil {
 			return config.Config{}, err
+		}
+		if !slices.Contains(c.Portal.SigningKeys, pub) {
+			c.Portal.SigningKeys = append([]string{pub}, c.Portal.SigningKeys...)
 		}
 		return c, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
+	"reflect"
 	"strings"
 
 	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/agent/strictjson"
 )
 
 // MaxChain bounds the certificates of an application's chain.
@@ -109,6 +112,7 @@ type Store struct {
 	Pins                 []string `json:"pins,omitempty"`      // base64 SHA-256 of SPKI
 	Proxy                string   `json:"proxy,omitempty"`
 	NoProxy              []string `json:"no_proxy,omitempty"`
+	TLSMaxVersion        string   `json:"tls_max_version,omitempty"` // "1.2" or "1.3"
 	HealthObject         string   `json:"health_object,omitempty"`
 	CacheTTLSeconds      int64    `json:"cache_ttl_seconds,omitempty"`
 	CacheMaxStaleSeconds int64    `json:"cache_max_stale_seconds,omitempty"`
@@ -170,9 +174,12 @@ func (s *Store) validate() error {
 		return bad("more than %d no_proxy entries", MaxNoProxy)
 	}
 	for _, h := range s.NoProxy {
-		if h == "" || len(h) > 253 || strings.ContainsAny(h, " /") || !printable(h) {
-			return bad("no_proxy entry %q", h)
+		if err := checkNoProxy(h); err != nil {
+			return bad("no_proxy entry %q: %v", h, err)
 		}
+	}
+	if s.TLSMaxVersion != "" && s.TLSMaxVersion != "1.2" && s.TLSMaxVersion != "1.3" {
+		return bad("tls_max_version %q: want 1.2 or 1.3", s.TLSMaxVersion)
 	}
 	if s.CacheTTLSeconds < 0 || s.CacheTTLSeconds > MaxCacheSeconds || s.CacheMaxStaleSeconds < 0 || s.CacheMaxStaleSeconds > MaxCacheSeconds {
 		return bad("cache durations must be between 0 and %d seconds", MaxCacheSeconds)
@@ -237,8 +244,17 @@ func (r *Revoke) validate() error {
 	return nil
 }
 
-// decodeContent decodes a payload's plaintext strictly: one JSON object, no
-// unknown or duplicate keys, nothing after it.
+// wireTypes are the JSON shapes of each kind's content.
+var wireTypes = map[Kind]reflect.Type{
+	KindApplication: reflect.TypeFor[wireApplication](),
+	KindGroupKey:    reflect.TypeFor[wireGroupKey](),
+	KindStore:       reflect.TypeFor[Store](),
+	KindCredential:  reflect.TypeFor[Credential](),
+}
+
+// decodeContent decodes a payload's plaintext strictly (SPEC §3.1): one
+// JSON object, whitespace around it allowed; keys matched exactly, each
+// once; no unknown key, no null, nothing after the object.
 func decodeContent(k Kind, revoke bool, plain []byte) (Content, error) {
 	if revoke {
 		if len(plain) != 0 {
@@ -246,7 +262,14 @@ func decodeContent(k Kind, revoke bool, plain []byte) (Content, error) {
 		}
 		return &Revoke{Revokes: k}, nil
 	}
-	if err := checkJSON(plain); err != nil {
+	wt, ok := wireTypes[k]
+	if !ok {
+		return nil, malformed("kind %q has no content", k)
+	}
+	if t := bytes.TrimLeft(plain, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, malformed("content: not a JSON object")
+	}
+	if err := strictjson.Check(plain, wt, strictjson.Options{NoNull: true}); err != nil {
 		return nil, malformed("content: %v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(plain))
@@ -321,50 +344,19 @@ func (b *b64Secret) UnmarshalJSON(raw []byte) error {
 	return nil
 }
 
-// checkJSON walks a JSON value and refuses duplicate object keys, which
-// encoding/json would otherwise resolve silently (the last wins).
-func checkJSON(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	var walk func(depth int) error
-	walk = func(depth int) error {
-		if depth > 8 {
-			return errors.New("nested too deeply")
-		}
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch t {
-		case json.Delim('{'):
-			seen := map[string]bool{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				k, _ := kt.(string)
-				if seen[k] {
-					return fmt.Errorf("duplicate key %q", k)
-				}
-				seen[k] = true
-				if err := walk(depth + 1); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-			return err
-		case json.Delim('['):
-			for dec.More() {
-				if err := walk(depth + 1); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-			return err
-		}
-		return nil
+// checkNoProxy checks one no_proxy entry: a host name or suffix ("host",
+// ".suffix", "*.suffix"), an IP address, a CIDR block, or "*": what the CCP
+// client's bypass list matches.
+func checkNoProxy(h string) error {
+	if h == "" || len(h) > 253 || strings.ContainsAny(h, " ") || !printable(h) {
+		return errors.New("want a host name, suffix, IP address or CIDR block")
 	}
-	return walk(0)
+	if strings.Contains(h, "/") {
+		if _, err := netip.ParsePrefix(h); err != nil {
+			return errors.New("not a CIDR block")
+		}
+	}
+	return nil
 }
 
 func printable(s string) bool {

@@ -130,6 +130,21 @@ func malformed(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
 }
 
+// isOtherVersion reports whether a first line names another version of
+// this format: "credagent-delivery/v" and decimal digits, nothing else.
+func isOtherVersion(first string) bool {
+	d, ok := strings.CutPrefix(first, versionPrefix+"v")
+	if !ok || d == "" || len(d) > 9 {
+		return false
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] < '0' || d[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // Parse decodes a delivery strictly: every field in its place, every value
 // in canonical form, nothing before or after. Whatever Parse accepts,
 // Marshal gives back byte for byte. Parse does not verify the signature.
@@ -143,7 +158,11 @@ func Parse(b []byte) (*Delivery, error) {
 		return nil, malformed("no version line")
 	}
 	if first != Version {
-		if strings.HasPrefix(first, versionPrefix) {
+		switch {
+		case strings.HasSuffix(first, "\r") || bytes.Contains(b[:min(len(b), MaxHeaderSize)], []byte("\r\n")):
+			return nil, malformed("line ends are CRLF; a delivery's line ends are LF only " +
+				"(was the file converted to Windows line ends on the way? copy it as binary)")
+		case isOtherVersion(first):
 			return nil, fmt.Errorf("%w: %q", ErrUnsupported, first)
 		}
 		return nil, malformed("not a credagent delivery")
@@ -231,7 +250,10 @@ func Parse(b []byte) (*Delivery, error) {
 		return nil, malformed("header does not end with an empty line")
 	}
 	if p.off > MaxHeaderSize {
-		return nil, fmt.Errorf("%w: header of %d bytes, limit %d", ErrTooLarge, p.off, MaxHeaderSize)
+		// Unreachable with values that keep the field rules; a header
+		// is malformed, not too large: too-large is for the file and
+		// the payload (SPEC §2).
+		return nil, malformed("header of %d bytes, limit %d", p.off, MaxHeaderSize)
 	}
 	if err := h.check(); err != nil {
 		return nil, err

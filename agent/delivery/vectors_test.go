@@ -85,7 +85,7 @@ func testCredential() *Credential {
 func vectors() []vector {
 	app := func(t *testing.T) *Application { return goodApp(t).app }
 	toMe := Machine(testMachine)
-	return []vector{
+	return append([]vector{
 		{"application-machine-ed25519", "success", "application sealed to the machine key, signed with Ed25519", 0, func(t *testing.T) []byte {
 			return mk(t, hdr("v-app-1", "app-sap", 1, toMe), app(t), machineKey.PublicKey(), edSigner).Marshal()
 		}},
@@ -221,7 +221,7 @@ func vectors() []vector {
 		{"not-a-delivery", "malformed", "a PEM file dropped by mistake", 0, func(t *testing.T) []byte {
 			return []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
 		}},
-	}
+	}, strictVectors()...)
 }
 
 func TestVectors(t *testing.T) {

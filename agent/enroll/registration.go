@@ -4,7 +4,6 @@
 package enroll
 
 import (
-	"bytes"
 	"crypto/ecdh"
 	"encoding/base64"
 	"encoding/json"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credagent/credagent/agent/strictjson"
 	"github.com/credagent/credagent/agent/version"
 	"github.com/credagent/credagent/platform/keystore"
 )
@@ -96,10 +96,10 @@ func Parse(rd io.Reader) (Registration, *ecdh.PublicKey, error) {
 	if len(b) > MaxSize {
 		return Registration{}, nil, errors.New("registration: document too large")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
+	// Keys matched exactly and once, as a portal in another language
+	// reads them (SPEC.md §8).
 	var r Registration
-	if err := dec.Decode(&r); err != nil {
+	if err := strictjson.Decode(b, &r, strictjson.Options{NoNull: true}); err != nil {
 		return Registration{}, nil, fmt.Errorf("registration: %w", err)
 	}
 	if r.Schema != SchemaV1 {

@@ -40,7 +40,13 @@ func TestParse(t *testing.T) {
 		name, doc, wantErr string
 	}{
 		{"valid", string(good), ""},
-		{"unknown field", edit(func(m map[string]any) { m["extra"] = 1 }), "unknown field"},
+		{"unknown field", edit(func(m map[string]any) { m["extra"] = 1 }), "unknown key"},
+		// Keys match exactly and once: a portal reading the first
+		// "machine_id" must not see another machine than the agent meant.
+		{"case-variant key", strings.Replace(string(good), `"machine_id"`, `"Machine_ID"`, 1), `unknown key "Machine_ID"`},
+		{"case-variant duplicate", strings.Replace(string(good), `"machine_id"`, `"MACHINE_ID": "other", "machine_id"`, 1), `unknown key "MACHINE_ID"`},
+		{"duplicate", strings.Replace(string(good), `"machine_id"`, `"machine_id": "other", "machine_id"`, 1), `duplicate key "machine_id"`},
+		{"null", edit(func(m map[string]any) { m["hostname"] = nil }), "null"},
 		{"wrong schema", edit(func(m map[string]any) { m["schema"] = "v0" }), "schema"},
 		{"wrong suite", edit(func(m map[string]any) { m["hpke_suite"] = "X25519" }), "not supported"},
 		{"not base64", edit(func(m map[string]any) { m["public_key"] = "%%%" }), "public_key"},

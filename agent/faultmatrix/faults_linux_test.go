@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
+	"github.com/credagent/credagent/agent/ccp/fakeccp/apachefront"
 )
 
 // fault is one row of the matrix: what goes wrong, what the agent must do,
@@ -102,7 +103,7 @@ var matrix = []fault{
 			}
 		}},
 	{"expired-cert-delivered", "expired client certificate delivered",
-		"delivery rejected (`cert-expired`), the previous certificate stays in use",
+		"delivery rejected (`certificate-expired`), the previous certificate stays in use",
 		func(t *testing.T) {
 			w := newWorld(t, worldOptions{})
 			w.provision()
@@ -176,6 +177,45 @@ var matrix = []fault{
 			w := newWorld(t, worldOptions{})
 			w.provision()
 			w.expectClassRequests("nope", "unknown_credential", "", 0)
+		}},
+	{"iis-front-renegotiation", "CCP behind an IIS-like front (Apache, TLS 1.2) that asks for the client certificate by renegotiation after the request line",
+		"served through the front; a CCP failure behind it keeps its class (`server_error` for a 500)",
+		func(t *testing.T) {
+			w := newWorld(t, worldOptions{})
+			fix, err := sharedPKI.Fixture()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !apachefront.Available() {
+				skipRow(t, "iis-front-renegotiation", "apache2 is not installed (scripts/prereqs.sh)")
+			}
+			front, ccp := apachefront.StartWithFake(t, apachefront.Renegotiate, sharedPKI, fix, nil)
+			w.provision(front.URL)
+			w.expectServed("sap", "Sap-Pr0d!pass")
+			ccp.SetFaults(fakeccp.Faults{Status: 500})
+			w.expectClass("sap", "server_error", "", bound)
+			ccp.SetFaults(fakeccp.Faults{})
+			w.expectServed("sap", "Sap-Pr0d!pass")
+		}},
+	{"iis-front-tls13-late-cert", "CCP behind a front speaking TLS 1.2 and 1.3 that asks for the client certificate after the TLS 1.3 handshake (Apache; IIS on Windows Server 2022/2025 alike)",
+		"served with the default config: one TLS 1.2 retry, logged once, TLS 1.2 with that server from then on",
+		func(t *testing.T) {
+			w := newWorld(t, worldOptions{})
+			fix, err := sharedPKI.Fixture()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !apachefront.Available() {
+				skipRow(t, "iis-front-tls13-late-cert", "apache2 is not installed (scripts/prereqs.sh)")
+			}
+			front, _ := apachefront.StartWithFake(t, apachefront.PostHandshake, sharedPKI, fix, nil)
+			w.provision(front.URL)
+			for range 3 {
+				w.expectServed("sap", "Sap-Pr0d!pass")
+			}
+			if n := strings.Count(w.logs.String(), "after the TLS 1.3 handshake"); n != 1 {
+				t.Fatalf("the fallback was logged %d times, want once", n)
+			}
 		}},
 	{"corrupt-delivery", "corrupt delivery (one payload byte flipped)",
 		"rejected with its reason (status and `rejected/` with a .reason file); last good state kept",

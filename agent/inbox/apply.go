@@ -447,6 +447,7 @@ func storeState(acc *delivery.Accepted, c *delivery.Store, now time.Time) *state
 		CacheMaxStale: time.Duration(c.CacheMaxStaleSeconds) * time.Second,
 		AppliedAt:     now,
 	}
+	s.TLSMaxVersion = c.TLSMaxVersion
 	if c.CABundle != "" {
 		s.CABundle = []byte(c.CABundle)
 	}

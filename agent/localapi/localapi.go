@@ -39,6 +39,7 @@
 package localapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,6 +50,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +59,7 @@ import (
 
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/resolve"
+	"github.com/credagent/credagent/agent/strictjson"
 	"github.com/credagent/credagent/agent/version"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
@@ -332,7 +335,11 @@ func writeError(w http.ResponseWriter, status int, class, msg string) {
 // *http.MaxBytesError) are returned wrapped.
 func DecodeResolveRequest(r io.Reader, maxNames int) (apitype.ResolveRequest, error) {
 	var req apitype.ResolveRequest
-	dec := json.NewDecoder(r)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return req, fmt.Errorf("reading the request: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -345,6 +352,11 @@ func DecodeResolveRequest(r io.Reader, maxNames int) (apitype.ResolveRequest, er
 			return req, fmt.Errorf("invalid JSON: %w", err)
 		}
 		return req, errors.New("invalid JSON: data after the request object")
+	}
+	// encoding/json matches keys ignoring case and lets a later duplicate
+	// win; keys are exact and once each here.
+	if err := strictjson.Check(body, reflect.TypeFor[apitype.ResolveRequest](), strictjson.Options{}); err != nil {
+		return apitype.ResolveRequest{}, fmt.Errorf("invalid JSON: %w", err)
 	}
 	if len(req.Names) == 0 {
 		return req, errors.New(`"names" must list at least one credential`)

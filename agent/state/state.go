@@ -43,7 +43,9 @@ type Store struct {
 	CABundle    []byte   // PEM; added to the system roots
 	Pins        []string // base64 SHA-256 of the server's SubjectPublicKeyInfo
 	Proxy       string   // https:// or http:// proxy URL; empty: environment
-	NoProxy     []string // hosts or suffixes that bypass Proxy
+	NoProxy     []string // hosts, suffixes, IPs or CIDR blocks that bypass Proxy
+	// TLSMaxVersion is "1.2", "1.3" or "" (the agent's ccp.tls_max_version).
+	TLSMaxVersion string
 	// HealthObject is an account used by doctor to check the store end to
 	// end without spamming CCP's error log.
 	HealthObject string

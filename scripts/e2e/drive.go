@@ -68,6 +68,8 @@ type env struct {
 	app2Serial    string
 	portalKey     string
 	ccps          []string // container names
+	fronts        []string
+	frontPEM      string // the fronts' client certificate and key (PEM)
 	agents        []string
 	agentDirs     []string
 	regs          []string // registration.json paths
@@ -123,6 +125,7 @@ func drive(args []string) error {
 		{"CCP slow and 5xx: bounded latency, right error class", e.scSlow5xx},
 		{"bad deliveries dropped into one agent", e.scBadDelivery},
 		{"kill and restart an agent under load", e.scKillRestart},
+		{"IIS-like Apache fronts: TLS 1.2 renegotiation, and TLS 1.3 with a late certificate request", e.scFronts},
 	} {
 		rep.step(s.name, func() (string, error) { return s.fn(ctx) })
 	}
@@ -204,7 +207,7 @@ func (e *env) setup(ctx context.Context) (string, error) {
 	e.ccpEntrypoint = ep
 
 	// The dev PKI, made once on the host, with the replicas' names.
-	if e.pki, err = fakeccp.EnsureDevPKI(filepath.Join(e.work, "pki"), "ccp1", "ccp2"); err != nil {
+	if e.pki, err = fakeccp.EnsureDevPKI(filepath.Join(e.work, "pki"), "ccp1", "ccp2", "front1", "front2"); err != nil {
 		return "", err
 	}
 	// A second DemoApp certificate for the rotation, authorised too.
@@ -251,6 +254,11 @@ func (e *env) setup(ctx context.Context) (string, error) {
 		}
 	}
 	if err := os.WriteFile(filepath.Join(ccpDir, "fixture.yaml"), fix, 0o644); err != nil {
+		return "", err
+	}
+	// The IIS-like fronts' own certificate, which the replicas trust to
+	// pass the client certificate in a header (scFronts).
+	if err := e.frontIdentity(ccpDir); err != nil {
 		return "", err
 	}
 	// Every password the replicas serve is a needle for the secret scan.
@@ -363,7 +371,7 @@ func (e *env) startCCP(ctx context.Context, name, alias, dir string) error {
 	_, err := docker(ctx, "run", "-d", "--name", name, "--hostname", alias, "--network", e.net, "--network-alias", alias,
 		"--label", "credagent.e2e="+e.run, "-v", dir+":/ccp:ro", "--entrypoint", e.ccpEntrypoint, e.ccpImage,
 		"serve", "--config", "/ccp/fixture.yaml", "--tls-cert", "/ccp/server.crt", "--tls-key", "/ccp/server.key",
-		"--client-ca", "/ccp/ca.pem", "--listen", "0.0.0.0:8443", "--admin", "0.0.0.0:8444")
+		"--client-ca", "/ccp/ca.pem", "--listen", "0.0.0.0:8443", "--admin", "0.0.0.0:8444", "--front-cert", "/ccp/front.crt")
 	return err
 }
 

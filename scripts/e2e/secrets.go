@@ -60,7 +60,7 @@ func (e *env) scanSecrets(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("scanner self-check: nothing found in %s itself", filepath.Base(f))
 		}
 	}
-	containers := append(append([]string{}, e.ccps...), e.agents...)
+	containers := append(append(append([]string{}, e.ccps...), e.fronts...), e.agents...)
 	for _, c := range containers {
 		out, err := dockerLogs(ctx, c)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +84,30 @@ type Options struct {
 	// Logger receives the fake's logs; nil discards them. Request logs are
 	// at debug level and never include passwords or query strings.
 	Logger *zerolog.Logger
+	// Front, when set, trusts a TLS-terminating reverse proxy in front of
+	// the fake to pass the client certificate in a header. Nil: no header
+	// is ever trusted.
+	Front *Front
+}
+
+// DefaultFrontHeader is the header a Front passes the client certificate in.
+const DefaultFrontHeader = "X-SSL-Client-Cert"
+
+// Front is a TLS-terminating reverse proxy set up like IIS (the test
+// suite's Apache, agent/ccp/fakeccp/apachefront). It asks the client for
+// its certificate, verifies it, and passes it on in Header: PEM, with the
+// line breaks as spaces or not, or base64 DER; empty or "(null)" for none.
+//
+// The fake reads Header only on connections whose own client certificate
+// is Certificate, and then per request (a front multiplexes its clients
+// over its connections to the fake). Anywhere else the header is ignored,
+// so a client cannot claim someone else's certificate by sending it.
+type Front struct {
+	// Certificate is the front's client certificate towards the fake,
+	// which must also be trusted by ClientCAs. Required.
+	Certificate *x509.Certificate
+	// Header defaults to DefaultFrontHeader.
+	Header string
 }
 
 // Server is a running fake CCP.
@@ -143,6 +168,19 @@ func New(fix *Fixture, opts Options) (*Server, error) {
 	}
 	if opts.AuditSize == 0 {
 		opts.AuditSize = 10000
+	}
+	if opts.Front != nil {
+		f := *opts.Front
+		if f.Certificate == nil {
+			return nil, errors.New("fakeccp: New: Options.Front.Certificate is required")
+		}
+		if mode == ClientAuthIgnore {
+			return nil, errors.New("fakeccp: New: a Front needs client certificates; ClientAuth is ignore")
+		}
+		if f.Header == "" {
+			f.Header = DefaultFrontHeader
+		}
+		opts.Front = &f
 	}
 	w, err := compile(fix)
 	if err != nil {
@@ -359,6 +397,7 @@ type connInfo struct {
 	serial string            // lower-case hex
 	page   *iisPage          // IIS page to answer with, if verification failed
 	addr   netip.Addr
+	front  bool // the connection is the Front's: each request names its client
 }
 
 func (s *Server) conn(r *http.Request) *connInfo {
@@ -370,39 +409,91 @@ func (s *Server) conn(r *http.Request) *connInfo {
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 			ci.addr = ap.Addr().Unmap()
 		}
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			if s.opts.ClientAuth == ClientAuthRequireHTTP {
-				ci.page = &pageCertRequired
+		var chain []*x509.Certificate
+		if r.TLS != nil {
+			chain = r.TLS.PeerCertificates
+		}
+		if f := s.opts.Front; f != nil && len(chain) > 0 && chain[0].Equal(f.Certificate) {
+			ci.front = true
+			return
+		}
+		s.identify(ci, chain)
+	})
+	if ci.front {
+		// A fresh identity per request, from the front's header.
+		rc := &connInfo{addr: ci.addr, front: true}
+		cert, err := parseFrontCert(r.Header.Get(s.opts.Front.Header))
+		switch {
+		case err != nil:
+			rc.page = &pageCertUntrusted
+		case cert == nil:
+			s.identify(rc, nil)
+		default:
+			s.identify(rc, []*x509.Certificate{cert})
+		}
+		return rc
+	}
+	return ci
+}
+
+// identify sets ci's client identity from the peer's chain (nil: none), or
+// the IIS page the request gets instead.
+func (s *Server) identify(ci *connInfo, chain []*x509.Certificate) {
+	if len(chain) == 0 {
+		if s.opts.ClientAuth == ClientAuthRequireHTTP {
+			ci.page = &pageCertRequired
+		}
+		return
+	}
+	leaf := chain[0]
+	if s.opts.ClientAuth == ClientAuthRequireHTTP || s.opts.ClientAuth == ClientAuthAccept || ci.front {
+		inter := x509.NewCertPool()
+		for _, c := range chain[1:] {
+			inter.AddCert(c)
+		}
+		_, err := leaf.Verify(x509.VerifyOptions{
+			Roots:         s.opts.ClientCAs,
+			Intermediates: inter,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		})
+		if err != nil {
+			var ie x509.CertificateInvalidError
+			if errors.As(err, &ie) && ie.Reason == x509.Expired {
+				ci.page = &pageCertExpired
+			} else {
+				ci.page = &pageCertUntrusted
 			}
 			return
 		}
-		leaf := r.TLS.PeerCertificates[0]
-		if s.opts.ClientAuth == ClientAuthRequireHTTP || s.opts.ClientAuth == ClientAuthAccept {
-			inter := x509.NewCertPool()
-			for _, c := range r.TLS.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			_, err := leaf.Verify(x509.VerifyOptions{
-				Roots:         s.opts.ClientCAs,
-				Intermediates: inter,
-				KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-			})
-			if err != nil {
-				var ie x509.CertificateInvalidError
-				if errors.As(err, &ie) && ie.Reason == x509.Expired {
-					ci.page = &pageCertExpired
-				} else {
-					ci.page = &pageCertUntrusted
-				}
-				return
-			}
-		}
-		if s.opts.ClientAuth != ClientAuthIgnore {
-			ci.cert = leaf
-			ci.serial = leaf.SerialNumber.Text(16)
-		}
-	})
-	return ci
+	}
+	if s.opts.ClientAuth != ClientAuthIgnore {
+		ci.cert = leaf
+		ci.serial = leaf.SerialNumber.Text(16)
+	}
+}
+
+// maxFrontCertBytes bounds the header a Front passes a certificate in.
+const maxFrontCertBytes = 16 << 10
+
+// parseFrontCert reads a Front's certificate header: PEM (its line breaks
+// turned into spaces by the front, or not) or bare base64 DER. Empty or
+// "(null)" (Apache's word for an unset variable) is no certificate.
+func parseFrontCert(v string) (*x509.Certificate, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "(null)" {
+		return nil, nil
+	}
+	if len(v) > maxFrontCertBytes {
+		return nil, errors.New("fakeccp: front certificate header too long")
+	}
+	v = strings.TrimPrefix(v, "-----BEGIN CERTIFICATE-----")
+	v = strings.TrimSuffix(v, "-----END CERTIFICATE-----")
+	v = strings.Join(strings.Fields(v), "")
+	der, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("fakeccp: front certificate header: %w", err)
+	}
+	return x509.ParseCertificate(der)
 }
 
 // logWriter sends net/http's own error log to zerolog at debug level,

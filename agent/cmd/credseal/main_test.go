@@ -287,3 +287,66 @@ func TestPasswordNotInArgs(t *testing.T) {
 	}
 	var _ = portal.ReadPassword
 }
+
+// TestPFXMessages: files that are not what credseal app needs get words a
+// person can act on, and a chain that stops at an intermediate the .pfx
+// does not include is warned about when sealing (and not when complete).
+func TestPFXMessages(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("openssl not found (CI=true)")
+		}
+		t.Skip("openssl not found")
+	}
+	f := newFixture(t)
+	dir := f.dir
+	sh := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("openssl", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "ca.cnf"), []byte("basicConstraints=critical,CA:true\nkeyUsage=keyCertSign,cRLSign\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "leaf.cnf"), []byte("extendedKeyUsage=clientAuth\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "pass"), []byte("pw\n"), 0o600)
+	sh("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "root.key", "-out", "root.crt", "-subj", "/CN=Test Root", "-days", "400")
+	sh("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "int.key", "-out", "int.csr", "-subj", "/CN=Test Intermediate")
+	sh("x509", "-req", "-in", "int.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial", "-out", "int.crt", "-days", "400", "-extfile", "ca.cnf")
+	sh("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=ChainApp")
+	sh("x509", "-req", "-in", "leaf.csr", "-CA", "int.crt", "-CAkey", "int.key", "-CAcreateserial", "-out", "leaf.crt", "-days", "400", "-extfile", "leaf.cnf")
+	sh("pkcs12", "-export", "-inkey", "leaf.key", "-in", "leaf.crt", "-certfile", "root.crt", "-out", "gap.p12", "-passout", "file:pass")
+	full, _ := os.ReadFile(filepath.Join(dir, "int.crt"))
+	root, _ := os.ReadFile(filepath.Join(dir, "root.crt"))
+	os.WriteFile(filepath.Join(dir, "chain.pem"), append(full, root...), 0o644)
+	sh("pkcs12", "-export", "-inkey", "leaf.key", "-in", "leaf.crt", "-certfile", "chain.pem", "-out", "full.p12", "-passout", "file:pass")
+	sh("pkcs12", "-export", "-nomac", "-inkey", "leaf.key", "-in", "leaf.crt", "-out", "nomac.p12", "-passout", "file:pass")
+	sh("x509", "-in", "leaf.crt", "-outform", "DER", "-out", "leaf.der")
+
+	tests := []struct {
+		name, file, want string
+		ok               bool
+	}{
+		{"PEM", "leaf.crt", "not a PKCS#12 file: it is PEM text", false},
+		{"DER certificate", "leaf.der", "not a PKCS#12 file; is it PEM", false},
+		{"no MAC", "nomac.p12", "export it again with a MAC", false},
+		{"intermediate missing", "gap.p12", `ends at "ChainApp", whose issuer "Test Intermediate" is not in the file`, true},
+		{"whole chain", "full.p12", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, code := runCmd([]byte("pw\n"), "app", "--app-id", "ChainApp", "--p12", filepath.Join(dir, tt.file), "--to", f.reg, "--sign", f.signKey,
+				"--out", filepath.Join(dir, tt.name+".delivery"))
+			if (code == 0) != tt.ok {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if tt.want == "" && strings.Contains(errOut, "warning") {
+				t.Fatalf("unexpected warning: %s", errOut)
+			}
+			if !strings.Contains(errOut, tt.want) {
+				t.Fatalf("stderr %q does not say %q", errOut, tt.want)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -53,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // serveFlags are the flags both serving commands share.
 type serveFlags struct {
 	listen, admin, path, clientAuth, logLevel string
+	frontCert, frontHeader                    string
 	http2                                     bool
 }
 
@@ -63,6 +65,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.clientAuth, "client-auth", "require", "client certificates: require, require-http, accept or ignore")
 	fs.BoolVar(&f.http2, "http2", false, "offer HTTP/2 (default HTTP/1.1 only)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.frontCert, "front-cert", "", "PEM `file` of the client certificate of a TLS front (a reverse proxy set up like IIS); "+
+		"only on connections presenting it is the client certificate taken from --front-header")
+	fs.StringVar(&f.frontHeader, "front-header", fakeccp.DefaultFrontHeader, "`header` in which the front passes the client certificate")
 }
 
 func (f *serveFlags) options(stderr io.Writer) (fakeccp.Options, error) {
@@ -75,7 +80,23 @@ func (f *serveFlags) options(stderr io.Writer) (fakeccp.Options, error) {
 		return fakeccp.Options{}, fmt.Errorf("--log-level: %w", err)
 	}
 	log := zerolog.New(stderr).Level(lvl).With().Timestamp().Logger()
-	return fakeccp.Options{ClientAuth: mode, HTTP2: f.http2, Path: f.path, AdminAddr: f.admin, Logger: &log}, nil
+	o := fakeccp.Options{ClientAuth: mode, HTTP2: f.http2, Path: f.path, AdminAddr: f.admin, Logger: &log}
+	if f.frontCert != "" {
+		b, err := os.ReadFile(f.frontCert)
+		if err != nil {
+			return fakeccp.Options{}, fmt.Errorf("--front-cert: %w", err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil || blk.Type != "CERTIFICATE" {
+			return fakeccp.Options{}, errors.New("--front-cert: no PEM CERTIFICATE")
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return fakeccp.Options{}, fmt.Errorf("--front-cert: %w", err)
+		}
+		o.Front = &fakeccp.Front{Certificate: c, Header: f.frontHeader}
+	}
+	return o, nil
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

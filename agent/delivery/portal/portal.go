@@ -15,6 +15,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/credagent/credagent/agent/delivery"
@@ -51,7 +53,7 @@ type PFX struct {
 func OpenPFX(data []byte, password secret.Secret, now time.Time, warn time.Duration) (*PFX, error) {
 	key, leaf, cas, err := pkcs12.DecodeChain(data, password.RevealString())
 	if err != nil {
-		return nil, fmt.Errorf("portal: opening the .pfx: %w", err)
+		return nil, pfxError(data, err)
 	}
 	signer, ok := key.(crypto.Signer)
 	if !ok {
@@ -84,6 +86,14 @@ func OpenPFX(data []byte, password secret.Secret, now time.Time, warn time.Durat
 		rest = append(rest[:next:next], rest[next+1:]...)
 	}
 	p := &PFX{Application: app, Leaf: leaf}
+	if last := certOf(app.Chain[len(app.Chain)-1]); last != nil && !isSelfSigned(last) && len(cas) > 0 && !issuedByOneOf(last, cas) {
+		// The exporter included CA certificates, but the chain stops
+		// short of a root: an intermediate is missing.
+		p.Warnings = append(p.Warnings, fmt.Sprintf("the chain in the .pfx ends at %q, whose issuer %q is not in the file: "+
+			"unless the CCP server has that intermediate itself, every resolution will fail with \"unknown certificate authority\"; "+
+			"export the .pfx again with the whole chain (openssl pkcs12 -export ... -certfile chain.pem; Windows: include all certificates in the certification path)",
+			last.Subject.CommonName, last.Issuer.CommonName))
+	}
 	if _, err := app.Certificate(now); err != nil {
 		return nil, fmt.Errorf("portal: %w", err)
 	}
@@ -91,6 +101,43 @@ func OpenPFX(data []byte, password secret.Secret, now time.Time, warn time.Durat
 		p.Warnings = append(p.Warnings, fmt.Sprintf("certificate %q expires in %d days (%s)", leaf.Subject.CommonName, int(left.Hours()/24), leaf.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	return p, nil
+}
+
+func issuedByOneOf(c *x509.Certificate, cas []*x509.Certificate) bool {
+	for _, ca := range cas {
+		if !bytes.Equal(ca.Raw, c.Raw) && c.CheckSignatureFrom(ca) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func certOf(der []byte) *x509.Certificate {
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+// pfxError says what is wrong with a file that does not open as PKCS#12,
+// in words a person can act on, rather than the ASN.1 decoder's.
+func pfxError(data []byte, err error) error {
+	var (
+		se asn1.StructuralError
+		sy asn1.SyntaxError
+	)
+	switch {
+	case errors.Is(err, pkcs12.ErrIncorrectPassword):
+		return fmt.Errorf("portal: opening the .pfx: wrong password (%w)", err)
+	case bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n\ufeff"), []byte("-----BEGIN")):
+		return errors.New("portal: not a PKCS#12 file: it is PEM text; make a .pfx from the certificate and its key, " +
+			"e.g. openssl pkcs12 -export -in app.crt -inkey app.key -certfile chain.pem -out app.pfx")
+	case errors.As(err, &se), errors.As(err, &sy), strings.Contains(err.Error(), "asn1: "), strings.Contains(err.Error(), "trailing data"):
+		return errors.New("portal: not a PKCS#12 file; is it PEM, or a certificate without its key? " +
+			"(a .pfx / .p12 holds the certificate, its chain and the private key)")
+	case strings.Contains(err.Error(), "no MAC in data"):
+		return errors.New("portal: the .pfx has no integrity MAC (exported with -nomac), which a password-protected file needs: " +
+			"export it again with a MAC (without -nomac)")
+	}
+	return fmt.Errorf("portal: opening the .pfx: %w", err)
 }
 
 func isSelfSigned(c *x509.Certificate) bool {

@@ -11,7 +11,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -19,10 +21,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/harden"
 )
@@ -159,6 +163,17 @@ func clientCert(t *testing.T) *tls.Certificate {
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
 }
 
+// storeOptions are CCP client options trusting the given server
+// certificates, with short timeouts.
+func storeOptions(server string, trust ...*x509.Certificate) ccp.Options {
+	var bundle []byte
+	for _, c := range trust {
+		bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return ccp.Options{Servers: []string{server}, CABundle: bundle, ConnectTimeout: 2 * time.Second,
+		TLSTimeout: 2 * time.Second, RequestTimeout: 3 * time.Second}
+}
+
 func TestProbeStore(t *testing.T) {
 	var gotQuery string
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -176,10 +191,8 @@ func TestProbeStore(t *testing.T) {
 	ts.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	ts.StartTLS()
 	defer ts.Close()
-	roots := x509.NewCertPool()
-	roots.AddCert(ts.Certificate())
 	ctx := context.Background()
-	base := Store{Name: "prod", Servers: []string{ts.URL}, AppID: "App1", Safe: "S", HealthObject: "health", ClientCert: clientCert(t), Roots: roots}
+	base := Store{Name: "prod", Options: storeOptions(ts.URL, ts.Certificate()), AppID: "App1", Safe: "S", HealthObject: "health", ClientCert: clientCert(t)}
 
 	if got := levels(ProbeStore(ctx, base)); got != "PASS,PASS,PASS,PASS" {
 		t.Fatalf("good store: %s %+v", got, ProbeStore(ctx, base))
@@ -200,12 +213,12 @@ func TestProbeStore(t *testing.T) {
 		t.Fatalf("no health object: %+v, request %q sent", rs, gotQuery)
 	}
 	untrusted := base
-	untrusted.Roots = x509.NewCertPool()
-	if rs := ProbeStore(ctx, untrusted); rs[2].Level != Fail || !strings.Contains(rs[2].Name, "tls") {
+	untrusted.Options.CABundle = nil
+	if rs := ProbeStore(ctx, untrusted); rs[2].Level != Fail || !strings.Contains(rs[2].Name, "tls") || !strings.Contains(rs[2].Detail, "authority") {
 		t.Fatalf("untrusted chain: %+v", rs)
 	}
 	pinned := base
-	pinned.Pins = []string{"AAAA"}
+	pinned.Options.Pins = []string{base64.StdEncoding.EncodeToString(make([]byte, 32))}
 	if rs := ProbeStore(ctx, pinned); rs[2].Level != Fail {
 		t.Fatalf("wrong pin: %+v", rs)
 	}
@@ -219,7 +232,7 @@ func TestProbeStore(t *testing.T) {
 		"sha256/" + base64.StdEncoding.EncodeToString(spki[:]),
 	} {
 		good := base
-		good.Pins = []string{pin}
+		good.Options.Pins = []string{pin}
 		if rs := ProbeStore(ctx, good); rs[2].Level != Pass {
 			t.Fatalf("right pin %q refused: %+v", pin, rs)
 		}
@@ -228,7 +241,7 @@ func TestProbeStore(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
-	down.Servers = []string{"https://" + addr}
+	down.Options.Servers = []string{"https://" + addr}
 	if rs := ProbeStore(ctx, down); rs[1].Level != Fail {
 		t.Fatalf("closed port: %+v", rs)
 	}
@@ -259,11 +272,9 @@ func TestProbeStoreKeepsQueryOutOfDetail(t *testing.T) {
 	ts.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	ts.StartTLS()
 	defer ts.Close()
-	roots := x509.NewCertPool()
-	roots.AddCert(ts.Certificate())
-	roots.AddCert(other.Certificate())
-	s := Store{Name: "prod", Servers: []string{ts.URL}, AppID: "SecretApp", Safe: "SecretSafe", Folder: "SecretFolder",
-		HealthObject: "SecretHealth", ClientCert: clientCert(t), Roots: roots}
+	o := storeOptions(ts.URL, ts.Certificate(), other.Certificate())
+	s := Store{Name: "prod", Options: o, AppID: "SecretApp", Safe: "SecretSafe", Folder: "SecretFolder",
+		HealthObject: "SecretHealth", ClientCert: clientCert(t)}
 
 	rs := ProbeStore(context.Background(), s)
 	if len(rs) != 4 || rs[3].Level != Fail {
@@ -284,5 +295,96 @@ func TestProbeStoreKeepsQueryOutOfDetail(t *testing.T) {
 	}
 	if len(rs) != 4 || rs[3].Level == Pass || strings.Contains(rs[3].Detail, "SecretApp") {
 		t.Errorf("redirect: %+v", rs)
+	}
+}
+
+// connectProxy is a CONNECT proxy that sends every tunnel to target,
+// whatever host was asked for; it counts the tunnels.
+func connectProxy(t *testing.T, target string) (string, *int) {
+	n := new(int)
+	p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		*n++
+		w.WriteHeader(http.StatusOK)
+		c, buf, _ := w.(http.Hijacker).Hijack()
+		go func() { io.Copy(up, buf); up.Close() }()
+		go func() { io.Copy(c, up); c.Close() }()
+	}))
+	t.Cleanup(p.Close)
+	return p.URL, n
+}
+
+// TestProbeStoreThroughProxy: doctor reaches a store the way the agent
+// does, through the store's proxy: a server name only the proxy can reach
+// passes (issue 19, defect 4).
+func TestProbeStoreThroughProxy(t *testing.T) {
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TLS.PeerCertificates) == 0 {
+			http.Error(w, `{"ErrorCode":"APPAP306E"}`, http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"Content":"x"}`))
+	}))
+	ts.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	ts.StartTLS()
+	defer ts.Close()
+	proxy, tunnels := connectProxy(t, ts.Listener.Addr().String())
+	_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
+	o := storeOptions("https://example.com:"+port, ts.Certificate())
+	o.Proxy = proxy
+	s := Store{Name: "prod", Options: o, AppID: "App1", HealthObject: "health", ClientCert: clientCert(t)}
+	rs := ProbeStore(context.Background(), s)
+	if got := levels(rs); got != "PASS,PASS,PASS,PASS" || *tunnels == 0 || !strings.Contains(rs[0].Detail, "proxy") {
+		t.Fatalf("through the proxy: %s, %d tunnels: %+v", got, *tunnels, rs)
+	}
+}
+
+// TestProbeStoreLateCert: a server that, over TLS 1.3, asks for the client
+// certificate only after the handshake. doctor names the cause in words and
+// gives both fixes; with the store held at TLS 1.3 it fails.
+func TestProbeStoreLateCert(t *testing.T) {
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TLS.PeerCertificates) == 0 {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte("<html><body>403 Forbidden</body></html>"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"Content":"x"}`))
+	}))
+	ts.TLS = &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		cfg := ts.TLS.Clone()
+		cfg.GetConfigForClient = nil
+		if slices.Contains(h.SupportedVersions, tls.VersionTLS13) {
+			cfg.MinVersion, cfg.ClientAuth = tls.VersionTLS13, tls.NoClientCert
+		} else {
+			cfg.MaxVersion, cfg.ClientAuth = tls.VersionTLS12, tls.RequireAnyClientCert
+		}
+		return cfg, nil
+	}}
+	ts.StartTLS()
+	defer ts.Close()
+	s := Store{Name: "prod", Options: storeOptions(ts.URL, ts.Certificate()), AppID: "App1", HealthObject: "health", ClientCert: clientCert(t)}
+	rs := ProbeStore(context.Background(), s)
+	last := rs[len(rs)-1]
+	if last.Level != Warn || !strings.Contains(last.Detail, "after a TLS 1.3 handshake") ||
+		!strings.Contains(last.Fix, "clientcertnegotiation=enable") || !strings.Contains(last.Fix, "TLS 1.2") {
+		t.Fatalf("fallback: %+v", rs)
+	}
+	s.Options.TLSMaxVersion = tls.VersionTLS13
+	rs = ProbeStore(context.Background(), s)
+	last = rs[len(rs)-1]
+	if last.Level != Fail || !strings.Contains(last.Detail, "after a TLS 1.3 handshake") || strings.Contains(last.Fix, "register") {
+		t.Fatalf("held at TLS 1.3: %+v", rs)
 	}
 }

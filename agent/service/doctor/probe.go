@@ -3,180 +3,184 @@ package doctor
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/credagent/credagent/agent/ccp"
 )
 
 // Store is what probing one CCP store needs. The agent fills it from its
-// state (state.Store plus the application's certificate), so the client
-// certificate's private key never leaves the agent's process.
+// state and configuration (the store, ccp.OptionsFor, and the application's
+// certificate), so that the private key never leaves the agent's process
+// and the probe runs the agent's own CCP client: the same transport, proxy,
+// trust, pins and TLS versions as a resolution.
 type Store struct {
 	Name         string
-	Servers      []string // https://host[:port]
-	Path         string   // default /AIMWebService
 	AppID        string
 	Safe         string
 	Folder       string
 	HealthObject string // the account requested to prove the client certificate works
-	CABundle     []byte // PEM, added to the system roots
-	Pins         []string
-	ClientCert   *tls.Certificate
-	// Roots replaces the system roots (tests). Nil: the system pool.
-	Roots *x509.CertPool
+	// Options are the store's CCP client options (servers, path, CA
+	// bundle, pins, proxy, TLS version, timeouts).
+	Options    ccp.Options
+	ClientCert *tls.Certificate
 }
 
-// ProbeStore checks each server of s in turn: DNS, TCP, the TLS handshake
-// with the chain (and pins) validated, and the client certificate accepted,
-// by requesting the health-check object. It never sends an empty AppID or
-// object, which would only fill CCP's error log.
+// lateCertCause and lateCertFix say what a server that asks for the client
+// certificate after a TLS 1.3 handshake does, and the two ways out.
+const (
+	lateCertCause = "this server asked for the client certificate after a TLS 1.3 handshake (post-handshake authentication), " +
+		"which the agent cannot answer: Go's TLS has no post-handshake authentication, so the certificate never reaches CCP"
+	lateCertFix = "either, on the server, negotiate the client certificate at the handshake " +
+		"(IIS: netsh http update sslcert ... clientcertnegotiation=enable), " +
+		"or cap the store at TLS 1.2 (tls_max_version: \"1.2\" in the store delivery, or ccp.tls_max_version in the config)"
+)
+
+// ProbeStore checks each server of s in turn, through the agent's CCP
+// client: name resolution, the connection (through the store's proxy if it
+// has one), the TLS handshake with the chain (and pins) validated, and the
+// client certificate accepted, by requesting the health-check object. It
+// never sends an empty AppID or object, which would only fill CCP's error
+// log.
 func ProbeStore(ctx context.Context, s Store) []Result {
-	var out []Result
-	if len(s.Servers) == 0 {
+	if len(s.Options.Servers) == 0 {
 		return []Result{{Name: "store " + s.Name, Level: Fail, Detail: "no servers", Fix: "fix the store's delivery in the portal"}}
 	}
-	for _, srv := range s.Servers {
-		out = append(out, probeServer(ctx, s, srv)...)
+	src := func() (*tls.Certificate, error) {
+		if s.ClientCert == nil {
+			return nil, ccp.ErrNoClientCertificate
+		}
+		return s.ClientCert, nil
+	}
+	opts := s.Options
+	opts.Retries = 0
+	c, err := ccp.New(opts, src)
+	if err != nil {
+		return []Result{{Name: "store " + s.Name, Level: Fail, Detail: err.Error(), Fix: "fix the store's delivery in the portal"}}
+	}
+	defer c.CloseIdleConnections()
+	var req *ccp.Request
+	if s.HealthObject != "" && s.ClientCert != nil {
+		req = &ccp.Request{AppID: s.AppID, Safe: s.Safe, Folder: s.Folder, Object: s.HealthObject, Reason: "credagent doctor health check"}
+	}
+	var out []Result
+	for i, srv := range s.Options.Servers {
+		out = append(out, probeServer(s, srv, c.ProbeServer(ctx, i, req))...)
 	}
 	return out
 }
 
-func probeServer(ctx context.Context, s Store, srv string) []Result {
+// probeServer turns one probe into results: dns, tcp, tls and client
+// certificate, stopping at the first step that failed.
+func probeServer(s Store, srv string, p ccp.Probe) []Result {
 	prefix := "store " + s.Name + " " + srv
 	r := func(step string, l Level, detail, fix string) Result {
 		return Result{Name: prefix + " " + step, Level: l, Detail: detail, Fix: fix}
 	}
-	u, err := url.Parse(srv)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return []Result{r("url", Fail, fmt.Sprintf("%q is not an https:// URL", srv), "fix the store in the portal")}
+	host := srv
+	if u, err := url.Parse(srv); err == nil && u.Host != "" {
+		host = u.Host
 	}
-	host, port := u.Hostname(), u.Port()
-	if port == "" {
-		port = "443"
+	msg := func() string {
+		if p.Err == nil {
+			return ""
+		}
+		return p.Err.Message
 	}
 	var out []Result
 
-	addrs, err := net.DefaultResolver.LookupHost(ctx, host)
-	if err != nil {
-		return append(out, r("dns", Fail, err.Error(), "check the name and this machine's DNS servers"))
-	}
-	out = append(out, r("dns", Pass, strings.Join(addrs, ", "), ""))
-
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
-	if err != nil {
-		return append(out, r("tcp", Fail, err.Error(), "check firewalls and proxies between this machine and "+host+":"+port))
-	}
-	out = append(out, r("tcp", Pass, conn.RemoteAddr().String(), ""))
-
-	// Trust and pins exactly as the CCP client does.
-	var roots *x509.CertPool
-	if s.Roots == nil {
-		roots, err = ccp.LoadRoots(s.CABundle)
-	} else {
-		roots = s.Roots.Clone()
-		if len(s.CABundle) > 0 && !roots.AppendCertsFromPEM(s.CABundle) {
-			err = errors.New("CA bundle holds no PEM certificate")
+	switch {
+	case p.Proxy != "":
+		out = append(out, r("dns", Pass, "resolved by the proxy "+p.Proxy, ""))
+	case p.DNSErr != nil || ccp.IsDNSFailure(p.Err):
+		detail := msg()
+		if p.DNSErr != nil {
+			detail = p.DNSErr.Error()
 		}
+		return append(out, r("dns", Fail, detail, "check the name and this machine's DNS servers"))
+	case len(p.Addrs) == 0:
+		out = append(out, r("dns", Pass, "no lookup (an address)", ""))
+	default:
+		out = append(out, r("dns", Pass, strings.Join(p.Addrs, ", "), ""))
 	}
-	if err != nil {
-		conn.Close()
-		return append(out, r("tls", Fail, "the store's "+err.Error(), "fix the CA bundle in the portal"))
-	}
-	pins, err := ccp.ParsePins(s.Pins)
-	if err != nil {
-		conn.Close()
-		return append(out, r("tls", Fail, "the store's "+err.Error(), "fix the pins in the portal"))
-	}
-	tcfg := &tls.Config{
-		ServerName:    host,
-		RootCAs:       roots,
-		MinVersion:    tls.VersionTLS12,
-		Renegotiation: tls.RenegotiateOnceAsClient, // IIS asks for the client certificate this way
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if s.ClientCert == nil {
-				return &tls.Certificate{}, nil
-			}
-			return s.ClientCert, nil
-		},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(pins) > 0 && !ccp.PinsMatch(cs.VerifiedChains, pins) {
-				return errors.New("no certificate in the server's chain matches the store's pins")
-			}
-			return nil
-		},
-	}
-	tc := tls.Client(conn, tcfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		tc.Close()
-		return append(out, r("tls", Fail, err.Error(), "check the server's certificate chain against the store's CA bundle and pins"))
-	}
-	cs := tc.ConnectionState()
-	out = append(out, r("tls", Pass, fmt.Sprintf("%s, chain to %q valid", tls.VersionName(cs.Version), cs.VerifiedChains[0][len(cs.VerifiedChains[0])-1].Subject.CommonName), ""))
-	tc.Close()
 
-	if s.HealthObject == "" {
-		return append(out, r("client certificate", Warn, "not checked: the store has no health-check object",
+	if p.Remote == "" || (p.Err != nil && p.Err.Code == "PROXY") {
+		fix := "check firewalls and proxies between this machine and " + host
+		if p.Proxy != "" {
+			fix = "check the store's proxy " + p.Proxy + " and that it allows CONNECT to " + host
+		}
+		return append(out, r("tcp", Fail, msg(), fix))
+	}
+	via := ""
+	if p.Proxy != "" {
+		via = " (the proxy)"
+	}
+	out = append(out, r("tcp", Pass, p.Remote+via, ""))
+
+	switch {
+	case p.TLS != nil:
+		detail := tls.VersionName(p.TLS.Version)
+		if ch := p.TLS.VerifiedChains; len(ch) > 0 && len(ch[0]) > 0 {
+			root := ch[0][len(ch[0])-1].Subject
+			name := root.CommonName
+			if name == "" {
+				name = root.String()
+			}
+			detail += fmt.Sprintf(", chain to %q valid", name)
+		}
+		out = append(out, r("tls", Pass, detail, ""))
+	case p.Err != nil && (p.Err.Class == ccp.ClassClientCertRejected || p.Err.Class == ccp.ClassAppCertUnreadable):
+		out = append(out, r("tls", Pass, "server trusted; the handshake ended over the client certificate", ""))
+	default:
+		return append(out, r("tls", Fail, msg(), "check the server's certificate chain against the store's CA bundle and pins, and the server URL"))
+	}
+
+	const step = "client certificate"
+	switch {
+	case s.ClientCert == nil:
+		return append(out, r(step, Fail, "no certificate for application "+s.AppID, "have the portal deliver the application's certificate"))
+	case s.HealthObject == "":
+		return append(out, r(step, Warn, "not checked: the store has no health-check object",
 			"name a health-check account for the store in the portal (an empty request would fill CCP's error log)"))
+	case p.Found && p.TLS12Fallback:
+		return append(out, r(step, Warn, "accepted over TLS 1.2 only: "+lateCertCause+"; the agent falls back to TLS 1.2 with this server", lateCertFix))
+	case p.Found:
+		return append(out, r(step, Pass, "accepted; health-check object "+s.HealthObject+" retrieved", ""))
+	case p.Err == nil:
+		return append(out, r(step, Warn, "no answer", "see the agent's log"))
+	case p.Err.LateCertRequest:
+		return append(out, r(step, Fail, lateCertCause+" ("+p.Err.Code+": "+p.Err.Message+")", lateCertFix))
+	case p.Err.Class == ccp.ClassClientCertRejected:
+		return append(out, r(step, Fail, describe(p)+": application "+s.AppID+" failed authentication",
+			"in CyberArk, allow the certificate (serial or issuer) for application "+s.AppID+" and the machine's address; make sure TLS is not ended before CCP"))
+	case p.Err.Class == ccp.ClassNotFound:
+		return append(out, r(step, Warn, "accepted, but the health-check object was not found ("+describe(p)+")",
+			"create "+s.HealthObject+" in safe "+s.Safe+" or fix the store's health-check object"))
+	case p.Err.Class == ccp.ClassVaultUnreachable || p.Err.Class == ccp.ClassTimeout:
+		return append(out, r(step, Fail, describe(p), "the server accepted the TLS session, then failed the request: see CCP's and IIS's logs"))
+	case p.Err.Class == ccp.ClassStoreMisconfigured:
+		return append(out, r(step, Fail, describe(p), "check the store in the portal: server URL, web-service path, AppID"))
+	default:
+		return append(out, r(step, Warn, "the TLS session was accepted, CCP answered "+describe(p), "see CCP's log for the request from this machine"))
 	}
-	if s.ClientCert == nil {
-		return append(out, r("client certificate", Fail, "no certificate for application "+s.AppID, "have the portal deliver the application's certificate"))
-	}
-	out = append(out, healthRequest(ctx, s, u, tcfg, r))
-	return out
 }
 
-func healthRequest(ctx context.Context, s Store, u *url.URL, tcfg *tls.Config, r func(string, Level, string, string) Result) Result {
-	p := s.Path
-	if p == "" {
-		p = "/AIMWebService"
+// describe is the status, code and message of a failed probe, never the
+// request's URL.
+func describe(p ccp.Probe) string {
+	var parts []string
+	if p.HTTPStatus != 0 {
+		parts = append(parts, fmt.Sprintf("%d %s", p.HTTPStatus, http.StatusText(p.HTTPStatus)))
 	}
-	q := url.Values{"AppID": {s.AppID}, "Object": {s.HealthObject}}
-	if s.Safe != "" {
-		q.Set("Safe", s.Safe)
-	}
-	if s.Folder != "" {
-		q.Set("Folder", s.Folder)
-	}
-	ru := *u
-	ru.Path = strings.TrimRight(p, "/") + "/api/Accounts"
-	ru.RawQuery = q.Encode()
-	tr := &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: false, DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ru.String(), nil)
-	req.Header.Set("X-CredAgent-Reason", "credagent doctor health check")
-	// RoundTrip, not an http.Client: it follows no redirect (which would
-	// take the application's client certificate wherever the answer
-	// points), and its errors are not *url.Error, whose text holds the
-	// whole URL with its query (AppID, safe, folder, object).
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+	if p.Err != nil {
+		if p.Err.Code != "" && !strings.HasPrefix(p.Err.Code, "HTTP ") {
+			parts = append(parts, p.Err.Code)
 		}
-		return r("client certificate", Fail, err.Error(), "the server refused the TLS session: check that CCP trusts the application certificate's issuer")
+		if p.Err.Message != "" {
+			parts = append(parts, p.Err.Message)
+		}
 	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusOK:
-		return r("client certificate", Pass, "accepted; health-check object "+s.HealthObject+" retrieved", "")
-	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
-		return r("client certificate", Fail, resp.Status+": application "+s.AppID+" failed authentication",
-			"in CyberArk, allow the certificate (serial or issuer) for application "+s.AppID+" and the machine's address")
-	case resp.StatusCode == http.StatusNotFound:
-		return r("client certificate", Warn, "accepted, but the health-check object was not found ("+resp.Status+")",
-			"create "+s.HealthObject+" in safe "+s.Safe+" or fix the store's health-check object")
-	default:
-		return r("client certificate", Warn, "the TLS session was accepted, CCP answered "+resp.Status, "see CCP's log for the request from this machine")
-	}
+	return strings.Join(parts, ", ")
 }
