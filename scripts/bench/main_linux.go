@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"image/color"
 	"net/http"
 	"os"
@@ -35,14 +36,14 @@ type harness struct {
 	rounds int
 
 	pki       *fakeccp.DevPKI
-	fake      *proc
+	fake      *rig.Proc
 	fakeURL   string
 	fakeAdmin string
 	fakeHS    string // the handshake counts of the fake's listener
-	bare      *proc
+	bare      *rig.Proc
 	bareURL   string
 
-	agent    *proc
+	agent    *rig.Proc
 	agentDir string
 	socket   string
 	api      *client.Client
@@ -57,7 +58,7 @@ type harness struct {
 	latAgent, latDirect []time.Duration
 	hs                  handshakes
 	// idle is the RSS baseline process.
-	idle *proc
+	idle *rig.Proc
 	// profileReasons lists the missed goals to profile for.
 	profileReasons []string
 }
@@ -115,7 +116,7 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 		return err
 	}
 	defer func() {
-		stopAll()
+		rig.StopAll()
 		if keep || err != nil {
 			fmt.Printf("kept %s\n", h.root)
 		} else {
@@ -196,11 +197,11 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 		}
 	}
 	if h.agent != nil {
-		h.agent.stop(10 * time.Second)
+		h.agent.Stop(10 * time.Second)
 	}
 
 	h.rep.Machine.LoadEnd = loadAverage()
-	h.rep.Machine.Duration = round3(time.Since(start).Seconds())
+	h.rep.Machine.Duration = rig.Round3(time.Since(start).Seconds())
 	return h.write()
 }
 
@@ -231,7 +232,7 @@ func (h *harness) write() error {
 		}
 		var sum bytes.Buffer
 		writeSummary(&sum, h.rep, h.outRel)
-		doc, err = replaceBetween(doc, readmeBegin, readmeEnd, sum.Bytes())
+		doc, err = rig.ReplaceBetween(doc, readmeBegin, readmeEnd, sum.Bytes())
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.readme, err)
 		}
@@ -242,9 +243,9 @@ func (h *harness) write() error {
 	if len(h.latAgent) > 0 && len(h.latDirect) > 0 {
 		var img bytes.Buffer
 		title := "RESOLVE LATENCY, ONE CALLER: AGENT VS DIRECT"
-		err := renderLatencyPNG(&img, title, []series{
-			{Name: "AGENT (SOCKET)", Samples: sortedCopy(h.latAgent), Color: color.RGBA{220, 90, 20, 255}},
-			{Name: "DIRECT (GO CCP CLIENT)", Samples: sortedCopy(h.latDirect), Color: color.RGBA{30, 90, 200, 255}},
+		err := rig.RenderLatencyPNG(&img, title, []rig.Series{
+			{Name: "AGENT (SOCKET)", Samples: rig.SortedCopy(h.latAgent), Color: color.RGBA{220, 90, 20, 255}},
+			{Name: "DIRECT (GO CCP CLIENT)", Samples: rig.SortedCopy(h.latDirect), Color: color.RGBA{30, 90, 200, 255}},
 		})
 		if err != nil {
 			return err
