@@ -15,30 +15,6 @@ import (
 	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
-// dropAtomically writes data to a dot file in dir, flushes it, and renames
-// it to name, returning the moment of the rename: the delivery is "dropped"
-// then, as when the portal (portal.Write) finishes.
-func dropAtomically(dir, name string, data []byte) (time.Time, error) {
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return time.Time{}, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return time.Time{}, err
-	}
-	if err := f.Close(); err != nil {
-		return time.Time{}, err
-	}
-	t := time.Now()
-	return t, os.Rename(tmp, filepath.Join(dir, name))
-}
-
 // hasApp reports whether the agent's status lists the application.
 func (h *harness) hasApp(appID string) (bool, error) {
 	st, err := h.api.Status(h.ctx)
@@ -86,7 +62,7 @@ func (h *harness) deliveryApply() error {
 	var agent, raw []float64
 	for i, dr := range drops {
 		// The agent: poll the status every millisecond.
-		t0, err := dropAtomically(p.Inbox, dr.d.ID+".delivery", dr.d.Marshal())
+		t0, err := rig.DropFile(p.Inbox, dr.d.ID+".delivery", dr.d.Marshal())
 		if err != nil {
 			return err
 		}
@@ -107,7 +83,7 @@ func (h *harness) deliveryApply() error {
 		}
 		// The baseline: a bare watcher seeing the same kind of rename.
 		name := fmt.Sprintf("raw%02d.delivery", i)
-		t1, err := dropAtomically(watchDir, name, dr.d.Marshal())
+		t1, err := rig.DropFile(watchDir, name, dr.d.Marshal())
 		if err != nil {
 			return err
 		}

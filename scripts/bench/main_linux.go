@@ -200,7 +200,7 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 		h.agent.Stop(10 * time.Second)
 	}
 
-	h.rep.Machine.LoadEnd = loadAverage()
+	h.rep.Machine.LoadEnd = rig.LoadAverage()
 	h.rep.Machine.Duration = rig.Round3(time.Since(start).Seconds())
 	return h.write()
 }
@@ -260,15 +260,7 @@ func (h *harness) write() error {
 
 // describeMachine reads the CPU model, kernel and load.
 func describeMachine(tmp string) machine {
-	m := machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadAverage(), CPU: "unknown"}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for l := range strings.Lines(string(b)) {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
+	m := machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: rig.LoadAverage(), CPU: rig.CPUModel()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
@@ -295,17 +287,6 @@ func fsName(t int64) string {
 	return fmt.Sprintf("0x%x", t)
 }
 
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
 
 // errBudget is returned by loops cut short by the run's budget.
 var errBudget = errors.New("out of time")

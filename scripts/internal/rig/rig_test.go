@@ -162,3 +162,28 @@ func TestReplaceBetween(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderTimeSeriesPNG(t *testing.T) {
+	lim := 50.0
+	var pts []Point
+	for i := range 60 {
+		pts = append(pts, Point{T: float64(i * 10), V: 40 + float64(i%7)})
+	}
+	c := TimeSeriesChart{Title: "TEST", Mark: 120, Shaded: []Span{{180, 190}}, Panels: []Panel{
+		{Title: "A (MB)", Points: pts, Color: color.RGBA{200, 0, 0, 255}, Limit: &lim},
+		{Title: "FLAT", Points: []Point{{0, 3}, {10, 3}}, Color: color.RGBA{0, 0, 200, 255}},
+		{Title: "EMPTY"},
+	}}
+	var buf bytes.Buffer
+	if err := RenderTimeSeriesPNG(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cellW, cellH := tsMarginL+tsPanelW+tsMarginR, tsMarginT+tsPanelH+tsMarginB
+	if b := img.Bounds(); b.Dx() != 2*cellW || b.Dy() != tsHeader+2*cellH {
+		t.Errorf("size %v", b)
+	}
+}
