@@ -287,6 +287,5 @@ func fsName(t int64) string {
 	return fmt.Sprintf("0x%x", t)
 }
 
-
 // errBudget is returned by loops cut short by the run's budget.
 var errBudget = errors.New("out of time")
