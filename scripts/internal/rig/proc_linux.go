@@ -44,18 +44,33 @@ var (
 	procs   []*Proc
 )
 
+// ProcOptions are the less common ways to start a child.
+type ProcOptions struct {
+	// Credential runs the child as another user (the harness must be root).
+	Credential *syscall.Credential
+	// OnLine, if set, receives every line of standard output as it arrives,
+	// instead of the log file (for children that stream records). The first
+	// lines are still kept for WaitLine.
+	OnLine func(text string, at time.Time)
+}
+
 // StartProc starts argv. The child dies with the harness (Pdeathsig), and
 // StopAll stops whatever is still running when the harness ends.
 func StartProc(name, logPath string, argv ...string) (*Proc, error) {
+	return StartProcWith(name, logPath, ProcOptions{}, argv...)
+}
+
+// StartProcWith is StartProc with options.
+func StartProcWith(name, logPath string, o ProcOptions, argv ...string) (*Proc, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	p := &Proc{name: name, LogPath: logPath, done: make(chan struct{})}
+	p := &Proc{name: name, LogPath: logPath, done: make(chan struct{}), onLine: o.OnLine}
 	p.cond = sync.NewCond(&p.mu)
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stderr = logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: o.Credential}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()

@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"io"
 	"math"
+	"slices"
 )
 
 // Point is one sample of a time series: T seconds into the run.
@@ -24,6 +25,10 @@ type Panel struct {
 	Title  string // upper case reads best in the bitmap font
 	Points []Point
 	Color  color.RGBA
+	// Second, if set, is another series on the same axes, drawn in
+	// SecondColor (p50 under p99).
+	Second      []Point
+	SecondColor color.RGBA
 	// Limit, when set, is drawn as a dashed red horizontal line (a
 	// threshold the series must stay under).
 	Limit *float64
@@ -93,7 +98,7 @@ func drawPanel(img *image.RGBA, x0, y0 int, tmax, tstep float64, c TimeSeriesCha
 	red := color.RGBA{200, 0, 0, 255}
 
 	ymin, ymax := math.Inf(1), math.Inf(-1)
-	for _, pt := range p.Points {
+	for _, pt := range slices.Concat(p.Points, p.Second) {
 		ymin, ymax = math.Min(ymin, pt.V), math.Max(ymax, pt.V)
 	}
 	if p.Limit != nil {
@@ -125,7 +130,7 @@ func drawPanel(img *image.RGBA, x0, y0 int, tmax, tstep float64, c TimeSeriesCha
 		y := py(v)
 		hline(img, x0, x0+tsPanelW, y, grey)
 		l := TrimFloat(Round3(v))
-		drawText(img, x0-8-textWidth(l, 1)*2, y-glyphH, l, fontScale, black)
+		drawText(img, x0-8-textWidth(l, fontScale), y-glyphH, l, fontScale, black)
 	}
 	for t := 0.0; t <= tmax+tstep/2; t += tstep {
 		x := px(t)
@@ -144,6 +149,10 @@ func drawPanel(img *image.RGBA, x0, y0 int, tmax, tstep float64, c TimeSeriesCha
 				img.Set(x, y+1, red)
 			}
 		}
+	}
+	for i := 1; i < len(p.Second); i++ {
+		a, b := p.Second[i-1], p.Second[i]
+		line(img, px(a.T), py(a.V), px(b.T), py(b.V), p.SecondColor)
 	}
 	for i := 1; i < len(p.Points); i++ {
 		a, b := p.Points[i-1], p.Points[i]
