@@ -222,7 +222,15 @@ func (h *harness) write() error {
 	}
 	var md bytes.Buffer
 	writeMarkdown(&md, h.rep)
-	if err := os.WriteFile(filepath.Join(h.outDir, "README.md"), md.Bytes(), 0o644); err != nil {
+	// The soak (scripts/soak) keeps its section in the same file: carry it
+	// over.
+	mdPath := filepath.Join(h.outDir, "README.md")
+	if old, err := os.ReadFile(mdPath); err == nil {
+		if sec, ok := rig.Between(old, soakBegin, soakEnd); ok {
+			fmt.Fprintf(&md, "\n%s%s%s\n", soakBegin, sec, soakEnd)
+		}
+	}
+	if err := os.WriteFile(mdPath, md.Bytes(), 0o644); err != nil {
 		return err
 	}
 	if h.readme != "" {
@@ -286,6 +294,12 @@ func fsName(t int64) string {
 	}
 	return fmt.Sprintf("0x%x", t)
 }
+
+// The markers of the soak's section of bench/README.md (scripts/soak).
+const (
+	soakBegin = "<!-- soak:begin -->"
+	soakEnd   = "<!-- soak:end -->"
+)
 
 // errBudget is returned by loops cut short by the run's budget.
 var errBudget = errors.New("out of time")
