@@ -138,8 +138,12 @@ func TestAnalyze(t *testing.T) {
 			s.ws = []window{{From: 299, To: 305, What: "ccp-a stopped"}}
 			s.rec[s.at(300)].class = "ccp_unavailable"
 		}, ""},
-		{"refused caller served", func(s *synth) { s.rec = append(s.rec, record{start: 400e6, dur: 10, kind: kindRefused, class: "served"}) }, "allowed requests failed"},
-		{"stale password", func(s *synth) { s.rec = append(s.rec, record{start: 400e6, dur: 10, kind: 'p', class: "stale_password"}) }, "allowed requests failed"},
+		{"refused caller served", func(s *synth) {
+			s.rec = append(s.rec, record{start: 400e6, dur: 10, kind: kindRefused, class: "served"})
+		}, "allowed requests failed"},
+		{"stale password", func(s *synth) {
+			s.rec = append(s.rec, record{start: 400e6, dur: 10, kind: 'p', class: "stale_password"})
+		}, "allowed requests failed"},
 		{"baseline failure is not the agent's", func(s *synth) { s.rec[1].class = "ccp_error" }, ""},
 		{"state directory grows", func(s *synth) { s.ss[40].StateBytes = 20000 }, "state directory"},
 		{"agent slower at the end", func(s *synth) { s.slowAfter(590, kindResolve, 3) }, "p99"},
