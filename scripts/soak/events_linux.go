@@ -241,8 +241,10 @@ func (s *soak) dropJunk(context.Context) error {
 	return err
 }
 
-// replay drops, in turn, an early credential delivery (superseded: it must
-// be refused) and the store's current delivery again.
+// replay drops, in turn, the first store delivery (superseded once the
+// store has been re-delivered: it must be refused as a replay) and the
+// store's current delivery again (a duplicate of the record in force,
+// dropped silently).
 func (s *soak) replay(context.Context) error {
 	s.mu.Lock()
 	s.events["replay turn"]++

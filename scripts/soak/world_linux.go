@@ -121,13 +121,12 @@ func (s *soak) setupWorld() error {
 	if err := s.deliverStore([]string{s.replicas[0].url, s.replicas[1].url}); err != nil {
 		return err
 	}
+	// The first store delivery, superseded at the first re-delivery: the
+	// replay the agent must refuse.
+	s.oldDelivery = s.currentStore
 	for name, obj := range map[string]string{"sap": sapObject, "rpa01": rpaObject} {
-		d, err := s.drop(name, &delivery.Credential{Store: storeName, Object: obj})
-		if err != nil {
+		if _, err := s.drop(name, &delivery.Credential{Store: storeName, Object: obj}); err != nil {
 			return err
-		}
-		if name == "sap" {
-			s.oldDelivery = d.Marshal()
 		}
 	}
 	deadline := time.Now().Add(15 * time.Second)
