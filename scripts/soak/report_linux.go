@@ -116,7 +116,7 @@ func chart(r *results) rig.TimeSeriesChart {
 		{Title: "CONNECTIONS TO CCP", Points: pts(func(s sample) float64 { return float64(s.CCPConns) }), Color: green},
 		{Title: "STATE DIRECTORY (KB), DASHED: BOUND", Points: pts(func(s sample) float64 { return float64(s.StateBytes) / 1024 }), Color: purple,
 			Limit: ptr(float64(r.StateBoundBytes) / 1024)},
-		{Title: "RESOLVE P99 (ORANGE) AND P50 (BLUE) OF THE INTERVAL (MS)", Points: pts(func(s sample) float64 { return s.P99us / 1000 }), Color: orange,
+		{Title: "RESOLVE P99 AND P50 (BLUE) IN MS", Points: pts(func(s sample) float64 { return s.P99us / 1000 }), Color: orange,
 			Second: pts(func(s sample) float64 { return s.P50us / 1000 }), SecondColor: blue},
 	}
 	return c
