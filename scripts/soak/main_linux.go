@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -254,7 +253,6 @@ func (s *soak) startCallers(rate float64) error {
 	if s.p.Every < 5*time.Second {
 		quiet = 300 * time.Millisecond
 	}
-	s.p.Every = s.p.Every.Round(time.Millisecond)
 	for i, sp := range specs {
 		// Resolutions are 85% of a caller's requests.
 		r := rate * sp.share / 0.85
@@ -346,12 +344,4 @@ func (s *soak) countAgentLog() {
 			s.events[what] += strings.Count(string(b), marker)
 		}
 	}
-}
-
-// round keeps figures readable in the JSON.
-func round(x float64) float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return 0
-	}
-	return rig.Round3(x)
 }
