@@ -28,11 +28,12 @@ func TestStatusRuntimeOnlyForPrivileged(t *testing.T) {
 		id   *localsock.Identity
 		want bool
 	}{
-		{"agent's own user", &localsock.Identity{UID: uint32(os.Getuid())}, true},
-		{"root", &localsock.Identity{UID: 0}, true},
-		{"another user", &localsock.Identity{UID: other, GID: other}, false},
-		{"Windows user", &localsock.Identity{SID: "S-1-5-21-1-2-3-1001"}, false},
-		{"Windows SYSTEM", &localsock.Identity{SID: localsock.SIDLocalSystem}, true},
+		{"agent's own user", &localsock.Identity{UID: uint32(os.Getuid()), Verified: true}, true},
+		{"root", &localsock.Identity{UID: 0, Verified: true}, true},
+		{"root, not verified", &localsock.Identity{UID: 0}, false},
+		{"another user", &localsock.Identity{UID: other, GID: other, Verified: true}, false},
+		{"Windows user", &localsock.Identity{SID: "S-1-5-21-1-2-3-1001", Verified: true}, false},
+		{"Windows SYSTEM", &localsock.Identity{SID: localsock.SIDLocalSystem, Verified: true}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodGet, "/v1/status", nil)
@@ -56,9 +57,14 @@ func TestStatusRuntimeOnlyForPrivileged(t *testing.T) {
 	}
 }
 
-// noResolver is never called: the test asks only for the status.
+// noResolver resolves nothing and grants nothing: the test asks only for
+// the status.
 type noResolver struct{}
 
 func (noResolver) Resolve(context.Context, *localsock.Identity, resolve.Request) resolve.Result {
 	panic("not called")
 }
+
+func (noResolver) Admit(*localsock.Identity, resolve.Op) *resolve.Error { return nil }
+
+func (noResolver) Grants(*localsock.Identity, string) bool { return false }
