@@ -55,8 +55,13 @@ bench: build ## the benchmark harness; writes bench/results.json
 	./scripts/bench.sh
 
 .PHONY: e2e
-e2e: build ## end to end in Docker containers
+e2e: build ## end to end in Docker containers, then the 60 s soak
 	./scripts/e2e.sh
+	./scripts/soak.sh --ci
+
+.PHONY: soak
+soak: build ## a month of a machine's life in 10 min (SOAK=30m for longer); writes bench/soak.json
+	./scripts/soak.sh
 
 .PHONY: fakeccp-image
 fakeccp-image: build ## the fake CCP as a FROM scratch Docker image

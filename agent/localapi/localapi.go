@@ -534,6 +534,8 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	if caller := callerOf(r); !caller.Privileged() {
 		st = s.limitedStatus(caller, st)
+	} else {
+		st.Runtime = readRuntime()
 	}
 	writeJSON(w, http.StatusOK, st)
 }

@@ -229,10 +229,27 @@ func New(opts Options) (*Resolver, error) {
 	return r, nil
 }
 
-// Close wipes the cache and writes the pending summaries of refusals.
+// Close wipes the cache, writes the pending summaries of refusals, and
+// closes the fetchers' idle CCP connections, so that a Resolver replaced at
+// a reload does not keep its pools open until their idle timeout.
+// Connections still in use are closed when they are returned (net/http
+// closes connections that come back to a transport whose idle connections
+// were closed). Resolving after Close still works.
 func (r *Resolver) Close() {
 	r.cache.clear()
 	r.refusals.flush()
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	for _, e := range r.fetchers {
+		closeIdle(e.f)
+	}
+}
+
+// closeIdle closes a fetcher's idle connections, if it pools any.
+func closeIdle(f Fetcher) {
+	if c, ok := f.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // Admit reports whether some policy rule matches caller, before anything
@@ -472,9 +489,7 @@ func (r *Resolver) fetcher(store *state.Store, app *state.Application) (Fetcher,
 		return nil, err
 	}
 	if old != nil {
-		if c, ok := old.f.(interface{ CloseIdleConnections() }); ok {
-			c.CloseIdleConnections()
-		}
+		closeIdle(old.f)
 	}
 	r.fetchers[key] = &fetcherEntry{storeSeq: store.Seq, fingerprint: app.Fingerprint, f: f}
 	return f, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,30 +14,6 @@ import (
 	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 )
-
-// dropAtomically writes data to a dot file in dir, flushes it, and renames
-// it to name, returning the moment of the rename: the delivery is "dropped"
-// then, as when the portal (portal.Write) finishes.
-func dropAtomically(dir, name string, data []byte) (time.Time, error) {
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return time.Time{}, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return time.Time{}, err
-	}
-	if err := f.Close(); err != nil {
-		return time.Time{}, err
-	}
-	t := time.Now()
-	return t, os.Rename(tmp, filepath.Join(dir, name))
-}
 
 // hasApp reports whether the agent's status lists the application.
 func (h *harness) hasApp(appID string) (bool, error) {
@@ -85,7 +62,7 @@ func (h *harness) deliveryApply() error {
 	var agent, raw []float64
 	for i, dr := range drops {
 		// The agent: poll the status every millisecond.
-		t0, err := dropAtomically(p.inbox, dr.d.ID+".delivery", dr.d.Marshal())
+		t0, err := rig.DropFile(p.Inbox, dr.d.ID+".delivery", dr.d.Marshal())
 		if err != nil {
 			return err
 		}
@@ -96,17 +73,17 @@ func (h *harness) deliveryApply() error {
 				return err
 			}
 			if ok {
-				agent = append(agent, ms(time.Since(t0)))
+				agent = append(agent, rig.MS(time.Since(t0)))
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("delivery %d (%s) not applied within 5s; see %s", i+1, dr.appID, h.agent.logPath)
+				return fmt.Errorf("delivery %d (%s) not applied within 5s; see %s", i+1, dr.appID, h.agent.LogPath)
 			}
 			time.Sleep(time.Millisecond)
 		}
 		// The baseline: a bare watcher seeing the same kind of rename.
 		name := fmt.Sprintf("raw%02d.delivery", i)
-		t1, err := dropAtomically(watchDir, name, dr.d.Marshal())
+		t1, err := rig.DropFile(watchDir, name, dr.d.Marshal())
 		if err != nil {
 			return err
 		}
@@ -114,10 +91,10 @@ func (h *harness) deliveryApply() error {
 		if err != nil {
 			return err
 		}
-		raw = append(raw, ms(got.Sub(t1)))
+		raw = append(raw, rig.MS(got.Sub(t1)))
 	}
 	fmt.Printf("   agent ms %v\n   fsnotify ms %v\n", roundAll(agent), roundAll(raw))
-	h.rep.add(&figure{Key: "delivery_apply_ms", Unit: "ms", Value: median(agent), Rounds: agent, Baseline: median(raw), BaselineRounds: raw,
+	h.rep.add(&figure{Key: "delivery_apply_ms", Unit: "ms", Value: rig.Median(agent), Rounds: agent, Baseline: rig.Median(raw), BaselineRounds: raw,
 		BaselineName: "bare fsnotify watcher, same filesystem",
 		Method: fmt.Sprintf("%d sealed application deliveries (made with agent/delivery as credseal does), each written to a dot file, flushed, "+
 			"and renamed into the running agent's inbox; the time from the rename until GET /v1/status lists the application "+
@@ -150,7 +127,7 @@ func waitEvent(w *fsnotify.Watcher, path string, timeout time.Duration) (time.Ti
 func roundAll(xs []float64) []float64 {
 	out := make([]float64, len(xs))
 	for i, x := range xs {
-		out[i] = round3(x)
+		out[i] = rig.Round3(x)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"path/filepath"
 	"time"
 
@@ -24,7 +25,7 @@ func (h *harness) coldStart() error {
 	if err != nil {
 		return err
 	}
-	if err := p.stop(15 * time.Second); err != nil {
+	if err := p.Stop(15 * time.Second); err != nil {
 		return err
 	}
 
@@ -64,7 +65,7 @@ func (h *harness) coldStart() error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.Close()
-	if err := p.stop(15 * time.Second); err != nil {
+	if err := p.Stop(15 * time.Second); err != nil {
 		return err
 	}
 
@@ -79,21 +80,21 @@ func (h *harness) coldStart() error {
 			if err != nil {
 				return err
 			}
-			d := ms(ready.Sub(p.started))
+			d := rig.MS(ready.Sub(p.Started))
 			if r == 0 && dir == dir100 {
 				c := client.New(sock)
 				st, err := c.Status(h.ctx)
 				c.Close()
 				if err != nil {
-					p.stop(15 * time.Second)
+					p.Stop(15 * time.Second)
 					return err
 				}
 				if len(st.Applications) != coldApps {
-					p.stop(15 * time.Second)
+					p.Stop(15 * time.Second)
 					return fmt.Errorf("the restarted agent has %d applications, not %d", len(st.Applications), coldApps)
 				}
 			}
-			if err := p.stop(15 * time.Second); err != nil {
+			if err := p.Stop(15 * time.Second); err != nil {
 				return err
 			}
 			if dir == dir100 {
@@ -104,7 +105,7 @@ func (h *harness) coldStart() error {
 		}
 		fmt.Printf("   round %d: %d apps %.1f ms, none %.1f ms\n", r+1, coldApps, full[r], empty[r])
 	}
-	h.rep.add(&figure{Key: "cold_start_ms", Unit: "ms", Value: median(full), Rounds: full, Baseline: median(empty), BaselineRounds: empty,
+	h.rep.add(&figure{Key: "cold_start_ms", Unit: "ms", Value: rig.Median(full), Rounds: full, Baseline: rig.Median(empty), BaselineRounds: empty,
 		BaselineName: "same, no deliveries in its state",
 		Method: fmt.Sprintf("from exec of bin/credagent run --dev to its \"listening\" line (printed once the state is rebuilt and the socket listens), "+
 			"with %d sealed applications, a store and a credential in its state directory (each record is verified and opened again with "+

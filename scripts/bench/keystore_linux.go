@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"net"
 	"os"
 	"os/exec"
@@ -74,7 +75,7 @@ func (h *harness) keystoreUnwrap() error {
 			res[b.name] = append(res[b.name], float64(br.NsPerOp())/1e3)
 		}
 	}
-	memMed := median(res["memory"])
+	memMed := rig.Median(res["memory"])
 	for _, name := range []string{"memory", "file", "tpm"} {
 		f := &figure{Key: "keystore_unwrap_us." + name, Unit: "µs", BaselineName: "memory store", Baseline: memMed, BaselineRounds: res["memory"],
 			Method: fmt.Sprintf("keystoretest.BenchmarkUnwrap (HPKE open of a 4 KiB message sealed to the key: one ECDH in the store, "+
@@ -86,7 +87,7 @@ func (h *harness) keystoreUnwrap() error {
 			f.Method = "TPM store against Debian's swtpm on a Unix socket (a hardware TPM is slower still: swtpm does the TPM's work on this CPU): " + f.Method
 		}
 		if vals, ok := res[name]; ok {
-			f.Value, f.Rounds = median(vals), vals
+			f.Value, f.Rounds = rig.Median(vals), vals
 		} else {
 			f.Error = fmt.Sprintf("not measured: %v", tpmErr)
 		}
@@ -106,7 +107,7 @@ func (h *harness) startSwtpm() (string, error) {
 		return "", err
 	}
 	sock := filepath.Join(dir, "tpm.sock")
-	_, err := startProc("swtpm", filepath.Join(h.root, "swtpm.log"), "swtpm", "socket", "--tpm2",
+	_, err := rig.StartProc("swtpm", filepath.Join(h.root, "swtpm.log"), "swtpm", "socket", "--tpm2",
 		"--server", "type=unixio,path="+sock, "--ctrl", "type=unixio,path="+filepath.Join(dir, "ctrl.sock"),
 		"--tpmstate", "dir="+filepath.Join(dir, "state"), "--flags", "not-need-init,startup-clear")
 	if err != nil {

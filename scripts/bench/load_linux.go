@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"io"
 	"net/http"
 	"strconv"
@@ -151,15 +152,15 @@ func (h *harness) latency() error {
 			case "direct":
 				h.hs.addDirect(h, before)
 			}
-			s := sortedCopy(lat)
+			s := rig.SortedCopy(lat)
 			got[l.name] = s
-			p50[l.name] = append(p50[l.name], us(percentile(s, 50)))
-			p99[l.name] = append(p99[l.name], us(percentile(s, 99)))
+			p50[l.name] = append(p50[l.name], rig.US(rig.Percentile(s, 50)))
+			p99[l.name] = append(p99[l.name], rig.US(rig.Percentile(s, 99)))
 		}
 		h.latAgent = append(h.latAgent, got["agent"]...)
 		h.latDirect = append(h.latDirect, got["direct"]...)
-		overhead99 = append(overhead99, us(percentile(got["agent"], 99)-percentile(got["direct"], 99)))
-		overhead50 = append(overhead50, us(percentile(got["agent"], 50)-percentile(got["direct"], 50)))
+		overhead99 = append(overhead99, rig.US(rig.Percentile(got["agent"], 99)-rig.Percentile(got["direct"], 99)))
+		overhead50 = append(overhead50, rig.US(rig.Percentile(got["agent"], 50)-rig.Percentile(got["direct"], 50)))
 		fmt.Printf("   round %d: p50/p99 us agent %.0f/%.0f direct %.0f/%.0f net/http %.0f/%.0f (n %d/%d/%d)\n", r+1,
 			p50["agent"][r], p99["agent"][r], p50["direct"][r], p99["direct"][r], p50["plain"][r], p99["plain"][r],
 			len(got["agent"]), len(got["direct"]), len(got["plain"]))
@@ -169,7 +170,7 @@ func (h *harness) latency() error {
 	plainName := "net/http GET, same mTLS and fake"
 	directName := "resolve_direct (same round)"
 	add := func(key string, vals, base []float64, baseName, method string, g *goal) {
-		h.rep.add(&figure{Key: key, Unit: "µs", Value: median(vals), Rounds: vals, Baseline: median(base), BaselineRounds: base,
+		h.rep.add(&figure{Key: key, Unit: "µs", Value: rig.Median(vals), Rounds: vals, Baseline: rig.Median(base), BaselineRounds: base,
 			BaselineName: baseName, Method: method, goal: g})
 	}
 	add("resolve_direct_p50_us", p50["direct"], p50["plain"], plainName,

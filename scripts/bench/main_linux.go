@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"image/color"
 	"net/http"
 	"os"
@@ -35,14 +36,14 @@ type harness struct {
 	rounds int
 
 	pki       *fakeccp.DevPKI
-	fake      *proc
+	fake      *rig.Proc
 	fakeURL   string
 	fakeAdmin string
 	fakeHS    string // the handshake counts of the fake's listener
-	bare      *proc
+	bare      *rig.Proc
 	bareURL   string
 
-	agent    *proc
+	agent    *rig.Proc
 	agentDir string
 	socket   string
 	api      *client.Client
@@ -57,7 +58,7 @@ type harness struct {
 	latAgent, latDirect []time.Duration
 	hs                  handshakes
 	// idle is the RSS baseline process.
-	idle *proc
+	idle *rig.Proc
 	// profileReasons lists the missed goals to profile for.
 	profileReasons []string
 }
@@ -115,7 +116,7 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 		return err
 	}
 	defer func() {
-		stopAll()
+		rig.StopAll()
 		if keep || err != nil {
 			fmt.Printf("kept %s\n", h.root)
 		} else {
@@ -196,11 +197,11 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 		}
 	}
 	if h.agent != nil {
-		h.agent.stop(10 * time.Second)
+		h.agent.Stop(10 * time.Second)
 	}
 
-	h.rep.Machine.LoadEnd = loadAverage()
-	h.rep.Machine.Duration = round3(time.Since(start).Seconds())
+	h.rep.Machine.LoadEnd = rig.LoadAverage()
+	h.rep.Machine.Duration = rig.Round3(time.Since(start).Seconds())
 	return h.write()
 }
 
@@ -221,7 +222,15 @@ func (h *harness) write() error {
 	}
 	var md bytes.Buffer
 	writeMarkdown(&md, h.rep)
-	if err := os.WriteFile(filepath.Join(h.outDir, "README.md"), md.Bytes(), 0o644); err != nil {
+	// The soak (scripts/soak) keeps its section in the same file: carry it
+	// over.
+	mdPath := filepath.Join(h.outDir, "README.md")
+	if old, err := os.ReadFile(mdPath); err == nil {
+		if sec, ok := rig.Between(old, soakBegin, soakEnd); ok {
+			fmt.Fprintf(&md, "\n%s%s%s\n", soakBegin, sec, soakEnd)
+		}
+	}
+	if err := os.WriteFile(mdPath, md.Bytes(), 0o644); err != nil {
 		return err
 	}
 	if h.readme != "" {
@@ -231,7 +240,7 @@ func (h *harness) write() error {
 		}
 		var sum bytes.Buffer
 		writeSummary(&sum, h.rep, h.outRel)
-		doc, err = replaceBetween(doc, readmeBegin, readmeEnd, sum.Bytes())
+		doc, err = rig.ReplaceBetween(doc, readmeBegin, readmeEnd, sum.Bytes())
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.readme, err)
 		}
@@ -242,9 +251,9 @@ func (h *harness) write() error {
 	if len(h.latAgent) > 0 && len(h.latDirect) > 0 {
 		var img bytes.Buffer
 		title := "RESOLVE LATENCY, ONE CALLER: AGENT VS DIRECT"
-		err := renderLatencyPNG(&img, title, []series{
-			{Name: "AGENT (SOCKET)", Samples: sortedCopy(h.latAgent), Color: color.RGBA{220, 90, 20, 255}},
-			{Name: "DIRECT (GO CCP CLIENT)", Samples: sortedCopy(h.latDirect), Color: color.RGBA{30, 90, 200, 255}},
+		err := rig.RenderLatencyPNG(&img, title, []rig.Series{
+			{Name: "AGENT (SOCKET)", Samples: rig.SortedCopy(h.latAgent), Color: color.RGBA{220, 90, 20, 255}},
+			{Name: "DIRECT (GO CCP CLIENT)", Samples: rig.SortedCopy(h.latDirect), Color: color.RGBA{30, 90, 200, 255}},
 		})
 		if err != nil {
 			return err
@@ -259,15 +268,7 @@ func (h *harness) write() error {
 
 // describeMachine reads the CPU model, kernel and load.
 func describeMachine(tmp string) machine {
-	m := machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadAverage(), CPU: "unknown"}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for l := range strings.Lines(string(b)) {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
+	m := machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: rig.LoadAverage(), CPU: rig.CPUModel()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
@@ -294,17 +295,11 @@ func fsName(t int64) string {
 	return fmt.Sprintf("0x%x", t)
 }
 
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
+// The markers of the soak's section of bench/README.md (scripts/soak).
+const (
+	soakBegin = "<!-- soak:begin -->"
+	soakEnd   = "<!-- soak:end -->"
+)
 
 // errBudget is returned by loops cut short by the run's budget.
 var errBudget = errors.New("out of time")

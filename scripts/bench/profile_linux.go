@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 // caller, and writes the top of each profile to bench/profile-agent.txt.
 func (h *harness) profileAgent() error {
 	if h.agent != nil {
-		if err := h.agent.stop(15 * time.Second); err != nil {
+		if err := h.agent.Stop(15 * time.Second); err != nil {
 			return err
 		}
 		h.agent = nil
@@ -36,28 +37,28 @@ func (h *harness) profileAgent() error {
 		}},
 		{"sequential", func() (string, error) {
 			lat, err := h.sequential(h.resolveAgent, 3*time.Second, 20000)
-			s := sortedCopy(lat)
+			s := rig.SortedCopy(lat)
 			return fmt.Sprintf("one sequential caller for 3 s: %d resolutions, p50 %.0f µs, p99 %.0f µs while profiled",
-				len(s), us(percentile(s, 50)), us(percentile(s, 99))), err
+				len(s), rig.US(rig.Percentile(s, 50)), rig.US(rig.Percentile(s, 99))), err
 		}},
 	}
 	for _, l := range loads {
 		prof := filepath.Join(h.root, "agent-"+l.name+".pprof")
-		p, err := startProc("profiled agent", filepath.Join(h.root, "agent-profiled-"+l.name+".log"), h.self, childAgent, h.agentDir, prof)
+		p, err := rig.StartProc("profiled agent", filepath.Join(h.root, "agent-profiled-"+l.name+".log"), h.self, childAgent, h.agentDir, prof)
 		if err != nil {
 			return err
 		}
-		if _, _, err := p.waitLine("credagent (dev) listening on ", 30*time.Second); err != nil {
+		if _, _, err := p.WaitLine("credagent (dev) listening on ", 30*time.Second); err != nil {
 			return err
 		}
 		h.api.Close() // connections to the previous agent
 		if _, _, err := h.concurrent(h.resolveAgent, callers, 300*time.Millisecond, 20000); err != nil {
-			p.stop(10 * time.Second)
+			p.Stop(10 * time.Second)
 			return fmt.Errorf("warm-up: %w", err)
 		}
 		what, err := l.run()
 		if err != nil {
-			p.stop(10 * time.Second)
+			p.Stop(10 * time.Second)
 			return err
 		}
 		tops, err := h.stopAndTop(p, prof)
@@ -78,8 +79,8 @@ func (h *harness) profileAgent() error {
 
 // stopAndTop stops the profiled child p, which writes its CPU profile prof
 // as it exits, and returns the profile's flat and cumulative tops.
-func (h *harness) stopAndTop(p *proc, prof string) (string, error) {
-	if err := p.stop(15 * time.Second); err != nil {
+func (h *harness) stopAndTop(p *rig.Proc, prof string) (string, error) {
+	if err := p.Stop(15 * time.Second); err != nil {
 		return "", err
 	}
 	top, err := pprofTop(h.self, prof, "")
@@ -115,18 +116,18 @@ func pprofTop(bin, prof, extra string) (string, error) {
 func (h *harness) profileFake() error {
 	prof := filepath.Join(h.root, "fakeccp.pprof")
 	dir := filepath.Join(h.root, "ccp")
-	p, err := startProc("profiled fakeccp", filepath.Join(h.root, "fakeccp-profiled.log"), h.self, childFake, dir, prof)
+	p, err := rig.StartProc("profiled fakeccp", filepath.Join(h.root, "fakeccp-profiled.log"), h.self, childFake, dir, prof)
 	if err != nil {
 		return err
 	}
-	u, _, err := p.waitLine("listening on ", 20*time.Second)
+	u, _, err := p.WaitLine("listening on ", 20*time.Second)
 	if err != nil {
 		return err
 	}
 	res, err := fakeccp.LoadTest(h.ctx, fakeccp.LoadOptions{URL: h.accountsQuery(u), TLSConfig: h.pki.ClientTLSConfig(),
 		Concurrency: 32, Duration: 3 * time.Second, Requests: 500000})
 	if err != nil {
-		p.stop(10 * time.Second)
+		p.Stop(10 * time.Second)
 		return err
 	}
 	tops, err := h.stopAndTop(p, prof)

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"io"
-	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,7 +21,7 @@ func (g *goal) String() string {
 	if g == nil {
 		return ""
 	}
-	return g.Op + " " + trimFloat(g.Value)
+	return g.Op + " " + rig.TrimFloat(g.Value)
 }
 
 // met reports whether v meets the goal.
@@ -66,14 +65,14 @@ type figure struct {
 // finish rounds the numbers, computes the ratio and checks the goal.
 func (f *figure) finish() {
 	if f.Baseline != 0 {
-		f.Ratio = round3(f.Value / f.Baseline)
+		f.Ratio = rig.Round3(f.Value / f.Baseline)
 	}
-	f.Value, f.Baseline = round3(f.Value), round3(f.Baseline)
+	f.Value, f.Baseline = rig.Round3(f.Value), rig.Round3(f.Baseline)
 	for i := range f.Rounds {
-		f.Rounds[i] = round3(f.Rounds[i])
+		f.Rounds[i] = rig.Round3(f.Rounds[i])
 	}
 	for i := range f.BaselineRounds {
-		f.BaselineRounds[i] = round3(f.BaselineRounds[i])
+		f.BaselineRounds[i] = rig.Round3(f.BaselineRounds[i])
 	}
 	if f.goal != nil {
 		f.Goal = f.goal.String()
@@ -141,16 +140,6 @@ func (r *report) MarshalJSON() ([]byte, error) {
 	return json.MarshalIndent(out, "", "  ")
 }
 
-// trimFloat prints x without trailing zeros.
-func trimFloat(x float64) string {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return "-"
-	}
-	s := fmt.Sprintf("%.3f", x)
-	s = strings.TrimRight(s, "0")
-	return strings.TrimSuffix(s, ".")
-}
-
 func metString(f *figure) string {
 	switch {
 	case f.Error != "":
@@ -172,8 +161,8 @@ func writeTable(w io.Writer, r *report) {
 			fmt.Fprintf(tw, "%s\t-\t%s\t-\t%s\t-\t%s\tERROR: %s\n", f.Key, f.Unit, f.BaselineName, f.Goal, f.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Key, trimFloat(f.Value), f.Unit,
-			trimFloat(f.Baseline), f.BaselineName, trimFloat(f.Ratio), f.Goal, metString(f))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Key, rig.TrimFloat(f.Value), f.Unit,
+			rig.TrimFloat(f.Baseline), f.BaselineName, rig.TrimFloat(f.Ratio), f.Goal, metString(f))
 	}
 	tw.Flush()
 }
@@ -195,8 +184,8 @@ func writeMarkdown(w io.Writer, r *report) {
 			fmt.Fprintf(w, "| `%s` | – | – | %s | – | %s | error: %s |\n", f.Key, f.BaselineName, mdEscape(f.Goal), mdEscape(f.Error))
 			continue
 		}
-		fmt.Fprintf(w, "| `%s` | %s %s | %s | %s | %s | %s | %s |\n", f.Key, trimFloat(f.Value), f.Unit,
-			trimFloat(f.Baseline), f.BaselineName, trimFloat(f.Ratio), mdEscape(f.Goal), metString(f))
+		fmt.Fprintf(w, "| `%s` | %s %s | %s | %s | %s | %s | %s |\n", f.Key, rig.TrimFloat(f.Value), f.Unit,
+			rig.TrimFloat(f.Baseline), f.BaselineName, rig.TrimFloat(f.Ratio), mdEscape(f.Goal), metString(f))
 	}
 	fmt.Fprintf(w, "\n![Latency of one resolution, agent against direct](latency.png)\n\n")
 	fmt.Fprintf(w, "## How each figure is measured\n\n")
@@ -233,25 +222,9 @@ func writeSummary(w io.Writer, r *report, outDir string) {
 			fmt.Fprintf(w, "| `%s` | – | %s | – | %s | error: %s |\n", f.Key, f.BaselineName, mdEscape(f.Goal), mdEscape(f.Error))
 			continue
 		}
-		fmt.Fprintf(w, "| `%s` | %s %s | %s (%s) | %s | %s | %s |\n", f.Key, trimFloat(f.Value), f.Unit,
-			trimFloat(f.Baseline), f.BaselineName, trimFloat(f.Ratio), mdEscape(f.Goal), metString(f))
+		fmt.Fprintf(w, "| `%s` | %s %s | %s (%s) | %s | %s | %s |\n", f.Key, rig.TrimFloat(f.Value), f.Unit,
+			rig.TrimFloat(f.Baseline), f.BaselineName, rig.TrimFloat(f.Ratio), mdEscape(f.Goal), metString(f))
 	}
 	fmt.Fprintf(w, "\n![Latency of one resolution, agent against direct](%s/latency.png)\n\n", outDir)
 	fmt.Fprintf(w, "How each figure is measured, and the notes of the run: [%s/README.md](%s/README.md).\n", outDir, outDir)
-}
-
-// replaceBetween returns doc with the text between the begin and end
-// markers replaced by body. The markers must each appear once, in order.
-func replaceBetween(doc []byte, begin, end string, body []byte) ([]byte, error) {
-	i := bytes.Index(doc, []byte(begin))
-	j := bytes.Index(doc, []byte(end))
-	if i < 0 || j < 0 || j < i || bytes.Count(doc, []byte(begin)) != 1 || bytes.Count(doc, []byte(end)) != 1 {
-		return nil, fmt.Errorf("want exactly one %s followed by one %s", begin, end)
-	}
-	var out bytes.Buffer
-	out.Write(doc[:i+len(begin)])
-	out.WriteString("\n")
-	out.Write(body)
-	out.Write(doc[j:])
-	return out.Bytes(), nil
 }

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"context"
-	"crypto"
-	"crypto/ecdh"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/credagent/credagent/agent/ccp"
@@ -50,22 +46,22 @@ func (h *harness) setup() error {
 	if h.pki, err = fakeccp.EnsureDevPKI(fakeDir); err != nil {
 		return err
 	}
-	if h.fake, err = startProc("fakeccp", filepath.Join(h.root, "fakeccp.log"), h.self, childFake, fakeDir); err != nil {
+	if h.fake, err = rig.StartProc("fakeccp", filepath.Join(h.root, "fakeccp.log"), h.self, childFake, fakeDir); err != nil {
 		return err
 	}
-	if h.fakeURL, _, err = h.fake.waitLine("listening on ", 20*time.Second); err != nil {
+	if h.fakeURL, _, err = h.fake.WaitLine("listening on ", 20*time.Second); err != nil {
 		return err
 	}
-	if h.fakeAdmin, _, err = h.fake.waitLine("admin on ", 5*time.Second); err != nil {
+	if h.fakeAdmin, _, err = h.fake.WaitLine("admin on ", 5*time.Second); err != nil {
 		return err
 	}
-	if h.fakeHS, _, err = h.fake.waitLine("handshakes on ", 5*time.Second); err != nil {
+	if h.fakeHS, _, err = h.fake.WaitLine("handshakes on ", 5*time.Second); err != nil {
 		return err
 	}
-	if h.bare, err = startProc("bare mTLS server", filepath.Join(h.root, "bare.log"), h.self, childBare, fakeDir); err != nil {
+	if h.bare, err = rig.StartProc("bare mTLS server", filepath.Join(h.root, "bare.log"), h.self, childBare, fakeDir); err != nil {
 		return err
 	}
-	if h.bareURL, _, err = h.bare.waitLine("listening on ", 20*time.Second); err != nil {
+	if h.bareURL, _, err = h.bare.WaitLine("listening on ", 20*time.Second); err != nil {
 		return err
 	}
 	fmt.Printf("fake CCP %s (admin %s), bare mTLS server %s\n", h.fakeURL, h.fakeAdmin, h.bareURL)
@@ -92,7 +88,7 @@ func (h *harness) setup() error {
 	if h.agent, h.socket, ready, err = h.startAgent(h.agentDir, "agent"); err != nil {
 		return err
 	}
-	fmt.Printf("agent pid %d ready in %v on %s\n", h.agent.pid(), ready.Sub(h.agent.started).Round(time.Millisecond), h.socket)
+	fmt.Printf("agent pid %d ready in %v on %s\n", h.agent.Pid(), ready.Sub(h.agent.Started).Round(time.Millisecond), h.socket)
 	h.api = client.New(h.socket)
 	p, err := h.newPortal(h.agentDir)
 	if err != nil {
@@ -124,42 +120,25 @@ func prepareAgentDir(dir string) error {
 }
 
 // startAgent starts bin/credagent run --dev dir and waits until it is ready.
-func (h *harness) startAgent(dir, name string) (*proc, string, time.Time, error) {
+func (h *harness) startAgent(dir, name string) (*rig.Proc, string, time.Time, error) {
 	if err := prepareAgentDir(dir); err != nil {
 		return nil, "", time.Time{}, err
 	}
-	p, err := startProc(name, filepath.Join(h.root, name+".log"), filepath.Join(h.binDir, "credagent"), "run", "--dev", dir)
+	p, err := rig.StartProc(name, filepath.Join(h.root, name+".log"), filepath.Join(h.binDir, "credagent"), "run", "--dev", dir)
 	if err != nil {
 		return nil, "", time.Time{}, err
 	}
-	sock, at, err := p.waitLine("credagent (dev) listening on ", 30*time.Second)
+	sock, at, err := p.WaitLine("credagent (dev) listening on ", 30*time.Second)
 	if err != nil {
-		p.stop(5 * time.Second)
+		p.Stop(5 * time.Second)
 		return nil, "", time.Time{}, err
 	}
 	return p, strings.TrimSpace(sock), at, nil
 }
 
-// portalSide makes deliveries for one dev agent, as credseal does.
-type portalSide struct {
-	signer    crypto.Signer
-	machineID string
-	pub       *ecdh.PublicKey
-	inbox     string
-	app       *delivery.Application
-	seq       atomic.Uint64
-}
-
+// newPortal is the portal's side for the dev agent of agentDir.
 func (h *harness) newPortal(agentDir string) (*portalSide, error) {
 	cfg, err := daemon.DevConfig(agentDir)
-	if err != nil {
-		return nil, err
-	}
-	reg, pub, err := portal.LoadRegistration(filepath.Join(cfg.Paths.StateDir, daemon.DevRegistration))
-	if err != nil {
-		return nil, err
-	}
-	signer, err := portal.LoadSigningKey(filepath.Join(agentDir, daemon.DevSigningKeyFile))
 	if err != nil {
 		return nil, err
 	}
@@ -171,34 +150,26 @@ func (h *harness) newPortal(agentDir string) (*portalSide, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &portalSide{signer: signer, machineID: reg.MachineID, pub: pub, inbox: cfg.Paths.InboxDir, app: pfx.Application}
-	p.seq.Store(uint64(time.Now().UnixMilli()))
-	return p, nil
+	hp, err := rig.LoadPortal(filepath.Join(agentDir, daemon.DevSigningKeyFile),
+		filepath.Join(cfg.Paths.StateDir, daemon.DevRegistration), cfg.Paths.InboxDir)
+	if err != nil {
+		return nil, err
+	}
+	return &portalSide{Portal: hp, app: pfx.Application}, nil
 }
 
-// make creates a signed delivery for target, sealed to the machine when its
-// kind is secret.
+// portalSide is the harness's portal with the dev application certificate.
+type portalSide struct {
+	*rig.Portal
+	app *delivery.Application
+}
+
 func (p *portalSide) make(target string, c delivery.Content) (*delivery.Delivery, error) {
-	h := delivery.Header{
-		ID:      portal.NewID(),
-		Target:  target,
-		Seq:     p.seq.Add(1),
-		Created: time.Now().UTC().Truncate(time.Second),
-		To:      delivery.Machine(p.machineID),
-	}
-	var rcpt *ecdh.PublicKey
-	if c.Kind().Sealed() {
-		rcpt = p.pub
-	}
-	return delivery.Create(h, c, rcpt, p.signer)
+	return p.Make(target, c)
 }
 
 func (p *portalSide) drop(target string, c delivery.Content) error {
-	d, err := p.make(target, c)
-	if err != nil {
-		return fmt.Errorf("delivery %s: %w", target, err)
-	}
-	_, err = portal.Write(d, p.inbox, "")
+	_, err := p.Drop(target, c)
 	return err
 }
 
@@ -223,24 +194,5 @@ func (p *portalSide) deliverBasics(h *harness) error {
 // fakeCounters reads the fake's counters over its admin API.
 func (h *harness) fakeCounters() (fakeccp.Counters, error) {
 	var c fakeccp.Counters
-	return c, getJSON(h.ctx, h.fakeAdmin+"/counters", &c)
-}
-
-// getJSON decodes the answer to GET url.
-func getJSON(ctx context.Context, url string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, res.Status)
-	}
-	return json.NewDecoder(res.Body).Decode(v)
+	return c, rig.GetJSON(h.ctx, h.fakeAdmin+"/counters", &c)
 }

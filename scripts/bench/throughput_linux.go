@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"path/filepath"
 	"sync"
 	"time"
@@ -42,7 +43,7 @@ func (hs *handshakes) mark(h *harness) mark {
 // wire reads the handshakes the fake's listener classified.
 func (hs *handshakes) wire(h *harness) handshakeCounts {
 	var c handshakeCounts
-	err := getJSON(h.ctx, h.fakeHS+"/", &c)
+	err := rig.GetJSON(h.ctx, h.fakeHS+"/", &c)
 	if err != nil && hs.err == nil {
 		hs.err = err
 	}
@@ -95,7 +96,7 @@ func sampleRSS(pid int, every time.Duration) *rssSampler {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			if kb, err := procStatusKB(pid, "VmRSS"); err == nil {
+			if kb, err := rig.ProcStatusKB(pid, "VmRSS"); err == nil {
 				s.mu.Lock()
 				s.max = max(s.max, kb)
 				s.mu.Unlock()
@@ -123,10 +124,10 @@ func mb(kb int64) float64 { return float64(kb) * 1024 / 1e6 }
 // handshakes meanwhile.
 func (h *harness) throughput() error {
 	var err error
-	if h.idle, err = startProc("idle Go process", filepath.Join(h.root, "idle.log"), h.self, childIdle); err != nil {
+	if h.idle, err = rig.StartProc("idle Go process", filepath.Join(h.root, "idle.log"), h.self, childIdle); err != nil {
 		return err
 	}
-	if _, _, err := h.idle.waitLine("ready", 10*time.Second); err != nil {
+	if _, _, err := h.idle.WaitLine("ready", 10*time.Second); err != nil {
 		return err
 	}
 	// Warm up: grow the pools to the working size.
@@ -142,7 +143,7 @@ func (h *harness) throughput() error {
 		for i := range 2 {
 			if (i+r)%2 == 0 {
 				before := h.hs.mark(h)
-				rs := sampleRSS(h.agent.pid(), 50*time.Millisecond)
+				rs := sampleRSS(h.agent.Pid(), 50*time.Millisecond)
 				rps, _, err := h.concurrent(h.resolveAgent, callers, d, 200000)
 				peak := rs.end()
 				if err != nil {
@@ -163,22 +164,22 @@ func (h *harness) throughput() error {
 		}
 		fmt.Printf("   round %d: agent %.0f/s (RSS peak %.1f MB), direct %.0f/s\n", r+1, agentRPS[r], rssRounds[r], directRPS[r])
 	}
-	h.rep.add(&figure{Key: "agent_throughput_rps", Unit: "/s", Value: median(agentRPS), Rounds: agentRPS,
-		Baseline: median(directRPS), BaselineRounds: directRPS, BaselineName: "direct Go CCP client, 64 callers",
+	h.rep.add(&figure{Key: "agent_throughput_rps", Unit: "/s", Value: rig.Median(agentRPS), Rounds: agentRPS,
+		Baseline: rig.Median(directRPS), BaselineRounds: directRPS, BaselineName: "direct Go CCP client, 64 callers",
 		Method: fmt.Sprintf("successful resolutions per second from %d goroutines sharing one agent/localapi/client, each request its own run ID; "+
 			"%d rounds of %.1f s alternating with the direct client under the same concurrency; median of the rounds. "+
 			"The load generator, the agent and the fake share the machine's cores.", callers, h.rounds, d.Seconds()),
 		goal: &goal{">=", 5000}})
 
-	hwm, err := procStatusKB(h.agent.pid(), "VmHWM")
+	hwm, err := rig.ProcStatusKB(h.agent.Pid(), "VmHWM")
 	if err != nil {
 		return err
 	}
-	idleKB, err := procStatusKB(h.idle.pid(), "VmRSS")
+	idleKB, err := rig.ProcStatusKB(h.idle.Pid(), "VmRSS")
 	if err != nil {
 		return err
 	}
-	h.idle.stop(5 * time.Second)
+	h.idle.Stop(5 * time.Second)
 	h.rep.add(&figure{Key: "agent_rss_mb", Unit: "MB", Value: mb(hwm), Rounds: rssRounds, Baseline: mb(idleKB),
 		BaselineName: "VmRSS of an idle trivial Go process",
 		Method: "VmHWM (peak resident set) of the bin/credagent process from /proc after the throughput rounds; rounds are the largest VmRSS " +
@@ -253,7 +254,7 @@ func (h *harness) fakeThroughput() error {
 		}
 		fmt.Printf("   round %d: fake %.0f/s, bare %.0f/s\n", r+1, fake[r], bare[r])
 	}
-	h.rep.add(&figure{Key: "fakeccp_throughput_rps", Unit: "/s", Value: median(fake), Rounds: fake, Baseline: median(bare), BaselineRounds: bare,
+	h.rep.add(&figure{Key: "fakeccp_throughput_rps", Unit: "/s", Value: rig.Median(fake), Rounds: fake, Baseline: rig.Median(bare), BaselineRounds: bare,
 		BaselineName: "bare net/http mTLS server, constant body",
 		Method: fmt.Sprintf("fakeccp.LoadTest (keep-alive HTTP/1.1 over mTLS, %d connections) against the fake (the fakeccp library in its own process) "+
 			"for sap-prod-admin, %d rounds of %.1f s alternating with the same load against a bare net/http server with the same "+

@@ -112,6 +112,22 @@ type Status struct {
 	// Rejected are the most recent refused deliveries, newest last.
 	Rejected  []RejectedDelivery `json:"rejected"`
 	Hardening harden.Report      `json:"hardening"`
+	// Runtime is the agent process's own figures, for finding leaks from
+	// outside (the soak test samples them). Only a privileged caller gets
+	// them; they hold no secret.
+	Runtime *RuntimeStatus `json:"runtime,omitempty"`
+}
+
+// RuntimeStatus is what the Go runtime says of the agent process.
+type RuntimeStatus struct {
+	Goroutines int `json:"goroutines"`
+	// HeapInuseBytes are the heap's spans in use (runtime.MemStats.HeapInuse).
+	HeapInuseBytes uint64 `json:"heap_inuse_bytes"`
+	// HeapLiveBytes is the heap marked live by the last GC: what the agent
+	// holds on to, without the garbage made since.
+	HeapLiveBytes uint64 `json:"heap_live_bytes"`
+	HeapObjects   uint64 `json:"heap_objects"`
+	GCCycles      uint64 `json:"gc_cycles"`
 }
 
 // KeyStoreStatus describes the machine key.

@@ -1,4 +1,4 @@
-package main
+package rig
 
 import (
 	"bufio"
@@ -15,14 +15,17 @@ import (
 	"time"
 )
 
-// proc is a child process started by the harness. Its standard output is
+// Proc is a child process started by the harness. Its standard output is
 // read line by line (with the time each line arrived) and copied, with its
 // standard error, to a log file.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	started time.Time
-	logPath string
+type Proc struct {
+	name string
+	cmd  *exec.Cmd
+	// Started is when the process was started.
+	Started time.Time
+	// LogPath is the file its standard output and error are copied to.
+	LogPath string
+	onLine  func(text string, at time.Time)
 
 	mu    sync.Mutex
 	lines []stampedLine
@@ -38,27 +41,42 @@ type stampedLine struct {
 
 var (
 	procsMu sync.Mutex
-	procs   []*proc
+	procs   []*Proc
 )
 
-// startProc starts argv. The child dies with the harness (Pdeathsig), and
-// stopAll stops whatever is still running when the harness ends.
-func startProc(name, logPath string, argv ...string) (*proc, error) {
+// ProcOptions are the less common ways to start a child.
+type ProcOptions struct {
+	// Credential runs the child as another user (the harness must be root).
+	Credential *syscall.Credential
+	// OnLine, if set, receives every line of standard output as it arrives,
+	// instead of the log file (for children that stream records). The first
+	// lines are still kept for WaitLine.
+	OnLine func(text string, at time.Time)
+}
+
+// StartProc starts argv. The child dies with the harness (Pdeathsig), and
+// StopAll stops whatever is still running when the harness ends.
+func StartProc(name, logPath string, argv ...string) (*Proc, error) {
+	return StartProcWith(name, logPath, ProcOptions{}, argv...)
+}
+
+// StartProcWith is StartProc with options.
+func StartProcWith(name, logPath string, o ProcOptions, argv ...string) (*Proc, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{name: name, logPath: logPath, done: make(chan struct{})}
+	p := &Proc{name: name, LogPath: logPath, done: make(chan struct{}), onLine: o.OnLine}
 	p.cond = sync.NewCond(&p.mu)
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stderr = logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: o.Credential}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()
 		return nil, err
 	}
-	p.started = time.Now()
+	p.Started = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
@@ -70,7 +88,11 @@ func startProc(name, logPath string, argv ...string) (*proc, error) {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			at := time.Now()
-			fmt.Fprintf(logf, "[stdout] %s\n", sc.Text())
+			if p.onLine != nil {
+				p.onLine(sc.Text(), at)
+			} else {
+				fmt.Fprintf(logf, "[stdout] %s\n", sc.Text())
+			}
 			p.mu.Lock()
 			if len(p.lines) < 1000 {
 				p.lines = append(p.lines, stampedLine{sc.Text(), at})
@@ -90,9 +112,9 @@ func startProc(name, logPath string, argv ...string) (*proc, error) {
 	return p, nil
 }
 
-// waitLine waits for a line of standard output starting with prefix and
+// WaitLine waits for a line of standard output starting with prefix and
 // returns its remainder and when it arrived.
-func (p *proc) waitLine(prefix string, timeout time.Duration) (string, time.Time, error) {
+func (p *Proc) WaitLine(prefix string, timeout time.Duration) (string, time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	t := time.AfterFunc(timeout, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
 	defer t.Stop()
@@ -106,11 +128,11 @@ func (p *proc) waitLine(prefix string, timeout time.Duration) (string, time.Time
 		}
 		select {
 		case <-p.done:
-			return "", time.Time{}, fmt.Errorf("%s exited (%v) before printing %q; see %s%s", p.name, p.err, prefix, p.logPath, tail(p.logPath))
+			return "", time.Time{}, fmt.Errorf("%s exited (%v) before printing %q; see %s%s", p.name, p.err, prefix, p.LogPath, tail(p.LogPath))
 		default:
 		}
 		if time.Now().After(deadline) {
-			return "", time.Time{}, fmt.Errorf("%s did not print %q within %v; see %s%s", p.name, prefix, timeout, p.logPath, tail(p.logPath))
+			return "", time.Time{}, fmt.Errorf("%s did not print %q within %v; see %s%s", p.name, prefix, timeout, p.LogPath, tail(p.LogPath))
 		}
 		p.cond.Wait()
 	}
@@ -129,8 +151,8 @@ func tail(path string) string {
 	return "\n  " + string(bytes.Join(ls, []byte("\n  ")))
 }
 
-// stop sends SIGTERM, then SIGKILL after grace, and waits for the exit.
-func (p *proc) stop(grace time.Duration) error {
+// Stop sends SIGTERM, then SIGKILL after grace, and waits for the exit.
+func (p *Proc) Stop(grace time.Duration) error {
 	select {
 	case <-p.done:
 		return nil
@@ -147,21 +169,28 @@ func (p *proc) stop(grace time.Duration) error {
 	}
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+// Pid is the child's process ID.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
-// stopAll stops every child still running.
-func stopAll() {
+// Done is closed when the child has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Signal sends sig to the child.
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// StopAll stops every child still running.
+func StopAll() {
 	procsMu.Lock()
 	ps := procs
 	procs = nil
 	procsMu.Unlock()
 	for _, p := range ps {
-		p.stop(5 * time.Second)
+		p.Stop(5 * time.Second)
 	}
 }
 
-// procStatusKB reads a "Vm..." field of /proc/PID/status in kB.
-func procStatusKB(pid int, field string) (int64, error) {
+// ProcStatusKB reads a "Vm..." field of /proc/PID/status in kB.
+func ProcStatusKB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err

@@ -1,12 +1,10 @@
-package main
+package rig
 
 import (
 	"bytes"
-	"encoding/json"
 	"image/color"
 	"image/png"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -37,8 +35,8 @@ func TestPercentile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := percentile(tt.in, tt.p); got != tt.want {
-				t.Errorf("percentile(p%v) = %v, want %v", tt.p, got, tt.want)
+			if got := Percentile(tt.in, tt.p); got != tt.want {
+				t.Errorf("Percentile(p%v) = %v, want %v", tt.p, got, tt.want)
 			}
 		})
 	}
@@ -56,8 +54,8 @@ func TestMedian(t *testing.T) {
 	}
 	for _, tt := range tests {
 		in := slices.Clone(tt.in)
-		if got := median(tt.in); got != tt.want {
-			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		if got := Median(tt.in); got != tt.want {
+			t.Errorf("Median(%v) = %v, want %v", tt.in, got, tt.want)
 		}
 		if !slices.Equal(in, tt.in) {
 			t.Errorf("median modified its input: %v", tt.in)
@@ -80,7 +78,7 @@ func TestHistogram(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := histogram(tt.in, tt.lo, tt.hi, tt.bins); !slices.Equal(got, tt.want) {
+			if got := Histogram(tt.in, tt.lo, tt.hi, tt.bins); !slices.Equal(got, tt.want) {
 				t.Errorf("histogram = %v, want %v", got, tt.want)
 			}
 		})
@@ -106,64 +104,6 @@ func TestNiceStep(t *testing.T) {
 	}
 }
 
-func TestGoalAndFigure(t *testing.T) {
-	tests := []struct {
-		g    goal
-		v    float64
-		want bool
-	}{
-		{goal{"<", 300}, 299.9, true},
-		{goal{"<", 300}, 300, false},
-		{goal{"<=", 16}, 16, true},
-		{goal{">=", 5000}, 4999, false},
-		{goal{">", 1}, 2, true},
-		{goal{"?", 1}, 2, false},
-	}
-	for _, tt := range tests {
-		if got := tt.g.met(tt.v); got != tt.want {
-			t.Errorf("%s met(%v) = %v, want %v", tt.g.String(), tt.v, got, tt.want)
-		}
-	}
-	f := &figure{Key: "x", Value: 450.123, Baseline: 150, goal: &goal{"<", 300}}
-	f.finish()
-	if f.Ratio != 3 || f.Met == nil || *f.Met || f.Goal != "< 300" || f.Value != 450.1 {
-		t.Errorf("finish: %+v", f)
-	}
-	g := &figure{Key: "y", Value: 1, Error: "broken", goal: &goal{"<", 2}}
-	g.finish()
-	if g.Met != nil {
-		t.Errorf("a figure that failed has met = %v", *g.Met)
-	}
-}
-
-func TestReportJSON(t *testing.T) {
-	r := &report{Time: time.Unix(0, 0)}
-	r.add(&figure{Key: "agent_rss_mb", Value: 20})
-	r.add(&figure{Key: "keystore_unwrap_us.memory", Value: 90})
-	r.add(&figure{Key: "keystore_unwrap_us.tpm", Value: 2000})
-	b, err := json.Marshal(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		RSS struct{ Value float64 } `json:"agent_rss_mb"`
-		KS  map[string]struct {
-			Value float64
-		} `json:"keystore_unwrap_us"`
-	}
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	if got.RSS.Value != 20 || got.KS["memory"].Value != 90 || got.KS["tpm"].Value != 2000 {
-		t.Errorf("results.json shape: %s", b)
-	}
-	var md bytes.Buffer
-	writeMarkdown(&md, r)
-	if !strings.Contains(md.String(), "| `keystore_unwrap_us.tpm` | 2000 ") {
-		t.Errorf("README table:\n%s", md.String())
-	}
-}
-
 func TestRenderLatencyPNG(t *testing.T) {
 	var a, d []time.Duration
 	for i := range 1000 {
@@ -171,9 +111,9 @@ func TestRenderLatencyPNG(t *testing.T) {
 		d = append(d, time.Duration(300+i%200)*time.Microsecond)
 	}
 	var buf bytes.Buffer
-	err := renderLatencyPNG(&buf, "TEST", []series{
-		{Name: "A", Samples: sortedCopy(a), Color: color.RGBA{200, 0, 0, 255}},
-		{Name: "D", Samples: sortedCopy(d), Color: color.RGBA{0, 0, 200, 255}},
+	err := RenderLatencyPNG(&buf, "TEST", []Series{
+		{Name: "A", Samples: SortedCopy(a), Color: color.RGBA{200, 0, 0, 255}},
+		{Name: "D", Samples: SortedCopy(d), Color: color.RGBA{0, 0, 200, 255}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -216,9 +156,34 @@ func TestReplaceBetween(t *testing.T) {
 		{"<!-- bench:begin --><!-- bench:begin --><!-- bench:end -->", "", false},
 	}
 	for _, tt := range tests {
-		got, err := replaceBetween([]byte(tt.doc), readmeBegin, readmeEnd, []byte("NEW\n"))
+		got, err := ReplaceBetween([]byte(tt.doc), "<!-- bench:begin -->", "<!-- bench:end -->", []byte("NEW\n"))
 		if (err == nil) != tt.ok || (tt.ok && string(got) != tt.want) {
-			t.Errorf("replaceBetween(%q) = %q, %v; want %q, ok %v", tt.doc, got, err, tt.want, tt.ok)
+			t.Errorf("ReplaceBetween(%q) = %q, %v; want %q, ok %v", tt.doc, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestRenderTimeSeriesPNG(t *testing.T) {
+	lim := 50.0
+	var pts []Point
+	for i := range 60 {
+		pts = append(pts, Point{T: float64(i * 10), V: 40 + float64(i%7)})
+	}
+	c := TimeSeriesChart{Title: "TEST", Mark: 120, Shaded: []Span{{180, 190}}, Panels: []Panel{
+		{Title: "A (MB)", Points: pts, Color: color.RGBA{200, 0, 0, 255}, Limit: &lim},
+		{Title: "FLAT", Points: []Point{{0, 3}, {10, 3}}, Color: color.RGBA{0, 0, 200, 255}},
+		{Title: "EMPTY"},
+	}}
+	var buf bytes.Buffer
+	if err := RenderTimeSeriesPNG(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cellW, cellH := tsMarginL+tsPanelW+tsMarginR, tsMarginT+tsPanelH+tsMarginB
+	if b := img.Bounds(); b.Dx() != 2*cellW || b.Dy() != tsHeader+2*cellH {
+		t.Errorf("size %v", b)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package rig
 
 import (
 	"math"
@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// percentile returns the p-th percentile (0 < p <= 100) of sorted by the
+// Percentile returns the p-th percentile (0 < p <= 100) of sorted by the
 // nearest-rank method: the smallest value with at least p% of the values at
 // or below it. It returns 0 for no values.
-func percentile(sorted []time.Duration, p float64) time.Duration {
+func Percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
@@ -18,16 +18,16 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[rank-1]
 }
 
-// sortedCopy returns the durations sorted, leaving ds alone.
-func sortedCopy(ds []time.Duration) []time.Duration {
+// SortedCopy returns the durations sorted, leaving ds alone.
+func SortedCopy(ds []time.Duration) []time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s
 }
 
-// median returns the median of xs (the mean of the two middle values for an
+// Median returns the median of xs (the mean of the two middle values for an
 // even count), or 0 for none. xs is not modified.
-func median(xs []float64) float64 {
+func Median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}
@@ -40,16 +40,16 @@ func median(xs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// us converts a duration to microseconds.
-func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+// US converts a duration to microseconds.
+func US(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// ms converts a duration to milliseconds.
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+// MS converts a duration to milliseconds.
+func MS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// histogram counts values into bins equal bins over [lo, hi). Values below lo
+// Histogram counts values into bins equal bins over [lo, hi). Values below lo
 // go to the first bin and values at or above hi to the last, so that nothing
 // is dropped and the tail stays visible.
-func histogram(values []float64, lo, hi float64, bins int) []int {
+func Histogram(values []float64, lo, hi float64, bins int) []int {
 	if bins <= 0 {
 		return nil
 	}
@@ -67,8 +67,8 @@ func histogram(values []float64, lo, hi float64, bins int) []int {
 	return counts
 }
 
-// round3 rounds to three significant decimals for the report.
-func round3(x float64) float64 {
+// Round3 rounds to three significant decimals for the report.
+func Round3(x float64) float64 {
 	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
 		return x
 	}

@@ -1,4 +1,4 @@
-package main
+package rig
 
 import (
 	"fmt"
@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// series is one latency distribution on the chart.
-type series struct {
+// Series is one latency distribution on the chart.
+type Series struct {
 	Name    string
 	Samples []time.Duration // sorted
 	Color   color.RGBA
@@ -45,10 +45,10 @@ func niceStep(span float64, n int) float64 {
 	return 10 * p
 }
 
-// renderLatencyPNG draws the histograms of the series (share of requests per
+// RenderLatencyPNG draws the histograms of the Series (share of requests per
 // latency bin, in microseconds) with their p50 (solid) and p99 (dashed)
 // marked, and writes a PNG.
-func renderLatencyPNG(w io.Writer, title string, ss []series) error {
+func RenderLatencyPNG(w io.Writer, title string, ss []Series) error {
 	img := image.NewRGBA(image.Rect(0, 0, chartW, chartH))
 	draw.Draw(img, img.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
 	black := color.RGBA{0, 0, 0, 255}
@@ -58,7 +58,7 @@ func renderLatencyPNG(w io.Writer, title string, ss []series) error {
 	// chart; the last bin holds everything beyond.
 	var xmax float64
 	for _, s := range ss {
-		xmax = math.Max(xmax, us(percentile(s.Samples, 99.5)))
+		xmax = math.Max(xmax, US(Percentile(s.Samples, 99.5)))
 	}
 	if xmax <= 0 {
 		xmax = 1
@@ -71,9 +71,9 @@ func renderLatencyPNG(w io.Writer, title string, ss []series) error {
 	for i, s := range ss {
 		vals := make([]float64, len(s.Samples))
 		for j, d := range s.Samples {
-			vals[j] = us(d)
+			vals[j] = US(d)
 		}
-		counts := histogram(vals, 0, xmax, chartBins)
+		counts := Histogram(vals, 0, xmax, chartBins)
 		shares[i] = make([]float64, len(counts))
 		for j, c := range counts {
 			if len(vals) > 0 {
@@ -96,13 +96,13 @@ func renderLatencyPNG(w io.Writer, title string, ss []series) error {
 	for v := 0.0; v <= ymax+ystep/2; v += ystep {
 		y := py(v)
 		hline(img, marginL, marginL+pw, y, grey)
-		l := trimFloat(v)
+		l := TrimFloat(v)
 		drawText(img, marginL-8-textWidth(l, fontScale), y-glyphH*fontScale/2, l, fontScale, black)
 	}
 	for v := 0.0; v <= xmax+step/2; v += step {
 		x := px(v)
 		vline(img, x, marginT, marginT+ph, grey, 0, 1)
-		l := trimFloat(v)
+		l := TrimFloat(v)
 		drawText(img, x-textWidth(l, fontScale)/2, marginT+ph+8, l, fontScale, black)
 	}
 
@@ -124,8 +124,8 @@ func renderLatencyPNG(w io.Writer, title string, ss []series) error {
 	}
 	// Percentile markers.
 	for _, s := range ss {
-		vline(img, px(math.Min(us(percentile(s.Samples, 50)), xmax)), marginT, marginT+ph, s.Color, 0, 2)
-		vline(img, px(math.Min(us(percentile(s.Samples, 99)), xmax)), marginT, marginT+ph, s.Color, 6, 2)
+		vline(img, px(math.Min(US(Percentile(s.Samples, 50)), xmax)), marginT, marginT+ph, s.Color, 0, 2)
+		vline(img, px(math.Min(US(Percentile(s.Samples, 99)), xmax)), marginT, marginT+ph, s.Color, 6, 2)
 	}
 
 	// Axes.
@@ -182,7 +182,7 @@ func vline(img *image.RGBA, x, y0, y1 int, c color.Color, dash, width int) {
 	}
 }
 
-func legendLabel(s series) string {
+func legendLabel(s Series) string {
 	return fmt.Sprintf("%s: P50 %s P99 %s US (N %d)", s.Name,
-		trimFloat(round3(us(percentile(s.Samples, 50)))), trimFloat(round3(us(percentile(s.Samples, 99)))), len(s.Samples))
+		TrimFloat(Round3(US(Percentile(s.Samples, 50)))), TrimFloat(Round3(US(Percentile(s.Samples, 99)))), len(s.Samples))
 }

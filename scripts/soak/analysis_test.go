@@ -1,0 +1,208 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSlope(t *testing.T) {
+	tests := []struct {
+		name string
+		t, v []float64
+		want float64
+	}{
+		{"rising", []float64{0, 10, 20, 30}, []float64{1, 2, 3, 4}, 0.1},
+		{"flat", []float64{0, 10, 20}, []float64{5, 5, 5}, 0},
+		{"noisy flat", []float64{0, 10, 20, 30}, []float64{5, 6, 5, 6}, 0.02},
+		{"one point", []float64{3}, []float64{7}, 0},
+		{"same time", []float64{3, 3}, []float64{1, 2}, 0},
+	}
+	for _, tt := range tests {
+		if got := slope(tt.t, tt.v); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%s: slope = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestLevels(t *testing.T) {
+	ss := []sample{{T: 10, Goroutines: 50}, {T: 20, Goroutines: 70}, {T: 30, Goroutines: 60},
+		{T: 40, Goroutines: 90}, {T: 50, Goroutines: 65}, {T: 60, Goroutines: 80}}
+	start, end := levels(ss, 25, func(s sample) int { return s.Goroutines })
+	if start != 70 || end != 65 {
+		t.Errorf("levels = %d, %d; want 70 (highest in the warm-up), 65 (lowest of the last three)", start, end)
+	}
+	if s, e := levels(nil, 25, func(s sample) int { return s.Goroutines }); s != 0 || e != 0 {
+		t.Errorf("levels of nothing = %d, %d", s, e)
+	}
+}
+
+func TestInWindow(t *testing.T) {
+	ws := []window{{From: 10, To: 20}}
+	tests := []struct {
+		from, to float64
+		want     bool
+	}{
+		{5, 9, false}, {5, 10, true}, {15, 16, true}, {21, 21.5, true}, {22.1, 23, false}, {0, 100, true},
+	}
+	for _, tt := range tests {
+		if got := inWindow(ws, tt.from, tt.to, 2); got != tt.want {
+			t.Errorf("inWindow(%v, %v) = %v, want %v", tt.from, tt.to, got, tt.want)
+		}
+	}
+}
+
+// world is a synthetic run for analyze: 60 samples 10 s apart, a warm-up
+// of 120 s, resolutions at 100/s of 1 ms with a baseline of 0.5 ms.
+type synth struct {
+	p   params
+	ss  []sample
+	rec []record
+	ws  []window
+}
+
+func newSynth() *synth {
+	s := &synth{p: params{Duration: 10 * time.Minute, Speed: 1, Warmup: 2 * time.Minute, Every: 10 * time.Second, LatWindow: 10 * time.Second, Grace: 2 * time.Second}}
+	for i := 1; i <= 60; i++ {
+		s.ss = append(s.ss, sample{T: float64(i * 10), RSSMB: 20, HeapLiveMB: 3, HeapInuseMB: 6, Goroutines: 40, FDs: 30, CCPConns: 16, StateBytes: 5000, StateBound: 10000})
+	}
+	for ms := int64(0); ms < 600_000; ms += 10 {
+		s.rec = append(s.rec, record{start: ms * 1000, dur: 1000, kind: kindResolve})
+		if ms%20 == 0 {
+			s.rec = append(s.rec, record{start: ms * 1000, dur: 500, kind: kindDirect})
+		}
+	}
+	return s
+}
+
+// at is the index of the first resolve record at or after t s.
+func (s *synth) at(t float64) int {
+	for i, r := range s.rec {
+		if r.kind == kindResolve && float64(r.start)/1e6 >= t {
+			return i
+		}
+	}
+	panic("no record")
+}
+
+// slowAfter multiplies the latency of the records (of kind) after t s.
+func (s *synth) slowAfter(t float64, kind byte, factor float64) {
+	for i := range s.rec {
+		if s.rec[i].kind == kind && float64(s.rec[i].start)/1e6 >= t {
+			s.rec[i].dur = int32(float64(s.rec[i].dur) * factor)
+		}
+	}
+}
+
+func TestAnalyze(t *testing.T) {
+	tests := []struct {
+		name     string
+		change   func(s *synth)
+		wantFail string // the failing check's name starts so; "" for a pass
+	}{
+		{"steady", func(*synth) {}, ""},
+		{"heap leak", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].HeapLiveMB += float64(i) * 0.1 // 6 MB per 10 min
+			}
+		}, "live heap slope"},
+		{"rss leak", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].RSSMB += float64(i) * 0.05 // 3 MB per 10 min
+			}
+		}, "RSS slope"},
+		{"rss noise", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].RSSMB += float64(i%3) * 1.5
+			}
+		}, ""},
+		{"goroutine leak", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].Goroutines += i / 5
+			}
+		}, "goroutines"},
+		{"one busy sample at the end", func(s *synth) { s.ss[59].Goroutines = 200; s.ss[59].FDs = 90 }, ""},
+		{"descriptor leak", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].FDs += i / 4
+			}
+		}, "open descriptors"},
+		{"connection leak", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].CCPConns += i / 10
+			}
+		}, "connections to CCP"},
+		{"failure outside the windows", func(s *synth) { s.rec[s.at(300)].class = "ccp_unavailable" }, "allowed requests failed"},
+		{"failure in a window", func(s *synth) {
+			s.ws = []window{{From: 299, To: 305, What: "ccp-a stopped"}}
+			s.rec[s.at(300)].class = "ccp_unavailable"
+		}, ""},
+		{"refused caller served", func(s *synth) {
+			s.rec = append(s.rec, record{start: 400e6, dur: 10, kind: kindRefused, class: "served"})
+		}, "allowed requests failed"},
+		{"stale password", func(s *synth) {
+			s.rec = append(s.rec, record{start: 400e6, dur: 10, kind: 'p', class: "stale_password"})
+		}, "allowed requests failed"},
+		{"baseline failure is not the agent's", func(s *synth) { s.rec[1].class = "ccp_error" }, ""},
+		{"state directory grows", func(s *synth) { s.ss[40].StateBytes = 20000 }, "state directory"},
+		{"agent slower at the end", func(s *synth) { s.slowAfter(590, kindResolve, 3) }, "p99"},
+		{"machine slower at the end", func(s *synth) { s.slowAfter(590, kindResolve, 3); s.slowAfter(590, kindDirect, 3) }, ""},
+		{"slow period excluded", func(s *synth) {
+			s.ws = []window{{From: 588, To: 600, What: "CCP slow"}}
+			s.slowAfter(588, kindResolve, 10)
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSynth()
+			tt.change(s)
+			r := analyze(s.p, s.ss, s.rec, s.ws)
+			var failed []string
+			for _, c := range r.Verdicts {
+				if !c.Pass {
+					failed = append(failed, c.Name+": "+c.Detail)
+				}
+			}
+			switch {
+			case tt.wantFail == "" && len(failed) > 0:
+				t.Errorf("failed: %v", failed)
+			case tt.wantFail != "" && (len(failed) != 1 || !strings.HasPrefix(failed[0], tt.wantFail)):
+				t.Errorf("failed %v, want only %q", failed, tt.wantFail)
+			}
+			if r.Passed != (len(failed) == 0) {
+				t.Errorf("Passed %v with %d failed checks", r.Passed, len(failed))
+			}
+		})
+	}
+}
+
+func TestAnalyzeFigures(t *testing.T) {
+	s := newSynth()
+	for i := range s.ss {
+		s.ss[i].HeapLiveMB += float64(i) * 0.01 // 0.6 MB per 10 min
+	}
+	r := analyze(s.p, s.ss, s.rec, s.ws)
+	if r.Resolutions != 60000 || r.ResolutionsPerS != 100 {
+		t.Errorf("resolutions %d (%v/s)", r.Resolutions, r.ResolutionsPerS)
+	}
+	if math.Abs(r.HeapSlope-0.6) > 1e-6 || r.RSSSlope != 0 {
+		t.Errorf("slopes heap %v rss %v", r.HeapSlope, r.RSSSlope)
+	}
+	if r.P99FirstUS != 1000 || r.P99LastUS != 1000 || r.P99FirstWindowS != 120 || r.P99LastWindowS != 590 || r.DirectP99FirstUS != 500 {
+		t.Errorf("p99 %v (at %v) -> %v (at %v), direct %v", r.P99FirstUS, r.P99FirstWindowS, r.P99LastUS, r.P99LastWindowS, r.DirectP99FirstUS)
+	}
+	if got := r.Series[5]; got.Resolutions != 1000 || got.P99us != 1000 || got.P50us != 1000 {
+		t.Errorf("sample 5: %+v", got)
+	}
+	// At speed 10, the same growth per real second is ten times less per
+	// simulated time.
+	s = newSynth()
+	s.p.Speed = 10
+	for i := range s.ss {
+		s.ss[i].HeapLiveMB += float64(i) * 0.01
+	}
+	if r := analyze(s.p, s.ss, s.rec, s.ws); math.Abs(r.HeapSlope-0.06) > 1e-6 {
+		t.Errorf("heap slope at speed 10: %v", r.HeapSlope)
+	}
+}

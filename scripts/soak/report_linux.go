@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/credagent/credagent/scripts/internal/rig"
+)
+
+// The markers of the soak's section in bench/README.md (which the bench
+// rewrites around it).
+const (
+	readmeBegin = "<!-- soak:begin -->"
+	readmeEnd   = "<!-- soak:end -->"
+)
+
+// write prints the verdicts and writes soak.json, soak.png and the README
+// section.
+func (s *soak) write(r *results, outDir, readme string) error {
+	fmt.Println()
+	printChecks(os.Stdout, r)
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(outDir, "soak.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	var img bytes.Buffer
+	if err := rig.RenderTimeSeriesPNG(&img, chart(r)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(outDir, "soak.png"), img.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if readme != "" {
+		var sum bytes.Buffer
+		writeSummary(&sum, r)
+		doc, err := os.ReadFile(readme)
+		if err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		if _, ok := rig.Between(doc, readmeBegin, readmeEnd); !ok {
+			doc = append(doc, []byte("\n"+readmeBegin+"\n"+readmeEnd+"\n")...)
+		}
+		if doc, err = rig.ReplaceBetween(doc, readmeBegin, readmeEnd, sum.Bytes()); err != nil {
+			return fmt.Errorf("%s: %w", readme, err)
+		}
+		if err := os.WriteFile(readme, doc, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nwrote %s/soak.json and %s/soak.png\n", outDir, outDir)
+	return nil
+}
+
+func printChecks(w io.Writer, r *results) {
+	fmt.Fprintf(w, "soak: %.1f min (%.0f simulated), %d resolutions (%.0f/s), %d checks, %d statuses, %d hang-ups, %d refused as expected\n",
+		r.Minutes, r.SimulatedMinutes, r.Resolutions, r.ResolutionsPerS, r.Checks, r.Statuses, r.HangUps, r.Refused)
+	for _, c := range r.Verdicts {
+		v := "pass"
+		if !c.Pass {
+			v = "FAIL"
+		}
+		fmt.Fprintf(w, "  %-4s %-66s %10s (limit %s) %s\n", v, c.Name, rig.TrimFloat(c.Value), rig.TrimFloat(c.Limit), c.Detail)
+	}
+	for _, f := range r.FirstFailures {
+		fmt.Fprintf(w, "  failure: %s\n", f)
+	}
+	keys := make([]string, 0, len(r.Events))
+	for k := range r.Events {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !strings.HasSuffix(k, " turn") && k != "store order" {
+			fmt.Fprintf(w, "  event: %-48s %d\n", k, r.Events[k])
+		}
+	}
+}
+
+// chart is the PNG: one panel per series, the fault windows shaded, the
+// end of the warm-up marked.
+func chart(r *results) rig.TimeSeriesChart {
+	pts := func(f func(sample) float64) []rig.Point {
+		var out []rig.Point
+		for _, s := range r.Series {
+			out = append(out, rig.Point{T: s.T, V: f(s)})
+		}
+		return out
+	}
+	c := rig.TimeSeriesChart{
+		Title: fmt.Sprintf("SOAK: %.0f MIN AT SPEED %g, %.0f RESOLUTIONS/S. SHADED: CCP FAULTS; DASHED: END OF WARM-UP", r.Minutes, r.Speed, r.ResolutionsPerS),
+		Mark:  r.warmup,
+	}
+	for _, w := range r.Windows {
+		c.Shaded = append(c.Shaded, rig.Span{From: w.From, To: w.To})
+	}
+	orange, blue, green, purple := color.RGBA{220, 90, 20, 255}, color.RGBA{30, 90, 200, 255}, color.RGBA{20, 140, 60, 255}, color.RGBA{120, 50, 160, 255}
+	c.Panels = []rig.Panel{
+		{Title: "RSS (MB)", Points: pts(func(s sample) float64 { return s.RSSMB }), Color: orange},
+		{Title: "GO HEAP LIVE (MB)", Points: pts(func(s sample) float64 { return s.HeapLiveMB }), Color: blue},
+		{Title: "GO HEAP IN USE (MB)", Points: pts(func(s sample) float64 { return s.HeapInuseMB }), Color: blue},
+		{Title: "GOROUTINES", Points: pts(func(s sample) float64 { return float64(s.Goroutines) }), Color: green},
+		{Title: "OPEN DESCRIPTORS", Points: pts(func(s sample) float64 { return float64(s.FDs) }), Color: green},
+		{Title: "CONNECTIONS TO CCP", Points: pts(func(s sample) float64 { return float64(s.CCPConns) }), Color: green},
+		{Title: "STATE DIRECTORY (KB), DASHED: BOUND", Points: pts(func(s sample) float64 { return float64(s.StateBytes) / 1024 }), Color: purple,
+			Limit: ptr(float64(r.StateBoundBytes) / 1024)},
+		{Title: "RESOLVE P99 AND P50 (BLUE) IN MS", Points: pts(func(s sample) float64 { return s.P99us / 1000 }), Color: orange,
+			Second: pts(func(s sample) float64 { return s.P50us / 1000 }), SecondColor: blue},
+	}
+	return c
+}
+
+func ptr(x float64) *float64 { return &x }
+
+// writeSummary is the soak section of bench/README.md.
+func writeSummary(w io.Writer, r *results) {
+	verdict := "passed"
+	if !r.Passed {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "## Soak (`make soak`)\n\n")
+	fmt.Fprintf(w, "Last run: %.0f minutes at speed %g (%.0f simulated minutes), %s. Machine: %s, %s cores, load average %s at the start and %s at the end; "+
+		"the machine was shared with other builds and tests, so latencies are noisy. Written by `scripts/soak`; figures in [soak.json](soak.json).\n\n",
+		r.Minutes, r.Speed, r.SimulatedMinutes, verdict, r.Machine["cpu"], r.Machine["cores"], r.Machine["load_start"], r.Machine["load_end"])
+	fmt.Fprintf(w, "%d resolutions (%.0f/s) from %s, with %d checks, %d statuses, %d callers hanging up mid-request and %d resolutions refused by the policy as expected. ",
+		r.Resolutions, r.ResolutionsPerS, "four caller processes of four OS users (root and credsoak1..3)", r.Checks, r.Statuses, r.HangUps, r.Refused)
+	fmt.Fprintf(w, "Allowed requests failed: %d outside the CCP fault windows, %d inside.\n\n", r.FailedOutside, r.FailedInside)
+	fmt.Fprintf(w, "| check (after the warm-up) | value | limit | result |\n|---|---|---|---|\n")
+	for _, c := range r.Verdicts {
+		res := "pass"
+		if !c.Pass {
+			res = "**FAIL**"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s: %s |\n", c.Name, rig.TrimFloat(c.Value), rig.TrimFloat(c.Limit), res, strings.ReplaceAll(c.Detail, "|", "/"))
+	}
+	fmt.Fprintf(w, "\n| figure | value |\n|---|---|\n")
+	for _, f := range []struct {
+		k string
+		v any
+	}{
+		{"soak_rss_slope_mb_per_10min", r.RSSSlope}, {"soak_heap_slope_mb_per_10min (live heap)", r.HeapSlope},
+		{"soak_heap_inuse_slope_mb_per_10min", r.HeapInuseSlope},
+		{"soak_goroutines_start / _end", fmt.Sprintf("%d / %d", r.GoroutinesStart, r.GoroutinesEnd)},
+		{"soak_fds_start / _end", fmt.Sprintf("%d / %d", r.FDsStart, r.FDsEnd)},
+		{"soak_ccp_conns_start / _end", fmt.Sprintf("%d / %d", r.CCPConnsStart, r.CCPConnsEnd)},
+		{"soak_p99_first_us / _last_us", fmt.Sprintf("%s / %s", rig.TrimFloat(r.P99FirstUS), rig.TrimFloat(r.P99LastUS))},
+		{"soak_direct_p99_first_us / _last_us (baseline)", fmt.Sprintf("%s / %s", rig.TrimFloat(r.DirectP99FirstUS), rig.TrimFloat(r.DirectP99LastUS))},
+		{"soak_state_dir_max_bytes / bound", fmt.Sprintf("%d / %d", r.StateMaxBytes, r.StateBoundBytes)},
+	} {
+		fmt.Fprintf(w, "| `%s` | %v |\n", f.k, f.v)
+	}
+	fmt.Fprintf(w, "\nEvents during the run:")
+	keys := make([]string, 0, len(r.Events))
+	for k := range r.Events {
+		if !strings.HasSuffix(k, " turn") && k != "store order" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(w, "%s %s %d", sep, k, r.Events[k])
+	}
+	fmt.Fprintf(w, ".\n\n![The soak's series over time](soak.png)\n\n")
+	fmt.Fprint(w, soakMethod)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "- note: %s\n", n)
+	}
+}
+
+// soakMethod explains how the soak measures and decides.
+const soakMethod = `How it is measured: one agent (` + "`bin/credagent run --config`" + `, as root, non-dev mode: socket group,
+policy by OS user) and two ` + "`bin/fakeccp serve`" + ` replicas. Callers are processes of their own, one per OS user
+(root, credsoak1 and credsoak2 allowed, credsoak3 refused by the policy), each resolving, checking, asking the status
+and sometimes hanging up in the middle of a request. Every event runs on its own clock: the application
+certificate rotated by delivery every minute, the password rotated in the fakes every 20 s (and checked through
+the agent within 3 s), the store re-delivered with the servers in the other order every 2 minutes, one replica
+stopped for 15 s every 90 s, both replicas slow (1 s a request) for 10 s every 3 minutes, a config reload
+(SIGHUP) every 30 s, a bad config every 5 minutes, junk every 5 s and a replayed delivery every 30 s. At speed N
+every period is divided by N.
+
+Every sample interval (10 s; 2 s in the CI run) the callers hold back for 0.3-0.4 s and the sampler reads, with
+nothing in flight: RSS and open descriptors (/proc), established connections to the replicas' ports
+(/proc/net/tcp), the state directory's size, and goroutines and heap from the status endpoint's runtime figures
+(privileged callers only). The checks, after the warm-up (2 minutes, scaled by the speed):
+slopes by least squares over the samples, per 10 simulated minutes; the live heap (marked by the last GC) is
+checked, not the heap in use, which swings with uncollected garbage. Counts compare the lowest of the last three
+samples with the highest sample of the warm-up, so that one unlucky sample neither hides a leak nor fails a run.
+A failure counts only outside the fault windows (a replica down, a slow period, each extended by 2 s). The state
+directory must stay within its records, room for one being replaced, the registration and the rejected files at
+their cap. Latency: the p99 of the first and the last 10 s window after the warm-up, counting only resolutions
+outside the fault windows; it fails when the last is more than twice the first both on its own and relative to a
+baseline measured in the same windows (the harness's own Go CCP client straight to the replicas), so that a noisy
+neighbour that slows everything does not fail the run but an agent that slows down does.
+
+`
