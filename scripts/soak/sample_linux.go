@@ -46,8 +46,9 @@ func (s *soak) sample(ctx context.Context) sample {
 // stateBound is what the state directory may hold: the record of each
 // object in force (the last delivery of each, unchanged), room for one
 // record being replaced, the registration, and the rejected directory at
-// its cap (inbox.MaxRejectedFiles files: each rejected file with its
-// reason, a few hundred bytes).
+// its cap: inbox.MaxQuarantinedPerReason files for each reason the
+// quarantine can give (delivery's reason codes and the inbox's own), each
+// with its reason file, and never more than inbox.MaxQuarantineBytes.
 func (s *soak) stateBound() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -57,7 +58,9 @@ func (s *soak) stateBound() int64 {
 		largest = max(largest, n)
 	}
 	const reasonFile = 1024
-	return sum + largest + s.regBytes + int64(inbox.MaxRejectedFiles/2)*(s.maxRejected+reasonFile)
+	const reasons = 20 // delivery's 15 reason codes, "error" and the inbox's own, with room
+	quarantine := min(int64(reasons*inbox.MaxQuarantinedPerReason)*(s.maxRejected+reasonFile), inbox.MaxQuarantineBytes)
+	return sum + largest + s.regBytes + quarantine
 }
 
 // openFDs counts the process's descriptors and returns the inodes of its
