@@ -155,6 +155,9 @@ type Rule struct {
 	Credentials []string `yaml:"credentials"`
 	// Operations the rule grants: resolve, check. Empty: both.
 	Operations []string `yaml:"operations"`
+	// Owners whose credentials the rule can release (delivery SPEC section
+	// 8). Empty: only credentials delivered without an owner.
+	Owners []string `yaml:"owners"`
 }
 
 // CCP holds client defaults for every store; a store delivery may tighten them.

@@ -165,6 +165,7 @@ func (c *Config) Validate() error {
 				bad(key+".executables", "%q must be an absolute path", e)
 			}
 		}
+		validateOwners(key+".owners", r.Owners, bad)
 		for _, op := range r.Operations {
 			if op != "resolve" && op != "check" {
 				bad(key+".operations", "%q is not resolve or check", op)

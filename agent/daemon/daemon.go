@@ -489,24 +489,30 @@ func buildStatus(snap *state.Snapshot, r *resolve.Resolver, info keystore.Info, 
 	}
 	for _, a := range snap.Applications {
 		s.Applications = append(s.Applications, apitype.ApplicationStatus{
-			AppID: a.AppID, Serial: a.Serial, Fingerprint: a.Fingerprint, NotBefore: a.NotBefore, NotAfter: a.NotAfter,
+			AppID: a.AppID, Owner: a.Owner, Serial: a.Serial, Fingerprint: a.Fingerprint, NotBefore: a.NotBefore, NotAfter: a.NotAfter,
 			Expired: now.After(a.NotAfter), ExpiresSoon: a.NotAfter.Sub(now) < cfg.Inbox.ExpiryWarning,
 		})
 	}
-	sort.Slice(s.Applications, func(i, j int) bool { return s.Applications[i].AppID < s.Applications[j].AppID })
+	sort.Slice(s.Applications, func(i, j int) bool {
+		return state.Key(s.Applications[i].Owner, s.Applications[i].AppID) < state.Key(s.Applications[j].Owner, s.Applications[j].AppID)
+	})
 	health := r.Health()
 	for _, st := range snap.Stores {
-		ss := apitype.StoreStatus{Name: st.Name, AppID: st.AppID, Servers: st.Servers, CacheTTL: st.CacheTTL, CacheMaxStale: st.CacheMaxStale}
-		if h, ok := health[st.Name]; ok {
+		ss := apitype.StoreStatus{Name: st.Name, Owner: st.Owner, AppID: st.AppID, Servers: st.Servers, CacheTTL: st.CacheTTL, CacheMaxStale: st.CacheMaxStale}
+		if h, ok := health[state.Key(st.Owner, st.Name)]; ok {
 			ss.LastSuccess, ss.LastError, ss.LastErrorClass, ss.LastErrorAt = h.LastSuccess, h.LastError, string(h.LastErrorClass), h.LastErrorAt
 		}
 		s.Stores = append(s.Stores, ss)
 	}
-	sort.Slice(s.Stores, func(i, j int) bool { return s.Stores[i].Name < s.Stores[j].Name })
+	sort.Slice(s.Stores, func(i, j int) bool {
+		return state.Key(s.Stores[i].Owner, s.Stores[i].Name) < state.Key(s.Stores[j].Owner, s.Stores[j].Name)
+	})
 	for _, c := range snap.Credentials {
-		s.Credentials = append(s.Credentials, apitype.CredentialStatus{Name: c.Name, Store: c.Store})
+		s.Credentials = append(s.Credentials, apitype.CredentialStatus{Name: c.Name, Owner: c.Owner, Store: c.Store})
 	}
-	sort.Slice(s.Credentials, func(i, j int) bool { return s.Credentials[i].Name < s.Credentials[j].Name })
+	sort.Slice(s.Credentials, func(i, j int) bool {
+		return state.Key(s.Credentials[i].Owner, s.Credentials[i].Name) < state.Key(s.Credentials[j].Owner, s.Credentials[j].Name)
+	})
 	for _, rj := range snap.Rejected {
 		s.Rejected = append(s.Rejected, apitype.RejectedDelivery{File: rj.File, DeliveryID: rj.DeliveryID, Kind: rj.Kind, Reason: rj.Reason, At: rj.At})
 	}
@@ -547,7 +553,8 @@ func probeStores(ctx context.Context, snap *state.Snapshot, ccpCfg config.CCP) [
 			Name: st.Name, AppID: st.AppID, Safe: st.Safe, Folder: st.Folder, HealthObject: st.HealthObject,
 			Options: ccp.OptionsFor(st, ccpCfg),
 		}
-		if app := snap.Applications[st.AppID]; app != nil {
+		// The owner's own application only (delivery SPEC section 8).
+		if app := snap.Applications[state.Key(st.Owner, st.AppID)]; app != nil && app.Owner == st.Owner {
 			ds.ClientCert = app.Certificate
 		}
 		for _, r := range doctor.ProbeStore(ctx, ds) {
