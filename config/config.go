@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,6 +38,7 @@ type Config struct {
 	API      API      `yaml:"api"`
 	Policy   Policy   `yaml:"policy"`
 	CCP      CCP      `yaml:"ccp"`
+	Metrics  Metrics  `yaml:"metrics"`
 }
 
 // Paths are the agent's locations on disk.
@@ -210,6 +212,7 @@ func DevDefault(dir string) Config {
 	c := withDefaults(paths.Dev(dir))
 	c.Log.Format = "console"
 	c.KeyStore.Backend = "file"
+	c.Metrics.Textfile = filepath.Join(dir, "credagent.prom") // so that a newcomer sees it
 	return c
 }
 
@@ -220,6 +223,7 @@ func withDefaults(d paths.Defaults) Config {
 		Paths:     Paths{StateDir: d.StateDir, InboxDir: d.InboxDir, Socket: d.Socket},
 		Log:       Log{Level: "info", Format: "json", MaxSizeMB: 10, MaxFiles: 5},
 		KeyStore:  KeyStore{Backend: "auto", KeyName: "machine", Dir: d.KeyDir, TPMDevice: "/dev/tpmrm0"},
+		Metrics:   Metrics{Interval: 10 * time.Second},
 		Inbox: Inbox{
 			RescanInterval:   30 * time.Second,
 			MaxDeliveryBytes: 1 << 20,

@@ -14,6 +14,31 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/apache2 ] || need+=(apache2)
+# promtool (`promtool check metrics` validates agent/metrics' output): only
+# the promtool binary is taken from Debian's prometheus package (apt-get
+# download, dpkg-deb -x; about 20 MB), so that no Prometheus server is
+# installed or started. It is kept in /var/cache/credagent-test and linked as
+# /usr/local/bin/promtool.
+if ! command -v promtool >/dev/null 2>&1; then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "== installing promtool from Debian's prometheus package"
+		cache=/var/cache/credagent-test/prometheus
+		tmp=$(mktemp -d)
+		chmod 755 "$tmp"
+		apt-get update -qq
+		(cd "$tmp" && apt-get download -qq prometheus 2>/dev/null)
+		rm -rf "$cache" && mkdir -p "$cache"
+		dpkg-deb -x "$tmp"/prometheus_*.deb "$cache"
+		rm -rf "$tmp"
+		ln -sf "$cache/usr/bin/promtool" /usr/local/bin/promtool
+		promtool --version >/dev/null
+	elif [ "${CI:-}" = "true" ]; then
+		echo "missing test prerequisite: promtool (run as root to install it)" >&2
+		exit 1
+	else
+		echo "note: promtool not installed; the metrics format check will be skipped (run as root to install)" >&2
+	fi
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "== installing ${need[*]}"
