@@ -25,6 +25,7 @@ import (
 	"github.com/credagent/credagent/agent/inbox"
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/apitype"
+	"github.com/credagent/credagent/agent/metrics"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/service/doctor"
 	"github.com/credagent/credagent/agent/state"
@@ -110,6 +111,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	st := &state.State{}
+	m := metrics.New(version.Version)
+	m.SetKeyStore(ks.Info().Backend, ks.Info().HardwareBacked)
+	m.SetState(st.Load)
 	var in *inbox.Inbox
 	applied := make(chan struct{}, 1) // a delivery was applied: check the rotation
 	if needsReenroll == "" {
@@ -121,6 +125,7 @@ func Run(ctx context.Context, opts Options) error {
 			return errors.New("portal.signing_keys is empty: pin the portal's public signing key in the config (every delivery must be signed by it)")
 		}
 		onEvent := func(e inbox.Event) {
+			m.Delivery("inbox", string(e.Kind), e.Err == nil, e.Reason, e.At)
 			if e.Err == nil {
 				select {
 				case applied <- struct{}{}:
@@ -162,12 +167,13 @@ func Run(ctx context.Context, opts Options) error {
 	build := func(c config.Config) (*resolve.Resolver, error) {
 		return resolve.New(resolve.Options{
 			State:         st,
-			NewFetcher:    fetcherFactory(c.CCP, log),
+			NewFetcher:    fetcherFactory(c.CCP, log, m),
 			Policy:        c.Policy,
 			RatePerSecond: c.API.RatePerSecond,
 			RateBurst:     c.API.RateBurst,
 			Audit:         opts.Audit,
 			Log:           log.With().Str("component", "resolve").Logger(),
+			Metrics:       m,
 		})
 	}
 	r0, err := build(cfg)
@@ -204,7 +210,7 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -224,6 +230,16 @@ func Run(ctx context.Context, opts Options) error {
 		defer wg.Done()
 		reloadLoop(ctx, opts, res, build, log)
 	}()
+	if cfg.Metrics.Textfile != "" || cfg.Metrics.Listen != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Run(ctx, metrics.Options{Textfile: cfg.Metrics.Textfile, Interval: cfg.Metrics.Interval, Listen: cfg.Metrics.Listen,
+				Log: log.With().Str("component", "metrics").Logger()}); err != nil {
+				errc <- err
+			}
+		}()
+	}
 	if in != nil && keys.Pending != nil {
 		wg.Add(1)
 		go func() {
@@ -373,10 +389,11 @@ func toInboxKeys(ks []keystore.Key) []inbox.Key {
 // bound to the application's certificate. The resolver builds a new client
 // when the certificate's fingerprint or the store's sequence changes, and the
 // old one's connections are closed.
-func fetcherFactory(cfg config.CCP, log zerolog.Logger) resolve.FetcherFactory {
+func fetcherFactory(cfg config.CCP, log zerolog.Logger, m *metrics.Registry) resolve.FetcherFactory {
 	return func(store *state.Store, app *state.Application) (resolve.Fetcher, error) {
 		o := ccp.OptionsFor(store, cfg)
 		o.Log = log.With().Str("component", "ccp").Str("store", store.Name).Logger()
+		o.Observe = m.CCPRequest
 		cert := app.Certificate
 		return ccp.New(o, func() (*tls.Certificate, error) {
 			if cert == nil || cert.PrivateKey == nil {
@@ -452,7 +469,7 @@ func reloadOnce(opts Options, res *resolverHolder, build func(config.Config) (*r
 	// In-flight resolutions finish on the old resolver.
 	time.AfterFunc(running.API.ShutdownGrace, old.Close)
 	if restartNeeded(*running, next) {
-		log.Warn().Msg("reload applied the policy, limits and CCP settings; changes to paths, key store, socket or portal signing keys take effect at the next restart")
+		log.Warn().Msg("reload applied the policy, limits and CCP settings; changes to paths, key store, socket, metrics or portal signing keys take effect at the next restart")
 	} else {
 		log.Info().Int("policy_rules", len(next.Policy.Rules)).Msg("configuration reloaded")
 	}
@@ -460,7 +477,7 @@ func reloadOnce(opts Options, res *resolverHolder, build func(config.Config) (*r
 }
 
 func restartNeeded(a, b config.Config) bool {
-	if a.Paths != b.Paths || a.KeyStore != b.KeyStore || a.MachineID != b.MachineID || len(a.Portal.SigningKeys) != len(b.Portal.SigningKeys) {
+	if a.Paths != b.Paths || a.KeyStore != b.KeyStore || a.Metrics != b.Metrics || a.MachineID != b.MachineID || len(a.Portal.SigningKeys) != len(b.Portal.SigningKeys) {
 		return true
 	}
 	for i := range a.Portal.SigningKeys {

@@ -171,6 +171,15 @@ type Options struct {
 	// audit record after the first is recorded in full; 0 means
 	// DefaultRefusalWindow.
 	RefusalWindow time.Duration
+	// Metrics, if set, counts each name's outcome and latency.
+	Metrics Recorder
+}
+
+// Recorder receives one call per name resolved or refused, with the outcome
+// (ok, error, refused) and the error class ("" on success).
+// *metrics.Registry satisfies it.
+type Recorder interface {
+	Resolution(op, outcome, class string, latency time.Duration)
 }
 
 // Resolver answers requests. It is safe for concurrent use.
@@ -183,6 +192,7 @@ type Resolver struct {
 	audit      zerolog.Logger
 	log        zerolog.Logger
 	now        func() time.Time
+	metrics    Recorder
 
 	fmu      sync.Mutex
 	fetchers map[string]*fetcherEntry
@@ -221,6 +231,7 @@ func New(opts Options) (*Resolver, error) {
 		fetchers:   map[string]*fetcherEntry{},
 		cache:      newCache(),
 		health:     map[string]*StoreHealth{},
+		metrics:    opts.Metrics,
 	}
 	r.refusals = newRefusals(opts.RefusalWindow, r.writeRefusalSummary)
 	r.rules = compilePolicy(opts.Policy, opts.LookupGroup, opts.Log)
