@@ -6,6 +6,7 @@
 # openssl: the .pfx files of both encodings that credseal's tests open.
 # apache2: the IIS-like TLS fronts of the CCP tests (per-location client
 # certificates by renegotiation, and after a TLS 1.3 handshake).
+# python3: the Python client's tests (agent/localapi/client/python).
 set -euo pipefail
 need=()
 command -v swtpm >/dev/null 2>&1 || need+=(swtpm swtpm-tools)
@@ -14,6 +15,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/apache2 ] || need+=(apache2)
+# Debian's python3 (not a version manager's): the Python client's tests.
+[ -x /usr/bin/python3 ] || need+=(python3)
 # promtool (`promtool check metrics` validates agent/metrics' output): only
 # the promtool binary is taken from Debian's prometheus package (apt-get
 # download, dpkg-deb -x; about 20 MB), so that no Prometheus server is
