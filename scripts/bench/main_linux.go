@@ -148,6 +148,7 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 		{"delivery apply (agent / bare fsnotify)", h.deliveryApply},
 		{"cold start (100 applications / none)", h.coldStart},
 		{"keystore unwrap (memory / file / tpm)", h.keystoreUnwrap},
+		{"python client (python / go p50)", h.pythonClient},
 		{"metrics cost (1,000 resolutions/s, textfile every 10 s)", h.metricsCost},
 	}
 	for _, p := range phases {
