@@ -153,10 +153,19 @@ func runExec(args []string) error {
 	}
 	var hs []handover
 	var envBufs [][]byte
+	var wg sync.WaitGroup
 	defer func() {
 		for _, h := range hs {
 			h.r.Close()
-			h.w.Close()
+			h.w.Close() // unblocks a write that nobody reads
+		}
+		// The writers are done long before in practice; a write that a
+		// grandchild holds unread must not keep credagent from exiting.
+		writersDone := make(chan struct{})
+		go func() { wg.Wait(); close(writersDone) }()
+		select {
+		case <-writersDone:
+		case <-time.After(time.Second):
 		}
 		for _, b := range envBufs {
 			clear(b)
@@ -189,7 +198,6 @@ func runExec(args []string) error {
 	// and each copy is zeroed before the command runs. A write that would
 	// block (a password larger than the buffer) finishes once the child
 	// reads, or fails when it exits.
-	var wg sync.WaitGroup
 	for _, h := range hs {
 		wg.Add(1)
 		go func() {
@@ -215,17 +223,6 @@ func runExec(args []string) error {
 	}
 	werr := cmd.Wait()
 	stop()
-	for _, h := range hs {
-		h.w.Close() // unblocks a write that a grandchild holds unread
-	}
-	// The writers are done long before in practice; a write that a
-	// grandchild still holds must not keep credagent from exiting.
-	writersDone := make(chan struct{})
-	go func() { wg.Wait(); close(writersDone) }()
-	select {
-	case <-writersDone:
-	case <-time.After(time.Second):
-	}
 	if cmd.ProcessState == nil {
 		return &exitError{code: execCannotRun, err: werr}
 	}
