@@ -47,13 +47,6 @@ func (a *auditRecord) fillFromState(snap *state.Snapshot) {
 //	error, rule, ccp_server, latency_ms, correlation_id, from_cache, stale,
 //	cache_age_ms.
 func (r *Resolver) writeAudit(a auditRecord) {
-	if r.metrics != nil {
-		class := ""
-		if a.err != nil {
-			class = string(a.err.Class)
-		}
-		r.metrics.Resolution(string(a.req.Op), a.outcome, class, a.latency)
-	}
 	lvl := zerolog.InfoLevel
 	if a.outcome != "ok" || a.stale {
 		lvl = zerolog.WarnLevel

@@ -110,7 +110,7 @@ func TestOwnerIsolation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := r.Resolve(context.Background(), &localsock.Identity{UID: tt.uid, GID: tt.uid}, resolve.Request{RunID: "r", Names: []string{tt.cred}})
+			res := r.Resolve(context.Background(), &localsock.Identity{UID: tt.uid, GID: tt.uid, Verified: true}, resolve.Request{RunID: "r", Names: []string{tt.cred}})
 			defer res.Wipe()
 			var e *resolve.Error
 			var got string

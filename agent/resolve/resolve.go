@@ -344,6 +344,12 @@ func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req 
 // when the names were not read); later ones are counted into the window's
 // summary (see refusals).
 func (r *Resolver) refuseAll(caller *localsock.Identity, req Request, start time.Time, e *Error) Result {
+	if r.metrics != nil {
+		// Every refusal counts, also those the audit sums up.
+		for range max(1, len(req.Names)) {
+			r.metrics.Resolution(string(orOp(req.Op)), "refused", string(e.Class), r.now().Sub(start))
+		}
+	}
 	if !r.refusals.note(caller, len(req.Names), e.Class, start) {
 		return Result{Err: e}
 	}
@@ -369,11 +375,16 @@ func (r *Resolver) one(ctx context.Context, snap *state.Snapshot, ru *rule, call
 	defer func() {
 		rec.latency = r.now().Sub(start)
 		rec.fromCache, rec.cacheAge, rec.stale = it.FromCache, it.CacheAge, it.Stale
+		class := ""
 		if it.Err != nil {
 			rec.outcome, rec.err = "error", it.Err
+			class = string(it.Err.Class)
 		} else {
 			rec.outcome = "ok"
 			rec.server, rec.correlation = it.Account.Server, it.Account.CorrelationID
+		}
+		if r.metrics != nil {
+			r.metrics.Resolution(string(req.Op), rec.outcome, class, rec.latency)
 		}
 		r.writeAudit(rec)
 	}()
@@ -613,4 +624,13 @@ func SanitizeReason(runID string) string {
 		return s
 	}
 	return "credagent"
+}
+
+// orOp is op, or resolve for a request refused before its operation was
+// known.
+func orOp(op Op) Op {
+	if op == "" {
+		return OpResolve
+	}
+	return op
 }
