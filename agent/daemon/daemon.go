@@ -570,7 +570,7 @@ func probeStores(ctx context.Context, snap *state.Snapshot, ccpCfg config.CCP) [
 			Name: st.Name, AppID: st.AppID, Safe: st.Safe, Folder: st.Folder, HealthObject: st.HealthObject,
 			Options: ccp.OptionsFor(st, ccpCfg),
 		}
-		// The owner's own application only (delivery SPEC section 8).
+		// The owner's own application only (delivery SPEC section 9).
 		if app := snap.Applications[state.Key(st.Owner, st.AppID)]; app != nil && app.Owner == st.Owner {
 			ds.ClientCert = app.Certificate
 		}

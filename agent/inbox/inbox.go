@@ -117,7 +117,7 @@ type Event struct {
 	File       string
 	DeliveryID string
 	Kind       delivery.Kind
-	// Owner is the delivery's owner header (SPEC section 8), not the
+	// Owner is the delivery's owner header (SPEC section 9), not the
 	// file's owner.
 	Owner  string
 	Target string

@@ -455,7 +455,7 @@ func first(a, b string) string {
 
 // lookup finds the credential name among the owners' credentials (the
 // namespaces of the rule that authorised the caller), then its store and
-// application within the same owner's namespace (delivery SPEC section 8).
+// application within the same owner's namespace (delivery SPEC section 9).
 // It never falls back to another owner's store or application: a
 // credential of owner A is never fetched with owner B's certificate, even
 // when B has a store or application of the same name or AppID.

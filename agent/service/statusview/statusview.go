@@ -144,7 +144,7 @@ func ago(d time.Duration) string {
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
-// owned labels an object with its owner (delivery SPEC section 8), if any.
+// owned labels an object with its owner (delivery SPEC section 9), if any.
 func owned(owner, name string) string {
 	if owner == "" {
 		return name
