@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -44,7 +45,7 @@ func (h *harness) execStart() error {
 				}
 				lat = append(lat, time.Since(t))
 			}
-			med[l.name] = float64(percentile(sortedCopy(lat), 50)) / 1e6
+			med[l.name] = float64(rig.Percentile(rig.SortedCopy(lat), 50)) / 1e6
 			res[l.name] = append(res[l.name], med[l.name])
 		}
 		over = append(over, med["exec"]-med["true"]-med["resolve"])
@@ -54,11 +55,11 @@ func (h *harness) execStart() error {
 	for i := range added {
 		added[i] = res["exec"][i] - res["true"][i]
 	}
-	h.rep.add(&figure{Key: "exec_added_ms", Unit: "ms", Value: median(added), Rounds: added,
-		BaselineName: "credagent resolve (one resolve, process included)", Baseline: median(res["resolve"]), BaselineRounds: res["resolve"],
+	h.rep.add(&figure{Key: "exec_added_ms", Unit: "ms", Value: rig.Median(added), Rounds: added,
+		BaselineName: "credagent resolve (one resolve, process included)", Baseline: rig.Median(res["resolve"]), BaselineRounds: res["resolve"],
 		Method: fmt.Sprintf("median wall time of `credagent exec --cred DB=%s -- true` minus that of `true` alone, %d runs per leg, %d rounds in rotating order; "+
 			"the baseline is `credagent resolve` of the same name, a process making one resolve.", benchCred, perLeg, len(added))})
-	h.rep.add(&figure{Key: "exec_beyond_resolve_ms", Unit: "ms", Value: median(over), Rounds: over,
+	h.rep.add(&figure{Key: "exec_beyond_resolve_ms", Unit: "ms", Value: rig.Median(over), Rounds: over,
 		BaselineName: "none", Baseline: 0,
 		Method: "exec_added_ms minus the resolve baseline within each round: what exec costs beyond one resolve (pipe, fork/exec, hand-over).",
 		goal:   &goal{"<", 5}})

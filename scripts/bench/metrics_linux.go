@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -68,11 +69,11 @@ func (h *harness) metricsCost() error {
 		rounds = append(rounds, 100*float64(c2-c0)/float64(interval))
 		_ = round
 	}
-	h.rep.add(&figure{Key: "metrics_cpu_percent", Unit: "%", Value: median(rounds), Rounds: rounds,
+	h.rep.add(&figure{Key: "metrics_cpu_percent", Unit: "%", Value: rig.Median(rounds), Rounds: rounds,
 		BaselineName: "one CPU core", Baseline: 100,
 		Method: fmt.Sprintf("the CPU (user+system, RUSAGE_THREAD) of recording 1,000 resolutions per second (each with one CCP attempt) "+
 			"and rewriting the textfile every 10 s, as a share of one core; one textfile write took %.0f µs of CPU (median), "+
-			"so even the shortest interval (1 s) adds only that per second; median of %d rounds.", median(writeUS), len(rounds)),
+			"so even the shortest interval (1 s) adds only that per second; median of %d rounds.", rig.Median(writeUS), len(rounds)),
 		goal: &goal{"<", 1}})
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/credagent/credagent/scripts/internal/rig"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +57,7 @@ func (h *harness) pythonClient() error {
 		if err != nil {
 			return fmt.Errorf("round %d go: %w", r+1, err)
 		}
-		g := us(percentile(sortedCopy(lat), 50))
+		g := rig.US(rig.Percentile(rig.SortedCopy(lat), 50))
 		cmd := exec.CommandContext(h.ctx, py, "-B", "-c", pythonScript, h.socket, benchCred, "1000")
 		cmd.Env = append(os.Environ(), "PYTHONPATH="+lib)
 		var stderr bytes.Buffer
@@ -75,10 +76,10 @@ func (h *harness) pythonClient() error {
 	method := "p50 of POST /v1/resolve through the Python client (agent/localapi/client/python, Debian's python3, one kept-alive connection), " +
 		"one caller, sequential, 1,000 requests after 100 of warm-up, each with its own run ID; alternating with the Go client " +
 		"(agent/localapi/client, 0.8 s) against the same agent and fake CCP; median of %d rounds."
-	h.rep.add(&figure{Key: "python_resolve_p50_us", Unit: "µs", Value: median(pyP50), Rounds: pyP50,
-		BaselineName: "Go client p50 (same round)", Baseline: median(goP50), BaselineRounds: goP50,
+	h.rep.add(&figure{Key: "python_resolve_p50_us", Unit: "µs", Value: rig.Median(pyP50), Rounds: pyP50,
+		BaselineName: "Go client p50 (same round)", Baseline: rig.Median(goP50), BaselineRounds: goP50,
 		Method: fmt.Sprintf(method, len(pyP50))})
-	h.rep.add(&figure{Key: "python_over_go_p50", Unit: "x", Value: median(ratios), Rounds: ratios,
+	h.rep.add(&figure{Key: "python_over_go_p50", Unit: "x", Value: rig.Median(ratios), Rounds: ratios,
 		BaselineName: "Go client (ratio 1)", Baseline: 1,
 		Method: "Python p50 divided by Go p50 within each round; the median of the rounds.", goal: &goal{"<=", 1.5}})
 	return nil
