@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +28,7 @@ import (
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/harden"
 	"github.com/credagent/credagent/platform/localsock"
+	"github.com/credagent/credagent/platform/localsock/localsocktest"
 	"github.com/rs/zerolog"
 )
 
@@ -123,7 +123,8 @@ func start(t testing.TB, su setup) *harness {
 	if su.fetcher == nil {
 		su.fetcher = fakeCCP{"sap": planted, "db": "db-" + planted}
 	}
-	pol := config.Policy{Rules: []config.Rule{{Name: "self", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"sap", "db", "gone"}}}}
+	self := localsocktest.SelfIdentity(t)
+	pol := config.Policy{Rules: []config.Rule{{Name: "self", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"sap", "db", "gone"}}}}
 	if su.policy != nil {
 		pol = *su.policy
 	}
@@ -146,7 +147,7 @@ func start(t testing.TB, su setup) *harness {
 	if su.listen != nil {
 		h.path, opts = su.listen(t.(*testing.T))
 	} else {
-		h.path, opts = filepath.Join(t.TempDir(), "agent.sock"), localsock.ListenOptions{Dev: true}
+		h.path, opts = localsocktest.DevPath(t), localsock.ListenOptions{Dev: true}
 	}
 	ln, err := localsock.Listen(h.path, opts)
 	if err != nil {
