@@ -435,11 +435,16 @@ func TestGracefulShutdown(t *testing.T) {
 	<-g.entered
 	h.stop()
 	time.Sleep(50 * time.Millisecond)
-	// New connections are refused while the old request drains.
-	if c, err := localsock.Dial(context.Background(), h.path); err == nil {
+	// New connections are refused while the old request drains. On
+	// Windows the pipe's name lives on with the draining connection's
+	// instance, so a dial finds every instance busy and waits (go-winio
+	// retries ERROR_PIPE_BUSY until its context ends): bound it.
+	dctx, dcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	if c, err := localsock.Dial(dctx, h.path); err == nil {
 		c.Close()
 		t.Error("dial succeeded during shutdown")
 	}
+	dcancel()
 	close(g.gate)
 	if err := <-done; err != nil {
 		t.Errorf("in-flight request: %v", err)

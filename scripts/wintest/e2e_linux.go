@@ -86,7 +86,7 @@ func (e *env) devEndToEnd(st *steps) {
 			{"credential", "--name", "sap-prod-admin", "--store", "rpa-prod", "--object", "sap-prod-admin"},
 		} {
 			args = append(args, "--to", reg, "--sign", sign, "--inbox", inbox)
-			if out, err := e.wine(ctx, dir, nil, credseal, args...).CombinedOutput(); err != nil {
+			if out, err := combined(e.wine(ctx, dir, nil, credseal, args...)); err != nil {
 				return fmt.Errorf("credseal %s: %v: %s", args[0], err, out)
 			}
 		}
@@ -97,7 +97,7 @@ func (e *env) devEndToEnd(st *steps) {
 		var out []byte
 		var err error
 		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-			if out, err = e.wine(ctx, dir, nil, credagent, "check", "--dev", agentWin, "sap-prod-admin").CombinedOutput(); err == nil {
+			if out, err = combined(e.wine(ctx, dir, nil, credagent, "check", "--dev", agentWin, "sap-prod-admin")); err == nil {
 				return nil
 			}
 		}
@@ -105,7 +105,7 @@ func (e *env) devEndToEnd(st *steps) {
 	})
 
 	st.do("status over the pipe", func() error {
-		out, err := e.wine(ctx, dir, nil, credagent, "status", "--dev", agentWin).CombinedOutput()
+		out, err := combined(e.wine(ctx, dir, nil, credagent, "status", "--dev", agentWin))
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -119,7 +119,7 @@ func (e *env) devEndToEnd(st *steps) {
 		}
 		// --show: the password stays in this process's memory only, to
 		// check that the agent returned the one the fake CCP holds.
-		out, err := e.wine(ctx, dir, nil, credagent, "resolve", "--dev", agentWin, "--run-id", "wine-e2e-1", "--flow-id", "wine-e2e", "--json", "--show", "sap-prod-admin").Output()
+		out, err := stdout(e.wine(ctx, dir, nil, credagent, "resolve", "--dev", agentWin, "--run-id", "wine-e2e-1", "--flow-id", "wine-e2e", "--json", "--show", "sap-prod-admin"))
 		if err != nil {
 			return fmt.Errorf("resolve: %v", err)
 		}

@@ -149,6 +149,34 @@ func (e *env) wine(ctx context.Context, dir string, extraEnv []string, exe strin
 	return cmd
 }
 
+// combined runs a Windows program and returns its output. The output goes
+// through a file, not a pipe: Wine's helper processes (services.exe,
+// explorer.exe), started by the first program of a session, inherit its
+// standard handles and outlive it, so a pipe would never reach EOF.
+func combined(cmd *exec.Cmd) ([]byte, error) { return runToFile(cmd, true) }
+
+// stdout is combined for standard output only; standard error is dropped.
+func stdout(cmd *exec.Cmd) ([]byte, error) { return runToFile(cmd, false) }
+
+func runToFile(cmd *exec.Cmd, withStderr bool) ([]byte, error) {
+	f, err := os.CreateTemp("", "wintest-out-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	cmd.Stdout = f
+	if withStderr {
+		cmd.Stderr = f
+	}
+	err = cmd.Run()
+	b, rerr := os.ReadFile(f.Name())
+	if err == nil {
+		err = rerr
+	}
+	return b, err
+}
+
 // wineserverKill ends every Windows process of the prefix, so that each
 // phase starts clean and files are complete before they are scanned.
 func (e *env) wineserverKill() {
@@ -284,9 +312,8 @@ func (e *env) runTests(only *regexp.Regexp) ([]Summary, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		defer cancel()
 		cmd := e.wine(ctx, p.dir, nil, exeOf(p), "-test.v", "-test.timeout=3m")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		runErr := cmd.Run()
+		b, runErr := combined(cmd)
+		out := bytes.NewBuffer(b)
 		os.WriteFile(filepath.Join(logs, strings.ReplaceAll(p.rel, "/", "_")+".log"), out.Bytes(), 0o644)
 		rs, _ := ParseTestV(bytes.NewReader(out.Bytes()))
 		rows[i] = Summarize(p.rel, rs, e.gaps, runErr)

@@ -39,7 +39,7 @@ func (e *env) serviceLifecycle(st *steps) {
 	cmd := e.wine(ctx, pkgDir, []string{"CREDAGENT_TEST_SERVICE=1", "CREDAGENT_TEST_EXE=" + winPath(e.bin("windows", "credagent.exe"))},
 		e.bin("windows", "elevate.exe"), exe, "-test.run=^TestServiceLifecycle$", "-test.v", "-test.timeout=3m")
 	// elevate.exe hands the CREDAGENT_ variables to the elevated process.
-	out, runErr := cmd.CombinedOutput()
+	out, runErr := combined(cmd)
 	os.WriteFile(filepath.Join(e.work, "logs", "service.log"), out, 0o644)
 	rs, _ := ParseTestV(bytes.NewReader(out))
 	if len(rs) == 0 {
@@ -98,9 +98,9 @@ func (e *env) msi(st *steps) {
 		if err := os.WriteFile(config, []byte(seed), 0o644); err != nil {
 			return err
 		}
-		out, err := e.wine(ctx, dir, nil, elevate, "msiexec", "/i", winPath(msiPath), "/qn",
+		out, err := combined(e.wine(ctx, dir, nil, elevate, "msiexec", "/i", winPath(msiPath), "/qn",
 			"/l*v", winPath(filepath.Join(dir, "install.log")),
-			"PORTALKEY="+portalKey, "CONFIG="+winPath(config)).CombinedOutput()
+			"PORTALKEY="+portalKey, "CONFIG="+winPath(config)))
 		if err != nil {
 			return fmt.Errorf("msiexec /i: %v: %s (log: %s)", err, out, filepath.Join(dir, "install.log"))
 		}
@@ -113,7 +113,7 @@ func (e *env) msi(st *steps) {
 		return nil
 	})
 	st.do("service registered", func() error {
-		out, err := e.wine(ctx, dir, nil, "reg", "query", `HKLM\SYSTEM\CurrentControlSet\Services\credagent`, "/v", "ImagePath").CombinedOutput()
+		out, err := combined(e.wine(ctx, dir, nil, "reg", "query", `HKLM\SYSTEM\CurrentControlSet\Services\credagent`, "/v", "ImagePath"))
 		if err != nil || !bytes.Contains(bytes.ToLower(out), []byte(`credagent.exe`)) || !bytes.Contains(out, []byte("run --config")) {
 			return fmt.Errorf("the credagent service's ImagePath is not the installed program (%v): %s", err, out)
 		}
@@ -133,8 +133,8 @@ func (e *env) msi(st *steps) {
 		return nil
 	})
 	st.do("msiexec /x /qn", func() error {
-		out, err := e.wine(ctx, dir, nil, elevate, "msiexec", "/x", winPath(msiPath), "/qn",
-			"/l*v", winPath(filepath.Join(dir, "uninstall.log"))).CombinedOutput()
+		out, err := combined(e.wine(ctx, dir, nil, elevate, "msiexec", "/x", winPath(msiPath), "/qn",
+			"/l*v", winPath(filepath.Join(dir, "uninstall.log"))))
 		if err != nil {
 			return fmt.Errorf("msiexec /x: %v: %s (log: %s)", err, out, filepath.Join(dir, "uninstall.log"))
 		}
@@ -144,7 +144,7 @@ func (e *env) msi(st *steps) {
 		if _, err := os.Stat(progFile); err == nil {
 			return fmt.Errorf("%s is still there", progFile)
 		}
-		out, err := e.wine(ctx, dir, nil, "reg", "query", `HKLM\SYSTEM\CurrentControlSet\Services\credagent`).CombinedOutput()
+		out, err := combined(e.wine(ctx, dir, nil, "reg", "query", `HKLM\SYSTEM\CurrentControlSet\Services\credagent`))
 		if err == nil {
 			return fmt.Errorf("the credagent service is still registered: %s", out)
 		}
