@@ -44,7 +44,7 @@ func (e *env) devEndToEnd(st *steps) {
 			stopCCP()
 		}
 	}()
-	st.do("fakeccp dev (native)", func() error {
+	st.do("fakeccp-dev-native", func() error {
 		out, stop, err := start(ctx, exec.Command(e.bin("linux", "fakeccp"), "dev", "--dir", ccpDir, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"), filepath.Join(dir, "fakeccp"))
 		stopCCP = stop
 		if err != nil {
@@ -59,7 +59,7 @@ func (e *env) devEndToEnd(st *steps) {
 	})
 
 	var stopAgent func()
-	st.do("credagent run --dev", func() error {
+	st.do("agent-run-dev", func() error {
 		out, stop, err := start(ctx, e.wine(ctx, dir, nil, credagent, "run", "--dev", agentWin), filepath.Join(dir, "agent"))
 		stopAgent = stop
 		if err != nil {
@@ -74,7 +74,7 @@ func (e *env) devEndToEnd(st *steps) {
 		return nil
 	})
 
-	st.do("credseal deliveries", func() error {
+	st.do("credseal-deliveries", func() error {
 		if err := os.WriteFile(filepath.Join(dir, "p12.pass"), []byte("changeit"), 0o600); err != nil {
 			return err
 		}
@@ -93,7 +93,7 @@ func (e *env) devEndToEnd(st *steps) {
 		return nil
 	})
 
-	st.do("check (agent applied them)", func() error {
+	st.do("check-applied", func() error {
 		var out []byte
 		var err error
 		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
@@ -104,7 +104,7 @@ func (e *env) devEndToEnd(st *steps) {
 		return fmt.Errorf("check sap-prod-admin: %v: %s", err, out)
 	})
 
-	st.do("status over the pipe", func() error {
+	st.do("status-over-pipe", func() error {
 		out, err := combined(e.wine(ctx, dir, nil, credagent, "status", "--dev", agentWin))
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
@@ -113,7 +113,7 @@ func (e *env) devEndToEnd(st *steps) {
 	})
 
 	fix, fixErr := fakeccp.LoadFixture(filepath.Join(ccpDir, fakeccp.DevFixtureFile))
-	st.do("resolve over the pipe", func() error {
+	st.do("resolve-over-pipe", func() error {
 		if fixErr != nil {
 			return fixErr
 		}
@@ -135,14 +135,15 @@ func (e *env) devEndToEnd(st *steps) {
 		return nil
 	})
 
-	st.do("audit names the caller", func() error {
-		b, err := os.ReadFile(filepath.Join(agentDir, "audit.log"))
+	st.do("audit-names-caller", func() error {
+		// In dev mode the audit stream goes to standard error with the log.
+		b, err := os.ReadFile(filepath.Join(dir, "agent.log"))
 		if err != nil {
 			return err
 		}
 		for _, l := range bytes.Split(b, []byte("\n")) {
-			if bytes.Contains(l, []byte(`"run_id":"wine-e2e-1"`)) {
-				if !bytes.Contains(l, []byte(`"S-1-5-`)) || !bytes.Contains(bytes.ToLower(l), []byte(`credagent.exe`)) {
+			if bytes.Contains(l, []byte(`"run_id":"wine-e2e-1"`)) && bytes.Contains(l, []byte(`"stream":"audit"`)) {
+				if !bytes.Contains(l, []byte(`"caller_sid":"S-1-5-`)) || !bytes.Contains(bytes.ToLower(l), []byte(`credagent.exe`)) {
 					return fmt.Errorf("the audit record of the resolve lacks the caller's SID or executable: %s", l)
 				}
 				return nil
@@ -156,7 +157,7 @@ func (e *env) devEndToEnd(st *steps) {
 	}
 	e.wineserverKill()
 
-	st.do("password on no disk", func() error {
+	st.do("password-on-no-disk", func() error {
 		if fixErr != nil {
 			return fixErr
 		}

@@ -362,10 +362,13 @@ type steps struct {
 	start   time.Time
 	results []Result
 	stopped bool
+	// keepGoing runs every step even after a failure.
+	keepGoing bool
 }
 
 // do runs one step, unless an earlier step of the phase failed (the rest are
-// then skipped: they depend on it).
+// then skipped: they depend on it) and the phase does not keepGoing. Step
+// names have no spaces or slashes, so that the skip list can name them.
 func (s *steps) do(name string, f func() error) bool {
 	if s.stopped {
 		s.results = append(s.results, Result{Name: name, Outcome: Skip, Reason: "an earlier step failed"})
@@ -382,7 +385,7 @@ func (s *steps) do(name string, f func() error) bool {
 	case err != nil:
 		s.results = append(s.results, Result{Name: name, Outcome: Fail, Reason: err.Error()})
 		fmt.Printf("   FAIL %-28s %v (%.1fs)\n", name, err, time.Since(t0).Seconds())
-		s.stopped = true
+		s.stopped = !s.keepGoing
 		return false
 	}
 	s.results = append(s.results, Result{Name: name, Outcome: Pass})

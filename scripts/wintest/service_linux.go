@@ -73,13 +73,19 @@ func (e *env) msi(st *steps) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	elevate := e.bin("windows", "elevate.exe")
+	// Each check looks at the machine by itself: run them all, so that a
+	// failed install still says what did get installed.
+	st.keepGoing = true
 
-	st.do("build the MSI (wixl)", func() error {
+	st.do("build-msi-wixl", func() error {
 		if _, err := exec.LookPath("wixl"); err != nil {
 			return errors.New("wixl is missing (scripts/prereqs.sh installs msitools and wixl)")
 		}
-		out, err := exec.Command("wixl", "-a", "x64", "-D", "Version=0.0.0", "-D", "BinDir="+e.bin("windows"),
-			"-o", msiPath, filepath.Join(e.repo, "installer", "windows", "credagent.wxs")).CombinedOutput()
+		// wixl wants BinDir relative (to its working directory).
+		cmd := exec.Command("wixl", "-a", "x64", "-D", "Version=0.0.0", "-D", "BinDir=bin/windows",
+			"-o", msiPath, filepath.Join(e.repo, "installer", "windows", "credagent.wxs"))
+		cmd.Dir = e.work
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("wixl: %v: %s", err, out)
 		}
@@ -87,7 +93,7 @@ func (e *env) msi(st *steps) {
 	})
 
 	portalKey, config := "", filepath.Join(dir, "seed-config.yaml")
-	st.do("msiexec /i /qn PORTALKEY CONFIG", func() error {
+	st.do("msiexec-install", func() error {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return err
@@ -106,20 +112,20 @@ func (e *env) msi(st *steps) {
 		}
 		return nil
 	})
-	st.do("program files installed", func() error {
+	st.do("program-installed", func() error {
 		if _, err := os.Stat(progFile); err != nil {
 			return err
 		}
 		return nil
 	})
-	st.do("service registered", func() error {
+	st.do("service-registered", func() error {
 		out, err := combined(e.wine(ctx, dir, nil, "reg", "query", `HKLM\SYSTEM\CurrentControlSet\Services\credagent`, "/v", "ImagePath"))
 		if err != nil || !bytes.Contains(bytes.ToLower(out), []byte(`credagent.exe`)) || !bytes.Contains(out, []byte("run --config")) {
 			return fmt.Errorf("the credagent service's ImagePath is not the installed program (%v): %s", err, out)
 		}
 		return nil
 	})
-	st.do("ProgramData config seeded", func() error {
+	st.do("programdata-config-seeded", func() error {
 		b, err := os.ReadFile(filepath.Join(dataDir, "config.yaml"))
 		if err != nil {
 			return err
@@ -132,7 +138,7 @@ func (e *env) msi(st *steps) {
 		}
 		return nil
 	})
-	st.do("msiexec /x /qn", func() error {
+	st.do("msiexec-uninstall", func() error {
 		out, err := combined(e.wine(ctx, dir, nil, elevate, "msiexec", "/x", winPath(msiPath), "/qn",
 			"/l*v", winPath(filepath.Join(dir, "uninstall.log"))))
 		if err != nil {
@@ -140,7 +146,7 @@ func (e *env) msi(st *steps) {
 		}
 		return nil
 	})
-	st.do("program and service removed", func() error {
+	st.do("program-service-removed", func() error {
 		if _, err := os.Stat(progFile); err == nil {
 			return fmt.Errorf("%s is still there", progFile)
 		}
@@ -150,7 +156,7 @@ func (e *env) msi(st *steps) {
 		}
 		return nil
 	})
-	st.do("ProgramData kept (key and config)", func() error {
+	st.do("programdata-kept", func() error {
 		if _, err := os.Stat(filepath.Join(dataDir, "config.yaml")); err != nil {
 			return fmt.Errorf("the config did not survive uninstalling: %w", err)
 		}

@@ -81,7 +81,12 @@ policy:
 	credagent := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, exe, append(args, "--config", cfgPath)...).CombinedOutput()
+		// install, reload and status name the config; start, stop and
+		// uninstall act on the registered service.
+		if args[0] == "install" || args[0] == "reload" || args[0] == "status" {
+			args = append(args, "--config", cfgPath)
+		}
+		out, err := exec.CommandContext(ctx, exe, args...).CombinedOutput()
 		return string(out), err
 	}
 	must := func(args ...string) string {
