@@ -143,6 +143,9 @@ type Summary struct {
 	Skips         []Result
 	// NowPassing are listed entries whose tests passed: the list is stale.
 	NowPassing []string
+	// Flaky are tests that failed in the full run and passed when run
+	// again alone; they are counted in Pass.
+	Flaky []string
 }
 
 // Summarize counts the top-level verdicts of one package and decides which
