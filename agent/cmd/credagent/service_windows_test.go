@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -58,8 +62,23 @@ func TestServiceLifecycle(t *testing.T) {
 	rand.Read(b)
 	pipe := localsock.ProtectedPrefix + "credagent-test-" + hex.EncodeToString(b)
 	self := localsocktest.SelfIdentity(t)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := fmt.Sprintf(`paths:
+	// install creates the config's folder itself, private; a folder that
+	// existed before, not private, holding a config, is refused. The
+	// config reaches it through --initial-config.
+	cfgPath := filepath.Join(dir, "svc", "config.yaml")
+	seedPath := filepath.Join(dir, "seed-config.yaml")
+	// The agent refuses to start without a pinned portal key.
+	pk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&pk.PublicKey)
+	portalPEM := strings.ReplaceAll(strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))), "\n", "\n      ")
+	cfg := fmt.Sprintf(`portal:
+  signing_keys:
+    - |
+      %[4]s
+paths:
   state_dir: '%[1]s\state'
   inbox_dir: '%[1]s\inbox'
   socket: '%[2]s'
@@ -74,8 +93,8 @@ policy:
     - name: lifecycle-test
       sids: [%[3]s]
       credentials: ["*"]
-`, dir, pipe, self.SIDs[0])
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+`, dir, pipe, self.SIDs[0], portalPEM)
+	if err := os.WriteFile(seedPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	credagent := func(args ...string) (string, error) {
@@ -107,7 +126,7 @@ policy:
 		}
 	})
 
-	must("install")
+	must("install", "--initial-config", seedPath)
 	if st := scmState(t); st != svc.Stopped {
 		t.Fatalf("after install the service is in state %d, want stopped", st)
 	}
