@@ -238,8 +238,8 @@ func TestDuplicateAfterCrashIsDropped(t *testing.T) {
 	}
 }
 
-// TestWatchLatency drops deliveries into a watched inbox and measures the
-// time until the new certificate is in the published snapshot.
+// TestWatchLatency drops deliveries into a watched inbox and checks that
+// the watcher, not the hourly rescan, puts each in the published snapshot.
 func TestWatchLatency(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -265,10 +265,10 @@ func TestWatchLatency(t *testing.T) {
 		}
 		worst = max(worst, time.Since(start))
 	}
+	// Each delivery came through the watcher: the rescan is an hour away.
+	// How fast is a figure of make bench (delivery_apply_ms, same-run
+	// baseline), not a bound a shared machine can hold in a test.
 	t.Logf("worst drop-to-in-use latency over 10 deliveries: %v", worst)
-	if worst > 250*time.Millisecond {
-		t.Errorf("latency %v over 250 ms", worst)
-	}
 }
 
 // TestNoKeyInLogs checks that applying and rejecting log no key material.
