@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -245,13 +246,22 @@ func TestWatchLatency(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- e.in.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("the inbox's Run did not return within 10 s of its context ending")
+		}
+	}()
 	time.Sleep(50 * time.Millisecond)
 	var worst time.Duration
 	for i := 1; i <= 10; i++ {
 		b := build(t, hdr("app", uint64(i), delivery.Machine(machineID)), validApp(t, int64(100+i)), machineKey.PublicKey(), signer)
 		start := time.Now()
-		e.drop("d", b)
+		// A name of its own, as portals write: on Windows a rename over the
+		// previous file fails while the agent still holds it open.
+		e.drop(fmt.Sprintf("d%d", i), b)
 		select {
 		case ev := <-e.events:
 			if ev.Err != nil {
