@@ -221,7 +221,29 @@ func vectors() []vector {
 		{"not-a-delivery", "malformed", "a PEM file dropped by mistake", 0, func(t *testing.T) []byte {
 			return []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
 		}},
-	}, strictVectors()...)
+	}, append(strictVectors(), sealedVectors()...)...)
+}
+
+// sealedVectors are stores and credentials sealed as a feed carries them
+// (SPEC.md section 3.2).
+func sealedVectors() []vector {
+	toMe := Machine(testMachine)
+	return []vector{
+		{"store-sealed", "success", "a store sealed to the machine key, as a feed carries it", 0, func(t *testing.T) []byte {
+			return mk(t, hdr("v-store-2", "prod", 2, toMe), testStore(), machineKey.PublicKey(), edSigner).Marshal()
+		}},
+		{"credential-sealed-group", "success", "a credential sealed to the group key", 0, func(t *testing.T) []byte {
+			return mk(t, hdr("v-cred-2", "sap-bot", 2, Group(testGroup)), testCredential(), groupKey.PublicKey(), ecSigner).Marshal()
+		}},
+		{"store-sealed-other-key", "wrong-recipient", "a store sealed to a key this machine does not hold", 0, func(t *testing.T) []byte {
+			return mk(t, hdr("v-bad-25", "prod", 2, toMe), testStore(), otherKey.PublicKey(), edSigner).Marshal()
+		}},
+		{"revoke-with-recipient", "malformed", "a revocation naming a recipient: it has nothing to seal", 0, func(t *testing.T) []byte {
+			d := mk(t, hdr("v-bad-26", "app-sap", 2, toMe), &Revoke{KindApplication}, nil, edSigner)
+			b := d.Marshal()
+			return bytes.Replace(b, []byte("\ncreated: "), []byte("\nrecipient: "+KeyID(machineKey.PublicKey())+"\ncreated: "), 1)
+		}},
+	}
 }
 
 func TestVectors(t *testing.T) {

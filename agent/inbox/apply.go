@@ -110,7 +110,7 @@ func (in *Inbox) handleLocked(name string) []string {
 		}
 		return nil
 	}
-	if err == nil && acc.Kind.Sealed() && in.o.State.Load().KeyProblem != "" {
+	if err == nil && acc.Sealed() && in.o.State.Load().KeyProblem != "" {
 		in.o.State.Update(func(s *state.Snapshot) error { s.KeyProblem = ""; return nil })
 		in.o.Log.Info().Msg("inbox: the key store opens deliveries again")
 	}
@@ -352,16 +352,30 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 					obsolete = append(obsolete, k.record)
 					delete(in.groupKeys, id)
 					delete(s.GroupKeys, id)
+					// Everything sealed to them goes too. Its record is
+					// kept, set aside, for its sequence number: without
+					// it a restart would accept an older delivery again.
+					withdraw := func(o delivery.Object) {
+						withdrawn = append(withdrawn, in.records[o])
+						delete(in.records, o)
+						in.o.Log.Warn().Str("object", o.String()).Str("group", acc.Target).Msg("inbox: removed with its group key")
+					}
 					for appID, a := range s.Applications {
 						if a.SealedTo == id {
 							delete(s.Applications, appID)
-							ao := delivery.Object{Kind: delivery.KindApplication, Name: appID}
-							// Its record is kept, set aside, for its
-							// sequence number: without it a restart
-							// would accept an older delivery again.
-							withdrawn = append(withdrawn, in.records[ao])
-							delete(in.records, ao)
-							in.o.Log.Warn().Str("app_id", appID).Str("group", acc.Target).Msg("inbox: application removed with its group key")
+							withdraw(delivery.Object{Kind: delivery.KindApplication, Name: appID})
+						}
+					}
+					for n, st := range s.Stores {
+						if st.SealedTo == id {
+							delete(s.Stores, n)
+							withdraw(delivery.Object{Kind: delivery.KindStore, Name: n})
+						}
+					}
+					for n, c := range s.Credentials {
+						if c.SealedTo == id {
+							delete(s.Credentials, n)
+							withdraw(delivery.Object{Kind: delivery.KindCredential, Name: n})
 						}
 					}
 				}
@@ -403,8 +417,8 @@ func (in *Inbox) collectGroupKeys(s *state.Snapshot) []string {
 		newest[k.group] = max(newest[k.group], k.seq)
 	}
 	used := map[string]bool{}
-	for _, a := range s.Applications {
-		used[a.SealedTo] = true
+	for id := range sealedTo(s) {
+		used[id] = true
 	}
 	var out []string
 	for id, k := range in.groupKeys {
@@ -413,6 +427,28 @@ func (in *Inbox) collectGroupKeys(s *state.Snapshot) []string {
 			delete(in.groupKeys, id)
 			delete(s.GroupKeys, id)
 		}
+	}
+	return out
+}
+
+// sealedTo counts the sealed objects of a snapshot (applications, and
+// stores and credentials that came sealed) by the key ID they were sealed
+// to; objects in clear are not counted.
+func sealedTo(s *state.Snapshot) map[string]int {
+	out := map[string]int{}
+	count := func(id string) {
+		if id != "" {
+			out[id]++
+		}
+	}
+	for _, a := range s.Applications {
+		count(a.SealedTo)
+	}
+	for _, st := range s.Stores {
+		count(st.SealedTo)
+	}
+	for _, c := range s.Credentials {
+		count(c.SealedTo)
 	}
 	return out
 }
@@ -445,6 +481,7 @@ func storeState(acc *delivery.Accepted, c *delivery.Store, now time.Time) *state
 		Pins: slices.Clone(c.Pins), Proxy: c.Proxy, NoProxy: slices.Clone(c.NoProxy), HealthObject: c.HealthObject,
 		CacheTTL:      time.Duration(c.CacheTTLSeconds) * time.Second,
 		CacheMaxStale: time.Duration(c.CacheMaxStaleSeconds) * time.Second,
+		SealedTo:      acc.Recipient,
 		AppliedAt:     now,
 	}
 	s.TLSMaxVersion = c.TLSMaxVersion
@@ -457,7 +494,7 @@ func storeState(acc *delivery.Accepted, c *delivery.Store, now time.Time) *state
 func credentialState(acc *delivery.Accepted, c *delivery.Credential, now time.Time) *state.Credential {
 	return &state.Credential{
 		Name: acc.Target, Store: c.Store, Seq: acc.Seq, DeliveryID: acc.ID, Safe: c.Safe, Folder: c.Folder,
-		Object: c.Object, Query: c.Query, QueryFormat: c.QueryFormat, UsernameVar: c.UsernameVar, AppliedAt: now,
+		Object: c.Object, Query: c.Query, QueryFormat: c.QueryFormat, UsernameVar: c.UsernameVar, SealedTo: acc.Recipient, AppliedAt: now,
 	}
 }
 
