@@ -59,7 +59,7 @@ func (k Kind) Sealed() bool { return k == KindApplication || k == KindGroupKey }
 
 // Sealable reports whether a delivery of kind k may be sealed: every kind
 // but revoke, which has no content. A store or credential delivery is sealed
-// when its header names a recipient (a feed requires it, SPEC.md section 8).
+// when its header names a recipient (a feed requires it, SPEC.md section 9).
 func (k Kind) Sealable() bool { return k.Valid() && k != KindRevoke }
 
 // AddressType says whether a delivery is addressed to one machine or to a
