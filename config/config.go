@@ -37,6 +37,7 @@ type Config struct {
 	API      API      `yaml:"api"`
 	Policy   Policy   `yaml:"policy"`
 	CCP      CCP      `yaml:"ccp"`
+	Feed     Feed     `yaml:"feed"`
 }
 
 // Paths are the agent's locations on disk.
@@ -248,6 +249,7 @@ func withDefaults(d paths.Defaults) Config {
 			PasswordChangeWait: DefaultCCPPasswordChangeWait,
 			PoolSize:           DefaultCCPPoolSize,
 		},
+		Feed: Feed{PollInterval: DefaultFeedPollInterval, Timeout: DefaultFeedTimeout, MaxManifestBytes: DefaultFeedMaxManifestBytes},
 	}
 }
 
@@ -341,6 +343,8 @@ func sectionName(goType string) string {
 		return "policy.rules[]"
 	case "CCP":
 		return "ccp"
+	case "Feed":
+		return "feed"
 	}
 	return goType
 }
