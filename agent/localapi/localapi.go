@@ -450,7 +450,7 @@ func refusal(w http.ResponseWriter, e *resolve.Error) {
 	switch e.Class {
 	case resolve.ClassForbidden:
 		status = http.StatusForbidden
-	case resolve.ClassNeedsReenroll:
+	case resolve.ClassNeedsReenroll, resolve.ClassFeedStale:
 		status = http.StatusServiceUnavailable
 	case resolve.ClassRateLimited:
 		status = http.StatusTooManyRequests
