@@ -378,7 +378,9 @@ func (f *Feed) fetchDeliveries(ctx context.Context, a delivery.Address, m *deliv
 				lastErr = err
 				continue // another server may serve the right bytes
 			}
-			err = f.o.Inbox.Apply("feed "+a.String()+" "+e.ID, raw)
+			// The name is a safe file name on every OS (IDs are
+			// [A-Za-z0-9_-]): a refused delivery is kept under it.
+			err = f.o.Inbox.Apply("feed-"+e.ID+".delivery", raw)
 			switch {
 			case err == nil:
 			case errors.Is(err, inbox.ErrRetry):

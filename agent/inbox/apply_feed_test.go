@@ -11,17 +11,17 @@ import (
 	"github.com/credagent/credagent/agent/secret"
 )
 
-// Apply is the inbox's path for deliveries that come from a feed: the same
+// Apply is the inbox's path for deliveries that come from a feed- the same
 // checks, the same records, the same rejections.
 func TestApplyFromFeed(t *testing.T) {
 	e := newEnv(t, nil)
 	me := delivery.Machine(machineID)
 	store := &delivery.Store{Servers: []string{"https://ccp.example.com"}, AppID: "app"}
 	s2 := build(t, hdr("prod", 2, me), store, machineKey.PublicKey(), signer)
-	if err := e.in.Apply("feed:s2", s2); err != nil {
+	if err := e.in.Apply("feed-s2", s2); err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-e.events; ev.Err != nil || ev.File != "feed:s2" {
+	if ev := <-e.events; ev.Err != nil || ev.File != "feed-s2" {
 		t.Fatalf("event %+v", ev)
 	}
 	st := e.st.Load().Stores["prod"]
@@ -35,17 +35,17 @@ func TestApplyFromFeed(t *testing.T) {
 		t.Fatalf("SealedTo counts %d objects sealed to the machine key, want 1", n)
 	}
 	// The same bytes again are the applied record: no refusal.
-	if err := e.in.Apply("feed:s2", s2); err != nil {
+	if err := e.in.Apply("feed-s2", s2); err != nil {
 		t.Fatalf("the applied delivery again: %v", err)
 	}
 	// An older one is a replay, recorded as a rejection with its bytes.
-	err := e.in.Apply("feed:s1", build(t, hdr("prod", 1, me), store, machineKey.PublicKey(), signer))
+	err := e.in.Apply("feed-s1", build(t, hdr("prod", 1, me), store, machineKey.PublicKey(), signer))
 	if !errors.Is(err, delivery.ErrReplay) {
 		t.Fatalf("older: %v", err)
 	}
 	<-e.events
 	rej := e.st.Load().Rejected
-	if len(rej) != 1 || rej[0].File != "feed:s1" {
+	if len(rej) != 1 || rej[0].File != "feed-s1" {
 		t.Fatalf("rejections %+v", rej)
 	}
 	files, _ := filepath.Glob(filepath.Join(e.stateDir, rejectedDir, "*s1*"))
@@ -60,12 +60,12 @@ func TestApplyFromFeed(t *testing.T) {
 	}
 	// Oversized, and garbage.
 	e.in.o.MaxBytes = 100
-	if err := e.in.Apply("feed:big", s2); !errors.Is(err, delivery.ErrTooLarge) {
+	if err := e.in.Apply("feed-big", s2); !errors.Is(err, delivery.ErrTooLarge) {
 		t.Fatalf("oversized: %v", err)
 	}
 	<-e.events
 	e.in.o.MaxBytes = 1 << 20
-	if err := e.in.Apply("feed:html", []byte("<html></html>")); !errors.Is(err, delivery.ErrMalformed) {
+	if err := e.in.Apply("feed-html", []byte("<html></html>")); !errors.Is(err, delivery.ErrMalformed) {
 		t.Fatalf("garbage: %v", err)
 	}
 	<-e.events
