@@ -350,7 +350,9 @@ func (e *fleetEnv) appDelivery(p12 string) []byte {
 	return e.make(delivery.Group(fleetGroup), "DemoApp", pfx.Application, e.group.PublicKey())
 }
 
-func (e *fleetEnv) client(i int) *client.Client { return client.New(filepath.Join(e.dirs[i], "agent.sock")) }
+func (e *fleetEnv) client(i int) *client.Client {
+	return client.New(filepath.Join(e.dirs[i], "agent.sock"))
+}
 
 // waitAll polls every agent's status until ok, and returns each agent's
 // time from start to ok, in seconds, sorted.
