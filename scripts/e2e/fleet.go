@@ -133,7 +133,14 @@ func (e *fleetEnv) cleanup() {
 	if ids != "" {
 		docker(ctx, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
 	}
-	docker(ctx, "network", "rm", e.net)
+	// The network goes once the last endpoint is released, which can lag
+	// behind rm -f of a hundred containers.
+	for i := 0; i < 10; i++ {
+		if _, err := docker(ctx, "network", "rm", e.net); err == nil {
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
 
 const nginxConf = `user www-data;
