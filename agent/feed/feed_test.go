@@ -100,6 +100,7 @@ func newEnv(t *testing.T, tweak func(*Options)) *env {
 	e.srv.ts = httptest.NewTLSServer(e.srv)
 	t.Cleanup(e.srv.ts.Close)
 	e.pub = &portal.Feed{Root: e.srv.root, Signer: signer, Now: func() time.Time { return e.now }}
+	os.MkdirAll(filepath.Join(dir, "inbox"), 0o700)
 	in, err := inbox.New(inbox.Options{
 		InboxDir: filepath.Join(dir, "inbox"), StateDir: e.stateD, Signers: []crypto.PublicKey{signer.Public()},
 		MachineKeys: []inbox.Key{memKey{machineKey}}, MachineID: machineID, State: e.st, Log: zerolog.Nop(),
