@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -38,6 +39,7 @@ type Config struct {
 	Policy   Policy   `yaml:"policy"`
 	CCP      CCP      `yaml:"ccp"`
 	Feed     Feed     `yaml:"feed"`
+	Metrics  Metrics  `yaml:"metrics"`
 }
 
 // Paths are the agent's locations on disk.
@@ -156,6 +158,9 @@ type Rule struct {
 	Credentials []string `yaml:"credentials"`
 	// Operations the rule grants: resolve, check. Empty: both.
 	Operations []string `yaml:"operations"`
+	// Owners whose credentials the rule can release (delivery SPEC section
+	// 8). Empty: only credentials delivered without an owner.
+	Owners []string `yaml:"owners"`
 }
 
 // CCP holds client defaults for every store; a store delivery may tighten them.
@@ -208,6 +213,7 @@ func DevDefault(dir string) Config {
 	c := withDefaults(paths.Dev(dir))
 	c.Log.Format = "console"
 	c.KeyStore.Backend = "file"
+	c.Metrics.Textfile = filepath.Join(dir, "credagent.prom") // so that a newcomer sees it
 	return c
 }
 
@@ -218,6 +224,7 @@ func withDefaults(d paths.Defaults) Config {
 		Paths:     Paths{StateDir: d.StateDir, InboxDir: d.InboxDir, Socket: d.Socket},
 		Log:       Log{Level: "info", Format: "json", MaxSizeMB: 10, MaxFiles: 5},
 		KeyStore:  KeyStore{Backend: "auto", KeyName: "machine", Dir: d.KeyDir, TPMDevice: "/dev/tpmrm0"},
+		Metrics:   Metrics{Interval: 10 * time.Second},
 		Inbox: Inbox{
 			RescanInterval:   30 * time.Second,
 			MaxDeliveryBytes: 1 << 20,

@@ -81,6 +81,23 @@ func TestParse(t *testing.T) {
 		{name: "rule without name", doc: "policy:\n  rules:\n    - uids: [1]\n      credentials: [\"*\"]\n", wantErr: []string{"needs a name"}},
 		{name: "duplicate rule", doc: "policy:\n  rules:\n    - {name: a, uids: [1], credentials: [x]}\n    - {name: a, uids: [2], credentials: [x]}\n", wantErr: []string{"duplicate rule name"}},
 		{name: "bad sid", doc: "policy:\n  rules:\n    - {name: a, sids: [bob], credentials: [x]}\n", wantErr: []string{"not a SID"}},
+		{name: "owners", doc: "policy:\n  rules:\n    - {name: a, uids: [1], credentials: ['*'], owners: [team-a, 'Team B']}\n",
+			check: func(t *testing.T, c Config) {
+				if got := c.Policy.Rules[0].Owners; len(got) != 2 || got[1] != "Team B" {
+					t.Errorf("owners %q", got)
+				}
+			}},
+		{name: "owner with a trailing space", doc: "policy:\n  rules:\n    - {name: a, uids: [1], credentials: [x], owners: ['team-a ']}\n", wantErr: []string{"policy.rules[0].owners", "not an owner name"}},
+		{name: "owner twice", doc: "policy:\n  rules:\n    - {name: a, uids: [1], credentials: [x], owners: [t, t]}\n", wantErr: []string{"listed twice"}},
+		{name: "metrics", doc: "metrics:\n  textfile: /var/lib/node_exporter/credagent.prom\n  listen: 127.0.0.1:9464\n  interval: 15s\n",
+			check: func(t *testing.T, c Config) {
+				if c.Metrics.Listen != "127.0.0.1:9464" || c.Metrics.Interval != 15*time.Second {
+					t.Errorf("metrics %+v", c.Metrics)
+				}
+			}},
+		{name: "metrics on the network refused", doc: "metrics:\n  listen: 0.0.0.0:9464\n", wantErr: []string{"metrics.listen", "not a loopback"}},
+		{name: "metrics without a port refused", doc: "metrics:\n  listen: 127.0.0.1\n", wantErr: []string{"metrics.listen"}},
+		{name: "metrics interval too long", doc: "metrics:\n  interval: 1m\n", wantErr: []string{"metrics.interval"}},
 		{name: "bad op", doc: "policy:\n  rules:\n    - {name: a, uids: [1], credentials: [x], operations: [delete]}\n", wantErr: []string{"operations"}},
 		{name: "garbage signing key", doc: "portal:\n  signing_keys: [nope]\n", wantErr: []string{"portal.signing_keys[0]", "PUBLIC KEY"}},
 		{name: "P-384 signing key", doc: "portal:\n  signing_keys:\n  - |\n" + indent(pemPub(t, &p384.PublicKey)) + "\n", wantErr: []string{"P-256"}},

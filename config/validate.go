@@ -165,6 +165,7 @@ func (c *Config) Validate() error {
 				bad(key+".executables", "%q must be an absolute path", e)
 			}
 		}
+		validateOwners(key+".owners", r.Owners, bad)
 		for _, op := range r.Operations {
 			if op != "resolve" && op != "check" {
 				bad(key+".operations", "%q is not resolve or check", op)
@@ -187,6 +188,7 @@ func (c *Config) Validate() error {
 		bad("ccp.pool_size", "must be between 1 and 1024, got %d", c.CCP.PoolSize)
 	}
 	errs = append(errs, c.Feed.validate()...)
+	validateMetrics(c.Metrics, bad)
 	return errors.Join(errs...)
 }
 

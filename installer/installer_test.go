@@ -119,7 +119,18 @@ func TestMSI(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	wxs, _ := filepath.Abs("windows/credagent.wxs")
-	wixl := exec.Command("wixl", "-a", "x64", "-D", "Version=1.2.3", "-D", "BinDir=bin", "-o", "credagent.msi", wxs)
+	// wixl wants source paths relative: the module goes beside bin.
+	for _, f := range []string{"CredAgent.psd1", "CredAgent.psm1"} {
+		b, err := os.ReadFile(filepath.Join("windows", "CredAgent", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(dir, "module"), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, "module", f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wixl := exec.Command("wixl", "-a", "x64", "-D", "Version=1.2.3", "-D", "BinDir=bin", "-D", "ModuleDir=module", "-o", "credagent.msi", wxs)
 	wixl.Dir = dir // wixl wants BinDir relative
 	if out, err := wixl.CombinedOutput(); err != nil {
 		t.Fatalf("wixl: %v\n%s", err, out)
@@ -168,6 +179,18 @@ func TestMSI(t *testing.T) {
 	}
 	for _, p := range []string{"PORTALKEY", "CONFIG"} {
 		row("Property", p)
+	}
+	// The PowerShell module, in Program Files\WindowsPowerShell\Modules\CredAgent.
+	for _, f := range []string{"CredAgent.psd1", "CredAgent.psm1"} {
+		if r := row("File", f); r[1] != "PowerShellModule" || r[2] != f {
+			t.Errorf("File %s = %q", f, r)
+		}
+	}
+	if d := row("Directory", "CredAgentModuleDir"); d[1] != "PSModulesDir" || d[2] != "CredAgent" {
+		t.Errorf("module directory %q", d)
+	}
+	if d := row("Directory", "PSModulesDir"); d[1] != "PSDir" || d[2] != "Modules" {
+		t.Errorf("Modules directory %q", d)
 	}
 }
 

@@ -56,6 +56,6 @@ fi
 # MSI versions are numeric: keep the leading x.y.z.
 msiver=$(printf '%s' "$VERSION" | grep -oE '^[0-9]+(\.[0-9]+){0,2}' || echo 0.0.0)
 msi=dist/credagent-$VERSION-x64.msi
-wixl -a x64 -D Version="$msiver" -D BinDir=bin/windows -o "$msi" installer/windows/credagent.wxs
+wixl -a x64 -D Version="$msiver" -D BinDir=bin/windows -D ModuleDir=installer/windows/CredAgent -o "$msi" installer/windows/credagent.wxs
 $signing && sign "$msi"
 ls -l dist/

@@ -300,12 +300,18 @@ func (c *Client) attempt(ctx context.Context, trs *transports, i int, query, cor
 				e.Message = "no answer within the per-attempt timeout"
 			}
 			c.record(i, e)
+			if c.opts.Observe != nil {
+				c.opts.Observe(server, e.HTTPStatus, time.Since(began))
+			}
 			c.log.Debug().Str("correlation", corr).Str("server", server).Int("status", e.HTTPStatus).
 				Str("class", string(e.Class)).Str("code", e.Code).Str("error", e.Message).Dur("took", time.Since(began)).Msg("ccp: attempt")
 			return
 		}
 		acct.Server, acct.CorrelationID = server, corr
 		c.record(i, nil)
+		if c.opts.Observe != nil {
+			c.opts.Observe(server, http.StatusOK, time.Since(began))
+		}
 		c.log.Debug().Str("correlation", corr).Str("server", server).Int("status", http.StatusOK).
 			Dur("took", time.Since(began)).Msg("ccp: attempt")
 	}()

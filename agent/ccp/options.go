@@ -98,6 +98,9 @@ type Options struct {
 	// Log receives one debug line per attempt and a warning per retry or
 	// failover. The zero Logger discards everything.
 	Log zerolog.Logger
+	// Observe, if set, is called after each HTTP attempt with the server's
+	// base URL, the HTTP status (0 when no answer came) and its duration.
+	Observe func(server string, status int, took time.Duration)
 }
 
 // OptionsFor builds Options from a store delivered by the portal and the

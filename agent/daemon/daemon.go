@@ -27,6 +27,7 @@ import (
 	"github.com/credagent/credagent/agent/inbox"
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/apitype"
+	"github.com/credagent/credagent/agent/metrics"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/service/doctor"
 	"github.com/credagent/credagent/agent/state"
@@ -112,6 +113,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	st := &state.State{}
+	m := metrics.New(version.Version)
+	m.SetKeyStore(ks.Info().Backend, ks.Info().HardwareBacked)
+	m.SetState(st.Load)
 	var in *inbox.Inbox
 	var fd *feed.Feed                 // nil without a feed
 	applied := make(chan struct{}, 1) // a delivery was applied: check the rotation
@@ -124,6 +128,7 @@ func Run(ctx context.Context, opts Options) error {
 			return errors.New("portal.signing_keys is empty: pin the portal's public signing key in the config (every delivery must be signed by it)")
 		}
 		onEvent := func(e inbox.Event) {
+			m.Delivery("inbox", string(e.Kind), e.Err == nil, e.Reason, e.At)
 			if e.Err == nil {
 				select {
 				case applied <- struct{}{}:
@@ -168,13 +173,14 @@ func Run(ctx context.Context, opts Options) error {
 	build := func(c config.Config) (*resolve.Resolver, error) {
 		return resolve.New(resolve.Options{
 			State:         st,
-			NewFetcher:    fetcherFactory(c.CCP, log),
+			NewFetcher:    fetcherFactory(c.CCP, log, m),
 			Policy:        c.Policy,
 			RatePerSecond: c.API.RatePerSecond,
 			RateBurst:     c.API.RateBurst,
 			Audit:         opts.Audit,
 			Log:           log.With().Str("component", "resolve").Logger(),
 			FailClosed:    failClosed(fd),
+			Metrics:       m,
 		})
 	}
 	r0, err := build(cfg)
@@ -214,7 +220,7 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -241,6 +247,16 @@ func Run(ctx context.Context, opts Options) error {
 		defer wg.Done()
 		reloadLoop(ctx, opts, res, build, log, func() { syncFeed(ctx, fd) })
 	}()
+	if cfg.Metrics.Textfile != "" || cfg.Metrics.Listen != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Run(ctx, metrics.Options{Textfile: cfg.Metrics.Textfile, Interval: cfg.Metrics.Interval, Listen: cfg.Metrics.Listen,
+				Log: log.With().Str("component", "metrics").Logger()}); err != nil {
+				errc <- err
+			}
+		}()
+	}
 	if in != nil && keys.Pending != nil {
 		wg.Add(1)
 		go func() {
@@ -390,10 +406,11 @@ func toInboxKeys(ks []keystore.Key) []inbox.Key {
 // bound to the application's certificate. The resolver builds a new client
 // when the certificate's fingerprint or the store's sequence changes, and the
 // old one's connections are closed.
-func fetcherFactory(cfg config.CCP, log zerolog.Logger) resolve.FetcherFactory {
+func fetcherFactory(cfg config.CCP, log zerolog.Logger, m *metrics.Registry) resolve.FetcherFactory {
 	return func(store *state.Store, app *state.Application) (resolve.Fetcher, error) {
 		o := ccp.OptionsFor(store, cfg)
 		o.Log = log.With().Str("component", "ccp").Str("store", store.Name).Logger()
+		o.Observe = m.CCPRequest
 		cert := app.Certificate
 		return ccp.New(o, func() (*tls.Certificate, error) {
 			if cert == nil || cert.PrivateKey == nil {
@@ -470,7 +487,7 @@ func reloadOnce(opts Options, res *resolverHolder, build func(config.Config) (*r
 	// In-flight resolutions finish on the old resolver.
 	time.AfterFunc(running.API.ShutdownGrace, old.Close)
 	if restartNeeded(*running, next) {
-		log.Warn().Msg("reload applied the policy, limits and CCP settings; changes to paths, key store, socket, portal signing keys or the feed take effect at the next restart")
+		log.Warn().Msg("reload applied the policy, limits and CCP settings; changes to paths, key store, socket, metrics, portal signing keys or the feed take effect at the next restart")
 	} else {
 		log.Info().Int("policy_rules", len(next.Policy.Rules)).Msg("configuration reloaded")
 	}
@@ -478,7 +495,7 @@ func reloadOnce(opts Options, res *resolverHolder, build func(config.Config) (*r
 }
 
 func restartNeeded(a, b config.Config) bool {
-	if a.Paths != b.Paths || a.KeyStore != b.KeyStore || a.MachineID != b.MachineID || len(a.Portal.SigningKeys) != len(b.Portal.SigningKeys) || !reflect.DeepEqual(a.Feed, b.Feed) {
+	if a.Paths != b.Paths || a.KeyStore != b.KeyStore || a.Metrics != b.Metrics || a.MachineID != b.MachineID || len(a.Portal.SigningKeys) != len(b.Portal.SigningKeys) || !reflect.DeepEqual(a.Feed, b.Feed) {
 		return true
 	}
 	for i := range a.Portal.SigningKeys {
@@ -507,24 +524,30 @@ func buildStatus(snap *state.Snapshot, r *resolve.Resolver, info keystore.Info, 
 	}
 	for _, a := range snap.Applications {
 		s.Applications = append(s.Applications, apitype.ApplicationStatus{
-			AppID: a.AppID, Serial: a.Serial, Fingerprint: a.Fingerprint, NotBefore: a.NotBefore, NotAfter: a.NotAfter,
+			AppID: a.AppID, Owner: a.Owner, Serial: a.Serial, Fingerprint: a.Fingerprint, NotBefore: a.NotBefore, NotAfter: a.NotAfter,
 			Expired: now.After(a.NotAfter), ExpiresSoon: a.NotAfter.Sub(now) < cfg.Inbox.ExpiryWarning,
 		})
 	}
-	sort.Slice(s.Applications, func(i, j int) bool { return s.Applications[i].AppID < s.Applications[j].AppID })
+	sort.Slice(s.Applications, func(i, j int) bool {
+		return state.Key(s.Applications[i].Owner, s.Applications[i].AppID) < state.Key(s.Applications[j].Owner, s.Applications[j].AppID)
+	})
 	health := r.Health()
 	for _, st := range snap.Stores {
-		ss := apitype.StoreStatus{Name: st.Name, AppID: st.AppID, Servers: st.Servers, CacheTTL: st.CacheTTL, CacheMaxStale: st.CacheMaxStale}
-		if h, ok := health[st.Name]; ok {
+		ss := apitype.StoreStatus{Name: st.Name, Owner: st.Owner, AppID: st.AppID, Servers: st.Servers, CacheTTL: st.CacheTTL, CacheMaxStale: st.CacheMaxStale}
+		if h, ok := health[state.Key(st.Owner, st.Name)]; ok {
 			ss.LastSuccess, ss.LastError, ss.LastErrorClass, ss.LastErrorAt = h.LastSuccess, h.LastError, string(h.LastErrorClass), h.LastErrorAt
 		}
 		s.Stores = append(s.Stores, ss)
 	}
-	sort.Slice(s.Stores, func(i, j int) bool { return s.Stores[i].Name < s.Stores[j].Name })
+	sort.Slice(s.Stores, func(i, j int) bool {
+		return state.Key(s.Stores[i].Owner, s.Stores[i].Name) < state.Key(s.Stores[j].Owner, s.Stores[j].Name)
+	})
 	for _, c := range snap.Credentials {
-		s.Credentials = append(s.Credentials, apitype.CredentialStatus{Name: c.Name, Store: c.Store})
+		s.Credentials = append(s.Credentials, apitype.CredentialStatus{Name: c.Name, Owner: c.Owner, Store: c.Store})
 	}
-	sort.Slice(s.Credentials, func(i, j int) bool { return s.Credentials[i].Name < s.Credentials[j].Name })
+	sort.Slice(s.Credentials, func(i, j int) bool {
+		return state.Key(s.Credentials[i].Owner, s.Credentials[i].Name) < state.Key(s.Credentials[j].Owner, s.Credentials[j].Name)
+	})
 	for _, rj := range snap.Rejected {
 		s.Rejected = append(s.Rejected, apitype.RejectedDelivery{File: rj.File, DeliveryID: rj.DeliveryID, Kind: rj.Kind, Reason: rj.Reason, At: rj.At})
 	}
@@ -565,7 +588,8 @@ func probeStores(ctx context.Context, snap *state.Snapshot, ccpCfg config.CCP) [
 			Name: st.Name, AppID: st.AppID, Safe: st.Safe, Folder: st.Folder, HealthObject: st.HealthObject,
 			Options: ccp.OptionsFor(st, ccpCfg),
 		}
-		if app := snap.Applications[st.AppID]; app != nil {
+		// The owner's own application only (delivery SPEC section 9).
+		if app := snap.Applications[state.Key(st.Owner, st.AppID)]; app != nil && app.Owner == st.Owner {
 			ds.ClientCert = app.Certificate
 		}
 		for _, r := range doctor.ProbeStore(ctx, ds) {

@@ -124,6 +124,7 @@ type portalSide struct {
 	pki    *fakeccp.DevPKI
 	signer interface{}
 	seq    uint64
+	owner  string // the deliveries' owner header, if set
 }
 
 func (p *portalSide) drop(kind delivery.Kind, target string, content delivery.Content) {
@@ -137,7 +138,7 @@ func (p *portalSide) drop(kind delivery.Kind, target string, content delivery.Co
 		p.t.Fatal(err)
 	}
 	p.seq++
-	h := delivery.Header{ID: portal.NewID(), Target: target, Seq: p.seq, Created: time.Now(), To: delivery.Machine(reg.MachineID)}
+	h := delivery.Header{ID: portal.NewID(), Target: target, Seq: p.seq, Created: time.Now(), To: delivery.Machine(reg.MachineID), Owner: p.owner}
 	var rcpt *ecdh.PublicKey
 	if content.Kind().Sealed() {
 		rcpt = pub

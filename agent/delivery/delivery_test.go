@@ -63,7 +63,7 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatalf("content differs:\n%s\n%s", got, want)
 				}
 			}
-			if p.Object() != (Object{tt.content.Kind(), "obj"}) && tt.name != "revoke" {
+			if p.Object() != (Object{Kind: tt.content.Kind(), Name: "obj"}) && tt.name != "revoke" {
 				t.Fatalf("object %v", p.Object())
 			}
 		})

@@ -39,6 +39,7 @@ type ManifestEntry struct {
 	Kind    Kind
 	Revokes Kind // set only when Kind is KindRevoke
 	Target  string
+	Owner   string // the object's owner (SPEC.md section 9); "" for none
 	Seq     uint64
 	Size    int64  // bytes of the delivery file
 	SHA256  string // of the delivery file, 64 lowercase hex digits
@@ -47,15 +48,15 @@ type ManifestEntry struct {
 // Object returns the object the listed delivery is about.
 func (e *ManifestEntry) Object() Object {
 	if e.Kind == KindRevoke {
-		return Object{e.Revokes, e.Target}
+		return Object{Kind: e.Revokes, Owner: e.Owner, Name: e.Target}
 	}
-	return Object{e.Kind, e.Target}
+	return Object{Kind: e.Kind, Owner: e.Owner, Name: e.Target}
 }
 
 // EntryFor lists a delivery whose marshalled bytes are raw.
 func EntryFor(d *Delivery, raw []byte) ManifestEntry {
 	sum := sha256.Sum256(raw)
-	return ManifestEntry{ID: d.ID, Kind: d.Kind, Revokes: d.Revokes, Target: d.Target, Seq: d.Seq,
+	return ManifestEntry{ID: d.ID, Kind: d.Kind, Revokes: d.Revokes, Target: d.Target, Owner: d.Owner, Seq: d.Seq,
 		Size: int64(len(raw)), SHA256: hex.EncodeToString(sum[:])}
 }
 
@@ -67,7 +68,7 @@ func (e *ManifestEntry) Matches(raw []byte) bool {
 
 // Describes reports whether d's header is the one the entry lists.
 func (e *ManifestEntry) Describes(d *Delivery) bool {
-	return d.ID == e.ID && d.Kind == e.Kind && d.Revokes == e.Revokes && d.Target == e.Target && d.Seq == e.Seq
+	return d.ID == e.ID && d.Kind == e.Kind && d.Revokes == e.Revokes && d.Target == e.Target && d.Owner == e.Owner && d.Seq == e.Seq
 }
 
 // Manifest is a signed list of the current deliveries of one feed
@@ -108,7 +109,8 @@ func feedSegment(name string) string {
 func FeedFile(a Address, id string) string { return path.Join(FeedDir(a), id+".delivery") }
 
 // CreateManifest builds and signs a manifest. The entries are sorted into
-// the order of SPEC.md: by kind (Kinds order), then target.
+// the order of SPEC.md: by kind (Kinds order), then target, then owner
+// (none first).
 func CreateManifest(to Address, seq uint64, created, expires time.Time, entries []ManifestEntry, signer crypto.Signer) (*Manifest, error) {
 	m := &Manifest{To: to, Seq: seq, Created: created.UTC().Truncate(time.Second), Expires: expires.UTC().Truncate(time.Second)}
 	m.Deliveries = append([]ManifestEntry(nil), entries...)
@@ -144,7 +146,7 @@ func sortEntries(es []ManifestEntry) {
 	for i := 1; i < len(es); i++ {
 		for j := i; j > 0; j-- {
 			a, b := &es[j-1], &es[j]
-			if rank(a.Kind) < rank(b.Kind) || (a.Kind == b.Kind && a.Target <= b.Target) {
+			if rank(a.Kind) < rank(b.Kind) || (a.Kind == b.Kind && (a.Target < b.Target || (a.Target == b.Target && a.Owner <= b.Owner))) {
 				break
 			}
 			es[j-1], es[j] = es[j], es[j-1]
@@ -194,7 +196,7 @@ func jsonString(b *bytes.Buffer, s string) {
 }
 
 // marshalBody is the canonical body: compact JSON, keys in the order of
-// SPEC.md section 9.
+// SPEC.md section 10.
 func (m *Manifest) marshalBody() []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"to":`)
@@ -217,6 +219,10 @@ func (m *Manifest) marshalBody() []byte {
 		}
 		b.WriteString(`,"target":`)
 		jsonString(&b, e.Target)
+		if e.Owner != "" {
+			b.WriteString(`,"owner":`)
+			jsonString(&b, e.Owner)
+		}
 		b.WriteString(`,"seq":` + strconv.FormatUint(e.Seq, 10))
 		b.WriteString(`,"size":` + strconv.FormatInt(e.Size, 10))
 		b.WriteString(`,"sha256":"` + e.SHA256 + `"}`)
@@ -225,7 +231,7 @@ func (m *Manifest) marshalBody() []byte {
 	return b.Bytes()
 }
 
-// check validates a manifest's values (SPEC.md section 9.2).
+// check validates a manifest's values (SPEC.md section 10.2).
 func (m *Manifest) check() error {
 	if m.To.Type != ToMachine && m.To.Type != ToGroup {
 		return malformed("manifest: to: bad address type %q", m.To.Type)
@@ -264,6 +270,11 @@ func (m *Manifest) check() error {
 		if err := checkName(e.Target); err != nil {
 			return bad("target: %v", err)
 		}
+		if e.Owner != "" {
+			if err := checkName(e.Owner); err != nil {
+				return bad("owner: %v", err)
+			}
+		}
 		if e.Seq == 0 {
 			return bad("seq must be at least 1")
 		}
@@ -275,6 +286,9 @@ func (m *Manifest) check() error {
 		}
 		if o := e.Object(); o.Kind == KindGroupKey && m.To.Type != ToMachine {
 			return bad("a group key is delivered to a machine, not a group")
+		}
+		if o := e.Object(); o.Kind == KindGroupKey && o.Owner != "" {
+			return bad("a group key has no owner")
 		}
 		if ids[e.ID] {
 			return bad("id %q listed twice", e.ID)
@@ -288,7 +302,7 @@ func (m *Manifest) check() error {
 }
 
 // ParseManifest decodes a manifest strictly: the envelope line by line, the
-// body as JSON with exactly the keys of SPEC.md section 9.2, no duplicate,
+// body as JSON with exactly the keys of SPEC.md section 10.2, no duplicate,
 // no other, in their canonical encoding. Whatever it accepts, Marshal gives
 // back byte for byte. It does not verify the signature.
 func ParseManifest(b []byte) (*Manifest, error) {
@@ -367,6 +381,7 @@ type wireEntry struct {
 	Kind    string `json:"kind"`
 	Revokes string `json:"revokes"`
 	Target  string `json:"target"`
+	Owner   string `json:"owner"`
 	Seq     uint64 `json:"seq"`
 	Size    uint64 `json:"size"`
 	SHA256  string `json:"sha256"`
@@ -404,7 +419,7 @@ func (m *Manifest) decodeBody() error {
 			return malformed("manifest: delivery %d: size %d, want 1 to %d", i+1, e.Size, MaxSize)
 		}
 		m.Deliveries = append(m.Deliveries, ManifestEntry{ID: e.ID, Kind: Kind(e.Kind), Revokes: Kind(e.Revokes),
-			Target: e.Target, Seq: e.Seq, Size: int64(e.Size), SHA256: e.SHA256})
+			Target: e.Target, Owner: e.Owner, Seq: e.Seq, Size: int64(e.Size), SHA256: e.SHA256})
 	}
 	return nil
 }
@@ -432,7 +447,7 @@ func (m *Manifest) Verify(pinned []crypto.PublicKey) error {
 func (m *Manifest) Verified() bool { return m.verified }
 
 // ManifestChecker runs the agent's checks on a fetched manifest, in the
-// order of SPEC.md section 9.4.
+// order of SPEC.md section 10.4.
 type ManifestChecker struct {
 	// MaxSize bounds the manifest; zero means MaxManifestSize.
 	MaxSize int64

@@ -148,7 +148,43 @@ func feedVectors() []feedVector {
 			entry := fmt.Sprintf(`{"id":"%s","kind":"group-key","target":"%s","seq":2,"size":1,"sha256":"%s"}`, gk.ID, gk.Target, gk.SHA256)
 			return rawManifest(t, strings.Replace(b, `"deliveries":[`, `"deliveries":[`+entry+",", 1), edSigner)
 		}},
+		{"owners", "success", "stores named prod of no owner, of team-a and of team-b, each sealed, side by side", toMe, 0, func(t *testing.T) []byte {
+			return mkManifest(t, toMe, 1, later, ownedStores(t), edSigner).Marshal()
+		}},
+		{"owner-empty", "malformed", `an entry with "owner":"", correctly signed`, toMe, 0, func(t *testing.T) []byte {
+			b := string(mkManifest(t, toMe, 1, later, ownedStores(t)[:1], edSigner).body)
+			return rawManifest(t, strings.Replace(b, `,"seq":2`, `,"owner":"","seq":2`, 1), edSigner)
+		}},
+		{"owner-before-target", "malformed", "the owner key before target, correctly signed", toMe, 0, func(t *testing.T) []byte {
+			b := string(mkManifest(t, toMe, 1, later, ownedStores(t)[1:2], edSigner).body)
+			b = strings.Replace(b, `"target":"prod","owner":"team-a"`, `"owner":"team-a","target":"prod"`, 1)
+			return rawManifest(t, b, edSigner)
+		}},
+		{"owned-object-twice", "malformed", "team-a's store prod listed twice, correctly signed", toMe, 0, func(t *testing.T) []byte {
+			b := string(mkManifest(t, toMe, 1, later, ownedStores(t)[1:2], edSigner).body)
+			i := strings.Index(b, `{"id":`)
+			j := strings.Index(b[i:], "}") + i + 1
+			dup := strings.Replace(b[i:j], `"id":"f-own-a"`, `"id":"f-own-x"`, 1)
+			return rawManifest(t, b[:j]+","+dup+b[j:], edSigner)
+		}},
+		{"group-key-owned", "malformed", "a group key entry with an owner, correctly signed", toMe, 0, func(t *testing.T) []byte {
+			m, _ := feedDeliveries(t)
+			b := string(mkManifest(t, toMe, 1, later, m[1:2], edSigner).body)
+			return rawManifest(t, strings.Replace(b, `,"seq":1`, `,"owner":"team-a","seq":1`, 1), edSigner)
+		}},
 	}
+}
+
+// ownedStores are three stores named prod: of no owner, of team-a and of
+// team-b (SPEC.md section 9), each sealed to the machine key.
+func ownedStores(t *testing.T) []ManifestEntry {
+	toMe := Machine(testMachine)
+	var es []ManifestEntry
+	for _, o := range []struct{ id, owner string }{{"f-own-0", ""}, {"f-own-a", "team-a"}, {"f-own-b", "team-b"}} {
+		d := mk(t, owned(hdr(o.id, "prod", 2, toMe), o.owner), testStore(), machineKey.PublicKey(), edSigner)
+		es = append(es, EntryFor(d, d.Marshal()))
+	}
+	return es
 }
 
 func TestFeedVectors(t *testing.T) {

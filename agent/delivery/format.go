@@ -59,7 +59,7 @@ func (k Kind) Sealed() bool { return k == KindApplication || k == KindGroupKey }
 
 // Sealable reports whether a delivery of kind k may be sealed: every kind
 // but revoke, which has no content. A store or credential delivery is sealed
-// when its header names a recipient (a feed requires it, SPEC.md section 9).
+// when its header names a recipient (a feed requires it, SPEC.md section 10).
 func (k Kind) Sealable() bool { return k.Valid() && k != KindRevoke }
 
 // AddressType says whether a delivery is addressed to one machine or to a
@@ -87,13 +87,22 @@ func Group(name string) Address { return Address{ToGroup, name} }
 func (a Address) String() string { return string(a.Type) + " " + a.Name }
 
 // Object names what a delivery creates, replaces or removes: the sequence
-// numbers of a kind and target and of their revocation share one space.
+// numbers of a kind, owner and target and of their revocation share one
+// space. Objects of different owners are different objects, even with the
+// same kind and name.
 type Object struct {
-	Kind Kind
-	Name string
+	Kind  Kind
+	Owner string // "" for an object no owner configured
+	Name  string
 }
 
-func (o Object) String() string { return string(o.Kind) + " " + strconv.Quote(o.Name) }
+func (o Object) String() string {
+	s := string(o.Kind) + " " + strconv.Quote(o.Name)
+	if o.Owner != "" {
+		s += " of owner " + strconv.Quote(o.Owner)
+	}
+	return s
+}
 
 // Header is the signed, cleartext part of a delivery.
 type Header struct {
@@ -103,6 +112,11 @@ type Header struct {
 	Target  string // the object's name: AppID, group, store or credential name
 	Seq     uint64 // >= 1, strictly increasing per Object
 	To      Address
+	// Owner is the person or team in the portal who configured the object
+	// (SPEC.md section 9); "" for none. Applications, stores and
+	// credentials of one owner are resolved only with each other, and
+	// only for callers whose policy rule names the owner.
+	Owner string
 	// Recipient is the key ID (keystore.KeyID) of the P-256 public key the
 	// payload is sealed to; set for kinds always sealed, and for a store or
 	// credential that is sealed. Empty: the payload is in clear.
@@ -120,9 +134,9 @@ func (h *Header) Sealed() bool { return h.Recipient != "" }
 // Object returns the object the delivery is about.
 func (h *Header) Object() Object {
 	if h.Kind == KindRevoke {
-		return Object{h.Revokes, h.Target}
+		return Object{h.Revokes, h.Owner, h.Target}
 	}
-	return Object{h.Kind, h.Target}
+	return Object{h.Kind, h.Owner, h.Target}
 }
 
 // Delivery is a parsed delivery. Its fields are not authenticated until
@@ -229,6 +243,7 @@ func Parse(b []byte) (*Delivery, error) {
 		h.To = Address{AddressType(t), n}
 		return checkName(n)
 	})
+	field("owner", true, func(v string) error { h.Owner = v; return checkName(v) })
 	field("recipient", !h.Kind.Sealed(), func(v string) error {
 		if !h.Kind.Sealable() {
 			return fmt.Errorf("kind %s is not sealed", h.Kind)
@@ -320,6 +335,15 @@ func (h *Header) check() error {
 	if err := checkName(h.To.Name); err != nil {
 		return malformed("to: %v", err)
 	}
+	if h.Owner != "" {
+		if err := checkName(h.Owner); err != nil {
+			return malformed("owner: %v", err)
+		}
+	}
+	// A group key belongs to the machine group, not to an owner.
+	if h.Owner != "" && (h.Kind == KindGroupKey || h.Revokes == KindGroupKey) {
+		return malformed("a group key has no owner")
+	}
 	switch {
 	case h.Kind.Sealed() || (h.Recipient != "" && h.Kind.Sealable()):
 		if err := checkKeyID(h.Recipient); err != nil {
@@ -369,6 +393,9 @@ func marshalHeader(h *Header, payloadLen int) []byte {
 	f("target", h.Target)
 	f("seq", strconv.FormatUint(h.Seq, 10))
 	f("to", h.To.String())
+	if h.Owner != "" {
+		f("owner", h.Owner)
+	}
 	if h.Recipient != "" {
 		f("recipient", h.Recipient)
 	}

@@ -19,10 +19,12 @@ var (
 )
 
 // info is the HPKE info string: every value that places the sealed payload
-// in its delivery, each preceded by its length as two big-endian bytes.
+// in its delivery, each preceded by its length as two big-endian bytes. The
+// owner, when there is one, comes last, so that deliveries without an owner
+// keep the info string they always had.
 func info(h *Header) []byte {
 	var b []byte
-	for _, v := range []string{
+	vals := []string{
 		Version,
 		string(h.Kind),
 		h.Recipient,
@@ -31,7 +33,11 @@ func info(h *Header) []byte {
 		string(h.To.Type),
 		h.To.Name,
 		h.Target,
-	} {
+	}
+	if h.Owner != "" {
+		vals = append(vals, h.Owner)
+	}
+	for _, v := range vals {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(v)))
 		b = append(b, v...)
 	}

@@ -33,6 +33,9 @@ func hdr(id, target string, seq uint64, to Address) Header {
 	return Header{ID: id, Target: target, Seq: seq, To: to, Created: vectorCreate}
 }
 
+// owned sets h's owner.
+func owned(h Header, owner string) Header { h.Owner = owner; return h }
+
 func mk(t *testing.T, h Header, c Content, to *ecdh.PublicKey, s crypto.Signer) *Delivery {
 	t.Helper()
 	d, err := Create(h, c, to, s)
@@ -221,7 +224,60 @@ func vectors() []vector {
 		{"not-a-delivery", "malformed", "a PEM file dropped by mistake", 0, func(t *testing.T) []byte {
 			return []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
 		}},
-	}, append(strictVectors(), sealedVectors()...)...)
+	}, append(append(strictVectors(), ownerVectors()...), sealedVectors()...)...)
+}
+
+// ownerVectors are the vectors of SPEC section 9. They come after the
+// strict vectors, so that regenerating keeps the bytes of every vector
+// before them.
+func ownerVectors() []vector {
+	app := func(t *testing.T) *Application { return goodApp(t).app }
+	toMe := Machine(testMachine)
+	return []vector{
+		{"application-owned", "success", "an application of owner team-a, sealed to the machine key", 0, func(t *testing.T) []byte {
+			return mk(t, owned(hdr("v-own-1", "app-sap", 1, toMe), "team-a"), app(t), machineKey.PublicKey(), edSigner).Marshal()
+		}},
+		{"credential-owned", "success", "a credential of owner team-b, addressed to the group", 0, func(t *testing.T) []byte {
+			return mk(t, owned(hdr("v-own-2", "sap-bot", 1, Group(testGroup)), "team-b"), testCredential(), nil, ecSigner).Marshal()
+		}},
+		{"revoke-owned", "success", "revokes owner team-a's store prod", 3, func(t *testing.T) []byte {
+			return mk(t, owned(hdr("v-own-3", "prod", 4, toMe), "team-a"), &Revoke{KindStore}, nil, edSigner).Marshal()
+		}},
+		{"owner-swap", "decrypt", "team-a's sealed application relabelled as team-b's, re-signed", 0, func(t *testing.T) []byte {
+			d := mk(t, owned(hdr("v-own-4", "app-sap", 1, toMe), "team-a"), app(t), machineKey.PublicKey(), edSigner)
+			d.Owner = "team-b"
+			return resign(t, d, edSigner).Marshal()
+		}},
+		{"owner-added", "decrypt", "an application without owner relabelled as team-b's, re-signed", 0, func(t *testing.T) []byte {
+			d := mk(t, hdr("v-own-5", "app-sap", 1, toMe), app(t), machineKey.PublicKey(), edSigner)
+			d.Owner = "team-b"
+			return resign(t, d, edSigner).Marshal()
+		}},
+		{"owner-removed", "decrypt", "team-a's sealed application with its owner line dropped, re-signed", 0, func(t *testing.T) []byte {
+			d := mk(t, owned(hdr("v-own-6", "app-sap", 1, toMe), "team-a"), app(t), machineKey.PublicKey(), edSigner)
+			d.Owner = ""
+			return resign(t, d, edSigner).Marshal()
+		}},
+		{"group-key-owned", "malformed", "a group key with an owner", 0, func(t *testing.T) []byte {
+			d := mk(t, hdr("v-own-7", testGroup, 1, toMe), &GroupKey{PrivateKey: secretOf(groupKey.Bytes())}, machineKey.PublicKey(), edSigner)
+			d.Owner = "team-a"
+			return resign(t, d, edSigner).Marshal()
+		}},
+		{"owner-misplaced", "malformed", "the owner line after recipient instead of after to", 0, func(t *testing.T) []byte {
+			b := mk(t, owned(hdr("v-own-8", "app-sap", 1, toMe), "team-a"), app(t), machineKey.PublicKey(), edSigner).Marshal()
+			i := bytes.Index(b, []byte("owner: team-a\n"))
+			j := bytes.Index(b, []byte("recipient: "))
+			k := j + bytes.IndexByte(b[j:], '\n') + 1
+			out := append([]byte{}, b[:i]...)
+			out = append(out, b[j:k]...)
+			out = append(out, "owner: team-a\n"...)
+			return append(out, b[k:]...)
+		}},
+		{"owner-trailing-space", "malformed", "an owner name ending in a space", 0, func(t *testing.T) []byte {
+			b := mk(t, owned(hdr("v-own-9", "prod", 1, toMe), "team-a"), testStore(), nil, edSigner).Marshal()
+			return bytes.Replace(b, []byte("owner: team-a\n"), []byte("owner: team-a \n"), 1)
+		}},
+	}
 }
 
 // sealedVectors are stores and credentials sealed as a feed carries them
@@ -242,6 +298,22 @@ func sealedVectors() []vector {
 			d := mk(t, hdr("v-bad-26", "app-sap", 2, toMe), &Revoke{KindApplication}, nil, edSigner)
 			b := d.Marshal()
 			return bytes.Replace(b, []byte("\ncreated: "), []byte("\nrecipient: "+KeyID(machineKey.PublicKey())+"\ncreated: "), 1)
+		}},
+		{"store-sealed-owned", "success", "owner team-a's store sealed to the machine key", 0, func(t *testing.T) []byte {
+			return mk(t, owned(hdr("v-own-10", "prod", 2, toMe), "team-a"), testStore(), machineKey.PublicKey(), edSigner).Marshal()
+		}},
+		{"credential-sealed-owned-group", "success", "owner team-b's credential sealed to the group key", 0, func(t *testing.T) []byte {
+			return mk(t, owned(hdr("v-own-11", "sap-bot", 2, Group(testGroup)), "team-b"), testCredential(), groupKey.PublicKey(), ecSigner).Marshal()
+		}},
+		{"store-sealed-owner-swap", "decrypt", "team-a's sealed store relabelled as team-b's, re-signed", 0, func(t *testing.T) []byte {
+			d := mk(t, owned(hdr("v-own-12", "prod", 2, toMe), "team-a"), testStore(), machineKey.PublicKey(), edSigner)
+			d.Owner = "team-b"
+			return resign(t, d, edSigner).Marshal()
+		}},
+		{"credential-sealed-owner-removed", "decrypt", "team-b's sealed credential with its owner line dropped, re-signed", 0, func(t *testing.T) []byte {
+			d := mk(t, owned(hdr("v-own-13", "sap-bot", 2, Group(testGroup)), "team-b"), testCredential(), groupKey.PublicKey(), ecSigner)
+			d.Owner = ""
+			return resign(t, d, ecSigner).Marshal()
 		}},
 	}
 }

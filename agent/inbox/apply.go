@@ -180,9 +180,9 @@ func (in *Inbox) decide(name string, b []byte, d *delivery.Delivery, now time.Ti
 // applied logs and reports an applied delivery. The caller holds mu.
 func (in *Inbox) applied(name string, acc *delivery.Accepted) {
 	at := in.o.Now()
-	in.o.Log.Info().Str("delivery", acc.ID).Str("kind", string(acc.Kind)).Str("target", acc.Target).
+	in.o.Log.Info().Str("delivery", acc.ID).Str("kind", string(acc.Kind)).Str("target", acc.Target).Str("owner", acc.Owner).
 		Uint64("seq", acc.Seq).Str("to", acc.To.String()).Str("file", printable(name)).Msg("inbox: delivery applied")
-	in.event(Event{File: name, DeliveryID: acc.ID, Kind: acc.Kind, Target: acc.Target, Seq: acc.Seq, At: at})
+	in.event(Event{File: name, DeliveryID: acc.ID, Kind: acc.Kind, Owner: acc.Owner, Target: acc.Target, Seq: acc.Seq, At: at})
 }
 
 // ErrRetry wraps the error of Apply when the delivery is not at fault (the
@@ -367,6 +367,17 @@ func recordStem(name string) string {
 	return hex.EncodeToString(h[:])
 }
 
+// objectStem names an object in its kind's records directory: an object
+// of an owner (SPEC section 9) by the SHA-256 of owner, NUL, name, so that
+// the same name of two owners makes two records; an object without owner
+// by recordStem(name), as before owners.
+func objectStem(o delivery.Object) string {
+	if o.Owner == "" {
+		return recordStem(o.Name)
+	}
+	return recordStem(o.Owner + "\x00" + o.Name)
+}
+
 // legacyStem is the stem records had before: the hex of the name. Load
 // renames such records to their current name.
 func legacyStem(name string) string { return hex.EncodeToString([]byte(name)) }
@@ -376,7 +387,7 @@ func legacyStem(name string) string { return hex.EncodeToString([]byte(name)) }
 // superseded group key still needs it) or <stem>.revoked.delivery.
 func recordName(d *delivery.Delivery, groupKeyID string) string {
 	o := d.Object()
-	stem := recordStem(o.Name)
+	stem := objectStem(o)
 	if o.Kind == delivery.KindGroupKey {
 		if d.Kind == delivery.KindRevoke {
 			return stem + ".revoked.delivery"
@@ -413,7 +424,7 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 		switch c := acc.Content.(type) {
 		case *delivery.Application:
 			c.PrivateKey.Wipe()
-			s.Applications[acc.Target] = application(acc, now)
+			s.Applications[state.Key(acc.Owner, acc.Target)] = application(acc, now)
 		case *delivery.GroupKey:
 			c.PrivateKey.Wipe()
 			id := delivery.KeyID(acc.GroupPrivateKey.PublicKey())
@@ -424,17 +435,17 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 				obsolete = append(obsolete, r)
 			}
 		case *delivery.Store:
-			s.Stores[acc.Target] = storeState(acc, c, now)
+			s.Stores[state.Key(acc.Owner, acc.Target)] = storeState(acc, c, now)
 		case *delivery.Credential:
-			s.Credentials[acc.Target] = credentialState(acc, c, now)
+			s.Credentials[state.Key(acc.Owner, acc.Target)] = credentialState(acc, c, now)
 		case *delivery.Revoke:
 			switch c.Revokes {
 			case delivery.KindApplication:
-				delete(s.Applications, acc.Target)
+				delete(s.Applications, state.Key(acc.Owner, acc.Target))
 			case delivery.KindStore:
-				delete(s.Stores, acc.Target)
+				delete(s.Stores, state.Key(acc.Owner, acc.Target))
 			case delivery.KindCredential:
-				delete(s.Credentials, acc.Target)
+				delete(s.Credentials, state.Key(acc.Owner, acc.Target))
 			case delivery.KindGroupKey:
 				// Leaving a group: its keys go, and so do the
 				// applications sealed to them.
@@ -453,22 +464,22 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 						delete(in.records, o)
 						in.o.Log.Warn().Str("object", o.String()).Str("group", acc.Target).Msg("inbox: removed with its group key")
 					}
-					for appID, a := range s.Applications {
+					for key, a := range s.Applications {
 						if a.SealedTo == id {
-							delete(s.Applications, appID)
-							withdraw(delivery.Object{Kind: delivery.KindApplication, Name: appID})
+							delete(s.Applications, key)
+							withdraw(delivery.Object{Kind: delivery.KindApplication, Owner: a.Owner, Name: a.AppID})
 						}
 					}
-					for n, st := range s.Stores {
+					for key, st := range s.Stores {
 						if st.SealedTo == id {
-							delete(s.Stores, n)
-							withdraw(delivery.Object{Kind: delivery.KindStore, Name: n})
+							delete(s.Stores, key)
+							withdraw(delivery.Object{Kind: delivery.KindStore, Owner: st.Owner, Name: st.Name})
 						}
 					}
-					for n, c := range s.Credentials {
+					for key, c := range s.Credentials {
 						if c.SealedTo == id {
-							delete(s.Credentials, n)
-							withdraw(delivery.Object{Kind: delivery.KindCredential, Name: n})
+							delete(s.Credentials, key)
+							withdraw(delivery.Object{Kind: delivery.KindCredential, Owner: c.Owner, Name: c.Name})
 						}
 					}
 				}
@@ -497,7 +508,7 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 		}
 	}
 	if a, ok := acc.Content.(*delivery.Application); ok && a != nil {
-		in.warnApp(in.o.State.Load().Applications[acc.Target], now)
+		in.warnApp(in.o.State.Load().Applications[state.Key(acc.Owner, acc.Target)], now)
 	}
 }
 
@@ -551,6 +562,7 @@ func application(acc *delivery.Accepted, now time.Time) *state.Application {
 	fp := sha256.Sum256(leaf.Raw)
 	return &state.Application{
 		AppID:       acc.Target,
+		Owner:       acc.Owner,
 		Seq:         acc.Seq,
 		DeliveryID:  acc.ID,
 		Certificate: acc.Certificate,
@@ -569,7 +581,7 @@ func storeState(acc *delivery.Accepted, c *delivery.Store, now time.Time) *state
 		path = "/AIMWebService"
 	}
 	s := &state.Store{
-		Name: acc.Target, DisplayName: c.DisplayName, Seq: acc.Seq, DeliveryID: acc.ID,
+		Name: acc.Target, Owner: acc.Owner, DisplayName: c.DisplayName, Seq: acc.Seq, DeliveryID: acc.ID,
 		Servers: slices.Clone(c.Servers), Path: path, AppID: c.AppID, Safe: c.Safe, Folder: c.Folder,
 		Pins: slices.Clone(c.Pins), Proxy: c.Proxy, NoProxy: slices.Clone(c.NoProxy), HealthObject: c.HealthObject,
 		CacheTTL:      time.Duration(c.CacheTTLSeconds) * time.Second,
@@ -586,7 +598,7 @@ func storeState(acc *delivery.Accepted, c *delivery.Store, now time.Time) *state
 
 func credentialState(acc *delivery.Accepted, c *delivery.Credential, now time.Time) *state.Credential {
 	return &state.Credential{
-		Name: acc.Target, Store: c.Store, Seq: acc.Seq, DeliveryID: acc.ID, Safe: c.Safe, Folder: c.Folder,
+		Name: acc.Target, Owner: acc.Owner, Store: c.Store, Seq: acc.Seq, DeliveryID: acc.ID, Safe: c.Safe, Folder: c.Folder,
 		Object: c.Object, Query: c.Query, QueryFormat: c.QueryFormat, UsernameVar: c.UsernameVar, SealedTo: acc.Recipient, AppliedAt: now,
 	}
 }
@@ -883,7 +895,7 @@ func (in *Inbox) loadWithdrawn(path string, k delivery.Kind) {
 	if o := d.Object(); d.Seq > in.seqs[o] {
 		in.seqs[o] = d.Seq
 	}
-	if canon := filepath.Join(filepath.Dir(path), recordStem(d.Object().Name)+".delivery"+withdrawnSuffix); canon != path && d.Object().Kind != delivery.KindGroupKey {
+	if canon := filepath.Join(filepath.Dir(path), objectStem(d.Object())+".delivery"+withdrawnSuffix); canon != path && d.Object().Kind != delivery.KindGroupKey {
 		if err := renameNoReplace(path, canon); err != nil {
 			in.o.Log.Warn().Err(err).Str("record", path).Msg("inbox: cannot give a withdrawn record its current name")
 		}
@@ -908,11 +920,12 @@ func (in *Inbox) warnApp(a *state.Application, now time.Time) {
 	if a == nil || a.NotAfter.Sub(now) > in.o.ExpiryWarning {
 		return
 	}
-	if last, ok := in.warned[a.AppID]; ok && now.Sub(last) < 24*time.Hour {
+	k := state.Key(a.Owner, a.AppID)
+	if last, ok := in.warned[k]; ok && now.Sub(last) < 24*time.Hour {
 		return
 	}
-	in.warned[a.AppID] = now
-	in.o.Log.Warn().Str("app_id", a.AppID).Time("not_after", a.NotAfter).
+	in.warned[k] = now
+	in.o.Log.Warn().Str("app_id", a.AppID).Str("owner", a.Owner).Time("not_after", a.NotAfter).
 		Int("days_left", int(a.NotAfter.Sub(now).Hours()/24)).Str("serial", a.Serial).
 		Msg("inbox: application certificate expires soon")
 }

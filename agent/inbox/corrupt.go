@@ -37,7 +37,7 @@ func (in *Inbox) block(path string, k delivery.Kind, err error) {
 func (in *Inbox) blockedFor(o delivery.Object) string {
 	kind := o.Kind
 	for path, b := range in.blocked {
-		if b.kind != kind || (b.stem != recordStem(o.Name) && b.stem != legacyStem(o.Name)) {
+		if b.kind != kind || (b.stem != objectStem(o) && (o.Owner != "" || b.stem != legacyStem(o.Name))) {
 			continue
 		}
 		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {

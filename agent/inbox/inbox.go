@@ -117,11 +117,14 @@ type Event struct {
 	File       string
 	DeliveryID string
 	Kind       delivery.Kind
-	Target     string
-	Seq        uint64
-	Err        error // nil: applied
-	Reason     string
-	At         time.Time // when the new snapshot was published, or the rejection recorded
+	// Owner is the delivery's owner header (SPEC section 9), not the
+	// file's owner.
+	Owner  string
+	Target string
+	Seq    uint64
+	Err    error // nil: applied
+	Reason string
+	At     time.Time // when the new snapshot was published, or the rejection recorded
 }
 
 // File-level refusals, before the delivery format is looked at.

@@ -42,7 +42,7 @@ func (a *auditRecord) fillFromState(snap *state.Snapshot) {
 //
 //	time, event ("resolution"), op, outcome (ok, error, refused),
 //	caller_uid or caller_sid, caller_user, caller_pid, caller_exe,
-//	run_id, flow_id, credential, store, app_id, safe, folder, object
+//	run_id, flow_id, credential, owner (when it has one), store, app_id, safe, folder, object
 //	(query_format when the credential is a query), error_class, error_code,
 //	error, rule, ccp_server, latency_ms, correlation_id, from_cache, stale,
 //	cache_age_ms.
@@ -65,6 +65,9 @@ func (r *Resolver) writeAudit(a auditRecord) {
 		ev.Str("caller_user", c.Username).Int("caller_pid", c.PID).Str("caller_exe", c.Exe)
 	}
 	ev.Str("run_id", a.req.RunID).Str("flow_id", a.req.FlowID).Str("credential", a.name)
+	if a.cred != nil && a.cred.Owner != "" {
+		ev.Str("owner", a.cred.Owner)
+	}
 	if a.store != nil {
 		ev.Str("store", a.store.Name).Str("app_id", a.store.AppID)
 	}

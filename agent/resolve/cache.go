@@ -11,9 +11,9 @@ import (
 // cacheKey includes the sequence numbers of the credential and store and the
 // certificate fingerprint, so that a new delivery never serves an old value.
 type cacheKey struct {
-	store, cred       string
-	storeSeq, credSeq uint64
-	appFP             string
+	owner, store, cred string
+	storeSeq, credSeq  uint64
+	appFP              string
 }
 
 type cacheEntry struct {
@@ -66,7 +66,7 @@ func (c *cache) put(k cacheKey, acct *ccp.Account, now time.Time, keep time.Dura
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for ok, e := range c.m {
-		if now.Sub(e.at) > e.keep || (ok.store == k.store && ok.cred == k.cred) {
+		if now.Sub(e.at) > e.keep || (ok.owner == k.owner && ok.store == k.store && ok.cred == k.cred) {
 			e.acct.Wipe()
 			delete(c.m, ok)
 		}

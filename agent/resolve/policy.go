@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,9 @@ type rule struct {
 	exes     map[string]bool
 	creds    []string
 	ops      map[Op]bool // nil: every operation
+	// owners are the namespaces the rule releases credentials from, sorted;
+	// [""] (the unowned namespace) when the rule lists no owners.
+	owners []string
 }
 
 var windowsOS = runtime.GOOS == "windows"
@@ -60,6 +64,10 @@ func compilePolicy(p config.Policy, lookupGroup func(string) (string, error), lo
 			uids: map[uint32]bool{}, users: map[string]bool{}, gids: map[uint32]bool{},
 			groupIDs: map[uint32]bool{}, groupSID: map[string]bool{}, sids: map[string]bool{}, exes: map[string]bool{},
 			creds: cr.Credentials,
+		}
+		r.owners = slices.Sorted(slices.Values(cr.Owners))
+		if len(r.owners) == 0 {
+			r.owners = []string{""}
 		}
 		for _, u := range cr.UIDs {
 			r.uids[u] = true
@@ -170,15 +178,15 @@ func (r *rule) grants(name string) bool {
 	return false
 }
 
-// authorize applies the first rule that matches the caller. It returns nil
-// if that rule grants the operation on every name.
-func (r *Resolver) authorize(caller *localsock.Identity, req Request) *Error {
+// authorize applies the first rule that matches the caller. It returns that
+// rule if it grants the operation on every name.
+func (r *Resolver) authorize(caller *localsock.Identity, req Request) (*rule, *Error) {
 	for _, ru := range r.rules {
 		if !ru.matches(caller) {
 			continue
 		}
 		if ru.ops != nil && !ru.ops[req.Op] {
-			return &Error{Class: ClassForbidden, Rule: ru.name, Message: fmt.Sprintf("rule %q does not grant %s", ru.name, req.Op)}
+			return nil, &Error{Class: ClassForbidden, Rule: ru.name, Message: fmt.Sprintf("rule %q does not grant %s", ru.name, req.Op)}
 		}
 		var denied []string
 		for _, n := range req.Names {
@@ -187,9 +195,9 @@ func (r *Resolver) authorize(caller *localsock.Identity, req Request) *Error {
 			}
 		}
 		if len(denied) > 0 {
-			return &Error{Class: ClassForbidden, Rule: ru.name, Message: fmt.Sprintf("rule %q does not grant %s", ru.name, strings.Join(denied, ", "))}
+			return nil, &Error{Class: ClassForbidden, Rule: ru.name, Message: fmt.Sprintf("rule %q does not grant %s", ru.name, strings.Join(denied, ", "))}
 		}
-		return nil
+		return ru, nil
 	}
-	return &Error{Class: ClassForbidden, Message: fmt.Sprintf("no rule matched the caller (%s)", caller.Key())}
+	return nil, &Error{Class: ClassForbidden, Message: fmt.Sprintf("no rule matched the caller (%s)", caller.Key())}
 }

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"os/user"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -174,6 +175,15 @@ type Options struct {
 	// FailClosed, if set and returning a reason, refuses every resolution
 	// with ClassFeedStale (agent/feed, feed.fail_closed_after).
 	FailClosed func() string
+	// Metrics, if set, counts each name's outcome and latency.
+	Metrics Recorder
+}
+
+// Recorder receives one call per name resolved or refused, with the outcome
+// (ok, error, refused) and the error class ("" on success).
+// *metrics.Registry satisfies it.
+type Recorder interface {
+	Resolution(op, outcome, class string, latency time.Duration)
 }
 
 // Resolver answers requests. It is safe for concurrent use.
@@ -187,6 +197,7 @@ type Resolver struct {
 	log        zerolog.Logger
 	now        func() time.Time
 	failClosed func() string
+	metrics    Recorder
 
 	fmu      sync.Mutex
 	fetchers map[string]*fetcherEntry
@@ -226,6 +237,7 @@ func New(opts Options) (*Resolver, error) {
 		fetchers:   map[string]*fetcherEntry{},
 		cache:      newCache(),
 		health:     map[string]*StoreHealth{},
+		metrics:    opts.Metrics,
 	}
 	r.refusals = newRefusals(opts.RefusalWindow, r.writeRefusalSummary)
 	r.rules = compilePolicy(opts.Policy, opts.LookupGroup, opts.Log)
@@ -306,7 +318,8 @@ func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req 
 			})
 		}
 	}
-	if e := r.authorize(caller, req); e != nil {
+	ru, e := r.authorize(caller, req)
+	if e != nil {
 		return r.refuseAll(caller, req, start, e)
 	}
 
@@ -322,7 +335,7 @@ func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req 
 	}
 	res := Result{Items: make([]Item, len(req.Names))}
 	if len(req.Names) == 1 {
-		res.Items[0] = r.one(ctx, snap, caller, req, req.Names[0])
+		res.Items[0] = r.one(ctx, snap, ru, caller, req, req.Names[0])
 		return res
 	}
 	var wg sync.WaitGroup
@@ -330,7 +343,7 @@ func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res.Items[i] = r.one(ctx, snap, caller, req, name)
+			res.Items[i] = r.one(ctx, snap, ru, caller, req, name)
 		}()
 	}
 	wg.Wait()
@@ -342,6 +355,12 @@ func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req 
 // when the names were not read); later ones are counted into the window's
 // summary (see refusals).
 func (r *Resolver) refuseAll(caller *localsock.Identity, req Request, start time.Time, e *Error) Result {
+	if r.metrics != nil {
+		// Every refusal counts, also those the audit sums up.
+		for range max(1, len(req.Names)) {
+			r.metrics.Resolution(string(orOp(req.Op)), "refused", string(e.Class), r.now().Sub(start))
+		}
+	}
 	if !r.refusals.note(caller, len(req.Names), e.Class, start) {
 		return Result{Err: e}
 	}
@@ -359,24 +378,29 @@ func (r *Resolver) refuseAll(caller *localsock.Identity, req Request, start time
 	return Result{Err: e}
 }
 
-// one resolves a single authorised name.
-func (r *Resolver) one(ctx context.Context, snap *state.Snapshot, caller *localsock.Identity, req Request, name string) Item {
+// one resolves a single name that rule ru authorised.
+func (r *Resolver) one(ctx context.Context, snap *state.Snapshot, ru *rule, caller *localsock.Identity, req Request, name string) Item {
 	start := r.now()
 	it := Item{Name: name}
 	rec := auditRecord{caller: caller, req: req, name: name, start: start}
 	defer func() {
 		rec.latency = r.now().Sub(start)
 		rec.fromCache, rec.cacheAge, rec.stale = it.FromCache, it.CacheAge, it.Stale
+		class := ""
 		if it.Err != nil {
 			rec.outcome, rec.err = "error", it.Err
+			class = string(it.Err.Class)
 		} else {
 			rec.outcome = "ok"
 			rec.server, rec.correlation = it.Account.Server, it.Account.CorrelationID
 		}
+		if r.metrics != nil {
+			r.metrics.Resolution(string(req.Op), rec.outcome, class, rec.latency)
+		}
 		r.writeAudit(rec)
 	}()
 
-	cred, store, app, e := lookup(snap, name)
+	cred, store, app, e := lookup(snap, ru.owners, name)
 	rec.cred, rec.store = cred, store
 	if e != nil {
 		it.Err = e
@@ -395,7 +419,7 @@ func (r *Resolver) one(ctx context.Context, snap *state.Snapshot, caller *locals
 	rec.ccpReq = &ccpReq
 
 	useCache := req.Op == OpResolve && store.CacheTTL > 0
-	ck := cacheKey{store: store.Name, cred: cred.Name, storeSeq: store.Seq, credSeq: cred.Seq, appFP: app.Fingerprint}
+	ck := cacheKey{owner: cred.Owner, store: store.Name, cred: cred.Name, storeSeq: store.Seq, credSeq: cred.Seq, appFP: app.Fingerprint}
 	if useCache {
 		if acct, age, ok := r.cache.get(ck, start, store.CacheTTL); ok {
 			it.Account, it.FromCache, it.CacheAge = acct, true, age
@@ -406,7 +430,7 @@ func (r *Resolver) one(ctx context.Context, snap *state.Snapshot, caller *locals
 	f, err := r.fetcher(store, app)
 	if err != nil {
 		it.Err = &Error{Class: ccp.ClassAppCertUnreadable, Message: "building the CCP client: " + err.Error()}
-		r.noteHealth(store.Name, it.Err, start)
+		r.noteHealth(store, it.Err, start)
 		return it
 	}
 	acct, err := f.Get(ctx, ccpReq)
@@ -415,7 +439,7 @@ func (r *Resolver) one(ctx context.Context, snap *state.Snapshot, caller *locals
 	}
 	if err != nil {
 		it.Err = toError(ctx, err)
-		r.noteHealth(store.Name, it.Err, start)
+		r.noteHealth(store, it.Err, start)
 		if useCache && unreachable(it.Err.Class) && store.CacheMaxStale > 0 {
 			if acct, age, ok := r.cache.get(ck, start, store.CacheMaxStale); ok {
 				rec.staleCause = it.Err
@@ -425,7 +449,7 @@ func (r *Resolver) one(ctx context.Context, snap *state.Snapshot, caller *locals
 		}
 		return it
 	}
-	r.noteHealth(store.Name, nil, start)
+	r.noteHealth(store, nil, start)
 	if useCache && !acct.PasswordChangeInProcess {
 		r.cache.put(ck, acct, start, max(store.CacheTTL, store.CacheMaxStale))
 	}
@@ -440,20 +464,59 @@ func first(a, b string) string {
 	return b
 }
 
-func lookup(snap *state.Snapshot, name string) (*state.Credential, *state.Store, *state.Application, *Error) {
-	cred := snap.Credentials[name]
-	if cred == nil {
-		return nil, nil, nil, &Error{Class: ClassUnknownCredential, Message: fmt.Sprintf("no credential named %q has been delivered to this machine", name)}
+// lookup finds the credential name among the owners' credentials (the
+// namespaces of the rule that authorised the caller), then its store and
+// application within the same owner's namespace (delivery SPEC section 9).
+// It never falls back to another owner's store or application: a
+// credential of owner A is never fetched with owner B's certificate, even
+// when B has a store or application of the same name or AppID.
+func lookup(snap *state.Snapshot, owners []string, name string) (*state.Credential, *state.Store, *state.Application, *Error) {
+	var cred *state.Credential
+	var found []string
+	for _, o := range owners {
+		if c := snap.Credentials[state.Key(o, name)]; c != nil && c.Owner == o && c.Name == name {
+			cred = c
+			found = append(found, strconv.Quote(o))
+		}
 	}
-	store := snap.Stores[cred.Store]
-	if store == nil {
-		return cred, nil, nil, &Error{Class: ccp.ClassStoreMisconfigured, Message: fmt.Sprintf("credential %q uses store %q, which has not been delivered", name, cred.Store)}
+	switch {
+	case len(found) == 0:
+		return nil, nil, nil, &Error{Class: ClassUnknownCredential, Message: fmt.Sprintf("no credential named %q has been delivered to this machine%s", name, ownersPhrase(owners))}
+	case len(found) > 1:
+		return nil, nil, nil, &Error{Class: ClassForbidden, Message: fmt.Sprintf("credential %q is delivered by several owners this caller may use (%s); give their runners separate policy rules", name, strings.Join(found, ", "))}
 	}
-	app := snap.Applications[store.AppID]
-	if app == nil || app.Certificate == nil {
-		return cred, store, nil, &Error{Class: ccp.ClassAppCertUnreadable, Message: fmt.Sprintf("store %q uses AppID %q, whose certificate has not been delivered", store.Name, store.AppID)}
+	owner := cred.Owner
+	store := snap.Stores[state.Key(owner, cred.Store)]
+	if store == nil || store.Owner != owner {
+		return cred, nil, nil, &Error{Class: ccp.ClassStoreMisconfigured, Message: fmt.Sprintf("credential %q uses store %q, which has not been delivered%s", name, cred.Store, ofOwner(owner))}
+	}
+	app := snap.Applications[state.Key(owner, store.AppID)]
+	if app == nil || app.Owner != owner || app.AppID != store.AppID || app.Certificate == nil {
+		return cred, store, nil, &Error{Class: ccp.ClassAppCertUnreadable, Message: fmt.Sprintf("store %q uses AppID %q, whose certificate has not been delivered%s", store.Name, store.AppID, ofOwner(owner))}
 	}
 	return cred, store, app, nil
+}
+
+func ofOwner(o string) string {
+	if o == "" {
+		return ""
+	}
+	return " by owner " + strconv.Quote(o)
+}
+
+func ownersPhrase(owners []string) string {
+	if len(owners) == 1 && owners[0] == "" {
+		return ""
+	}
+	q := make([]string, 0, len(owners))
+	for _, o := range owners {
+		if o == "" {
+			q = append(q, "no owner")
+		} else {
+			q = append(q, strconv.Quote(o))
+		}
+	}
+	return " by " + strings.Join(q, ", ")
 }
 
 // toError turns a Fetcher error into an *Error.
@@ -488,7 +551,7 @@ type fetcherEntry struct {
 }
 
 func (r *Resolver) fetcher(store *state.Store, app *state.Application) (Fetcher, error) {
-	key := store.Name + "\x00" + app.AppID
+	key := state.Key(store.Owner, store.Name) + "\x00" + app.Owner + "\x00" + app.AppID
 	r.fmu.Lock()
 	defer r.fmu.Unlock()
 	old := r.fetchers[key]
@@ -514,7 +577,8 @@ type StoreHealth struct {
 	LastErrorAt    time.Time
 }
 
-func (r *Resolver) noteHealth(store string, e *Error, at time.Time) {
+func (r *Resolver) noteHealth(st *state.Store, e *Error, at time.Time) {
+	store := state.Key(st.Owner, st.Name)
 	r.hmu.Lock()
 	defer r.hmu.Unlock()
 	h := r.health[store]
@@ -534,8 +598,8 @@ func (r *Resolver) noteHealth(store string, e *Error, at time.Time) {
 	h.LastError, h.LastErrorClass, h.LastErrorAt = e.Error(), e.Class, at
 }
 
-// Health returns what the Resolver has seen of each store's CCP, by store
-// name, for status.
+// Health returns what the Resolver has seen of each store's CCP, by
+// state.Key(owner, store name), for status.
 func (r *Resolver) Health() map[string]StoreHealth {
 	r.hmu.Lock()
 	defer r.hmu.Unlock()
@@ -571,4 +635,13 @@ func SanitizeReason(runID string) string {
 		return s
 	}
 	return "credagent"
+}
+
+// orOp is op, or resolve for a request refused before its operation was
+// known.
+func orOp(op Op) Op {
+	if op == "" {
+		return OpResolve
+	}
+	return op
 }

@@ -18,6 +18,7 @@ import (
 // only in memory; on disk there is only the sealed delivery it came from.
 type Application struct {
 	AppID       string
+	Owner       string // "" for none; see Key
 	Seq         uint64
 	DeliveryID  string
 	Certificate *tls.Certificate // Leaf is set; PrivateKey is a crypto.Signer
@@ -32,6 +33,7 @@ type Application struct {
 // Store is a CCP endpoint configuration, as delivered by the portal.
 type Store struct {
 	Name        string
+	Owner       string // "" for none; see Key
 	DisplayName string
 	Seq         uint64
 	DeliveryID  string
@@ -63,6 +65,7 @@ type Store struct {
 // Credential names an account that flows ask for.
 type Credential struct {
 	Name       string
+	Owner      string // "" for none; see Key
 	Store      string
 	Seq        uint64
 	DeliveryID string
@@ -102,10 +105,12 @@ type Rejection struct {
 // Snapshot is one consistent view. Do not modify a published snapshot; build
 // a new one (Clone) and Publish it.
 type Snapshot struct {
-	Generation   uint64
-	Applications map[string]*Application // by AppID
-	Stores       map[string]*Store       // by name
-	Credentials  map[string]*Credential  // by name
+	Generation uint64
+	// Applications, stores and credentials are keyed by Key(owner, name):
+	// the objects of each owner are a namespace of their own.
+	Applications map[string]*Application // by Key(Owner, AppID)
+	Stores       map[string]*Store       // by Key(Owner, Name)
+	Credentials  map[string]*Credential  // by Key(Owner, Name)
 	GroupKeys    map[string]*GroupKey    // by key ID
 	// Rejected holds the most recent rejections, newest last, bounded.
 	Rejected []Rejection
@@ -119,6 +124,16 @@ type Snapshot struct {
 	// know (a record it cannot read, deliveries waiting for a group key or
 	// that it cannot read, an inbox directory replaced), sorted.
 	InboxProblems []string
+}
+
+// Key is the map key of an owner's object: the name alone for an object
+// without owner, else owner, NUL, name. Names and owners are printable
+// ASCII (delivery.SPEC), so no two (owner, name) pairs share a key.
+func Key(owner, name string) string {
+	if owner == "" {
+		return name
+	}
+	return owner + "\x00" + name
 }
 
 // MaxRejections bounds Snapshot.Rejected.

@@ -74,6 +74,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds of each A/B measurement (1 to 9)")
 	profile := flag.String("profile", "auto", "CPU-profile the agent under load: auto (when a goal is missed), always or never")
 	keep := flag.Bool("keep", false, "keep the temporary directory (logs, dev dirs) for inspection")
+	flag.StringVar(&onlyPhases, "only", "", "run only the phases whose name contains one of these comma-separated words (a partial run, for development)")
 	flag.Parse()
 	if *rounds < 1 || *rounds > 9 {
 		fmt.Fprintln(os.Stderr, "bench: -rounds must be 1 to 9")
@@ -148,8 +149,14 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 		{"delivery apply (agent / bare fsnotify)", h.deliveryApply},
 		{"cold start (100 applications / none)", h.coldStart},
 		{"keystore unwrap (memory / file / tpm)", h.keystoreUnwrap},
+		{"python client (python / go p50)", h.pythonClient},
+		{"credagent exec start (exec / resolve / true)", h.execStart},
+		{"metrics cost (1,000 resolutions/s, textfile every 10 s)", h.metricsCost},
 	}
 	for _, p := range phases {
+		if !selected(p.name) {
+			continue
+		}
 		if ctx.Err() != nil {
 			h.rep.Notes = append(h.rep.Notes, fmt.Sprintf("phase %q not run: %v (budget %v)", p.name, context.Cause(ctx), budget))
 			continue
@@ -318,3 +325,18 @@ const (
 
 // errBudget is returned by loops cut short by the run's budget.
 var errBudget = errors.New("out of time")
+
+// onlyPhases is -only: empty runs every phase.
+var onlyPhases string
+
+func selected(phase string) bool {
+	if onlyPhases == "" {
+		return true
+	}
+	for _, w := range strings.Split(onlyPhases, ",") {
+		if w = strings.TrimSpace(w); w != "" && strings.Contains(phase, w) {
+			return true
+		}
+	}
+	return false
+}

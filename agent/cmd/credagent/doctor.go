@@ -55,7 +55,11 @@ func doctorEnv(env *doctor.Env) {
 		}
 		var out []doctor.Certificate
 		for _, a := range s.Applications {
-			out = append(out, doctor.Certificate{AppID: a.AppID, NotAfter: a.NotAfter})
+			id := a.AppID
+			if a.Owner != "" {
+				id += " [owner " + a.Owner + "]" // two owners may share an AppID
+			}
+			out = append(out, doctor.Certificate{AppID: id, NotAfter: a.NotAfter})
 		}
 		return out, nil
 	}

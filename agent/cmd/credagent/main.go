@@ -39,6 +39,9 @@ func register(c *command) {
 type exitError struct {
 	code int
 	err  error
+	// quiet: the error is not printed (exec passing on its command's exit
+	// code, which the command has explained itself).
+	quiet bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -81,9 +84,11 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := c.run(fs.Args()); err != nil {
-		fmt.Fprintf(stderr, "credagent %s: %v\n", c.name, err)
 		var ee *exitError
-		if errors.As(err, &ee) {
+		if !errors.As(err, &ee) || !ee.quiet {
+			fmt.Fprintf(stderr, "credagent %s: %v\n", c.name, err)
+		}
+		if ee != nil {
 			return ee.code
 		}
 		return 1

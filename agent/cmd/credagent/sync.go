@@ -63,7 +63,7 @@ Example:
 			statusview.Feed(os.Stdout, st.Feed, now)
 			for _, f := range st.Feed {
 				if f.Expired || f.LastError != "" {
-					return &exitError{1, errors.New("the feed is not healthy (see above)")}
+					return &exitError{code: 1, err: errors.New("the feed is not healthy (see above)")}
 				}
 			}
 			fmt.Println("feed polled")

@@ -53,6 +53,7 @@ type common struct {
 	sign                         string
 	seq                          uint64
 	id                           string
+	owner                        string
 	expires                      time.Duration
 	inbox, out                   string
 	feed                         string
@@ -71,6 +72,7 @@ func (c *common) register(fs *flag.FlagSet, sealed bool) {
 	fs.StringVar(&c.sign, "sign", "", "the portal signing key (PEM PRIVATE KEY) (required)")
 	fs.Uint64Var(&c.seq, "seq", 0, "sequence number, above the last one for this object (default: now in Unix milliseconds)")
 	fs.StringVar(&c.id, "id", "", "delivery ID (default: random)")
+	fs.StringVar(&c.owner, "owner", "", "the person or team in the portal who owns the object (not for group keys); runners reach it only through policy rules that list this owner")
 	fs.DurationVar(&c.expires, "expires", 0, "refuse the delivery after this long (default: never)")
 	fs.StringVar(&c.inbox, "inbox", "", "write into this inbox directory, atomically")
 	fs.StringVar(&c.out, "out", "", "write to this file instead")
@@ -95,7 +97,7 @@ func (c *common) build(e *env, target string, content delivery.Content) error {
 		return err
 	}
 	now := e.time()
-	h := delivery.Header{ID: c.id, Target: target, Seq: c.seq, Created: now}
+	h := delivery.Header{ID: c.id, Target: target, Seq: c.seq, Owner: c.owner, Created: now}
 	if h.ID == "" {
 		h.ID = portal.NewID()
 	}

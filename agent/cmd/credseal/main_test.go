@@ -264,7 +264,18 @@ func TestGroupAndOtherKinds(t *testing.T) {
 		t.Fatalf("revoke %+v", r.Header)
 	}
 
+	mustRun(t, nil, "credential", "--name", "sap-bot", "--owner", "team-a", "--store", "prod", "--object", "sap-01", "--group", "robots", "--sign", f.signKey, "--inbox", f.inbox)
+	if c := f.check(t, nil); c.Object() != (delivery.Object{Kind: delivery.KindCredential, Owner: "team-a", Name: "sap-bot"}) {
+		t.Fatalf("owned credential %+v", c.Header)
+	}
+	mustRun(t, []byte(fakeccp.DevP12Password), "app", "--p12", dev.AppP12File, "--owner", "team-a", "--group", "robots", "--group-key", filepath.Join(f.dir, "robots.pub"), "--sign", f.signKey, "--inbox", f.inbox)
+	if a := f.check(t, group); a.Owner != "team-a" || a.Certificate == nil {
+		t.Fatalf("owned group app: %+v", a.Header)
+	}
+
 	for _, bad := range [][]string{
+		{"group-key", "--key", gk, "--group", "robots", "--owner", "team-a", "--to", f.reg, "--sign", f.signKey, "--inbox", f.inbox},
+		{"credential", "--name", "x", "--owner", "team-a ", "--store", "s", "--object", "o", "--machine", "m", "--sign", f.signKey, "--inbox", f.inbox},
 		{"store", "--name", "x", "--server", "http://plain", "--app-id", "a", "--machine", "m", "--sign", f.signKey, "--inbox", f.inbox},
 		{"app", "--p12", dev.AppP12File, "--machine", "m", "--sign", f.signKey, "--inbox", f.inbox},
 		{"revoke", "--kind", "bogus", "--name", "x", "--machine", "m", "--sign", f.signKey, "--inbox", f.inbox},

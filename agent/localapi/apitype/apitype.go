@@ -164,6 +164,7 @@ type KeyStoreStatus struct {
 // ApplicationStatus is one application identity and its certificate.
 type ApplicationStatus struct {
 	AppID       string    `json:"app_id"`
+	Owner       string    `json:"owner,omitempty"`
 	Serial      string    `json:"serial"`
 	Fingerprint string    `json:"fingerprint"`
 	NotBefore   time.Time `json:"not_before"`
@@ -176,6 +177,7 @@ type ApplicationStatus struct {
 // StoreStatus is one CCP store and what the agent has seen of it.
 type StoreStatus struct {
 	Name           string        `json:"name"`
+	Owner          string        `json:"owner,omitempty"`
 	AppID          string        `json:"app_id"`
 	Servers        []string      `json:"servers"`
 	CacheTTL       time.Duration `json:"cache_ttl_ns,omitempty"`
@@ -189,6 +191,7 @@ type StoreStatus struct {
 // CredentialStatus is one delivered credential name.
 type CredentialStatus struct {
 	Name  string `json:"name"`
+	Owner string `json:"owner,omitempty"`
 	Store string `json:"store"`
 }
 

@@ -93,7 +93,7 @@ func (r Report) Human(w io.Writer, now time.Time) {
 	sort.Slice(apps, func(i, j int) bool { return apps[i].AppID < apps[j].AppID })
 	fmt.Fprintf(w, "applications: %d\n", len(apps))
 	for _, ap := range apps {
-		fmt.Fprintf(w, "  %-24s %s\n", ap.AppID, expiry(ap.NotAfter, now))
+		fmt.Fprintf(w, "  %-24s %s\n", owned(ap.Owner, ap.AppID), expiry(ap.NotAfter, now))
 	}
 	stores := append([]apitype.StoreStatus(nil), a.Stores...)
 	sort.Slice(stores, func(i, j int) bool { return stores[i].Name < stores[j].Name })
@@ -106,11 +106,11 @@ func (r Report) Human(w io.Writer, now time.Time) {
 		if s.LastError != "" {
 			c += "; last error: " + s.LastError
 		}
-		fmt.Fprintf(w, "  %-24s %s\n", s.Name, c)
+		fmt.Fprintf(w, "  %-24s %s\n", owned(s.Owner, s.Name), c)
 	}
 	creds := make([]string, 0, len(a.Credentials))
 	for _, c := range a.Credentials {
-		creds = append(creds, c.Name)
+		creds = append(creds, owned(c.Owner, c.Name))
 	}
 	sort.Strings(creds)
 	fmt.Fprintf(w, "credentials:  %d", len(creds))
@@ -175,4 +175,12 @@ func ago(d time.Duration) string {
 		return fmt.Sprintf("%dh ago", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+// owned labels an object with its owner (delivery SPEC section 9), if any.
+func owned(owner, name string) string {
+	if owner == "" {
+		return name
+	}
+	return name + " [owner " + owner + "]"
 }
