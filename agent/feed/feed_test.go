@@ -220,6 +220,76 @@ func TestUnlistedIsNotRemoved(t *testing.T) {
 	}
 }
 
+// ownedStore is a store of owner ("" for none), sealed to the machine.
+func (e *env) ownedStore(id, name, owner string, seq uint64, server string) []byte {
+	d, err := delivery.Create(delivery.Header{ID: id, Target: name, Owner: owner, Seq: seq, To: delivery.Machine(machineID), Created: e.now},
+		&delivery.Store{Servers: []string{server}, AppID: "app"}, machineKey.PublicKey(), signer)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d.Marshal()
+}
+
+// TestOwnersSideBySide: stores of one name of two owners and of none come
+// through one manifest as three objects, each with its own sequence, and a
+// newer delivery or a revocation of one owner's leaves the others alone.
+func TestOwnersSideBySide(t *testing.T) {
+	e := newEnv(t, nil)
+	e.publish(e.ownedStore("p0", "prod", "", 7, "https://none.example.com"),
+		e.ownedStore("pa", "prod", "team-a", 1, "https://a1.example.com"),
+		e.ownedStore("pb", "prod", "team-b", 1, "https://b.example.com"))
+	if st := e.poll(); st.LastError != "" || st.Deliveries != 3 {
+		t.Fatalf("first poll: %+v", st)
+	}
+	servers := func() [3]string {
+		s := e.st.Load().Stores
+		var out [3]string
+		for i, o := range []string{"", "team-a", "team-b"} {
+			if x := s[state.Key(o, "prod")]; x != nil {
+				out[i] = x.Servers[0]
+			}
+		}
+		return out
+	}
+	if got, want := servers(), [3]string{"https://none.example.com", "https://a1.example.com", "https://b.example.com"}; got != want {
+		t.Fatalf("stores %v, want %v", got, want)
+	}
+	for _, c := range []struct {
+		owner string
+		seq   uint64
+	}{{"", 7}, {"team-a", 1}, {"team-b", 1}} {
+		if got := e.in.LastSeq(delivery.Object{Kind: delivery.KindStore, Owner: c.owner, Name: "prod"}); got != c.seq {
+			t.Fatalf("LastSeq of %q's prod = %d, want %d", c.owner, got, c.seq)
+		}
+	}
+	// team-a's newer store: one manifest and one delivery fetched, the
+	// other two are not fetched again (their sequences are per owner).
+	e.publish(e.ownedStore("pa2", "prod", "team-a", 2, "https://a2.example.com"))
+	before := e.srv.requests.Load()
+	if st := e.poll(); st.LastError != "" {
+		t.Fatal(st.LastError)
+	}
+	if got := e.srv.requests.Load() - before; got != 2 {
+		t.Fatalf("the poll after team-a's new store made %d requests, want 2 (manifest, delivery)", got)
+	}
+	if got, want := servers(), [3]string{"https://none.example.com", "https://a2.example.com", "https://b.example.com"}; got != want {
+		t.Fatalf("stores %v, want %v", got, want)
+	}
+	// Revoking team-b's store removes that one only.
+	d, err := delivery.Create(delivery.Header{ID: "rb", Target: "prod", Owner: "team-b", Seq: 2, To: delivery.Machine(machineID), Created: e.now},
+		&delivery.Revoke{Revokes: delivery.KindStore}, nil, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(d.Marshal())
+	if st := e.poll(); st.LastError != "" {
+		t.Fatal(st.LastError)
+	}
+	if got, want := servers(), [3]string{"https://none.example.com", "https://a2.example.com", ""}; got != want {
+		t.Fatalf("after revoking team-b's: stores %v, want %v", got, want)
+	}
+}
+
 func TestGroupsAfterMachine(t *testing.T) {
 	e := newEnv(t, nil)
 	gk, _ := delivery.Create(delivery.Header{ID: "gk", Target: "robots", Seq: 1, To: delivery.Machine(machineID), Created: e.now},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/agent/state"
 )
 
 // Apply is the inbox's path for deliveries that come from a feed- the same
@@ -97,5 +98,52 @@ func TestGroupRevokeRemovesSealedStore(t *testing.T) {
 	e.reopen()
 	if got := e.in.LastSeq(delivery.Object{Kind: delivery.KindCredential, Name: "c1"}); got != 5 {
 		t.Fatalf("after restart the withdrawn credential's seq is %d, want 5", got)
+	}
+}
+
+// Revoking a group key withdraws the sealed stores and credentials of every
+// owner sealed to it, by owner and name, and leaves the same names of other
+// owners, not sealed to it, in force.
+func TestGroupRevokeWithdrawsOwnedSealed(t *testing.T) {
+	e := newEnv(t, nil)
+	me, g := delivery.Machine(machineID), delivery.Group("robots")
+	owned := func(h delivery.Header, owner string) delivery.Header { h.Owner = owner; return h }
+	store := &delivery.Store{Servers: []string{"https://ccp.example.com"}, AppID: "app"}
+	cred := &delivery.Credential{Store: "prod", Object: "o"}
+	e.apply("gk", build(t, hdr("robots", 1, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyA.Bytes())}, machineKey.PublicKey(), signer))
+	e.apply("ca", build(t, owned(hdr("c1", 5, g), "team-a"), cred, groupKeyA.PublicKey(), signer))
+	e.apply("sa", build(t, owned(hdr("prod", 3, g), "team-a"), store, groupKeyA.PublicKey(), signer))
+	e.apply("cb", build(t, owned(hdr("c1", 2, me), "team-b"), cred, machineKey.PublicKey(), signer))
+	e.apply("c0", build(t, hdr("c1", 9, me), cred, nil, signer))
+	s := e.st.Load()
+	if len(s.Credentials) != 3 || s.Stores[state.Key("team-a", "prod")] == nil {
+		t.Fatalf("not applied: credentials %d, stores %v", len(s.Credentials), s.Stores)
+	}
+	e.apply("rev", build(t, hdr("robots", 2, me), &delivery.Revoke{Revokes: delivery.KindGroupKey}, nil, signer))
+	check := func(when string) {
+		t.Helper()
+		s := e.st.Load()
+		if s.Credentials[state.Key("team-a", "c1")] != nil || s.Stores[state.Key("team-a", "prod")] != nil {
+			t.Fatalf("%s: team-a's objects sealed to the revoked group key are still in force", when)
+		}
+		if s.Credentials[state.Key("team-b", "c1")] == nil || s.Credentials["c1"] == nil {
+			t.Fatalf("%s: the other owners' c1 went with team-a's: %v", when, s.Credentials)
+		}
+	}
+	check("after the revocation")
+	e.reopen()
+	check("after restart")
+	for _, c := range []struct {
+		o    delivery.Object
+		want uint64
+	}{
+		{delivery.Object{Kind: delivery.KindCredential, Owner: "team-a", Name: "c1"}, 5},
+		{delivery.Object{Kind: delivery.KindStore, Owner: "team-a", Name: "prod"}, 3},
+		{delivery.Object{Kind: delivery.KindCredential, Owner: "team-b", Name: "c1"}, 2},
+		{delivery.Object{Kind: delivery.KindCredential, Name: "c1"}, 9},
+	} {
+		if got := e.in.LastSeq(c.o); got != c.want {
+			t.Fatalf("after restart LastSeq(%s) = %d, want %d", c.o, got, c.want)
+		}
 	}
 }

@@ -31,8 +31,11 @@ func newFeedFixture(t *testing.T) *feedFixture {
 	return x
 }
 
-func (x *feedFixture) store(id string, seq uint64) []byte {
-	d, err := delivery.Create(delivery.Header{ID: id, Target: "prod", Seq: seq, To: x.machine, Created: x.now},
+func (x *feedFixture) store(id string, seq uint64) []byte { return x.ownedStore(id, "", seq) }
+
+// ownedStore is a store named prod of owner ("" for none).
+func (x *feedFixture) ownedStore(id, owner string, seq uint64) []byte {
+	d, err := delivery.Create(delivery.Header{ID: id, Target: "prod", Owner: owner, Seq: seq, To: x.machine, Created: x.now},
 		&delivery.Store{Servers: []string{"https://ccp.example.com"}, AppID: "a"}, x.key.PublicKey(), x.feed.Signer)
 	if err != nil {
 		x.t.Fatal(err)
@@ -55,6 +58,29 @@ func (x *feedFixture) manifest() *delivery.Manifest {
 func (x *feedFixture) exists(id string) bool {
 	_, err := os.Stat(filepath.Join(x.feed.Root, delivery.FeedFile(x.machine, id)))
 	return err == nil
+}
+
+// TestFeedOwners: stores of one name of two owners and of none are three
+// objects, each listed and replaced on its own.
+func TestFeedOwners(t *testing.T) {
+	x := newFeedFixture(t)
+	if _, err := x.feed.Publish([][]byte{x.ownedStore("s0", "", 5), x.ownedStore("sa", "team-a", 1), x.ownedStore("sb", "team-b", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	x.now = x.now.Add(time.Minute)
+	if _, err := x.feed.Publish([][]byte{x.ownedStore("sa2", "team-a", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.feed.Publish([][]byte{x.ownedStore("sb0", "team-b", 1)}); !errors.Is(err, delivery.ErrReplay) {
+		t.Fatalf("team-b's store again at seq 1: %v, want a replay", err)
+	}
+	var got []string
+	for _, e := range x.manifest().Deliveries {
+		got = append(got, e.ID+"/"+e.Owner)
+	}
+	if want := []string{"s0/", "sa2/team-a", "sb/team-b"}; !slices.Equal(got, want) {
+		t.Fatalf("manifest lists %v, want %v", got, want)
+	}
 }
 
 func TestFeedGrace(t *testing.T) {
