@@ -128,7 +128,11 @@ func Run(ctx context.Context, opts Options) error {
 			return errors.New("portal.signing_keys is empty: pin the portal's public signing key in the config (every delivery must be signed by it)")
 		}
 		onEvent := func(e inbox.Event) {
-			m.Delivery("inbox", string(e.Kind), e.Err == nil, e.Reason, e.At)
+			source := "inbox"
+			if e.Feed {
+				source = "feed"
+			}
+			m.Delivery(source, string(e.Kind), e.Err == nil, e.Reason, e.At)
 			if e.Err == nil {
 				select {
 				case applied <- struct{}{}:
@@ -161,7 +165,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err := in.Load(ctx); err != nil {
 			return fmt.Errorf("rebuilding state from %s: %w", cfg.Paths.StateDir, err)
 		}
-		if fd, err = newFeed(cfg, signers, in, log); err != nil {
+		if fd, err = newFeed(cfg, signers, in, m, log); err != nil {
 			return fmt.Errorf("feed: %w", err)
 		}
 	} else {

@@ -7,18 +7,21 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/feed"
 	"github.com/credagent/credagent/agent/inbox"
 	"github.com/credagent/credagent/agent/localapi/apitype"
+	"github.com/credagent/credagent/agent/metrics"
 	"github.com/credagent/credagent/config"
 	"github.com/rs/zerolog"
 )
 
 // newFeed builds the feed client when the config names a feed; nil
-// otherwise.
-func newFeed(cfg config.Config, signers []crypto.PublicKey, in *inbox.Inbox, log zerolog.Logger) (*feed.Feed, error) {
+// otherwise. It reports the feed's activity and manifests to m.
+func newFeed(cfg config.Config, signers []crypto.PublicKey, in *inbox.Inbox, m *metrics.Registry, log zerolog.Logger) (*feed.Feed, error) {
 	fc := cfg.Feed
 	if !fc.Enabled() {
 		return nil, nil
@@ -45,12 +48,33 @@ func newFeed(cfg config.Config, signers []crypto.PublicKey, in *inbox.Inbox, log
 	if err != nil {
 		return nil, err
 	}
-	return feed.New(feed.Options{
+	f, err := feed.New(feed.Options{
 		URLs: fc.URLs, Interval: fc.PollInterval, Client: client, Header: co.Header, Timeout: fc.Timeout,
 		MaxManifestBytes: fc.MaxManifestBytes, MaxDeliveryBytes: cfg.Inbox.MaxDeliveryBytes,
 		FailClosedAfter: fc.FailClosedAfter, Signers: signers, MachineID: cfg.MachineID,
 		StateDir: cfg.Paths.StateDir, Inbox: in, Log: log.With().Str("component", "feed").Logger(),
+		Activity: func(at time.Time) { m.Activity("feed", at) },
 	})
+	if err != nil {
+		return nil, err
+	}
+	m.SetFeed(func() []metrics.FeedManifest { return feedManifests(f) }, cfg.Inbox.Groups)
+	return f, nil
+}
+
+// feedManifests are the feed's addresses as the metrics take them.
+func feedManifests(f *feed.Feed) []metrics.FeedManifest {
+	sts := f.Status()
+	out := make([]metrics.FeedManifest, 0, len(sts))
+	for _, st := range sts {
+		typ, name, _ := strings.Cut(st.Address, " ")
+		fm := metrics.FeedManifest{Machine: typ == string(delivery.ToMachine), Seq: st.Seq, Created: st.Created, Expires: st.Expires, Expired: st.Expired}
+		if !fm.Machine {
+			fm.Group = name
+		}
+		out = append(out, fm)
+	}
+	return out
 }
 
 // addFeedStatus puts the feed's addresses and problems into status.

@@ -55,7 +55,7 @@ func TestFeedEndToEnd(t *testing.T) {
 	os.MkdirAll(dir, 0o700)
 	caFile := filepath.Join(root, "feed-ca.pem")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: web.Certificate().Raw}), 0o644)
-	cfgYAML := fmt.Sprintf("feed:\n  urls: [%s/feed]\n  ca_file: %s\n  poll_interval: 1h\n  fail_closed_after: 1s\n", web.URL, caFile)
+	cfgYAML := fmt.Sprintf("feed:\n  urls: [%s/feed]\n  ca_file: %s\n  poll_interval: 1h\n  fail_closed_after: 1s\nmetrics:\n  interval: 1s\n", web.URL, caFile)
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfgYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -152,5 +152,36 @@ func TestFeedEndToEnd(t *testing.T) {
 	}
 	if err := resolve(); err != nil {
 		t.Fatalf("after a refresh: %v", err)
+	}
+
+	// The metrics count the feed's deliveries as the feed's, and show its
+	// manifest; nothing came through the inbox directory.
+	prom := filepath.Join(dir, "credagent.prom")
+	want := []string{
+		`credagent_last_activity_timestamp_seconds{source="feed"} `,
+		`credagent_deliveries_total{kind="credential",result="applied",reason="none"} 3`,
+		`credagent_feed_addresses{state="fresh"} 1`,
+		`credagent_feed_manifest_sequence{address="machine",group=""} `,
+		`credagent_feed_manifest_expiry_timestamp_seconds{address="machine",group=""} `,
+	}
+	var text string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		b, _ := os.ReadFile(prom)
+		text = string(b)
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(text, w) {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the textfile lacks %s after 10 s:\n%s", missing, text)
+		}
+	}
+	if strings.Contains(text, `source="inbox"`) {
+		t.Errorf("deliveries of the feed counted as the inbox's:\n%s", text)
 	}
 }

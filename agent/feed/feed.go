@@ -84,6 +84,9 @@ type Options struct {
 	Now      func() time.Time
 	// Rand returns a number in [0, 1) for the jitter. Default math/rand.
 	Rand func() float64
+	// Activity, if set, is called each time a manifest is accepted or
+	// confirmed unchanged (the agent's metrics: the feed's last activity).
+	Activity func(at time.Time)
 }
 
 // Feed polls a feed. Its methods may be called from several goroutines.
@@ -334,6 +337,9 @@ func (f *Feed) pollAddress(ctx context.Context, a delivery.Address) {
 	s.from, s.accepted, s.err, s.errAt = base.String(), now, "", time.Time{}
 	refused := s.refused
 	f.mu.Unlock()
+	if f.o.Activity != nil {
+		f.o.Activity(now)
+	}
 	pending, errMsg := f.fetchDeliveries(ctx, a, m, base, refused)
 	f.mu.Lock()
 	s.pending = pending

@@ -537,3 +537,27 @@ func TestParseBaseURL(t *testing.T) {
 		t.Fatalf("%v %v", u, err)
 	}
 }
+
+// Activity is reported for a manifest accepted or confirmed by a 304, not
+// for a poll that accepted none.
+func TestActivity(t *testing.T) {
+	var got []time.Time
+	var mu sync.Mutex
+	e := newEnv(t, func(o *Options) {
+		o.Activity = func(at time.Time) { mu.Lock(); got = append(got, at); mu.Unlock() }
+	})
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	e.publish(e.store("prod", "https://ccp1.example.com"))
+	e.poll()
+	e.poll() // 304
+	if n := count(); n != 2 {
+		t.Fatalf("%d activities after an accepted manifest and a 304, want 2", n)
+	}
+	e.srv.setFault(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusBadGateway) })
+	if st := e.poll(); st.LastError == "" {
+		t.Fatal("a 502 left no error")
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("a poll that accepted nothing reported activity (%d)", n)
+	}
+}

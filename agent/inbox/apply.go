@@ -107,7 +107,7 @@ func (in *Inbox) handleLocked(name string) []string {
 		return nil
 	}
 	in.remove(name, f)
-	in.applied(name, acc)
+	in.applied(name, acc, false)
 	if acc.Kind == delivery.KindGroupKey && len(in.waiting) > 0 {
 		again := make([]string, 0, len(in.waiting))
 		for n := range in.waiting {
@@ -178,11 +178,11 @@ func (in *Inbox) decide(name string, b []byte, d *delivery.Delivery, now time.Ti
 }
 
 // applied logs and reports an applied delivery. The caller holds mu.
-func (in *Inbox) applied(name string, acc *delivery.Accepted) {
+func (in *Inbox) applied(name string, acc *delivery.Accepted, fromFeed bool) {
 	at := in.o.Now()
 	in.o.Log.Info().Str("delivery", acc.ID).Str("kind", string(acc.Kind)).Str("target", acc.Target).Str("owner", acc.Owner).
 		Uint64("seq", acc.Seq).Str("to", acc.To.String()).Str("file", printable(name)).Msg("inbox: delivery applied")
-	in.event(Event{File: name, DeliveryID: acc.ID, Kind: acc.Kind, Owner: acc.Owner, Target: acc.Target, Seq: acc.Seq, At: at})
+	in.event(Event{File: name, DeliveryID: acc.ID, Kind: acc.Kind, Owner: acc.Owner, Target: acc.Target, Seq: acc.Seq, At: at, Feed: fromFeed})
 }
 
 // ErrRetry wraps the error of Apply when the delivery is not at fault (the
@@ -217,7 +217,7 @@ func (in *Inbox) Apply(name string, b []byte) error {
 		in.reject(name, nil, b, d, err, now)
 		return err
 	case verdictApplied:
-		in.applied(name, acc)
+		in.applied(name, acc, true)
 	}
 	return nil
 }
@@ -683,9 +683,9 @@ func (in *Inbox) reject(name string, f *os.File, raw []byte, d *delivery.Deliver
 	}
 	in.updateProblems()
 	in.o.State.Update(func(s *state.Snapshot) error { s.AddRejection(r); return nil })
-	e := Event{File: name, Err: cause, Reason: reason, At: in.o.Now()}
+	e := Event{File: name, Err: cause, Reason: reason, At: in.o.Now(), Feed: raw != nil}
 	if d != nil {
-		e.DeliveryID, e.Kind, e.Target, e.Seq = d.ID, d.Kind, d.Target, d.Seq
+		e.DeliveryID, e.Kind, e.Owner, e.Target, e.Seq = d.ID, d.Kind, d.Owner, d.Target, d.Seq
 	}
 	in.event(e)
 }

@@ -22,7 +22,7 @@ func TestApplyFromFeed(t *testing.T) {
 	if err := e.in.Apply("feed-s2", s2); err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-e.events; ev.Err != nil || ev.File != "feed-s2" {
+	if ev := <-e.events; ev.Err != nil || ev.File != "feed-s2" || !ev.Feed {
 		t.Fatalf("event %+v", ev)
 	}
 	st := e.st.Load().Stores["prod"]
@@ -44,7 +44,9 @@ func TestApplyFromFeed(t *testing.T) {
 	if !errors.Is(err, delivery.ErrReplay) {
 		t.Fatalf("older: %v", err)
 	}
-	<-e.events
+	if ev := <-e.events; ev.Reason != "replay" || !ev.Feed {
+		t.Fatalf("the replay's event %+v", ev)
+	}
 	rej := e.st.Load().Rejected
 	if len(rej) != 1 || rej[0].File != "feed-s1" {
 		t.Fatalf("rejections %+v", rej)
@@ -70,9 +72,15 @@ func TestApplyFromFeed(t *testing.T) {
 		t.Fatalf("garbage: %v", err)
 	}
 	<-e.events
+	// A file of the inbox directory is no feed's.
+	e.drop("s3", build(t, hdr("prod", 3, me), store, machineKey.PublicKey(), signer))
+	e.in.ScanOnce(t_ctx())
+	if ev := <-e.events; ev.Err != nil || ev.Feed {
+		t.Fatalf("inbox file's event %+v", ev)
+	}
 	// A restart rebuilds the sealed store from its record.
 	e.reopen()
-	if st := e.st.Load().Stores["prod"]; st == nil || st.Seq != 2 {
+	if st := e.st.Load().Stores["prod"]; st == nil || st.Seq != 3 {
 		t.Fatalf("after restart: %+v", st)
 	}
 	if _, err := os.Stat(e.inbox); err != nil {

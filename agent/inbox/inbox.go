@@ -125,6 +125,9 @@ type Event struct {
 	Err    error // nil: applied
 	Reason string
 	At     time.Time // when the new snapshot was published, or the rejection recorded
+	// Feed is set for a delivery that came through Apply (a feed), not
+	// the inbox directory.
+	Feed bool
 }
 
 // File-level refusals, before the delivery format is looked at.
