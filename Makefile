@@ -22,6 +22,10 @@ build: ## build all binaries into bin/ (static)
 test: ## the whole test suite, with -race (installs test prerequisites when root)
 	./scripts/test.sh
 
+.PHONY: test-windows
+test-windows: ## the Windows build under Wine 10: test binaries, dev e2e, service, MSI (root)
+	./scripts/test-windows.sh
+
 .PHONY: race
 race: ## unit tests with the race detector, without the extra suites
 	$(GO) test -race -count=1 ./...

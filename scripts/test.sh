@@ -18,3 +18,6 @@ if [ -n "$out" ]; then echo "gofmt needed:"; echo "$out"; exit 1; fi
 
 echo "== go test -race"
 $GO test -race -count=1 -timeout 20m ./...
+
+echo "== the Windows build under Wine (make test-windows)"
+./scripts/test-windows.sh

@@ -197,8 +197,15 @@ func TestGetConnectionFailures(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("error %q does not say %q", err, tt.msg)
 			}
-			if time.Since(start) > 2*time.Second {
-				t.Errorf("took %v", time.Since(start))
+			// A timeout must fire before the slow handlers' 3 s; any other
+			// failure must come back at all (a generous bound: -race on a
+			// busy machine moves a large body slowly).
+			limit := 10 * time.Second
+			if tt.class == ClassTimeout {
+				limit = 2500 * time.Millisecond
+			}
+			if d := time.Since(start); d > limit {
+				t.Errorf("took %v, more than %v", d, limit)
 			}
 			if att := c.Stats().Attempts; tt.noRetry && att != 1 {
 				t.Errorf("%d attempts, want 1", att)
@@ -359,7 +366,7 @@ func TestPasswordChangeWait(t *testing.T) {
 			if tt.wantHits > 0 && hits.Load() != tt.wantHits {
 				t.Errorf("%d hits, want %d", hits.Load(), tt.wantHits)
 			}
-			if d := time.Since(start); d > o.PasswordChangeWait+time.Second {
+			if d := time.Since(start); d > o.PasswordChangeWait+3*time.Second {
 				t.Errorf("waited %v, more than PasswordChangeWait", d)
 			}
 		})

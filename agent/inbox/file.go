@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -69,7 +70,10 @@ func refusal(err error) bool {
 // quotes and backslashes, otherwise Go-quoted, so that a newline or other
 // control character in a file name can never start a line of its own.
 func printable(name string) string {
-	if !utf8.ValidString(name) || strings.ContainsAny(name, "\"\\") || strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+	// A backslash is quoted where it could read as an escape; on Windows
+	// it is the path separator, and paths print as they are.
+	backslash := filepath.Separator != '\\' && strings.ContainsRune(name, '\\')
+	if !utf8.ValidString(name) || strings.ContainsRune(name, '"') || backslash || strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
 		return strconv.Quote(name)
 	}
 	return name

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +28,7 @@ import (
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/harden"
 	"github.com/credagent/credagent/platform/localsock"
+	"github.com/credagent/credagent/platform/localsock/localsocktest"
 	"github.com/rs/zerolog"
 )
 
@@ -123,7 +123,8 @@ func start(t testing.TB, su setup) *harness {
 	if su.fetcher == nil {
 		su.fetcher = fakeCCP{"sap": planted, "db": "db-" + planted}
 	}
-	pol := config.Policy{Rules: []config.Rule{{Name: "self", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"sap", "db", "gone"}}}}
+	self := localsocktest.SelfIdentity(t)
+	pol := config.Policy{Rules: []config.Rule{{Name: "self", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"sap", "db", "gone"}}}}
 	if su.policy != nil {
 		pol = *su.policy
 	}
@@ -146,7 +147,7 @@ func start(t testing.TB, su setup) *harness {
 	if su.listen != nil {
 		h.path, opts = su.listen(t.(*testing.T))
 	} else {
-		h.path, opts = filepath.Join(t.TempDir(), "agent.sock"), localsock.ListenOptions{Dev: true}
+		h.path, opts = localsocktest.DevPath(t), localsock.ListenOptions{Dev: true}
 	}
 	ln, err := localsock.Listen(h.path, opts)
 	if err != nil {
@@ -434,11 +435,16 @@ func TestGracefulShutdown(t *testing.T) {
 	<-g.entered
 	h.stop()
 	time.Sleep(50 * time.Millisecond)
-	// New connections are refused while the old request drains.
-	if c, err := localsock.Dial(context.Background(), h.path); err == nil {
+	// New connections are refused while the old request drains. On
+	// Windows the pipe's name lives on with the draining connection's
+	// instance, so a dial finds every instance busy and waits (go-winio
+	// retries ERROR_PIPE_BUSY until its context ends): bound it.
+	dctx, dcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	if c, err := localsock.Dial(dctx, h.path); err == nil {
 		c.Close()
 		t.Error("dial succeeded during shutdown")
 	}
+	dcancel()
 	close(g.gate)
 	if err := <-done; err != nil {
 		t.Errorf("in-flight request: %v", err)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/credagent/credagent/agent/localapi"
@@ -34,8 +35,12 @@ func TestStatusRuntimeOnlyForPrivileged(t *testing.T) {
 		{"another user", &localsock.Identity{UID: other, GID: other, Verified: true}, false},
 		{"Windows user", &localsock.Identity{SID: "S-1-5-21-1-2-3-1001", Verified: true}, false},
 		{"Windows SYSTEM", &localsock.Identity{SID: localsock.SIDLocalSystem, Verified: true}, true},
+		{"Windows administrator", &localsock.Identity{SID: "S-1-5-21-1-2-3-500", GroupSIDs: []string{localsock.SIDAdministrators}, Verified: true}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "agent's own user" && runtime.GOOS == "windows" {
+				t.Skip("the agent's own uid is a Unix notion; on Windows privilege is SYSTEM or Administrators, by SID (rows below)")
+			}
 			req := httptest.NewRequest(http.MethodGet, "/v1/status", nil)
 			req = req.WithContext(localsock.WithIdentity(context.Background(), tt.id))
 			rec := httptest.NewRecorder()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/Microsoft/go-winio"
+	"github.com/credagent/credagent/platform/winver"
 	"golang.org/x/sys/windows"
 )
 
@@ -44,7 +45,29 @@ func listen(path string, opts ListenOptions) (net.Listener, error) {
 		}
 		return nil, fmt.Errorf("localsock.Listen: %s: %w", path, err)
 	}
+	if winver.IsWine() {
+		takeWineFirstInstance(path)
+	}
 	return ln, nil
+}
+
+// takeWineFirstInstance works around Wine's named pipes. go-winio creates the
+// pipe's first instance without read or write access, only to reserve the
+// name; Windows puts such an instance in the disconnected state, so clients
+// reach only the instances Accept creates. Wine puts it in the listening
+// state: the first client connects to it and is never served (Windows 7 and
+// Server 2008 R2 do the same, go-winio issues 173, 183 and 313). One
+// connection, made right after Listen and dropped at once, uses that instance
+// up; later clients reach instances Accept serves. Only under Wine: on
+// Windows this would cost a connection for nothing.
+func takeWineFirstInstance(path string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// An error is left for the real clients to meet: the listener itself
+	// is good.
+	if c, err := winio.DialPipeContext(ctx, path); err == nil {
+		c.Close()
+	}
 }
 
 // pipeSDDL builds the descriptor for opts.

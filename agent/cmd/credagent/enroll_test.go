@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/credagent/credagent/agent/enroll"
+	"github.com/credagent/credagent/platform/fsutil"
+	"github.com/credagent/credagent/platform/fsutil/fsutiltest"
 	"github.com/credagent/credagent/platform/keystore"
 )
 
@@ -113,12 +117,14 @@ func TestEnrollInsecureKeyRefused(t *testing.T) {
 	if err := runEnroll(enrollOptions{dev: dev}, &out, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(filepath.Join(dev, "keys", "machine"+keystore.FileExt), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fsutiltest.LetOthersRead(t, filepath.Join(dev, "keys", "machine"+keystore.FileExt))
 	err := runEnroll(enrollOptions{dev: dev}, &out, time.Now())
-	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Fatalf("err = %v, want a refusal that says how to fix it", err)
+	fix := "chmod 600"
+	if runtime.GOOS == "windows" {
+		fix = "icacls"
+	}
+	if !errors.Is(err, fsutil.ErrInsecure) || !strings.Contains(err.Error(), fix) {
+		t.Fatalf("err = %v, want a refusal that says how to fix it (%s)", err, fix)
 	}
 }
 

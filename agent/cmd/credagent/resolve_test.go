@@ -17,6 +17,7 @@ import (
 	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
+	"github.com/credagent/credagent/platform/localsock/localsocktest"
 	"github.com/credagent/credagent/platform/paths"
 	"github.com/rs/zerolog"
 )
@@ -54,12 +55,13 @@ func TestResolveAndCheckCommands(t *testing.T) {
 	snap.Credentials["gone"] = &state.Credential{Name: "gone", Store: "prod", Object: "gone"}
 	var st state.State
 	st.Publish(snap)
+	self := localsocktest.SelfIdentity(t)
 	r, err := resolve.New(resolve.Options{
 		State: &st,
 		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
 			return cliFakeCCP{"sap": "hunter2!"}, nil
 		},
-		Policy: config.Policy{Rules: []config.Rule{{Name: "me", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}}}},
+		Policy: config.Policy{Rules: []config.Rule{{Name: "me", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"*"}}}},
 		Audit:  zerolog.Nop(),
 	})
 	if err != nil {
