@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -89,7 +90,13 @@ func TestAuditFileNotThroughSymlink(t *testing.T) {
 	}
 	audit := filepath.Join(dir, "audit.log")
 	if err := os.Symlink(target, audit); err != nil {
+		if runtime.GOOS == "windows" {
+			t.Skipf("creating a symlink needs SeCreateSymbolicLinkPrivilege here: %v", err)
+		}
 		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(audit); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Skip("the system reported a symlink made but made none (Wine's CreateSymbolicLink)")
 	}
 	ls, err := New(config.Log{Level: "info", Format: "json", File: filepath.Join(dir, "agent.log"), AuditFile: audit}, &bytes.Buffer{}, nil)
 	if err == nil {

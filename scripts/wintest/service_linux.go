@@ -81,8 +81,14 @@ func (e *env) msi(st *steps) {
 		if _, err := exec.LookPath("wixl"); err != nil {
 			return errors.New("wixl is missing (scripts/prereqs.sh installs msitools and wixl)")
 		}
-		// wixl wants BinDir relative (to its working directory).
-		cmd := exec.Command("wixl", "-a", "x64", "-D", "Version=0.0.0", "-D", "BinDir=bin/windows",
+		// wixl wants BinDir and ModuleDir relative (to its working
+		// directory): the PowerShell module is copied beside bin.
+		module := filepath.Join(e.work, "module")
+		os.RemoveAll(module)
+		if err := os.CopyFS(module, os.DirFS(filepath.Join(e.repo, "installer", "windows", "CredAgent"))); err != nil {
+			return fmt.Errorf("copying the PowerShell module: %v", err)
+		}
+		cmd := exec.Command("wixl", "-a", "x64", "-D", "Version=0.0.0", "-D", "BinDir=bin/windows", "-D", "ModuleDir=module",
 			"-o", msiPath, filepath.Join(e.repo, "installer", "windows", "credagent.wxs"))
 		cmd.Dir = e.work
 		out, err := cmd.CombinedOutput()
@@ -117,6 +123,10 @@ func (e *env) msi(st *steps) {
 			return err
 		}
 		return nil
+	})
+	st.do("powershell-module-installed", func() error {
+		_, err := os.Stat(filepath.Join(driveC, "Program Files", "WindowsPowerShell", "Modules", "CredAgent", "CredAgent.psm1"))
+		return err
 	})
 	st.do("service-registered", func() error {
 		out, err := combined(e.wine(ctx, dir, nil, "reg", "query", `HKLM\SYSTEM\CurrentControlSet\Services\credagent`, "/v", "ImagePath"))
