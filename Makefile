@@ -67,6 +67,10 @@ e2e: build ## end to end in Docker containers, then the 60 s soak
 soak: build ## a month of a machine's life in 10 min (SOAK=30m for longer); writes bench/soak.json
 	./scripts/soak.sh
 
+.PHONY: fleet
+fleet: build ## the feed on nginx with 100 agents (not in make test); merges figures into bench/results.json
+	./scripts/fleet.sh
+
 .PHONY: fakeccp-image
 fakeccp-image: build ## the fake CCP as a FROM scratch Docker image
 	docker build -f installer/docker/fakeccp.Dockerfile -t credagent/fakeccp:dev .

@@ -38,6 +38,7 @@ type Config struct {
 	API      API      `yaml:"api"`
 	Policy   Policy   `yaml:"policy"`
 	CCP      CCP      `yaml:"ccp"`
+	Feed     Feed     `yaml:"feed"`
 	Metrics  Metrics  `yaml:"metrics"`
 }
 
@@ -255,6 +256,7 @@ func withDefaults(d paths.Defaults) Config {
 			PasswordChangeWait: DefaultCCPPasswordChangeWait,
 			PoolSize:           DefaultCCPPoolSize,
 		},
+		Feed: Feed{PollInterval: DefaultFeedPollInterval, Timeout: DefaultFeedTimeout, MaxManifestBytes: DefaultFeedMaxManifestBytes},
 	}
 }
 
@@ -348,6 +350,8 @@ func sectionName(goType string) string {
 		return "policy.rules[]"
 	case "CCP":
 		return "ccp"
+	case "Feed":
+		return "feed"
 	}
 	return goType
 }

@@ -187,6 +187,7 @@ func (c *Config) Validate() error {
 	if c.CCP.PoolSize < 1 || c.CCP.PoolSize > 1024 {
 		bad("ccp.pool_size", "must be between 1 and 1024, got %d", c.CCP.PoolSize)
 	}
+	errs = append(errs, c.Feed.validate()...)
 	validateMetrics(c.Metrics, bad)
 	return errors.Join(errs...)
 }

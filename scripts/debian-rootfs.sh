@@ -6,12 +6,18 @@
 # later runs only re-import it.
 #
 # Usage: scripts/debian-rootfs.sh        # prints the image name
+#
+# Other roots (the fleet's nginx) set DEBIAN_FLAVOUR (names the tarball),
+# DEBIAN_PACKAGES (debootstrap --include), DEBIAN_IMAGE and DEBIAN_CMD.
 set -euo pipefail
 SUITE=${DEBIAN_SUITE:-bookworm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${CREDAGENT_TEST_CACHE:-/var/cache/credagent-test}
-IMAGE=credagent-test/debian:$SUITE
-TARBALL=$CACHE/debian-$SUITE-systemd.tar
+FLAVOUR=${DEBIAN_FLAVOUR:-systemd}
+PACKAGES=${DEBIAN_PACKAGES:-systemd,systemd-sysv,dbus,ca-certificates,procps,curl}
+IMAGE=${DEBIAN_IMAGE:-credagent-test/debian:$SUITE}
+CMD=${DEBIAN_CMD:-'["/sbin/init"]'}
+TARBALL=$CACHE/debian-$SUITE-$FLAVOUR.tar
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
 	echo "$IMAGE"
@@ -25,8 +31,8 @@ if [ ! -s "$TARBALL" ]; then
 	fi
 	root=$(mktemp -d "$CACHE/rootfs.XXXXXX")
 	trap 'rm -rf "$root"' EXIT
-	echo "== debootstrap $SUITE (once; cached in $TARBALL)" >&2
-	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,ca-certificates,procps,curl \
+	echo "== debootstrap $SUITE $FLAVOUR (once; cached in $TARBALL)" >&2
+	debootstrap --variant=minbase --include="$PACKAGES" \
 		"$SUITE" "$root" "$MIRROR" >&2
 	# No getty or other units that wait for a console inside a container.
 	rm -f "$root"/etc/systemd/system/getty.target.wants/* || true
@@ -36,5 +42,5 @@ if [ ! -s "$TARBALL" ]; then
 	rm -f "$apt_clean"/*.deb
 	tar -C "$root" -cf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"
 fi
-docker import -c 'CMD ["/sbin/init"]' "$TARBALL" "$IMAGE" >/dev/null
+docker import -c "CMD $CMD" "$TARBALL" "$IMAGE" >/dev/null
 echo "$IMAGE"

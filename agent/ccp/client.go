@@ -27,15 +27,14 @@ import (
 // It holds one connection pool; keep it and reuse it. It is safe for
 // concurrent use.
 type Client struct {
-	opts       Options
-	servers    []string // normalised base URLs
-	tlsProxies sync.Map // "host:port" of https:// proxies -> their host name, for dialContext
-	path       string
-	certSrc    CertSource
-	roots      *x509.CertPool
-	pins       [][]byte
-	proxy      *url.URL // nil: the environment
-	log        zerolog.Logger
+	opts    Options
+	servers []string // normalised base URLs
+	path    string
+	certSrc CertSource
+	roots   *x509.CertPool
+	pins    [][]byte
+	route   *ProxyRoute
+	log     zerolog.Logger
 
 	mu        sync.Mutex
 	tr        *transports
@@ -118,10 +117,8 @@ func New(opts Options, cert CertSource) (*Client, error) {
 	if c.pins, err = ParsePins(opts.Pins); err != nil {
 		return nil, bad(err.Error(), nil)
 	}
-	if opts.Proxy != "" {
-		if c.proxy, err = parseProxy(opts.Proxy); err != nil {
-			return nil, bad(err.Error(), nil)
-		}
+	if c.route, err = NewProxyRoute(opts.Proxy, opts.NoProxy, c.roots, opts.TLSTimeout); err != nil {
+		return nil, bad(err.Error(), nil)
 	}
 	switch opts.TLSMaxVersion {
 	case 0, tls.VersionTLS12, tls.VersionTLS13:

@@ -75,7 +75,7 @@ func (c *Client) ProbeServer(ctx context.Context, i int, req *Request) Probe {
 		},
 	})
 	u, _ := url.Parse(p.Server + c.path + "/")
-	if pu, err := c.proxyFunc()(&http.Request{URL: u}); err == nil && pu != nil {
+	if pu, err := c.route.Proxy()(&http.Request{URL: u}); err == nil && pu != nil {
 		p.Proxy = pu.Host
 	}
 

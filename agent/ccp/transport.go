@@ -125,21 +125,46 @@ func bypassProxy(host string, list []string) bool {
 	return false
 }
 
-// proxyFunc is the Transport's Proxy: the store's proxy with its bypass
-// list, or the environment when the store names none.
+// ProxyRoute is how a client reaches its servers: through a configured
+// proxy (http:// or https://) with a bypass list, or the environment's
+// (HTTPS_PROXY, NO_PROXY) when none is configured. The CCP client and the
+// feed client (agent/feed) both use it, so they honour the same settings.
+type ProxyRoute struct {
+	proxy      *url.URL // nil: the environment
+	noProxy    []string
+	roots      *x509.CertPool
+	tlsTimeout time.Duration
+	tlsProxies sync.Map // "host:port" of https:// proxies -> their host name, for DialContext
+}
+
+// NewProxyRoute checks the proxy URL (empty: the environment). roots are
+// trusted for the TLS to an https:// proxy.
+func NewProxyRoute(proxy string, noProxy []string, roots *x509.CertPool, tlsTimeout time.Duration) (*ProxyRoute, error) {
+	r := &ProxyRoute{noProxy: noProxy, roots: roots, tlsTimeout: tlsTimeout}
+	if proxy != "" {
+		var err error
+		if r.proxy, err = parseProxy(proxy); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Proxy is the Transport's Proxy: the configured proxy with its bypass
+// list, or the environment when none is configured.
 //
 // An https:// proxy is handed to the Transport as http:// on an explicit
-// port, and dialContext does the TLS to it with a config of its own. The
-// Transport would otherwise use the CCP config for that hop too, and offer
-// the application's certificate to any proxy that asks for one.
-func (c *Client) proxyFunc() func(*http.Request) (*url.URL, error) {
+// port, and DialContext does the TLS to it with a config of its own. The
+// Transport would otherwise use the server's TLS config for that hop too,
+// and offer a client certificate to any proxy that asks for one.
+func (p *ProxyRoute) Proxy() func(*http.Request) (*url.URL, error) {
 	choose := http.ProxyFromEnvironment
-	if c.proxy != nil {
+	if p.proxy != nil {
 		choose = func(r *http.Request) (*url.URL, error) {
-			if bypassProxy(r.URL.Hostname(), c.opts.NoProxy) {
+			if bypassProxy(r.URL.Hostname(), p.noProxy) {
 				return nil, nil
 			}
-			return c.proxy, nil
+			return p.proxy, nil
 		}
 	}
 	return func(r *http.Request) (*url.URL, error) {
@@ -152,33 +177,34 @@ func (c *Client) proxyFunc() func(*http.Request) (*url.URL, error) {
 			port = "443"
 		}
 		addr := net.JoinHostPort(u.Hostname(), port)
-		c.tlsProxies.Store(addr, u.Hostname())
+		p.tlsProxies.Store(addr, u.Hostname())
 		plain := *u
 		plain.Scheme, plain.Host = "http", addr
 		return &plain, nil
 	}
 }
 
-// dialContext dials addr, and does the TLS to an https:// proxy (see
-// proxyFunc) with the system roots and the store's CA bundle, and no client
-// certificate: the proxy never sees the application's.
-func (c *Client) dialContext(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// DialContext dials addr, and does the TLS to an https:// proxy (see
+// Proxy) with the roots and no client certificate: the proxy never sees
+// the client's.
+func (p *ProxyRoute) DialContext(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		if host, ok := c.tlsProxies.Load(addr); ok {
-			tc := tls.Client(conn, &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.roots, ServerName: host.(string)})
-			hctx, cancel := context.WithTimeout(ctx, c.opts.TLSTimeout)
-			defer cancel()
-			if err := tc.HandshakeContext(hctx); err != nil {
-				conn.Close()
-				return nil, fmt.Errorf("TLS to the proxy %s: %w", addr, err)
-			}
-			conn = tc
+		host, ok := p.tlsProxies.Load(addr)
+		if !ok {
+			return conn, nil
 		}
-		return trackConn(ctx, conn), nil
+		tc := tls.Client(conn, &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: p.roots, ServerName: host.(string)})
+		hctx, cancel := context.WithTimeout(ctx, p.tlsTimeout)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS to the proxy %s: %w", addr, err)
+		}
+		return tc, nil
 	}
 }
 
@@ -287,12 +313,20 @@ func (c *Client) newTransport(maxVersion uint16) *http.Transport {
 		VerifyConnection:     c.verifyConnection,
 		ClientSessionCache:   tls.NewLRUClientSessionCache(64),
 	}
+	dial := c.route.DialContext(&net.Dialer{
+		Timeout:   c.opts.ConnectTimeout,
+		KeepAlive: 30 * time.Second,
+	})
 	tr := &http.Transport{
-		Proxy: c.proxyFunc(),
-		DialContext: c.dialContext(&net.Dialer{
-			Timeout:   c.opts.ConnectTimeout,
-			KeepAlive: 30 * time.Second,
-		}),
+		Proxy: c.route.Proxy(),
+		// Each connection carries the flags of its handshake (trackConn).
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return trackConn(ctx, conn), nil
+		},
 		TLSClientConfig:       cfg,
 		TLSHandshakeTimeout:   c.opts.TLSTimeout,
 		ResponseHeaderTimeout: c.opts.RequestTimeout,

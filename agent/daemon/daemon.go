@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/enroll"
+	"github.com/credagent/credagent/agent/feed"
 	"github.com/credagent/credagent/agent/inbox"
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/apitype"
@@ -115,6 +117,7 @@ func Run(ctx context.Context, opts Options) error {
 	m.SetKeyStore(ks.Info().Backend, ks.Info().HardwareBacked)
 	m.SetState(st.Load)
 	var in *inbox.Inbox
+	var fd *feed.Feed                 // nil without a feed
 	applied := make(chan struct{}, 1) // a delivery was applied: check the rotation
 	if needsReenroll == "" {
 		signers, err := signingKeys(cfg)
@@ -125,7 +128,11 @@ func Run(ctx context.Context, opts Options) error {
 			return errors.New("portal.signing_keys is empty: pin the portal's public signing key in the config (every delivery must be signed by it)")
 		}
 		onEvent := func(e inbox.Event) {
-			m.Delivery("inbox", string(e.Kind), e.Err == nil, e.Reason, e.At)
+			source := "inbox"
+			if e.Feed {
+				source = "feed"
+			}
+			m.Delivery(source, string(e.Kind), e.Err == nil, e.Reason, e.At)
 			if e.Err == nil {
 				select {
 				case applied <- struct{}{}:
@@ -158,6 +165,9 @@ func Run(ctx context.Context, opts Options) error {
 		if err := in.Load(ctx); err != nil {
 			return fmt.Errorf("rebuilding state from %s: %w", cfg.Paths.StateDir, err)
 		}
+		if fd, err = newFeed(cfg, signers, in, m, log); err != nil {
+			return fmt.Errorf("feed: %w", err)
+		}
 	} else {
 		_ = st.Update(func(s *state.Snapshot) error { s.NeedsReenroll = needsReenroll; return nil })
 		log.Error().Str("reason", needsReenroll).Msg("the machine key cannot be used: the agent needs re-enrolment (run `credagent enroll --rotate` and register the new key); deliveries are kept, not opened")
@@ -173,6 +183,7 @@ func Run(ctx context.Context, opts Options) error {
 			RateBurst:     c.API.RateBurst,
 			Audit:         opts.Audit,
 			Log:           log.With().Str("component", "resolve").Logger(),
+			FailClosed:    failClosed(fd),
 			Metrics:       m,
 		})
 	}
@@ -197,12 +208,15 @@ func Run(ctx context.Context, opts Options) error {
 		keyID = k.ID()
 	}
 	status := func(ctx context.Context) apitype.Status {
-		return buildStatus(st.Load(), res.p.Load(), info, keyID, cfg, hardening, started)
+		s := buildStatus(st.Load(), res.p.Load(), info, keyID, cfg, hardening, started)
+		addFeedStatus(&s, fd)
+		return s
 	}
 	srv := localapi.NewServer(localapi.Options{
 		Resolver:    res,
 		Status:      status,
 		ProbeStores: func(ctx context.Context) []apitype.ProbeResult { return probeStores(ctx, st.Load(), cfg.CCP) },
+		Sync:        feedSync(fd),
 		Config:      cfg.API,
 		Log:         log.With().Str("component", "localapi").Logger(),
 	})
@@ -225,10 +239,17 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}()
 	}
+	if fd != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fd.Run(ctx)
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		reloadLoop(ctx, opts, res, build, log)
+		reloadLoop(ctx, opts, res, build, log, func() { syncFeed(ctx, fd) })
 	}()
 	if cfg.Metrics.Textfile != "" || cfg.Metrics.Listen != "" {
 		wg.Add(1)
@@ -426,7 +447,7 @@ func (h *resolverHolder) Grants(caller *localsock.Identity, name string) bool {
 // the socket and the portal signing keys need a restart, and a change to
 // them is reported. A config that does not load is rejected and the running
 // one stays.
-func reloadLoop(ctx context.Context, opts Options, res *resolverHolder, build func(config.Config) (*resolve.Resolver, error), log zerolog.Logger) {
+func reloadLoop(ctx context.Context, opts Options, res *resolverHolder, build func(config.Config) (*resolve.Resolver, error), log zerolog.Logger, after func()) {
 	running := opts.Config
 	for {
 		select {
@@ -435,6 +456,7 @@ func reloadLoop(ctx context.Context, opts Options, res *resolverHolder, build fu
 		case <-opts.Reload:
 		}
 		reloadOnce(opts, res, build, &running, log)
+		after() // a reload (SIGHUP) also polls the feed now
 		if opts.Reloaded != nil {
 			opts.Reloaded()
 		}
@@ -469,7 +491,7 @@ func reloadOnce(opts Options, res *resolverHolder, build func(config.Config) (*r
 	// In-flight resolutions finish on the old resolver.
 	time.AfterFunc(running.API.ShutdownGrace, old.Close)
 	if restartNeeded(*running, next) {
-		log.Warn().Msg("reload applied the policy, limits and CCP settings; changes to paths, key store, socket, metrics or portal signing keys take effect at the next restart")
+		log.Warn().Msg("reload applied the policy, limits and CCP settings; changes to paths, key store, socket, metrics, portal signing keys or the feed take effect at the next restart")
 	} else {
 		log.Info().Int("policy_rules", len(next.Policy.Rules)).Msg("configuration reloaded")
 	}
@@ -477,7 +499,7 @@ func reloadOnce(opts Options, res *resolverHolder, build func(config.Config) (*r
 }
 
 func restartNeeded(a, b config.Config) bool {
-	if a.Paths != b.Paths || a.KeyStore != b.KeyStore || a.Metrics != b.Metrics || a.MachineID != b.MachineID || len(a.Portal.SigningKeys) != len(b.Portal.SigningKeys) {
+	if a.Paths != b.Paths || a.KeyStore != b.KeyStore || a.Metrics != b.Metrics || a.MachineID != b.MachineID || len(a.Portal.SigningKeys) != len(b.Portal.SigningKeys) || !reflect.DeepEqual(a.Feed, b.Feed) {
 		return true
 	}
 	for i := range a.Portal.SigningKeys {

@@ -96,7 +96,7 @@ func (c *Checker) CheckParsed(d *Delivery) (*Accepted, error) {
 	}
 	// 7. Key, open and decode.
 	var key ecdh.KeyExchanger
-	if d.Kind.Sealed() {
+	if d.Sealed() {
 		switch {
 		case d.To.Type == ToMachine && c.MachineKey != nil:
 			key = c.MachineKey(d.Recipient)

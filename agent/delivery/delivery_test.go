@@ -80,7 +80,7 @@ func TestCreateRefuses(t *testing.T) {
 		want error
 	}{
 		{"sealed kind without recipient", hdr("x", "a", 1, toMe), goodApp(t).app, false, ErrInvalid},
-		{"unsealed kind with recipient", hdr("x", "a", 1, toMe), testStore(), true, ErrInvalid},
+		{"revocation with recipient", hdr("x", "a", 1, toMe), &Revoke{KindStore}, true, ErrInvalid},
 		{"seq zero", hdr("x", "a", 0, toMe), testStore(), false, ErrMalformed},
 		{"bad id", hdr("a b", "a", 1, toMe), testStore(), false, ErrMalformed},
 		{"name with newline", hdr("x", "a\nkind: store", 1, toMe), testStore(), false, ErrMalformed},

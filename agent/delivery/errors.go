@@ -44,6 +44,14 @@ var (
 	// ErrBadChain: the chain does not link (a certificate is not signed by
 	// the next one) or the leaf may not be used for client authentication.
 	ErrBadChain = errors.New("delivery: certificate chain does not verify")
+	// ErrRollback: a feed manifest's sequence is lower than the newest one
+	// accepted for its address, or equal to it with other bytes.
+	ErrRollback = errors.New("delivery: feed manifest rolled back")
+	// ErrHashMismatch: a delivery fetched from a feed is not the one its
+	// manifest lists (size, SHA-256 or header).
+	ErrHashMismatch = errors.New("delivery: feed delivery does not match its manifest")
+	// ErrNotSealed: a feed served a store or credential in clear.
+	ErrNotSealed = errors.New("delivery: feed delivery is not sealed")
 )
 
 var reasons = []struct {
@@ -65,6 +73,9 @@ var reasons = []struct {
 	{ErrKeyMismatch, "key-mismatch"},
 	{ErrCertExpired, "certificate-expired"},
 	{ErrBadChain, "bad-chain"},
+	{ErrRollback, "rollback"},
+	{ErrHashMismatch, "hash-mismatch"},
+	{ErrNotSealed, "not-sealed"},
 }
 
 // Reason returns the short, stable code of the sentinel err wraps ("replay",

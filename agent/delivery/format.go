@@ -36,8 +36,8 @@ type Kind string
 const (
 	KindApplication Kind = "application" // sealed: certificate chain and private key
 	KindGroupKey    Kind = "group-key"   // sealed: a machine group's private key
-	KindStore       Kind = "store"       // signed: a CCP store
-	KindCredential  Kind = "credential"  // signed: a named account
+	KindStore       Kind = "store"       // signed, and sealed when it has a recipient: a CCP store
+	KindCredential  Kind = "credential"  // signed, and sealed when it has a recipient: a named account
 	KindRevoke      Kind = "revoke"      // signed: removes an object of another kind
 )
 
@@ -54,8 +54,13 @@ func (k Kind) Valid() bool {
 	return false
 }
 
-// Sealed reports whether the payload of kind k is HPKE-sealed.
+// Sealed reports whether the payload of kind k is always HPKE-sealed.
 func (k Kind) Sealed() bool { return k == KindApplication || k == KindGroupKey }
+
+// Sealable reports whether a delivery of kind k may be sealed: every kind
+// but revoke, which has no content. A store or credential delivery is sealed
+// when its header names a recipient (a feed requires it, SPEC.md section 10).
+func (k Kind) Sealable() bool { return k.Valid() && k != KindRevoke }
 
 // AddressType says whether a delivery is addressed to one machine or to a
 // machine group.
@@ -113,13 +118,18 @@ type Header struct {
 	// only for callers whose policy rule names the owner.
 	Owner string
 	// Recipient is the key ID (keystore.KeyID) of the P-256 public key the
-	// payload is sealed to; set only for sealed kinds.
+	// payload is sealed to; set for kinds always sealed, and for a store or
+	// credential that is sealed. Empty: the payload is in clear.
 	Recipient string
 	Created   time.Time // whole seconds, UTC
 	Expires   time.Time // zero: never
 	// Signer is SignerID of the portal key that signed the delivery.
 	Signer string
 }
+
+// Sealed reports whether the payload is HPKE-sealed: the header names a
+// recipient.
+func (h *Header) Sealed() bool { return h.Recipient != "" }
 
 // Object returns the object the delivery is about.
 func (h *Header) Object() Object {
@@ -235,7 +245,7 @@ func Parse(b []byte) (*Delivery, error) {
 	})
 	field("owner", true, func(v string) error { h.Owner = v; return checkName(v) })
 	field("recipient", !h.Kind.Sealed(), func(v string) error {
-		if !h.Kind.Sealed() {
+		if !h.Kind.Sealable() {
 			return fmt.Errorf("kind %s is not sealed", h.Kind)
 		}
 		h.Recipient = v
@@ -334,11 +344,12 @@ func (h *Header) check() error {
 	if h.Owner != "" && (h.Kind == KindGroupKey || h.Revokes == KindGroupKey) {
 		return malformed("a group key has no owner")
 	}
-	if h.Kind.Sealed() {
+	switch {
+	case h.Kind.Sealed() || (h.Recipient != "" && h.Kind.Sealable()):
 		if err := checkKeyID(h.Recipient); err != nil {
 			return malformed("recipient: %v", err)
 		}
-	} else if h.Recipient != "" {
+	case h.Recipient != "":
 		return malformed("recipient set on unsealed kind %s", h.Kind)
 	}
 	// A group key is sealed to one machine's key, never to a group.
@@ -385,7 +396,7 @@ func marshalHeader(h *Header, payloadLen int) []byte {
 	if h.Owner != "" {
 		f("owner", h.Owner)
 	}
-	if h.Kind.Sealed() {
+	if h.Recipient != "" {
 		f("recipient", h.Recipient)
 	}
 	f("created", h.Created.UTC().Format(TimeLayout))

@@ -46,7 +46,8 @@ func info(h *Header) []byte {
 
 // Create builds and signs a delivery of content c. It takes the kind (and
 // for a revocation, the revoked kind) from c, seals the payload to recipient
-// when the kind is sealed (recipient must be nil otherwise), and fills
+// when recipient is set (required for an application or group key; optional
+// for a store or credential; a revocation has nothing to seal), and fills
 // h.Recipient and h.Signer. h.ID, h.Target, h.Seq, h.To and h.Created must
 // be set; Created and Expires are truncated to whole seconds in UTC.
 func Create(h Header, c Content, recipient *ecdh.PublicKey, signer crypto.Signer) (*Delivery, error) {
@@ -59,16 +60,17 @@ func Create(h Header, c Content, recipient *ecdh.PublicKey, signer crypto.Signer
 	if !h.Expires.IsZero() {
 		h.Expires = h.Expires.UTC().Truncate(1e9)
 	}
-	if h.Kind.Sealed() {
-		if recipient == nil || recipient.Curve() != ecdh.P256() {
-			return nil, fmt.Errorf("%w: kind %s must be sealed to a P-256 key", ErrInvalid, h.Kind)
-		}
-		h.Recipient = KeyID(recipient)
-	} else {
-		if recipient != nil {
-			return nil, fmt.Errorf("%w: kind %s is not sealed", ErrInvalid, h.Kind)
-		}
+	switch {
+	case recipient == nil && h.Kind.Sealed():
+		return nil, fmt.Errorf("%w: kind %s must be sealed to a P-256 key", ErrInvalid, h.Kind)
+	case recipient == nil:
 		h.Recipient = ""
+	case !h.Kind.Sealable():
+		return nil, fmt.Errorf("%w: kind %s is not sealed", ErrInvalid, h.Kind)
+	case recipient.Curve() != ecdh.P256():
+		return nil, fmt.Errorf("%w: kind %s must be sealed to a P-256 key", ErrInvalid, h.Kind)
+	default:
+		h.Recipient = KeyID(recipient)
 	}
 	var err error
 	if h.Signer, err = SignerID(signer.Public()); err != nil {
@@ -85,7 +87,7 @@ func Create(h Header, c Content, recipient *ecdh.PublicKey, signer crypto.Signer
 		return nil, err
 	}
 	payload := plain
-	if h.Kind.Sealed() {
+	if h.Sealed() {
 		pk, err := hpke.NewDHKEMPublicKey(recipient)
 		if err != nil {
 			return nil, fmt.Errorf("delivery: recipient: %w", err)
@@ -111,10 +113,10 @@ func Create(h Header, c Content, recipient *ecdh.PublicKey, signer crypto.Signer
 }
 
 // Open returns the delivery's content. Verify must have succeeded first
-// (ErrNotVerified otherwise). For a sealed kind, key must be the private key
+// (ErrNotVerified otherwise). For a sealed delivery, key must be the private key
 // whose ID is the header's Recipient (ErrWrongRecipient otherwise); the
 // payload is opened with HPKE (ErrDecrypt) and decoded strictly
-// (ErrMalformed). For other kinds key is ignored and may be nil.
+// (ErrMalformed). For a delivery in clear key is ignored and may be nil.
 //
 // Open checks the content's own rules (ErrInvalid) but not an application's
 // certificate: call Application.Certificate for that.
@@ -123,7 +125,7 @@ func (d *Delivery) Open(key ecdh.KeyExchanger) (Content, error) {
 		return nil, ErrNotVerified
 	}
 	plain := d.Payload
-	if d.Kind.Sealed() {
+	if d.Sealed() {
 		if key == nil || key.Curve() != ecdh.P256() || KeyID(key.PublicKey()) != d.Recipient {
 			return nil, fmt.Errorf("%w: sealed to key %s", ErrWrongRecipient, d.Recipient)
 		}

@@ -92,25 +92,33 @@ func (d *Delivery) Verify(pinned []crypto.PublicKey) error {
 	if header == nil { // built in memory, not parsed
 		header = marshalHeader(&d.Header, len(d.Payload))
 	}
-	m := signedMessage(header, d.Payload)
+	if err := verifySignature(pinned, d.Signer, signedMessage(header, d.Payload), d.Signature); err != nil {
+		return fmt.Errorf("delivery %s: %w", d.ID, err)
+	}
+	d.verified = true
+	return nil
+}
+
+// verifySignature checks sig over m by the pinned key whose signer ID is
+// signer.
+func verifySignature(pinned []crypto.PublicKey, signer string, m, sig []byte) error {
 	for _, pub := range pinned {
 		id, err := SignerID(pub)
-		if err != nil || id != d.Signer {
+		if err != nil || id != signer {
 			continue
 		}
 		ok := false
 		switch k := pub.(type) {
 		case ed25519.PublicKey:
-			ok = ed25519.Verify(k, m, d.Signature)
+			ok = ed25519.Verify(k, m, sig)
 		case *ecdsa.PublicKey:
 			sum := sha256.Sum256(m)
-			ok = ecdsa.VerifyASN1(k, sum[:], d.Signature)
+			ok = ecdsa.VerifyASN1(k, sum[:], sig)
 		}
 		if !ok {
-			return fmt.Errorf("%w: delivery %s under key %s", ErrBadSignature, d.ID, d.Signer)
+			return fmt.Errorf("%w under key %s", ErrBadSignature, signer)
 		}
-		d.verified = true
 		return nil
 	}
-	return fmt.Errorf("%w: %s", ErrUnknownSigner, d.Signer)
+	return fmt.Errorf("%w: %s", ErrUnknownSigner, signer)
 }

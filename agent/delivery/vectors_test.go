@@ -224,11 +224,12 @@ func vectors() []vector {
 		{"not-a-delivery", "malformed", "a PEM file dropped by mistake", 0, func(t *testing.T) []byte {
 			return []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
 		}},
-	}, append(strictVectors(), ownerVectors()...)...)
+	}, append(append(strictVectors(), ownerVectors()...), sealedVectors()...)...)
 }
 
-// ownerVectors are the vectors of SPEC section 9. They come last, so that
-// regenerating keeps the bytes of every vector before them.
+// ownerVectors are the vectors of SPEC section 9. They come after the
+// strict vectors, so that regenerating keeps the bytes of every vector
+// before them.
 func ownerVectors() []vector {
 	app := func(t *testing.T) *Application { return goodApp(t).app }
 	toMe := Machine(testMachine)
@@ -275,6 +276,44 @@ func ownerVectors() []vector {
 		{"owner-trailing-space", "malformed", "an owner name ending in a space", 0, func(t *testing.T) []byte {
 			b := mk(t, owned(hdr("v-own-9", "prod", 1, toMe), "team-a"), testStore(), nil, edSigner).Marshal()
 			return bytes.Replace(b, []byte("owner: team-a\n"), []byte("owner: team-a \n"), 1)
+		}},
+	}
+}
+
+// sealedVectors are stores and credentials sealed as a feed carries them
+// (SPEC.md section 3.2).
+func sealedVectors() []vector {
+	toMe := Machine(testMachine)
+	return []vector{
+		{"store-sealed", "success", "a store sealed to the machine key, as a feed carries it", 0, func(t *testing.T) []byte {
+			return mk(t, hdr("v-store-2", "prod", 2, toMe), testStore(), machineKey.PublicKey(), edSigner).Marshal()
+		}},
+		{"credential-sealed-group", "success", "a credential sealed to the group key", 0, func(t *testing.T) []byte {
+			return mk(t, hdr("v-cred-2", "sap-bot", 2, Group(testGroup)), testCredential(), groupKey.PublicKey(), ecSigner).Marshal()
+		}},
+		{"store-sealed-other-key", "wrong-recipient", "a store sealed to a key this machine does not hold", 0, func(t *testing.T) []byte {
+			return mk(t, hdr("v-bad-25", "prod", 2, toMe), testStore(), otherKey.PublicKey(), edSigner).Marshal()
+		}},
+		{"revoke-with-recipient", "malformed", "a revocation naming a recipient: it has nothing to seal", 0, func(t *testing.T) []byte {
+			d := mk(t, hdr("v-bad-26", "app-sap", 2, toMe), &Revoke{KindApplication}, nil, edSigner)
+			b := d.Marshal()
+			return bytes.Replace(b, []byte("\ncreated: "), []byte("\nrecipient: "+KeyID(machineKey.PublicKey())+"\ncreated: "), 1)
+		}},
+		{"store-sealed-owned", "success", "owner team-a's store sealed to the machine key", 0, func(t *testing.T) []byte {
+			return mk(t, owned(hdr("v-own-10", "prod", 2, toMe), "team-a"), testStore(), machineKey.PublicKey(), edSigner).Marshal()
+		}},
+		{"credential-sealed-owned-group", "success", "owner team-b's credential sealed to the group key", 0, func(t *testing.T) []byte {
+			return mk(t, owned(hdr("v-own-11", "sap-bot", 2, Group(testGroup)), "team-b"), testCredential(), groupKey.PublicKey(), ecSigner).Marshal()
+		}},
+		{"store-sealed-owner-swap", "decrypt", "team-a's sealed store relabelled as team-b's, re-signed", 0, func(t *testing.T) []byte {
+			d := mk(t, owned(hdr("v-own-12", "prod", 2, toMe), "team-a"), testStore(), machineKey.PublicKey(), edSigner)
+			d.Owner = "team-b"
+			return resign(t, d, edSigner).Marshal()
+		}},
+		{"credential-sealed-owner-removed", "decrypt", "team-b's sealed credential with its owner line dropped, re-signed", 0, func(t *testing.T) []byte {
+			d := mk(t, owned(hdr("v-own-13", "sap-bot", 2, Group(testGroup)), "team-b"), testCredential(), groupKey.PublicKey(), ecSigner)
+			d.Owner = ""
+			return resign(t, d, ecSigner).Marshal()
 		}},
 	}
 }

@@ -66,7 +66,7 @@ func (in *Inbox) handleLocked(name string) []string {
 		in.updateProblems()
 	}
 	if err != nil {
-		in.reject(name, f, nil, err, now)
+		in.reject(name, f, nil, nil, err, now)
 		return nil
 	}
 	// readDelivery has checked the size (check 1); the file is parsed
@@ -79,16 +79,67 @@ func (in *Inbox) handleLocked(name string) []string {
 			in.retry[name] = time.AfterFunc(settle, func() { in.handle(name) })
 			return nil
 		}
-		in.reject(name, f, nil, err, now)
+		in.reject(name, f, nil, nil, err, now)
 		return nil
 	}
+	v, acc, err := in.decide(name, b, d, now)
+	switch v {
+	case verdictDuplicate:
+		in.remove(name, f)
+		return nil
+	case verdictRetry:
+		return nil
+	case verdictRejected:
+		if errors.Is(err, delivery.ErrWrongRecipient) && d.To.Type == delivery.ToGroup && d.Verified() {
+			// Addressed to a group whose key has not arrived (yet): wait
+			// for it, bounded in count and in time.
+			if err = in.waitForGroup(name, d, err, now); err == nil {
+				return nil
+			}
+		}
+	}
+	if _, ok := in.waiting[name]; ok {
+		delete(in.waiting, name)
+		in.updateProblems()
+	}
+	if v == verdictRejected {
+		in.reject(name, f, nil, d, err, now)
+		return nil
+	}
+	in.remove(name, f)
+	in.applied(name, acc, false)
+	if acc.Kind == delivery.KindGroupKey && len(in.waiting) > 0 {
+		again := make([]string, 0, len(in.waiting))
+		for n := range in.waiting {
+			again = append(again, n)
+		}
+		sort.Strings(again)
+		return again
+	}
+	return nil
+}
+
+// verdict is what became of one delivery.
+type verdict int
+
+const (
+	verdictApplied   verdict = iota
+	verdictDuplicate         // byte for byte the applied record
+	verdictRetry             // not the delivery's fault (key store, disk, unreadable record): try again later
+	verdictRejected
+)
+
+// decide runs the checks that follow parsing on d (whose bytes are b) and
+// applies it: the one path of every delivery, whether it came through the
+// inbox directory or a feed (Apply). name is for the log. The caller holds
+// mu.
+func (in *Inbox) decide(name string, b []byte, d *delivery.Delivery, now time.Time) (verdict, *delivery.Accepted, error) {
 	// A duplicate of the applied record: a crash came between storing the
-	// record and removing the inbox file.
+	// record and removing the inbox file, or a feed lists what is applied.
 	if rec, ok := in.records[d.Object()]; ok && in.seqs[d.Object()] == d.Seq {
 		if old, rerr := fsutil.ReadPrivateFile(rec, delivery.MaxSize); rerr == nil && bytes.Equal(old, b) {
-			in.o.Log.Info().Str("file", printable(name)).Str("delivery", d.ID).Msg("inbox: already applied; removing the duplicate")
-			in.remove(name, f)
-			return nil
+			in.o.Log.Info().Str("file", printable(name)).Str("delivery", d.ID).Msg("inbox: already applied; dropping the duplicate")
+			return verdictDuplicate, nil, nil
 		}
 	}
 	// A record of this object that cannot be read may hold a higher
@@ -97,7 +148,7 @@ func (in *Inbox) handleLocked(name string) []string {
 	if rec := in.blockedFor(d.Object()); rec != "" {
 		in.o.Log.Error().Str("file", printable(name)).Str("delivery", d.ID).Str("record", rec).
 			Msg("inbox: the record of this object cannot be read; the delivery waits until an operator restores or removes the record")
-		return nil
+		return verdictRetry, nil, fmt.Errorf("the record of %s cannot be read", d.Object())
 	}
 	acc, err := in.checker(now).CheckParsed(d)
 	if errors.Is(err, delivery.ErrKeyUnavailable) {
@@ -108,47 +159,89 @@ func (in *Inbox) handleLocked(name string) []string {
 		if in.o.State.Load().KeyProblem != problem {
 			in.o.State.Update(func(s *state.Snapshot) error { s.KeyProblem = problem; return nil })
 		}
-		return nil
+		return verdictRetry, nil, err
 	}
-	if err == nil && acc.Kind.Sealed() && in.o.State.Load().KeyProblem != "" {
+	if err == nil && acc.Sealed() && in.o.State.Load().KeyProblem != "" {
 		in.o.State.Update(func(s *state.Snapshot) error { s.KeyProblem = ""; return nil })
 		in.o.Log.Info().Msg("inbox: the key store opens deliveries again")
 	}
-	if errors.Is(err, delivery.ErrWrongRecipient) && d.To.Type == delivery.ToGroup && d.Verified() {
-		// Addressed to a group whose key has not arrived (yet): wait for
-		// it, bounded in count and in time.
-		if err = in.waitForGroup(name, d, err, now); err == nil {
-			return nil
-		}
-	}
-	if _, ok := in.waiting[name]; ok {
-		delete(in.waiting, name)
-		in.updateProblems()
-	}
 	if err != nil {
-		in.reject(name, f, d, err, now)
-		return nil
+		return verdictRejected, nil, err
 	}
 	if err := in.apply(acc, b, now); err != nil {
 		// Not the delivery's fault (a full disk): leave it for the next
 		// scan.
 		in.o.Log.Error().Err(err).Str("file", printable(name)).Str("delivery", acc.ID).Msg("inbox: cannot store the record; will retry")
-		return nil
+		return verdictRetry, nil, err
 	}
-	in.remove(name, f)
+	return verdictApplied, acc, nil
+}
+
+// applied logs and reports an applied delivery. The caller holds mu.
+func (in *Inbox) applied(name string, acc *delivery.Accepted, fromFeed bool) {
 	at := in.o.Now()
 	in.o.Log.Info().Str("delivery", acc.ID).Str("kind", string(acc.Kind)).Str("target", acc.Target).Str("owner", acc.Owner).
-		Uint64("seq", acc.Seq).Str("to", acc.To.String()).Msg("inbox: delivery applied")
-	in.event(Event{File: name, DeliveryID: acc.ID, Kind: acc.Kind, Owner: acc.Owner, Target: acc.Target, Seq: acc.Seq, At: at})
-	if acc.Kind == delivery.KindGroupKey && len(in.waiting) > 0 {
-		again := make([]string, 0, len(in.waiting))
-		for n := range in.waiting {
-			again = append(again, n)
-		}
-		sort.Strings(again)
-		return again
+		Uint64("seq", acc.Seq).Str("to", acc.To.String()).Str("file", printable(name)).Msg("inbox: delivery applied")
+	in.event(Event{File: name, DeliveryID: acc.ID, Kind: acc.Kind, Owner: acc.Owner, Target: acc.Target, Seq: acc.Seq, At: at, Feed: fromFeed})
+}
+
+// ErrRetry wraps the error of Apply when the delivery is not at fault (the
+// key store does not answer, the disk is full): try it again later.
+var ErrRetry = errors.New("inbox: cannot apply now")
+
+// Apply runs a delivery that did not come through the inbox directory (a
+// feed, agent/feed) through the same checks and the same applying as an
+// inbox file. name names it in the log, in status and in the rejected
+// directory. It returns nil if the delivery was applied or is already the
+// applied record; an error wrapping ErrRetry if it should be tried again
+// later; otherwise the refusal (Reason gives its code), recorded as for an
+// inbox file, with its bytes in the rejected directory.
+func (in *Inbox) Apply(name string, b []byte) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	now := in.o.Now()
+	var d *delivery.Delivery
+	err := fmt.Errorf("%w: %d bytes, limit %d", delivery.ErrTooLarge, len(b), in.o.MaxBytes)
+	if int64(len(b)) <= in.o.MaxBytes {
+		d, err = delivery.Parse(b)
+	}
+	if err != nil {
+		in.reject(name, nil, b, d, err, now)
+		return err
+	}
+	v, acc, err := in.decide(name, b, d, now)
+	switch v {
+	case verdictRetry:
+		return fmt.Errorf("%w: %w", ErrRetry, err)
+	case verdictRejected:
+		in.reject(name, nil, b, d, err, now)
+		return err
+	case verdictApplied:
+		in.applied(name, acc, true)
 	}
 	return nil
+}
+
+// LastSeq is the sequence number last applied for o (0: none).
+func (in *Inbox) LastSeq(o delivery.Object) uint64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.seqs[o]
+}
+
+// Groups lists the groups this machine is in: configured, or whose key it
+// holds.
+func (in *Inbox) Groups() []string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := slices.Clone(in.o.Groups)
+	for _, k := range in.groupKeys {
+		if !slices.Contains(out, k.group) {
+			out = append(out, k.group)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // waitForGroup keeps a group-addressed delivery that failed with
@@ -363,17 +456,30 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 					obsolete = append(obsolete, k.record)
 					delete(in.groupKeys, id)
 					delete(s.GroupKeys, id)
+					// Everything sealed to them goes too. Its record is
+					// kept, set aside, for its sequence number: without
+					// it a restart would accept an older delivery again.
+					withdraw := func(o delivery.Object) {
+						withdrawn = append(withdrawn, in.records[o])
+						delete(in.records, o)
+						in.o.Log.Warn().Str("object", o.String()).Str("group", acc.Target).Msg("inbox: removed with its group key")
+					}
 					for key, a := range s.Applications {
 						if a.SealedTo == id {
 							delete(s.Applications, key)
-							appID := a.AppID
-							ao := delivery.Object{Kind: delivery.KindApplication, Owner: a.Owner, Name: appID}
-							// Its record is kept, set aside, for its
-							// sequence number: without it a restart
-							// would accept an older delivery again.
-							withdrawn = append(withdrawn, in.records[ao])
-							delete(in.records, ao)
-							in.o.Log.Warn().Str("app_id", appID).Str("group", acc.Target).Msg("inbox: application removed with its group key")
+							withdraw(delivery.Object{Kind: delivery.KindApplication, Owner: a.Owner, Name: a.AppID})
+						}
+					}
+					for key, st := range s.Stores {
+						if st.SealedTo == id {
+							delete(s.Stores, key)
+							withdraw(delivery.Object{Kind: delivery.KindStore, Owner: st.Owner, Name: st.Name})
+						}
+					}
+					for key, c := range s.Credentials {
+						if c.SealedTo == id {
+							delete(s.Credentials, key)
+							withdraw(delivery.Object{Kind: delivery.KindCredential, Owner: c.Owner, Name: c.Name})
 						}
 					}
 				}
@@ -415,8 +521,8 @@ func (in *Inbox) collectGroupKeys(s *state.Snapshot) []string {
 		newest[k.group] = max(newest[k.group], k.seq)
 	}
 	used := map[string]bool{}
-	for _, a := range s.Applications {
-		used[a.SealedTo] = true
+	for id := range sealedTo(s) {
+		used[id] = true
 	}
 	var out []string
 	for id, k := range in.groupKeys {
@@ -425,6 +531,28 @@ func (in *Inbox) collectGroupKeys(s *state.Snapshot) []string {
 			delete(in.groupKeys, id)
 			delete(s.GroupKeys, id)
 		}
+	}
+	return out
+}
+
+// sealedTo counts the sealed objects of a snapshot (applications, and
+// stores and credentials that came sealed) by the key ID they were sealed
+// to; objects in clear are not counted.
+func sealedTo(s *state.Snapshot) map[string]int {
+	out := map[string]int{}
+	count := func(id string) {
+		if id != "" {
+			out[id]++
+		}
+	}
+	for _, a := range s.Applications {
+		count(a.SealedTo)
+	}
+	for _, st := range s.Stores {
+		count(st.SealedTo)
+	}
+	for _, c := range s.Credentials {
+		count(c.SealedTo)
 	}
 	return out
 }
@@ -458,6 +586,7 @@ func storeState(acc *delivery.Accepted, c *delivery.Store, now time.Time) *state
 		Pins: slices.Clone(c.Pins), Proxy: c.Proxy, NoProxy: slices.Clone(c.NoProxy), HealthObject: c.HealthObject,
 		CacheTTL:      time.Duration(c.CacheTTLSeconds) * time.Second,
 		CacheMaxStale: time.Duration(c.CacheMaxStaleSeconds) * time.Second,
+		SealedTo:      acc.Recipient,
 		AppliedAt:     now,
 	}
 	s.TLSMaxVersion = c.TLSMaxVersion
@@ -470,14 +599,14 @@ func storeState(acc *delivery.Accepted, c *delivery.Store, now time.Time) *state
 func credentialState(acc *delivery.Accepted, c *delivery.Credential, now time.Time) *state.Credential {
 	return &state.Credential{
 		Name: acc.Target, Owner: acc.Owner, Store: c.Store, Seq: acc.Seq, DeliveryID: acc.ID, Safe: c.Safe, Folder: c.Folder,
-		Object: c.Object, Query: c.Query, QueryFormat: c.QueryFormat, UsernameVar: c.UsernameVar, AppliedAt: now,
+		Object: c.Object, Query: c.Query, QueryFormat: c.QueryFormat, UsernameVar: c.UsernameVar, SealedTo: acc.Recipient, AppliedAt: now,
 	}
 }
 
 // reject moves a refused file to the rejected directory with a reason file,
 // logs it and records it in the snapshot. f is the file as opened (nil for
 // a symlink or other non-regular file); d may be nil. The caller holds mu.
-func (in *Inbox) reject(name string, f *os.File, d *delivery.Delivery, cause error, now time.Time) {
+func (in *Inbox) reject(name string, f *os.File, raw []byte, d *delivery.Delivery, cause error, now time.Time) {
 	shown := printable(name)
 	reason := Reason(cause)
 	r := state.Rejection{File: shown, Reason: reason + ": " + cause.Error(), At: now}
@@ -493,6 +622,9 @@ func (in *Inbox) reject(name string, f *os.File, d *delivery.Delivery, cause err
 			size = fi.Size()
 		}
 	}
+	if raw != nil { // a delivery from a feed: there is no inbox file
+		size = int64(len(raw))
+	}
 	dir := filepath.Join(in.o.StateDir, rejectedDir)
 	base := now.UTC().Format("20060102T150405.000000000Z") + "-" + quarantineName(name)
 	kept := ""
@@ -500,9 +632,18 @@ func (in *Inbox) reject(name string, f *os.File, d *delivery.Delivery, cause err
 		// The quarantine keeps the oldest of each reason; a flood of one
 		// reason cannot push out the others.
 		kept = "no: " + why
-		if err := in.dir.remove(name, f); err != nil {
+		if raw != nil {
+			// nothing in the inbox to remove
+		} else if err := in.dir.remove(name, f); err != nil {
 			in.o.Log.Error().Err(err).Str("file", shown).Msg("inbox: cannot remove a rejected file")
 			in.stuck[name] = true
+		}
+	} else if raw != nil {
+		kept = "yes"
+		if err := fsutil.WritePrivateFile(filepath.Join(dir, base), raw[:min(size, in.o.MaxBytes)]); err != nil {
+			kept = "no: " + err.Error()
+		} else {
+			in.quarantine.add(reason, base, min(size, in.o.MaxBytes))
 		}
 	} else {
 		var err error
@@ -542,9 +683,9 @@ func (in *Inbox) reject(name string, f *os.File, d *delivery.Delivery, cause err
 	}
 	in.updateProblems()
 	in.o.State.Update(func(s *state.Snapshot) error { s.AddRejection(r); return nil })
-	e := Event{File: name, Err: cause, Reason: reason, At: in.o.Now()}
+	e := Event{File: name, Err: cause, Reason: reason, At: in.o.Now(), Feed: raw != nil}
 	if d != nil {
-		e.DeliveryID, e.Kind, e.Target, e.Seq = d.ID, d.Kind, d.Target, d.Seq
+		e.DeliveryID, e.Kind, e.Owner, e.Target, e.Seq = d.ID, d.Kind, d.Owner, d.Target, d.Seq
 	}
 	in.event(e)
 }

@@ -125,6 +125,9 @@ type Event struct {
 	Err    error // nil: applied
 	Reason string
 	At     time.Time // when the new snapshot was published, or the rejection recorded
+	// Feed is set for a delivery that came through Apply (a feed), not
+	// the inbox directory.
+	Feed bool
 }
 
 // File-level refusals, before the delivery format is looked at.
@@ -447,18 +450,16 @@ func (in *Inbox) stopRetries() {
 	}
 }
 
-// SealedTo counts the sealed objects in force (applications and group keys)
-// by the key ID they were sealed to. During a machine-key rotation the agent
-// promotes the pending key once nothing in force is sealed to the old one.
-// Every group key held counts, not only its group's newest: an older one
-// still used by an application must open again after a restart.
+// SealedTo counts the sealed objects in force (applications, group keys,
+// and sealed stores and credentials) by the key ID they were sealed to.
+// During a machine-key rotation the agent promotes the pending key once
+// nothing in force is sealed to the old one. Every group key held counts,
+// not only its group's newest: an older one still used by a sealed object
+// must open again after a restart.
 func (in *Inbox) SealedTo() map[string]int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	out := map[string]int{}
-	for _, a := range in.o.State.Load().Applications {
-		out[a.SealedTo]++
-	}
+	out := sealedTo(in.o.State.Load())
 	for _, k := range in.groupKeys {
 		out[k.sealedTo]++
 	}

@@ -88,6 +88,9 @@ type Options struct {
 	// ProbeStores runs doctor's store probes in the agent, for
 	// POST /v1/doctor/stores. Nil: the endpoint answers 404.
 	ProbeStores func(ctx context.Context) []apitype.ProbeResult
+	// Sync, if set, polls the feed now and returns when done (credagent
+	// sync).
+	Sync func(ctx context.Context) error
 	// Config holds the limits and timeouts; zero fields take config.Default's.
 	Config config.API
 	Log    zerolog.Logger
@@ -116,6 +119,7 @@ func NewServer(opts Options) *Server {
 	mux.HandleFunc("POST /v1/check", s.serveCheck)
 	mux.HandleFunc("GET /v1/status", s.serveStatus)
 	mux.HandleFunc("POST /v1/doctor/stores", s.serveProbeStores)
+	mux.HandleFunc("POST /v1/sync", s.serveSync)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -446,7 +450,7 @@ func refusal(w http.ResponseWriter, e *resolve.Error) {
 	switch e.Class {
 	case resolve.ClassForbidden:
 		status = http.StatusForbidden
-	case resolve.ClassNeedsReenroll:
+	case resolve.ClassNeedsReenroll, resolve.ClassFeedStale:
 		status = http.StatusServiceUnavailable
 	case resolve.ClassRateLimited:
 		status = http.StatusTooManyRequests
@@ -560,6 +564,20 @@ func (s *Server) limitedStatus(caller *localsock.Identity, st apitype.Status) ap
 		}
 	}
 	return out
+}
+
+// serveSync polls the feed now and answers with the status after it. A
+// poll is bounded work, one at a time, so any caller of the socket may ask.
+func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Sync == nil {
+		writeError(w, http.StatusNotFound, "not_found", "this agent has no feed configured (feed.urls)")
+		return
+	}
+	if err := s.opts.Sync(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the feed poll did not finish: "+err.Error())
+		return
+	}
+	s.serveStatus(w, r)
 }
 
 // serveProbeStores runs the store probes for `credagent doctor`. They make

@@ -7,7 +7,9 @@
 // Labels hold only bounded values that are not secret: operation, outcome
 // and error class of a resolution; CCP server URL (from the delivered
 // stores) and HTTP status; delivery kind, result and reason code; AppID and
-// owner of the delivered applications; key store backend. Never a run ID,
+// owner of the delivered applications; key store backend; a feed
+// manifest's address kind (machine, group) and the name of a configured
+// group. Never a run ID,
 // a flow ID, a caller, a credential name or anything a caller chooses.
 //
 // Recording is a few atomic additions under a short lock, so it costs the
@@ -55,6 +57,23 @@ type Registry struct {
 	keyBackend  atomic.Pointer[string]
 	keyHardware atomic.Bool
 	snapshot    atomic.Pointer[func() *state.Snapshot]
+	feed        atomic.Pointer[feedSource]
+}
+
+// FeedManifest is what the feed knows of one followed address: its newest
+// accepted manifest (Seq 0: none accepted yet).
+type FeedManifest struct {
+	Machine bool   // the machine's own address; else a group's
+	Group   string // the group's name
+	Seq     uint64
+	Created time.Time
+	Expires time.Time
+	Expired bool
+}
+
+type feedSource struct {
+	load   func() []FeedManifest
+	groups map[string]bool
 }
 
 // New returns an empty Registry for this build's version.
@@ -159,6 +178,22 @@ func (r *Registry) SetState(load func() *state.Snapshot) {
 		return
 	}
 	r.snapshot.Store(&load)
+}
+
+// SetFeed gives the Registry the feed's manifests, read at each write.
+// groups are the configured groups: a group's manifest has series of its
+// own, labelled with its name, only when the group is configured, so that
+// no name from outside the configuration grows the label set; every
+// address counts in credagent_feed_addresses.
+func (r *Registry) SetFeed(load func() []FeedManifest, groups []string) {
+	if r == nil {
+		return
+	}
+	fs := &feedSource{load: load, groups: map[string]bool{}}
+	for _, g := range groups {
+		fs.groups[g] = true
+	}
+	r.feed.Store(fs)
 }
 
 func (r *Registry) counter3(m map[[3]string]*atomic.Uint64, k [3]string) *atomic.Uint64 {
@@ -284,6 +319,10 @@ func (r *Registry) render(b *bytes.Buffer) {
 		}
 	}
 
+	if fs := r.feed.Load(); fs != nil {
+		r.renderFeed(b, head, fs)
+	}
+
 	if p := r.snapshot.Load(); p != nil {
 		snap := (*p)()
 		type app struct {
@@ -301,6 +340,60 @@ func (r *Registry) render(b *bytes.Buffer) {
 		for _, a := range apps {
 			fmt.Fprintf(b, "credagent_certificate_expiry_timestamp_seconds{app_id=%s,owner=%s} %s\n", quote(a.id), quote(a.owner), seconds(a.notAfter))
 		}
+	}
+}
+
+// renderFeed writes the feed's gauges: per address (the machine, each
+// configured group) the newest accepted manifest's sequence, age and
+// expiry, and how many followed addresses are fresh, expired or without a
+// manifest.
+func (r *Registry) renderFeed(b *bytes.Buffer, head func(name, typ, help string), fs *feedSource) {
+	ms := fs.load()
+	now := r.now()
+	counts := map[string]int{"fresh": 0, "expired": 0, "none": 0}
+	type series struct {
+		labels string
+		m      FeedManifest
+	}
+	var ss []series
+	for _, m := range ms {
+		switch {
+		case m.Seq == 0:
+			counts["none"]++
+		case m.Expired:
+			counts["expired"]++
+		default:
+			counts["fresh"]++
+		}
+		if m.Seq == 0 {
+			continue
+		}
+		switch {
+		case m.Machine:
+			ss = append(ss, series{`address="machine",group=""`, m})
+		case fs.groups[m.Group]:
+			ss = append(ss, series{`address="group",group=` + quote(m.Group), m})
+		}
+	}
+	sort.Slice(ss, func(i, j int) bool { return ss[i].labels < ss[j].labels })
+	head("credagent_feed_addresses", "gauge", "Feed addresses followed (the machine, each group whose key it holds), by the state of the newest accepted manifest: fresh, expired, none.")
+	for _, st := range []string{"expired", "fresh", "none"} {
+		fmt.Fprintf(b, "credagent_feed_addresses{state=%s} %d\n", quote(st), counts[st])
+	}
+	if len(ss) == 0 {
+		return
+	}
+	head("credagent_feed_manifest_sequence", "gauge", "Sequence number of the newest accepted feed manifest, by address kind and configured group.")
+	for _, s := range ss {
+		fmt.Fprintf(b, "credagent_feed_manifest_sequence{%s} %d\n", s.labels, s.m.Seq)
+	}
+	head("credagent_feed_manifest_age_seconds", "gauge", "Age of the newest accepted feed manifest (now - created), by address kind and configured group.")
+	for _, s := range ss {
+		fmt.Fprintf(b, "credagent_feed_manifest_age_seconds{%s} %s\n", s.labels, strconv.FormatFloat(now.Sub(s.m.Created).Seconds(), 'f', -1, 64))
+	}
+	head("credagent_feed_manifest_expiry_timestamp_seconds", "gauge", "When the newest accepted feed manifest expires, in Unix seconds, by address kind and configured group.")
+	for _, s := range ss {
+		fmt.Fprintf(b, "credagent_feed_manifest_expiry_timestamp_seconds{%s} %s\n", s.labels, seconds(s.m.Expires))
 	}
 }
 

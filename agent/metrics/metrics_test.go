@@ -58,6 +58,15 @@ func filled(t testing.TB) *Registry {
 	r.Delivery("inbox", "application", true, "", at)
 	r.Delivery("inbox", "", false, "malformed", at.Add(time.Minute))
 	r.Delivery("feed", "store", false, "replay", at)
+	r.now = func() time.Time { return at.Add(10 * time.Minute) }
+	r.SetFeed(func() []FeedManifest {
+		return []FeedManifest{
+			{Machine: true, Seq: 1796040000000, Created: at, Expires: at.Add(7 * 24 * time.Hour)},
+			{Group: "robots \"1\"", Seq: 7, Created: at.Add(-48 * time.Hour), Expires: at.Add(-time.Hour), Expired: true},
+			{Group: "unconfigured-group", Seq: 3, Created: at, Expires: at.Add(time.Hour)},
+			{Group: "robots-2"},
+		}
+	}, []string{"robots \"1\"", "robots-2"})
 	return r
 }
 
@@ -82,13 +91,24 @@ func TestText(t *testing.T) {
 		`credagent_deliveries_total{kind="application",result="applied",reason="none"} 1`,
 		`credagent_last_activity_timestamp_seconds{source="inbox"} 1796040060`,
 		`credagent_certificate_expiry_timestamp_seconds{app_id="DemoApp",owner=""} `,
+		`credagent_feed_addresses{state="expired"} 1`,
+		`credagent_feed_addresses{state="fresh"} 2`,
+		`credagent_feed_addresses{state="none"} 1`,
+		`credagent_feed_manifest_sequence{address="machine",group=""} 1796040000000`,
+		`credagent_feed_manifest_sequence{address="group",group="robots \"1\""} 7`,
+		`credagent_feed_manifest_age_seconds{address="machine",group=""} 600`,
+		`credagent_feed_manifest_age_seconds{address="group",group="robots \"1\""} 173400`,
+		`credagent_feed_manifest_expiry_timestamp_seconds{address="machine",group=""} 1796644800`,
+		`credagent_feed_manifest_expiry_timestamp_seconds{address="group",group="robots \"1\""} 1796036400`,
 		`credagent_certificate_expiry_timestamp_seconds{app_id="DemoApp",owner="team \"a\"\n"} `,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %s", want)
 		}
 	}
-	for _, never := range []string{"secret", "run-4711", "AIMWebService", "Object="} {
+	// A group not configured has no series of its own; one configured
+	// without a manifest yet has none either.
+	for _, never := range []string{"secret", "run-4711", "AIMWebService", "Object=", "unconfigured-group", `group="robots-2"`} {
 		if strings.Contains(out, never) {
 			t.Errorf("output holds %q:\n%s", never, out)
 		}

@@ -65,6 +65,7 @@ const (
 	ClassUnknownCredential ccp.Class = "unknown_credential" // no credential of that name has been delivered
 	ClassCanceled          ccp.Class = "canceled"           // the caller went away
 	ClassNeedsReenroll     ccp.Class = "needs_reenroll"     // the machine key cannot be used: re-enrol the machine
+	ClassFeedStale         ccp.Class = "feed_stale"         // feed.fail_closed_after: the feed has given no fresh manifest
 )
 
 // Request is one request from a local caller.
@@ -171,6 +172,9 @@ type Options struct {
 	// audit record after the first is recorded in full; 0 means
 	// DefaultRefusalWindow.
 	RefusalWindow time.Duration
+	// FailClosed, if set and returning a reason, refuses every resolution
+	// with ClassFeedStale (agent/feed, feed.fail_closed_after).
+	FailClosed func() string
 	// Metrics, if set, counts each name's outcome and latency.
 	Metrics Recorder
 }
@@ -192,6 +196,7 @@ type Resolver struct {
 	audit      zerolog.Logger
 	log        zerolog.Logger
 	now        func() time.Time
+	failClosed func() string
 	metrics    Recorder
 
 	fmu      sync.Mutex
@@ -228,6 +233,7 @@ func New(opts Options) (*Resolver, error) {
 		audit:      opts.Audit,
 		log:        opts.Log,
 		now:        opts.Now,
+		failClosed: opts.FailClosed,
 		fetchers:   map[string]*fetcherEntry{},
 		cache:      newCache(),
 		health:     map[string]*StoreHealth{},
@@ -321,6 +327,11 @@ func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req 
 	if snap.NeedsReenroll != "" {
 		return r.refuseAll(caller, req, start, &Error{Class: ClassNeedsReenroll,
 			Message: "this machine cannot open its credentials until it is re-enrolled: " + snap.NeedsReenroll})
+	}
+	if r.failClosed != nil {
+		if why := r.failClosed(); why != "" {
+			return r.refuseAll(caller, req, start, &Error{Class: ClassFeedStale, Message: why})
+		}
 	}
 	res := Result{Items: make([]Item, len(req.Names))}
 	if len(req.Names) == 1 {

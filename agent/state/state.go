@@ -56,7 +56,10 @@ type Store struct {
 	// CacheMaxStale bounds how old a cached value may be served while CCP is
 	// unreachable. Zero: never served stale.
 	CacheMaxStale time.Duration
-	AppliedAt     time.Time
+	// SealedTo is the key ID a sealed store delivery was sealed to; empty
+	// for one in clear.
+	SealedTo  string
+	AppliedAt time.Time
 }
 
 // Credential names an account that flows ask for.
@@ -74,7 +77,10 @@ type Credential struct {
 	QueryFormat string
 	// UsernameVar is the flow variable the username is bound to.
 	UsernameVar string
-	AppliedAt   time.Time
+	// SealedTo is the key ID a sealed credential delivery was sealed to;
+	// empty for one in clear.
+	SealedTo  string
+	AppliedAt time.Time
 }
 
 // GroupKey records a machine-group key this machine holds. The private key

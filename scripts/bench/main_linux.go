@@ -224,6 +224,21 @@ func (h *harness) write() error {
 	if err != nil {
 		return err
 	}
+	// make fleet merges its figures (fleet_*, feed_*) into the same file:
+	// keep them.
+	if old, err := os.ReadFile(filepath.Join(h.outDir, "results.json")); err == nil {
+		var prev, next map[string]json.RawMessage
+		if json.Unmarshal(old, &prev) == nil && json.Unmarshal(js, &next) == nil {
+			for k, v := range prev {
+				if _, ok := next[k]; !ok && (strings.HasPrefix(k, "fleet_") || strings.HasPrefix(k, "feed_")) {
+					next[k] = v
+				}
+			}
+			if b, err := json.Marshal(next); err == nil {
+				js = b
+			}
+		}
+	}
 	if err := os.WriteFile(filepath.Join(h.outDir, "results.json"), append(js, '\n'), 0o644); err != nil {
 		return err
 	}

@@ -2,7 +2,8 @@
 // test runner client.
 //
 //	e2e drive --bin DIR [--keep]     on the host: build the topology, run the scenarios, clean up
-//	e2e runner SUBCOMMAND ...        inside an agent container: resolve, load, wait-serve, status
+//	e2e runner SUBCOMMAND ...        inside an agent container: resolve, load, wait-serve, status, serve-feed
+//	e2e fleet --agents N ...         on the host: the feed scenario over N agents (make fleet; 10 in make e2e)
 //
 // drive is started by scripts/e2e.sh after the images are built. It starts
 // containers with the docker CLI, so it does nothing unless asked to: plain
@@ -28,6 +29,8 @@ func main() {
 		err = drive(os.Args[2:])
 	case "runner":
 		err = runner(os.Args[2:])
+	case "fleet":
+		err = fleet(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -52,6 +52,9 @@ func runner(args []string) error {
 	if len(args) == 0 {
 		return errors.New("runner: resolve|load|wait-serve|status")
 	}
+	if args[0] == "serve-feed" {
+		return serveFeed(args[1:])
+	}
 	fs := flag.NewFlagSet("runner "+args[0], flag.ContinueOnError)
 	sock := fs.String("socket", "/agent/agent.sock", "agent socket")
 	name := fs.String("name", "sap", "credential name")

@@ -76,6 +76,17 @@ func doctorEnv(env *doctor.Env) {
 		}
 		return out, nil
 	}
+	env.Feed = func(context.Context) ([]doctor.FeedAddress, error) {
+		s, err := agent()
+		if err != nil {
+			return nil, fmt.Errorf("the agent is not reachable: %w", err)
+		}
+		var out []doctor.FeedAddress
+		for _, f := range s.Feed {
+			out = append(out, doctor.FeedAddress{Address: f.Address, Seq: f.Seq, Expires: f.Expires, Expired: f.Expired, LastError: f.LastError})
+		}
+		return out, nil
+	}
 	env.OpenKeyStore = openKeyStore
 	env.Service = func(context.Context) []doctor.Result {
 		var out []doctor.Result

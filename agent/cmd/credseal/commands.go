@@ -56,13 +56,17 @@ type common struct {
 	owner                        string
 	expires                      time.Duration
 	inbox, out                   string
+	feed                         string
+	seal                         bool
+	validity, grace              time.Duration
 }
 
 func (c *common) register(fs *flag.FlagSet, sealed bool) {
 	fs.StringVar(&c.to, "to", "", "the machine's registration document (JSON from `credagent enroll`)")
 	fs.StringVar(&c.group, "group", "", "address the delivery to this machine group instead")
-	if sealed {
-		fs.StringVar(&c.groupKey, "group-key", "", "with --group: the group's public key (PEM) to seal to")
+	fs.StringVar(&c.groupKey, "group-key", "", "with --group: the group's public key (PEM) to seal to")
+	if !sealed {
+		fs.BoolVar(&c.seal, "seal", false, "seal the content too (a store or credential; always so with --feed)")
 	}
 	fs.StringVar(&c.machine, "machine", "", "address to this machine ID (unsealed kinds, without --to)")
 	fs.StringVar(&c.sign, "sign", "", "the portal signing key (PEM PRIVATE KEY) (required)")
@@ -72,6 +76,9 @@ func (c *common) register(fs *flag.FlagSet, sealed bool) {
 	fs.DurationVar(&c.expires, "expires", 0, "refuse the delivery after this long (default: never)")
 	fs.StringVar(&c.inbox, "inbox", "", "write into this inbox directory, atomically")
 	fs.StringVar(&c.out, "out", "", "write to this file instead")
+	fs.StringVar(&c.feed, "feed", "", "publish into this feed tree instead (sealed, with a new signed manifest)")
+	fs.DurationVar(&c.validity, "validity", 7*24*time.Hour, "with --feed: how long the new manifest stays valid")
+	fs.DurationVar(&c.grace, "grace", time.Hour, "with --feed: how long files the manifest no longer lists are kept")
 }
 
 // build resolves the address and key, creates, signs and writes the
@@ -80,9 +87,11 @@ func (c *common) build(e *env, target string, content delivery.Content) error {
 	if c.sign == "" {
 		return errors.New("--sign is required")
 	}
-	if (c.inbox == "") == (c.out == "") {
-		return errors.New("give exactly one of --inbox and --out")
+	if n := count(c.inbox, c.out, c.feed); n != 1 {
+		return errors.New("give exactly one of --inbox, --out and --feed")
 	}
+	// A feed may sit on a public server: everything in it is sealed.
+	seal := content.Kind().Sealed() || (content.Kind().Sealable() && (c.seal || c.feed != ""))
 	signer, err := portal.LoadSigningKey(c.sign)
 	if err != nil {
 		return err
@@ -99,13 +108,7 @@ func (c *common) build(e *env, target string, content delivery.Content) error {
 		h.Expires = now.Add(c.expires)
 	}
 	var rcpt *ecdh.PublicKey
-	n := 0
-	for _, s := range []string{c.to, c.group, c.machine} {
-		if s != "" {
-			n++
-		}
-	}
-	if n != 1 {
+	if count(c.to, c.group, c.machine) != 1 {
 		return errors.New("give exactly one of --to, --group and --machine")
 	}
 	switch {
@@ -117,7 +120,7 @@ func (c *common) build(e *env, target string, content delivery.Content) error {
 		h.To, rcpt = delivery.Machine(reg.MachineID), pub
 	case c.group != "":
 		h.To = delivery.Group(c.group)
-		if content.Kind().Sealed() {
+		if seal {
 			if c.groupKey == "" {
 				return errors.New("--group needs --group-key to seal to")
 			}
@@ -127,16 +130,26 @@ func (c *common) build(e *env, target string, content delivery.Content) error {
 		}
 	default:
 		h.To = delivery.Machine(c.machine)
-		if content.Kind().Sealed() {
+		if seal {
 			return errors.New("a sealed delivery needs --to (the machine's registration) or --group with --group-key")
 		}
 	}
-	if !content.Kind().Sealed() {
+	if !seal {
 		rcpt = nil
 	}
 	d, err := delivery.Create(h, content, rcpt, signer)
 	if err != nil {
 		return err
+	}
+	if c.feed != "" {
+		f := &portal.Feed{Root: c.feed, Signer: signer, Validity: c.validity, Grace: c.grace, Now: e.time}
+		ps, err := f.Publish([][]byte{d.Marshal()})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s %s %q seq %d to %s: %s\n", d.Kind, d.ID, d.Target, d.Seq, d.To, c.feed)
+		printPublished(e, ps)
+		return nil
 	}
 	path, err := portal.Write(d, c.inbox, c.out)
 	if err != nil {
@@ -325,4 +338,77 @@ func cmdRevoke(e *env, args []string) error {
 		return err
 	}
 	return c.build(e, *name, &delivery.Revoke{Revokes: delivery.Kind(*kind)})
+}
+
+func count(vals ...string) int {
+	n := 0
+	for _, v := range vals {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func printPublished(e *env, ps []portal.Published) {
+	for _, p := range ps {
+		fmt.Fprintf(e.stdout, "manifest %s seq %d, valid until %s", p.To, p.Seq, p.Expires.Format(time.RFC3339))
+		if len(p.Pruned) > 0 {
+			fmt.Fprintf(e.stdout, ", removed %s", strings.Join(p.Pruned, " "))
+		}
+		fmt.Fprintln(e.stdout)
+	}
+}
+
+// cmdPublish writes delivery files into a feed tree, or re-signs its
+// manifests.
+func cmdPublish(e *env, args []string) error {
+	fs := e.flags("publish")
+	feed := fs.String("feed", "", "the feed tree's directory (required)")
+	sign := fs.String("sign", "", "the portal signing key (PEM PRIVATE KEY) (required)")
+	validity := fs.Duration("validity", 7*24*time.Hour, "how long each new manifest stays valid")
+	grace := fs.Duration("grace", time.Hour, "how long files a manifest no longer lists are kept")
+	refresh := fs.Bool("refresh", false, "re-sign every manifest with a new sequence and expiry (run it well within --validity)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *feed == "" || *sign == "" {
+		return errors.New("--feed and --sign are required")
+	}
+	if *refresh == (fs.NArg() > 0) {
+		return errors.New("give delivery files to publish, or --refresh")
+	}
+	signer, err := portal.LoadSigningKey(*sign)
+	if err != nil {
+		return err
+	}
+	f := &portal.Feed{Root: *feed, Signer: signer, Validity: *validity, Grace: *grace, Now: e.time}
+	if *refresh {
+		addrs, err := f.Addresses()
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			p, err := f.Refresh(a)
+			if err != nil {
+				return err
+			}
+			printPublished(e, []portal.Published{p})
+		}
+		return nil
+	}
+	var raws [][]byte
+	for _, file := range fs.Args() {
+		b, err := portal.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		raws = append(raws, b)
+	}
+	ps, err := f.Publish(raws)
+	if err != nil {
+		return err
+	}
+	printPublished(e, ps)
+	return nil
 }

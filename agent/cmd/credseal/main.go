@@ -28,6 +28,9 @@ commands:
   store       a CCP store delivery
   credential  a credential delivery
   revoke      revoke an application, group-key, store or credential
+  publish     put delivery files into a feed tree (a static tree any web
+              server can serve), or --refresh its manifests; every delivery
+              command also takes --feed DIR to seal straight into a feed
 
 Run "credseal COMMAND -h" for a command's flags.
 `
@@ -44,6 +47,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"store":      cmdStore,
 		"credential": cmdCredential,
 		"revoke":     cmdRevoke,
+		"publish":    cmdPublish,
 	}
 	fn, ok := cmds[args[0]]
 	if !ok {

@@ -116,6 +116,25 @@ type Status struct {
 	// outside (the soak test samples them). Only a privileged caller gets
 	// them; they hold no secret.
 	Runtime *RuntimeStatus `json:"runtime,omitempty"`
+	// Feed is one entry per followed feed address; empty without a feed.
+	Feed []FeedStatus `json:"feed,omitempty"`
+}
+
+// FeedStatus is what the agent knows of one feed address (agent/feed):
+// its newest accepted manifest and the last poll.
+type FeedStatus struct {
+	Address     string    `json:"address"` // "machine NAME" or "group NAME"
+	Seq         uint64    `json:"seq"`     // 0: no manifest accepted yet
+	Created     time.Time `json:"created,omitzero"`
+	Expires     time.Time `json:"expires,omitzero"`
+	Expired     bool      `json:"expired"`
+	AgeSeconds  int64     `json:"age_s"`
+	Deliveries  int       `json:"deliveries"`
+	Pending     int       `json:"pending"`
+	URL         string    `json:"url,omitempty"`
+	LastPoll    time.Time `json:"last_poll,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // RuntimeStatus is what the Go runtime says of the agent process.

@@ -319,6 +319,20 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 	return b, nil
 }
 
+// Sync asks the agent to poll its feed now (POST /v1/sync) and returns its
+// status after the poll.
+func (c *Client) Sync(ctx context.Context) (*apitype.Status, error) {
+	body, err := c.do(ctx, http.MethodPost, "/v1/sync", []byte("{}"))
+	if err != nil {
+		return nil, err
+	}
+	var st apitype.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("credagent: decoding status: %w", err)
+	}
+	return &st, nil
+}
+
 // ProbeStores asks the agent to probe each of its CCP stores with the
 // application certificate it holds (POST /v1/doctor/stores). Only root or an
 // administrator may.

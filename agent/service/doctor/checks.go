@@ -35,6 +35,9 @@ type Env struct {
 	Certificates func(context.Context) ([]Certificate, error)
 	// Stores returns the per-store probe results, run by the agent.
 	Stores func(context.Context) ([]Result, error)
+	// Feed returns the feed addresses the agent follows (none without a
+	// feed).
+	Feed func(context.Context) ([]FeedAddress, error)
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
 	// Service returns what the service manager says of the installed
@@ -68,12 +71,61 @@ func Checks(env *Env) []Check {
 		{"hardening", env.checkHardening},
 		{"certificates", env.checkCertificates},
 		{"stores", env.checkStores},
+		{"feed", env.checkFeed},
 	}
 	if env.Service != nil {
 		// Last: the installed service's own configuration.
 		checks = append(checks, Check{"service", env.checkService})
 	}
 	return checks
+}
+
+// FeedAddress is one feed address as status reports it.
+type FeedAddress struct {
+	Address   string
+	Seq       uint64
+	Expires   time.Time
+	Expired   bool
+	LastError string
+}
+
+func (env *Env) checkFeed(ctx context.Context) []Result {
+	if env.Config != nil && !env.Config.Feed.Enabled() {
+		return pass("no feed configured: deliveries come through the inbox only")
+	}
+	if env.Feed == nil {
+		return warn("skipped: the agent is not reachable", "credagent start")
+	}
+	fs, err := env.Feed(ctx)
+	if err != nil {
+		return warn("skipped: "+err.Error(), "credagent start")
+	}
+	return CheckFeed(fs)
+}
+
+// CheckFeed gives one result per feed address: FAIL for an expired
+// manifest (the feed may be withholding a revocation) or none at all, WARN
+// for a last poll that failed.
+func CheckFeed(fs []FeedAddress) []Result {
+	if len(fs) == 0 {
+		return warn("the agent follows no feed address yet", "credagent sync")
+	}
+	var out []Result
+	for _, f := range fs {
+		name := "feed " + f.Address
+		switch {
+		case f.Seq == 0:
+			out = append(out, Result{Name: name, Level: Fail, Detail: "no manifest accepted: " + f.LastError, Fix: "check feed.urls, the feed's TLS and that the portal published for this machine (credseal publish)"})
+		case f.Expired:
+			out = append(out, Result{Name: name, Level: Fail, Detail: fmt.Sprintf("FEED STALE: the newest valid manifest (seq %d) expired at %s; changes and revocations since may be missing (last error: %s)", f.Seq, f.Expires.UTC().Format(time.RFC3339), f.LastError),
+				Fix: "have the portal refresh the feed (credseal publish --refresh) and check that this machine reaches it"})
+		case f.LastError != "":
+			out = append(out, Result{Name: name, Level: Warn, Detail: fmt.Sprintf("seq %d, valid until %s; last poll: %s", f.Seq, f.Expires.UTC().Format(time.RFC3339), f.LastError), Fix: "see credagent status; the last good state stays in force"})
+		default:
+			out = append(out, Result{Name: name, Level: Pass, Detail: fmt.Sprintf("seq %d, valid until %s", f.Seq, f.Expires.UTC().Format(time.RFC3339))})
+		}
+	}
+	return out
 }
 
 func (env *Env) checkConfig(context.Context) []Result {

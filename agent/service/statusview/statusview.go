@@ -122,6 +122,39 @@ func (r Report) Human(w io.Writer, now time.Time) {
 	for _, rj := range a.Rejected {
 		fmt.Fprintf(w, "  %s %s: %s\n", rj.At.UTC().Format(time.RFC3339), rj.File, rj.Reason)
 	}
+	if len(a.Feed) > 0 {
+		Feed(w, a.Feed, now)
+	}
+	for _, p := range a.Problems {
+		fmt.Fprintf(w, "PROBLEM:      %s\n", p)
+	}
+}
+
+// Feed prints each feed address: its manifest's sequence, age and expiry,
+// and the last error; an expired manifest loudly.
+func Feed(w io.Writer, fs []apitype.FeedStatus, now time.Time) {
+	fmt.Fprintf(w, "feed:         %d address(es)\n", len(fs))
+	for _, f := range fs {
+		line := "no manifest accepted yet"
+		if f.Seq > 0 {
+			line = fmt.Sprintf("seq %d, %d deliveries, made %s, ", f.Seq, f.Deliveries, ago(time.Duration(f.AgeSeconds)*time.Second))
+			if f.Expired {
+				line += "EXPIRED " + f.Expires.UTC().Format(time.RFC3339) + ": this machine may be missing changes and revocations"
+			} else {
+				line += "valid until " + f.Expires.UTC().Format(time.RFC3339)
+			}
+		}
+		if f.Pending > 0 {
+			line += fmt.Sprintf("; %d pending", f.Pending)
+		}
+		if !f.LastPoll.IsZero() {
+			line += "; polled " + ago(now.Sub(f.LastPoll))
+		}
+		if f.LastError != "" {
+			line += "; last error: " + f.LastError
+		}
+		fmt.Fprintf(w, "  %-24s %s\n", f.Address, line)
+	}
 }
 
 func expiry(t, now time.Time) string {

@@ -99,3 +99,26 @@ credentials:  1 (sap)
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+func TestHumanFeed(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r := Report{Service: "running", Socket: "/s", Agent: &apitype.Status{
+		Feed: []apitype.FeedStatus{
+			{Address: "machine m1", Seq: 7, Deliveries: 3, AgeSeconds: 120, Expires: now.Add(time.Hour), LastPoll: now.Add(-10 * time.Second)},
+			{Address: "group g", Seq: 2, Deliveries: 1, AgeSeconds: 90000, Expired: true, Expires: now.Add(-time.Hour), LastError: "network: connection refused"},
+		},
+		Problems: []string{"FEED STALE: the newest valid manifest for group g ..."},
+	}}
+	var b bytes.Buffer
+	r.Human(&b, now)
+	for _, want := range []string{
+		"feed:         2 address(es)\n",
+		"  machine m1               seq 7, 3 deliveries, made 2m ago, valid until 2026-03-01T13:00:00Z; polled 10s ago\n",
+		"  group g                  seq 2, 1 deliveries, made 25h ago, EXPIRED 2026-03-01T11:00:00Z: this machine may be missing changes and revocations; last error: network: connection refused\n",
+		"PROBLEM:      FEED STALE",
+	} {
+		if !bytes.Contains(b.Bytes(), []byte(want)) {
+			t.Errorf("missing %q in:\n%s", want, b.String())
+		}
+	}
+}
