@@ -400,26 +400,52 @@ func writersOf(path string, mask uint32) ([]string, error) {
 // file and its folder (any write), and every folder above it (replacing
 // the one below).
 func installPathProblem(exe string) error {
-	exeAndDir, above := map[string][]string{}, map[string][]string{}
-	dir := filepath.Dir(exe)
-	for _, p := range []string{exe, dir} {
-		w, err := writersOf(p, anyWrite)
-		if err != nil {
-			return fmt.Errorf("service: reading the security of %s: %w", p, err)
-		}
-		exeAndDir[p] = w
-	}
-	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
-		w, err := writersOf(p, replaceChild)
-		if err != nil {
-			return fmt.Errorf("service: reading the security of %s: %w", p, err)
-		}
-		above[p] = w
-		if filepath.Dir(p) == p {
-			break
-		}
+	exeAndDir, above, err := pathWriters(exe, false)
+	if err != nil {
+		return err
 	}
 	return installPathVerdict(exe, exeAndDir, above)
+}
+
+// pathWriters returns who other than SYSTEM, Administrators and
+// TrustedInstaller can change path: the file and its folder (any write),
+// and each folder above (replacing the one below). When mayBeMissing (a
+// log file before its first line, in a folder the agent creates), what
+// does not exist yet is left out and the nearest folder that exists
+// counts for any write: whoever can write there could put a junction
+// where the agent will create the rest.
+func pathWriters(path string, mayBeMissing bool) (fileAndDir, above map[string][]string, err error) {
+	fileAndDir, above = map[string][]string{}, map[string][]string{}
+	first := []string{path, filepath.Dir(path)}
+	if mayBeMissing {
+		p := path
+		for {
+			if _, err := os.Lstat(p); err == nil || filepath.Dir(p) == p {
+				break
+			}
+			p = filepath.Dir(p)
+		}
+		first = []string{p}
+		if p == path {
+			first = append(first, filepath.Dir(path))
+		}
+	}
+	for _, p := range first {
+		w, err := writersOf(p, anyWrite)
+		if err != nil {
+			return nil, nil, fmt.Errorf("service: reading the security of %s: %w", p, err)
+		}
+		fileAndDir[p] = w
+	}
+	last := first[len(first)-1]
+	for p := filepath.Dir(last); p != last; last, p = p, filepath.Dir(p) {
+		w, err := writersOf(p, replaceChild)
+		if err != nil {
+			return nil, nil, fmt.Errorf("service: reading the security of %s: %w", p, err)
+		}
+		above[p] = w
+	}
+	return fileAndDir, above, nil
 }
 
 // checkInstallPath refuses to register a service whose executable others

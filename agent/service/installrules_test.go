@@ -99,6 +99,40 @@ func TestInstallPathVerdict(t *testing.T) {
 	}
 }
 
+// TestTrustedFileVerdict: the config and the log folders the SYSTEM
+// service trusts at start (S1) follow the install path's rule.
+func TestTrustedFileVerdict(t *testing.T) {
+	cfg := `C:\ProgramData\credagent\config.yaml`
+	for _, tt := range []struct {
+		name              string
+		fileAndDir, above map[string][]string
+		want              []string // in the error; none: accepted
+	}{
+		{"secured by install", map[string][]string{cfg: nil, `C:\ProgramData\credagent`: nil}, map[string][]string{`C:\ProgramData`: nil, `C:\`: nil}, nil},
+		{"planted by a user", map[string][]string{cfg: {alice + " (owner)"}}, nil, []string{"the config file", alice, cfg}},
+		{"folder users can write", map[string][]string{`C:\ProgramData\credagent`: {users}}, nil, []string{users}},
+		{"a folder above users can replace", nil, map[string][]string{`C:\ProgramData`: {users}}, []string{`C:\ProgramData: ` + users}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := trustedFileVerdict("the config file", cfg, tt.fileAndDir, tt.above)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
 func TestProgramDataVerdict(t *testing.T) {
 	dir := `C:\ProgramData\credagent`
 	for _, c := range []struct {

@@ -426,8 +426,33 @@ func untrustedWriters(owner string, dacl []ACE, nilDACL bool, mask uint32) []str
 // exeAndDir are the writers of the executable and of its folder (any
 // write), above those of each folder above it (replacing a child).
 func installPathVerdict(exe string, exeAndDir map[string][]string, above map[string][]string) error {
+	problems := writerProblems(exeAndDir, above)
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("service: %s is not writable only by SYSTEM and Administrators, so whoever can write there would run code as SYSTEM (%s); "+
+		"install from a folder like %%ProgramFiles%%\\credagent (the MSI does), then run install again", exe, strings.Join(problems, "; "))
+}
+
+// trustedFileVerdict is the answer for a file the SYSTEM service trusts
+// when it starts: its config, which says whom to serve and where to send
+// passwords, and where its logs go (S1 of the Windows audit). nil if only
+// SYSTEM, Administrators and TrustedInstaller can change the file, its
+// folder, or replace a folder above.
+func trustedFileVerdict(what, path string, fileAndDir, above map[string][]string) error {
+	problems := writerProblems(fileAndDir, above)
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("service: %s %s can be changed by someone other than SYSTEM and Administrators (%s), and the service would trust what they put there; "+
+		"keep it under %%ProgramData%%\\credagent as install secures it, or remove those rights", what, path, strings.Join(problems, "; "))
+}
+
+// writerProblems lists, path by path in order, who may change what: the
+// writers of the file and of its folder, then of each folder above.
+func writerProblems(fileAndDir, above map[string][]string) []string {
 	var problems []string
-	for _, m := range []map[string][]string{exeAndDir, above} {
+	for _, m := range []map[string][]string{fileAndDir, above} {
 		paths := make([]string, 0, len(m))
 		for p := range m {
 			paths = append(paths, p)
@@ -439,11 +464,7 @@ func installPathVerdict(exe string, exeAndDir map[string][]string, above map[str
 			}
 		}
 	}
-	if len(problems) == 0 {
-		return nil
-	}
-	return fmt.Errorf("service: %s is not writable only by SYSTEM and Administrators, so whoever can write there would run code as SYSTEM (%s); "+
-		"install from a folder like %%ProgramFiles%%\\credagent (the MSI does), then run install again", exe, strings.Join(problems, "; "))
+	return problems
 }
 
 // programDataVerdict decides whether install may secure %ProgramData%\

@@ -66,6 +66,15 @@ func runAgent(configPath, devDir string) error {
 	if err != nil {
 		return err
 	}
+	var fileWarnings []string
+	if !dev {
+		// The files the service trusts: nobody but SYSTEM and
+		// Administrators (on Windows) may have changed the config or be
+		// able to redirect the logs.
+		if fileWarnings, err = service.CheckServiceFiles(configPath, cfg.Log.File, cfg.Log.AuditFile); err != nil {
+			return err
+		}
+	}
 	logs, err := logging.New(cfg.Log, os.Stderr, func(path string, maxBytes int64, maxFiles int) (io.WriteCloser, error) {
 		return logfile.Open(path, logfile.Options{MaxSize: maxBytes, MaxFiles: maxFiles})
 	})
@@ -74,6 +83,9 @@ func runAgent(configPath, devDir string) error {
 	}
 	defer logs.Close()
 	log := logs.Log
+	for _, w := range fileWarnings {
+		log.Warn().Msg(w)
+	}
 
 	run := func(ctx context.Context, h service.Hooks) error {
 		return daemon.Run(ctx, daemon.Options{

@@ -1,0 +1,5 @@
+//go:build !windows
+
+package service
+
+func checkServiceFiles(string, []string) ([]string, error) { return nil, nil }
