@@ -108,7 +108,9 @@ func newEnv(t *testing.T, tweak func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(filepath.Join(dir, "inbox"), 0o700)
+	// The inbox holds its directory open (on Windows without delete
+	// sharing): let it go before the temporary directory is removed.
+	t.Cleanup(func() { in.Close() })
 	e.in = in
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.srv.ts.Certificate().Raw})
 	client, err := NewHTTPClient(ClientOptions{CABundle: ca})

@@ -248,7 +248,7 @@ func writeAtomic(path string, data []byte) (err error) {
 	if err = t.Close(); err != nil {
 		return fmt.Errorf("portal: %w", err)
 	}
-	if err = os.Rename(t.Name(), path); err != nil {
+	if err = replaceFile(t.Name(), path); err != nil {
 		return fmt.Errorf("portal: %w", err)
 	}
 	return nil
