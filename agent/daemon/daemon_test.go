@@ -165,20 +165,25 @@ func (p *portalSide) app() {
 	p.drop(delivery.KindApplication, "DemoApp", pfx.Application)
 }
 
-// TestEndToEnd runs the agent in-process against the fake CCP: deliveries
-// in, a resolution out, a password rotation, a rejected delivery and a bad
-// reload that leave the last good state in force, and a clean stop. Then it
-// scans everything the agent wrote for the planted passwords and the
-// application's private key.
-func TestEndToEnd(t *testing.T) {
-	root := t.TempDir()
+// devPKI makes (or reuses) the fake CCP's dev PKI under root/ccp.
+func devPKI(t *testing.T, root string) *fakeccp.DevPKI {
+	t.Helper()
 	pki, err := fakeccp.EnsureDevPKI(filepath.Join(root, "ccp"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fix, err := pki.Fixture()
-	if err != nil {
-		t.Fatal(err)
+	return pki
+}
+
+// startCCP starts a quiet fake CCP on pki's certificates, serving fix (nil:
+// the dev fixture), and stops it when the test ends.
+func startCCP(t *testing.T, pki *fakeccp.DevPKI, fix *fakeccp.Fixture) *fakeccp.Server {
+	t.Helper()
+	if fix == nil {
+		var err error
+		if fix, err = pki.Fixture(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	log := zerolog.Nop()
 	opts := pki.ServerOptions()
@@ -190,7 +195,23 @@ func TestEndToEnd(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// TestEndToEnd runs the agent in-process against the fake CCP: deliveries
+// in, a resolution out, a password rotation, a rejected delivery and a bad
+// reload that leave the last good state in force, and a clean stop. Then it
+// scans everything the agent wrote for the planted passwords and the
+// application's private key.
+func TestEndToEnd(t *testing.T) {
+	root := t.TempDir()
+	pki := devPKI(t, root)
+	fix, err := pki.Fixture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startCCP(t, pki, fix)
 
 	a := startAgent(t, filepath.Join(root, "agent"))
 	p := &portalSide{t: t, agent: a, pki: pki}

@@ -18,7 +18,6 @@ import (
 	"github.com/credagent/credagent/agent/delivery/portal"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/secret"
-	"github.com/rs/zerolog"
 )
 
 // TestFeedEndToEnd runs the agent in-process with a feed on an HTTPS static
@@ -28,25 +27,8 @@ import (
 // resolutions until the portal refreshes the feed.
 func TestFeedEndToEnd(t *testing.T) {
 	root := t.TempDir()
-	pki, err := fakeccp.EnsureDevPKI(filepath.Join(root, "ccp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fix, err := pki.Fixture()
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := zerolog.Nop()
-	opts := pki.ServerOptions()
-	opts.Logger = &log
-	ccp, err := fakeccp.New(fix, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ccp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer ccp.Close()
+	pki := devPKI(t, root)
+	ccp := startCCP(t, pki, nil)
 
 	tree := filepath.Join(root, "tree")
 	web := httptest.NewTLSServer(http.FileServer(http.Dir(tree)))

@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credagent/credagent/agent/ccp/fakeccp"
 	"github.com/credagent/credagent/agent/delivery"
-	"github.com/rs/zerolog"
 )
 
 // TestDevMetricsTextfile: in dev mode the agent writes DIR/credagent.prom
@@ -20,25 +18,8 @@ import (
 // store. promtool accepts it when installed.
 func TestDevMetricsTextfile(t *testing.T) {
 	root := t.TempDir()
-	pki, err := fakeccp.EnsureDevPKI(filepath.Join(root, "ccp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fix, err := pki.Fixture()
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := zerolog.Nop()
-	opts := pki.ServerOptions()
-	opts.Logger = &log
-	srv, err := fakeccp.New(fix, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	pki := devPKI(t, root)
+	srv := startCCP(t, pki, nil)
 
 	dir := filepath.Join(root, "agent")
 	os.MkdirAll(dir, 0o700)

@@ -24,7 +24,6 @@ import (
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
-	"github.com/rs/zerolog"
 )
 
 // Environment of the runner child that TestOwnersOnSharedMachine starts as
@@ -87,10 +86,7 @@ func TestOwnersOnSharedMachine(t *testing.T) {
 	}
 	const userA, userB = localsocktest.Nobody, localsocktest.Nobody - 1 // both in group nogroup (65534)
 	root := t.TempDir()
-	pki, err := fakeccp.EnsureDevPKI(filepath.Join(root, "ccp"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki := devPKI(t, root)
 	// Owner B's own certificate for the same AppID, which CCP also
 	// authorises (as a second serial on DemoApp).
 	certB, err := pki.MintClientCert(fakeccp.ClientCertOptions{CommonName: "DemoApp"})
@@ -107,17 +103,7 @@ func TestOwnersOnSharedMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := zerolog.Nop()
-	opts := pki.ServerOptions()
-	opts.Logger = &log
-	srv, err := fakeccp.New(fix, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startCCP(t, pki, fix)
 
 	// The agent as installed (not dev mode, whose socket admits only its
 	// own user): socket group nogroup, and one rule per runner user.
