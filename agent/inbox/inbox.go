@@ -406,16 +406,24 @@ func (in *Inbox) ScanOnce(ctx context.Context) {
 		in.o.Log.Error().Err(err).Str("dir", in.o.InboxDir).Msg("inbox: cannot read the inbox")
 		return
 	}
-	// Oldest first: portals write deliveries of an object in sequence
-	// order, so a scan after a restart applies them in that order rather
-	// than refusing the older ones as replays of a newer one it met first.
+	// A backlog (after downtime, or a burst faster than the watcher) may
+	// hold several deliveries of one object. Apply them in sequence order,
+	// so that the older ones are not refused as replays of a newer one met
+	// first: by the sequence in each header (file times tie within a
+	// clock tick), then oldest file first for what does not parse, which
+	// is refused whatever its place.
 	mod := make(map[string]time.Time, len(names))
+	seq := make(map[string]uint64, len(names))
 	for _, n := range names {
 		if eligible(n) {
 			mod[n] = in.dir.modTime(n)
+			seq[n] = in.peekSeq(n)
 		}
 	}
 	sort.Slice(names, func(i, j int) bool {
+		if a, b := seq[names[i]], seq[names[j]]; a != b {
+			return a < b
+		}
 		if a, b := mod[names[i]], mod[names[j]]; !a.Equal(b) {
 			return a.Before(b)
 		}
@@ -434,6 +442,23 @@ func (in *Inbox) ScanOnce(ctx context.Context) {
 	in.mu.Lock()
 	in.forgetGone(present)
 	in.mu.Unlock()
+}
+
+// peekSeq is the sequence in the header of the inbox file name, 0 if it
+// cannot be read or parsed now (handle says why, in its turn).
+func (in *Inbox) peekSeq(name string) uint64 {
+	b, _, f, err := readDelivery(in.dir, name, in.o.MaxBytes, in.owners)
+	if f != nil {
+		f.Close()
+	}
+	if err != nil {
+		return 0
+	}
+	d, err := delivery.Parse(b)
+	if err != nil {
+		return 0
+	}
+	return d.Header.Seq
 }
 
 // eligible reports whether a name in the inbox is a complete delivery:

@@ -414,3 +414,32 @@ func TestSealedToCountsEveryGroupKeyInForce(t *testing.T) {
 		e.reopen()
 	}
 }
+
+// TestBacklogAppliedInSequenceOrder: deliveries of one object waiting in
+// the inbox (the agent was down) are applied oldest sequence first, even
+// when their names sort the other way and their file times tie, so none
+// is refused as a replay of a newer one.
+func TestBacklogAppliedInSequenceOrder(t *testing.T) {
+	e := newEnv(t, nil)
+	tick := time.Now().Truncate(time.Second)
+	const n = 6
+	for i := 1; i <= n; i++ {
+		b := build(t, hdr("app", uint64(i), delivery.Machine(machineID)), validApp(t, int64(200+i)), machineKey.PublicKey(), signer)
+		p := e.drop(fmt.Sprintf("z%02d.delivery", n-i), b) // names sort newest first
+		if err := os.Chtimes(p, tick, tick); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.in.ScanOnce(t_ctx())
+	for range n {
+		if ev := <-e.events; ev.Err != nil {
+			t.Fatalf("a delivery of the backlog was refused: %v", ev.Err)
+		}
+	}
+	if got := e.st.Load().Applications["app"]; got == nil || got.Seq != n {
+		t.Fatalf("in force %+v, want seq %d", got, n)
+	}
+	if r := e.st.Load().Rejected; len(r) != 0 {
+		t.Fatalf("rejected %+v", r)
+	}
+}
