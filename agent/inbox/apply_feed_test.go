@@ -22,7 +22,7 @@ func TestApplyFromFeed(t *testing.T) {
 	if err := e.in.Apply("feed-s2", s2); err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-e.events; ev.Err != nil || ev.File != "feed-s2" || !ev.Feed {
+	if ev := e.next(); ev.Err != nil || ev.File != "feed-s2" || !ev.Feed {
 		t.Fatalf("event %+v", ev)
 	}
 	st := e.st.Load().Stores["prod"]
@@ -44,7 +44,7 @@ func TestApplyFromFeed(t *testing.T) {
 	if !errors.Is(err, delivery.ErrReplay) {
 		t.Fatalf("older: %v", err)
 	}
-	if ev := <-e.events; ev.Reason != "replay" || !ev.Feed {
+	if ev := e.next(); ev.Reason != "replay" || !ev.Feed {
 		t.Fatalf("the replay's event %+v", ev)
 	}
 	rej := e.st.Load().Rejected
@@ -66,16 +66,16 @@ func TestApplyFromFeed(t *testing.T) {
 	if err := e.in.Apply("feed-big", s2); !errors.Is(err, delivery.ErrTooLarge) {
 		t.Fatalf("oversized: %v", err)
 	}
-	<-e.events
+	e.next()
 	e.in.o.MaxBytes = 1 << 20
 	if err := e.in.Apply("feed-html", []byte("<html></html>")); !errors.Is(err, delivery.ErrMalformed) {
 		t.Fatalf("garbage: %v", err)
 	}
-	<-e.events
+	e.next()
 	// A file of the inbox directory is no feed's.
 	e.drop("s3", build(t, hdr("prod", 3, me), store, machineKey.PublicKey(), signer))
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Err != nil || ev.Feed {
+	if ev := e.next(); ev.Err != nil || ev.Feed {
 		t.Fatalf("inbox file's event %+v", ev)
 	}
 	// A restart rebuilds the sealed store from its record.

@@ -248,7 +248,7 @@ func TestUnreadableDeliveryWaits(t *testing.T) {
 		t.Fatalf("status problems %q", p)
 	}
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Err != nil {
+	if ev := e.next(); ev.Err != nil {
 		t.Fatalf("once readable: %v", ev.Err)
 	}
 	if p := e.st.Load().InboxProblems; len(p) != 0 {
@@ -276,7 +276,7 @@ func TestRejectedAcrossFileSystems(t *testing.T) {
 	})
 	sh(t, drop, fmt.Sprintf("printf 'junk from the portal\\n' > %s/junk", inboxDir))
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Reason != "malformed" {
+	if ev := e.next(); ev.Reason != "malformed" {
 		t.Fatalf("got %v", ev.Err)
 	}
 	if _, err := os.Lstat(filepath.Join(inboxDir, "junk")); !errors.Is(err, os.ErrNotExist) {
@@ -324,7 +324,7 @@ func TestTooManyOpenFilesLeavesTheDelivery(t *testing.T) {
 		t.Fatalf("status problems %q", p)
 	}
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Err != nil {
+	if ev := e.next(); ev.Err != nil {
 		t.Fatalf("once descriptors are free: %v", ev.Err)
 	}
 }

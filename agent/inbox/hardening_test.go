@@ -51,7 +51,7 @@ func TestMaxLengthTargetsOfEveryKind(t *testing.T) {
 	// The revocation still counts against a replay after the restart.
 	e.drop("old", build(t, hdr(gone, 2, me), &delivery.Credential{Store: store, Object: "o"}, nil, signer))
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Reason != "replay" {
+	if ev := e.next(); ev.Reason != "replay" {
 		t.Fatalf("replay of a revoked long-named credential: %v", ev.Err)
 	}
 }
@@ -77,7 +77,7 @@ func TestLegacyRecordNamesAreRenamed(t *testing.T) {
 	}
 	e.drop("old", build(t, hdr("bot", 2, me), &delivery.Credential{Store: "prod", Object: "x"}, nil, signer))
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Reason != "replay" {
+	if ev := e.next(); ev.Reason != "replay" {
 		t.Fatalf("replay after the rename: %v", ev.Err)
 	}
 }
@@ -93,7 +93,7 @@ func TestLongInboxNameIsQuarantined(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Reason != "malformed" {
+	if ev := e.next(); ev.Reason != "malformed" {
 		t.Fatalf("got %v", ev.Err)
 	}
 	kept := rejectedData(t, e)
@@ -144,7 +144,7 @@ func TestControlCharactersInNamesAreQuoted(t *testing.T) {
 			e := newEnv(t, settled)
 			e.drop(name, []byte("junk\n"))
 			e.in.ScanOnce(t_ctx())
-			<-e.events
+			e.next()
 			r := e.st.Load().Rejected
 			if len(r) != 1 || strings.ContainsAny(r[0].File+r[0].Reason, "\n\r\x1b\u202e\u200b") {
 				t.Fatalf("status rejection %q", r)
@@ -186,7 +186,7 @@ func TestQuarantineKeepsTheOldestOfEachReason(t *testing.T) {
 	evidence := build(t, hdr("app", 1, me), validApp(t, 40), machineKey.PublicKey(), rogue)
 	e.drop("0-evidence", evidence)
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Reason != "unknown-signer" {
+	if ev := e.next(); ev.Reason != "unknown-signer" {
 		t.Fatalf("got %v", ev.Err)
 	}
 	const flood = 250
@@ -195,7 +195,7 @@ func TestQuarantineKeepsTheOldestOfEachReason(t *testing.T) {
 	}
 	e.in.ScanOnce(t_ctx())
 	for range flood {
-		<-e.events
+		e.next()
 	}
 	if n := len(e.in.dir.mustNames(t)); n != 0 {
 		t.Fatalf("%d files left in the inbox", n)
@@ -219,7 +219,7 @@ func TestQuarantineKeepsTheOldestOfEachReason(t *testing.T) {
 	// The counts survive the restart too: the flood goes on being dropped.
 	e.drop("junk-more", []byte("junk\n"))
 	e.in.ScanOnce(t_ctx())
-	<-e.events
+	e.next()
 	if n := len(rejectedData(t, e)); n != MaxQuarantinedPerReason+1 {
 		t.Fatalf("after a restart the quarantine grew to %d", n)
 	}
@@ -277,7 +277,7 @@ func TestCorruptRecordKeepsCountingForReplays(t *testing.T) {
 			// The operator removes the record: the object takes deliveries.
 			os.Remove(rec)
 			e.in.ScanOnce(t_ctx())
-			if ev := <-e.events; ev.Err != nil {
+			if ev := e.next(); ev.Err != nil {
 				t.Fatalf("after the operator removed the record: %v", ev.Err)
 			}
 			if len(e.st.Load().InboxProblems) != 0 {
@@ -359,7 +359,7 @@ func TestGroupWaitIsBounded(t *testing.T) {
 	}
 	e.in.ScanOnce(t_ctx())
 	for range 3 {
-		if ev := <-e.events; ev.Reason != "wrong-recipient" {
+		if ev := e.next(); ev.Reason != "wrong-recipient" {
 			t.Fatalf("past the count bound: %v", ev.Err)
 		}
 	}
@@ -369,7 +369,7 @@ func TestGroupWaitIsBounded(t *testing.T) {
 	now = now.Add(2 * time.Minute)
 	e.in.ScanOnce(t_ctx())
 	for range MaxGroupWaiting {
-		if ev := <-e.events; ev.Reason != "wrong-recipient" {
+		if ev := e.next(); ev.Reason != "wrong-recipient" {
 			t.Fatalf("past the age bound: %v", ev.Err)
 		}
 	}

@@ -147,6 +147,19 @@ func build(t testing.TB, h delivery.Header, c delivery.Content, to *ecdh.PublicK
 
 // drop writes a delivery into the inbox as a portal would: a dot file
 // renamed into place.
+// next waits for the inbox's next event, for a bounded time: a delivery
+// that is never handled fails the test by name instead of hanging it.
+func (e *env) next() Event {
+	e.t.Helper()
+	select {
+	case ev := <-e.events:
+		return ev
+	case <-time.After(30 * time.Second):
+		e.t.Fatal("no inbox event within 30 s")
+		return Event{}
+	}
+}
+
 func (e *env) drop(name string, b []byte) string {
 	e.t.Helper()
 	tmp := filepath.Join(e.inbox, "."+name+".tmp")
@@ -165,7 +178,7 @@ func (e *env) apply(name string, b []byte) {
 	e.t.Helper()
 	e.drop(name, b)
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Err != nil {
+	if ev := e.next(); ev.Err != nil {
 		e.t.Fatalf("%s refused: %v", name, ev.Err)
 	}
 }

@@ -109,7 +109,7 @@ func TestRejections(t *testing.T) {
 			// The last good state: app at seq 1.
 			e.drop("good", build(t, hdr("app", 1, me), validApp(t, 1), mpub, signer))
 			e.in.ScanOnce(t_ctx())
-			if ev := <-e.events; ev.Err != nil {
+			if ev := e.next(); ev.Err != nil {
 				t.Fatalf("good delivery refused: %v", ev.Err)
 			}
 			good := e.st.Load().Applications["app"]
@@ -186,7 +186,7 @@ func TestApplyRestartRevokeGroups(t *testing.T) {
 	// Replays are still refused after a restart (the revocation counts).
 	e.drop("old", build(t, hdr("bot2", 2, me), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer))
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Reason != "replay" {
+	if ev := e.next(); ev.Reason != "replay" {
 		t.Fatalf("replay after restart: %v", ev.Err)
 	}
 	// Re-seal the group app to the new key: the old key is collected.
@@ -226,7 +226,7 @@ func TestDuplicateAfterCrashIsDropped(t *testing.T) {
 	b := build(t, hdr("app", 1, delivery.Machine(machineID)), validApp(t, 20), machineKey.PublicKey(), signer)
 	e.drop("one", b)
 	e.in.ScanOnce(t_ctx())
-	<-e.events
+	e.next()
 	// As if the agent died before removing the inbox file.
 	p := e.drop("one", b)
 	e.reopen()
@@ -329,7 +329,7 @@ func TestGroupRevokeKeepsApplicationSeqAcrossRestart(t *testing.T) {
 		}
 		e.drop("replay-"+when, old)
 		e.in.ScanOnce(t_ctx())
-		if ev := <-e.events; ev.Reason != "replay" {
+		if ev := e.next(); ev.Reason != "replay" {
 			t.Fatalf("%s: replay of app-x seq 1 after the group revoke: %v", when, ev.Err)
 		}
 	}
@@ -432,7 +432,7 @@ func TestBacklogAppliedInSequenceOrder(t *testing.T) {
 	}
 	e.in.ScanOnce(t_ctx())
 	for range n {
-		if ev := <-e.events; ev.Err != nil {
+		if ev := e.next(); ev.Err != nil {
 			t.Fatalf("a delivery of the backlog was refused: %v", ev.Err)
 		}
 	}

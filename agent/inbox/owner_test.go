@@ -40,7 +40,7 @@ func TestOwnersAreSeparateObjects(t *testing.T) {
 	// Sequence numbers are per owner: team-a's 1 is a replay for team-a.
 	e.drop("a-replay", build(t, owned("team-a", "app", 1), validApp(t, 33), mpub, signer))
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Reason != "replay" {
+	if ev := e.next(); ev.Reason != "replay" {
 		t.Fatalf("team-a's replay: %+v", ev)
 	}
 	// A revocation of team-a's application leaves the others.
@@ -55,7 +55,7 @@ func TestOwnersAreSeparateObjects(t *testing.T) {
 	}
 	e.drop("a-old", build(t, owned("team-a", "app", 2), validApp(t, 34), mpub, signer))
 	e.in.ScanOnce(t_ctx())
-	if ev := <-e.events; ev.Reason != "replay" {
+	if ev := e.next(); ev.Reason != "replay" {
 		t.Fatalf("team-a's revoked sequence was forgotten by the restart: %+v", ev)
 	}
 	e.apply("a-new", build(t, owned("team-a", "app", 3), validApp(t, 35), mpub, signer))
