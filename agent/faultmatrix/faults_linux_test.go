@@ -181,16 +181,7 @@ var matrix = []fault{
 	{"iis-front-renegotiation", "CCP behind an IIS-like front (Apache, TLS 1.2) that asks for the client certificate by renegotiation after the request line",
 		"served through the front; a CCP failure behind it keeps its class (`server_error` for a 500)",
 		func(t *testing.T) {
-			w := newWorld(t, worldOptions{})
-			fix, err := sharedPKI.Fixture()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !apachefront.Available() {
-				skipRow(t, "iis-front-renegotiation", "apache2 is not installed (scripts/prereqs.sh)")
-			}
-			front, ccp := apachefront.StartWithFake(t, apachefront.Renegotiate, sharedPKI, fix, nil)
-			w.provision(front.URL)
+			w, ccp := frontWorld(t, "iis-front-renegotiation", apachefront.Renegotiate)
 			w.expectServed("sap", "Sap-Pr0d!pass")
 			ccp.SetFaults(fakeccp.Faults{Status: 500})
 			w.expectClass("sap", "server_error", "", bound)
@@ -200,16 +191,7 @@ var matrix = []fault{
 	{"iis-front-tls13-late-cert", "CCP behind a front speaking TLS 1.2 and 1.3 that asks for the client certificate after the TLS 1.3 handshake (Apache; IIS on Windows Server 2022/2025 alike)",
 		"served with the default config: one TLS 1.2 retry, logged once, TLS 1.2 with that server from then on",
 		func(t *testing.T) {
-			w := newWorld(t, worldOptions{})
-			fix, err := sharedPKI.Fixture()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !apachefront.Available() {
-				skipRow(t, "iis-front-tls13-late-cert", "apache2 is not installed (scripts/prereqs.sh)")
-			}
-			front, _ := apachefront.StartWithFake(t, apachefront.PostHandshake, sharedPKI, fix, nil)
-			w.provision(front.URL)
+			w, _ := frontWorld(t, "iis-front-tls13-late-cert", apachefront.PostHandshake)
 			for range 3 {
 				w.expectServed("sap", "Sap-Pr0d!pass")
 			}
@@ -428,4 +410,22 @@ func writeMatrix() error {
 	}
 	fmt.Printf("faultmatrix: README.md has no markers (%v); wrote agent/faultmatrix/MATRIX.md\n", err)
 	return nil
+}
+
+// frontWorld is a world provisioned with one store whose server is an
+// Apache front of the given mode, with the fake CCP behind it (returned,
+// for faults); the row is skipped where apache2 is not installed.
+func frontWorld(t *testing.T, row string, mode apachefront.Mode) (*world, *fakeccp.Server) {
+	t.Helper()
+	if !apachefront.Available() {
+		skipRow(t, row, "apache2 is not installed (scripts/prereqs.sh)")
+	}
+	w := newWorld(t, worldOptions{})
+	fix, err := sharedPKI.Fixture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, ccp := apachefront.StartWithFake(t, mode, sharedPKI, fix, nil)
+	w.provision(front.URL)
+	return w, ccp
 }
