@@ -116,18 +116,30 @@ func ParseGaps(r io.Reader, file string) ([]GapEntry, error) {
 // Gaps answers whether a test of a package is a listed Wine gap.
 type Gaps []GapEntry
 
-// Lookup returns the entry covering test in pkg: an entry for the test
-// itself, one of its parents, or "*".
+// Lookup returns the most specific entry covering test in pkg: an entry
+// for the test itself, else its nearest listed parent, else "*". A test
+// listed by name keeps its own reason even when its whole package is also
+// listed.
 func (g Gaps) Lookup(pkg, test string) (GapEntry, bool) {
+	var best GapEntry
+	found := false
+	rank := func(e GapEntry) int {
+		if e.Test == "*" {
+			return 0
+		}
+		return 1 + strings.Count(e.Test, "/")
+	}
 	for _, e := range g {
 		if e.Package != pkg {
 			continue
 		}
 		if e.Test == "*" || e.Test == test || strings.HasPrefix(test, e.Test+"/") {
-			return e, true
+			if !found || rank(e) > rank(best) {
+				best, found = e, true
+			}
 		}
 	}
-	return GapEntry{}, false
+	return best, found
 }
 
 // Summary is one row of the table.

@@ -123,3 +123,35 @@ func TestUnlistedSkips(t *testing.T) {
 		t.Errorf("UnlistedSkips with TestC listed = %+v", got)
 	}
 }
+
+// TestLookupMostSpecific: a test listed by name keeps its own reason when
+// its package (or a parent test) is listed too, whatever the lines' order.
+func TestLookupMostSpecific(t *testing.T) {
+	g := Gaps{
+		{Package: "p", Test: "*", Reason: "whole package"},
+		{Package: "p", Test: "TestX", Reason: "x"},
+		{Package: "p", Test: "TestX/sub", Reason: "x sub"},
+		{Package: "q", Test: "TestY", Reason: "y"},
+	}
+	tests := []struct {
+		pkg, test string
+		want      string // "" for no entry
+	}{
+		{"p", "TestX", "x"},
+		{"p", "TestX/sub", "x sub"},
+		{"p", "TestX/sub/deep", "x sub"},
+		{"p", "TestX/other", "x"},
+		{"p", "TestZ", "whole package"},
+		{"q", "TestY", "y"},
+		{"q", "TestZ", ""},
+		{"r", "TestX", ""},
+	}
+	for _, order := range []Gaps{g, {g[3], g[2], g[1], g[0]}} {
+		for _, tt := range tests {
+			e, ok := order.Lookup(tt.pkg, tt.test)
+			if got := map[bool]string{true: e.Reason}[ok]; got != tt.want {
+				t.Errorf("Lookup(%s, %s) = %q, want %q", tt.pkg, tt.test, got, tt.want)
+			}
+		}
+	}
+}
