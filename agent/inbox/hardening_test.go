@@ -385,3 +385,32 @@ func TestConfiguredGroup(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Groups = []string{"robots"} })
 	e.apply("cr", build(t, hdr("bot", 1, delivery.Group("robots")), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer))
 }
+
+// TestCloseTwiceClosesOnce: a second Close does nothing. Closing the
+// directory's descriptor (handle) twice would close whatever the process
+// opened with the same number in between: on Windows an I/O completion
+// port or a directory another goroutine is reading.
+func TestCloseTwiceClosesOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	if err := e.in.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Opened after the first Close: it may get the number just freed.
+	var files []*os.File
+	for i := 0; i < 4; i++ {
+		f, err := os.Open(e.stateDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	if err := e.in.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for i, f := range files {
+		if _, err := f.Stat(); err != nil {
+			t.Fatalf("a file opened after the first Close was closed by the second (file %d): %v", i, err)
+		}
+	}
+}

@@ -157,6 +157,9 @@ type Inbox struct {
 	owners ownerSet
 	dir    *inboxDir
 
+	closeOnce sync.Once
+	closeErr  error
+
 	mu sync.Mutex
 	// waiting: group-addressed deliveries waiting for their group's key,
 	// by inbox file name, with when they were first seen.
@@ -283,8 +286,14 @@ func New(o Options) (*Inbox, error) {
 	return in, nil
 }
 
-// Close releases the inbox directory. Run must have returned.
-func (in *Inbox) Close() error { return in.dir.Close() }
+// Close releases the inbox directory. Run must have returned. A second
+// Close does nothing and returns the first one's error: the descriptor
+// (handle) is closed exactly once, since closing its number again would
+// close whatever the process has opened under that number since.
+func (in *Inbox) Close() error {
+	in.closeOnce.Do(func() { in.closeErr = in.dir.Close() })
+	return in.closeErr
+}
 
 // setProblem sets (text != "") or clears the inbox problem key and
 // publishes the list if it changed. The caller holds mu.
