@@ -230,7 +230,7 @@ func TestReadmeReload(t *testing.T) {
 	if err != nil {
 		t.Skipf("no README here: %v", err)
 	}
-	const begin, end = "<!-- reload-keys: generated from agent/daemon's settings; TestReadmeReload checks it -->\n", "<!-- /reload-keys -->"
+	const begin, end = "<!-- reload-keys: generated from agent/daemon's settings; TestReadmeReload checks it -->\n", "  <!-- /reload-keys -->"
 	s := string(b)
 	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
