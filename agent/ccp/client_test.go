@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,9 +18,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/config"
 )
 
 var req1 = Request{AppID: "App One", Safe: "partner", Folder: `Root\Secrets`, Object: "sap prod", Reason: "run 42"}
@@ -685,31 +681,7 @@ func TestHTTPVersion(t *testing.T) {
 	}
 }
 
-func TestOptionsFor(t *testing.T) {
-	st := &state.Store{Servers: []string{"https://a", "https://b"}, Path: "/X", CABundle: []byte("pem"),
-		Pins: []string{"p"}, Proxy: "http://proxy:3128", NoProxy: []string{".corp"}}
-	cfg := config.CCP{ConnectTimeout: time.Second, TLSTimeout: 2 * time.Second, RequestTimeout: 3 * time.Second,
-		Retries: 4, RetryBackoff: time.Millisecond, PasswordChangeWait: time.Minute, PoolSize: 7, HTTP2: true}
-	o := OptionsFor(st, cfg)
-	if !slices.Equal(o.Servers, st.Servers) || o.Path != "/X" || string(o.CABundle) != "pem" || o.Pins[0] != "p" ||
-		o.Proxy != st.Proxy || o.NoProxy[0] != ".corp" || o.ConnectTimeout != time.Second || o.TLSTimeout != 2*time.Second ||
-		o.RequestTimeout != 3*time.Second || o.Retries != 4 || o.RetryBackoff != time.Millisecond ||
-		o.PasswordChangeWait != time.Minute || o.PoolSize != 7 || !o.HTTP2 {
-		t.Errorf("OptionsFor = %+v", o)
-	}
-	st.Servers[0] = "changed"
-	if o.Servers[0] != "https://a" {
-		t.Error("Options share the store's slice")
-	}
-	// tls_max_version: the config's, unless the store sets its own.
-	cfg.TLSMaxVersion = "1.3"
-	if o := OptionsFor(st, cfg); o.TLSMaxVersion != tls.VersionTLS13 {
-		t.Errorf("config tls_max_version: %x", o.TLSMaxVersion)
-	}
-	st.TLSMaxVersion = "1.2"
-	if o := OptionsFor(st, cfg); o.TLSMaxVersion != tls.VersionTLS12 {
-		t.Errorf("store tls_max_version: %x", o.TLSMaxVersion)
-	}
+func TestOptionsDefaults(t *testing.T) {
 	d := Options{}.withDefaults()
 	if d.Path != DefaultPath || d.ConnectTimeout != DefaultConnectTimeout || d.RequestTimeout != DefaultRequestTimeout || d.PoolSize != DefaultPoolSize {
 		t.Errorf("defaults %+v", d)

@@ -2,7 +2,7 @@
 // fetches one account with an application's TLS client certificate.
 //
 // A Client is one application identity against one store. Build it once
-// (New, with OptionsFor a store) and keep it: it holds the connection pool,
+// (New, with the Options for a store) and keep it: it holds the connection pool,
 // so that a busy machine makes one TLS handshake and not one per request.
 //
 // # Requests

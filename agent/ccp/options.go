@@ -5,9 +5,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/config"
 )
 
 // DefaultPath is the web-service path of a CCP installed with its defaults.
@@ -17,16 +14,17 @@ const DefaultPath = "/AIMWebService"
 // few kilobytes; anything past this is refused as a server error.
 const MaxResponseBytes = 1 << 20
 
-// Defaults used when an Options duration or count is zero: the config's
-// defaults for the ccp section. Every timeout is bounded: there is no way to
-// ask for "wait forever".
+// Defaults used when an Options duration or count is zero. The config's
+// ccp section has the same defaults (agent/daemon tests that they agree).
+// Every timeout is bounded: there is no way to ask for "wait forever".
 const (
-	DefaultConnectTimeout     = config.DefaultCCPConnectTimeout
-	DefaultTLSTimeout         = config.DefaultCCPTLSTimeout
-	DefaultRequestTimeout     = config.DefaultCCPRequestTimeout
-	DefaultRetryBackoff       = config.DefaultCCPRetryBackoff
-	DefaultPasswordChangeWait = config.DefaultCCPPasswordChangeWait
-	DefaultPoolSize           = config.DefaultCCPPoolSize
+	DefaultConnectTimeout     = 5 * time.Second
+	DefaultTLSTimeout         = 10 * time.Second
+	DefaultRequestTimeout     = 30 * time.Second
+	DefaultRetries            = 2 // the config's default; a zero Retries is none
+	DefaultRetryBackoff       = 200 * time.Millisecond
+	DefaultPasswordChangeWait = 30 * time.Second
+	DefaultPoolSize           = 16
 
 	// maxBackoff caps one sleep between attempts.
 	maxBackoff = 5 * time.Second
@@ -101,34 +99,6 @@ type Options struct {
 	// Observe, if set, is called after each HTTP attempt with the server's
 	// base URL, the HTTP status (0 when no answer came) and its duration.
 	Observe func(server string, status int, took time.Duration)
-}
-
-// OptionsFor builds Options from a store delivered by the portal and the
-// agent's CCP configuration. The logger is left for the caller to set.
-func OptionsFor(st *state.Store, cfg config.CCP) Options {
-	o := Options{
-		ConnectTimeout:     cfg.ConnectTimeout,
-		TLSTimeout:         cfg.TLSTimeout,
-		RequestTimeout:     cfg.RequestTimeout,
-		Retries:            cfg.Retries,
-		RetryBackoff:       cfg.RetryBackoff,
-		PasswordChangeWait: cfg.PasswordChangeWait,
-		PoolSize:           cfg.PoolSize,
-		HTTP2:              cfg.HTTP2,
-		TLSMaxVersion:      TLSVersion(cfg.TLSMaxVersion),
-	}
-	if st != nil {
-		o.Servers = append([]string(nil), st.Servers...)
-		o.Path = st.Path
-		o.CABundle = append([]byte(nil), st.CABundle...)
-		o.Pins = append([]string(nil), st.Pins...)
-		o.Proxy = st.Proxy
-		o.NoProxy = append([]string(nil), st.NoProxy...)
-		if st.TLSMaxVersion != "" {
-			o.TLSMaxVersion = TLSVersion(st.TLSMaxVersion)
-		}
-	}
-	return o
 }
 
 // TLSVersion maps a tls_max_version setting ("1.2", "1.3") to its

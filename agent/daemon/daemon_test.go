@@ -47,7 +47,7 @@ func startAgent(t *testing.T, dir string) *agentRun {
 	cfg.Log.Level = "debug" // the most talkative level, so the scan sees every line
 	cfg.Log.File = filepath.Join(dir, "agent.log")
 	cfg.Log.AuditFile = filepath.Join(dir, "audit.log")
-	logs, err := logging.New(cfg.Log, os.Stderr, nil)
+	logs, err := logging.New(daemon.LogOptions(cfg), os.Stderr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

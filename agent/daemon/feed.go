@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/tls"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -15,30 +14,25 @@ import (
 	"github.com/credagent/credagent/agent/inbox"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/metrics"
-	"github.com/credagent/credagent/config"
 	"github.com/rs/zerolog"
 )
 
 // newFeed builds the feed client when the config names a feed; nil
 // otherwise. It reports the feed's activity and manifests to m.
-func newFeed(cfg config.Config, signers []crypto.PublicKey, in *inbox.Inbox, m *metrics.Registry, log zerolog.Logger) (*feed.Feed, error) {
-	fc := cfg.Feed
-	if !fc.Enabled() {
+func newFeed(fs feedSettings, sched feed.Schedule, groups []string, signers []crypto.PublicKey, in *inbox.Inbox, m *metrics.Registry, log zerolog.Logger) (*feed.Feed, error) {
+	if len(fs.Options.URLs) == 0 {
 		return nil, nil
 	}
-	co := feed.ClientOptions{Proxy: fc.Proxy, NoProxy: fc.NoProxy, Header: http.Header{}}
-	for k, v := range fc.Headers {
-		co.Header.Set(k, v)
-	}
-	if fc.CAFile != "" {
-		b, err := os.ReadFile(fc.CAFile)
+	co := fs.Client
+	if fs.CAFile != "" {
+		b, err := os.ReadFile(fs.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("feed.ca_file: %w", err)
 		}
 		co.CABundle = b
 	}
-	if fc.ClientCert != "" {
-		c, err := tls.LoadX509KeyPair(fc.ClientCert, fc.ClientKey)
+	if fs.ClientCert != "" {
+		c, err := tls.LoadX509KeyPair(fs.ClientCert, fs.ClientKey)
 		if err != nil {
 			return nil, fmt.Errorf("feed.client_cert: %w", err)
 		}
@@ -48,17 +42,16 @@ func newFeed(cfg config.Config, signers []crypto.PublicKey, in *inbox.Inbox, m *
 	if err != nil {
 		return nil, err
 	}
-	f, err := feed.New(feed.Options{
-		URLs: fc.URLs, Interval: fc.PollInterval, Client: client, Header: co.Header, Timeout: fc.Timeout,
-		MaxManifestBytes: fc.MaxManifestBytes, MaxDeliveryBytes: cfg.Inbox.MaxDeliveryBytes,
-		FailClosedAfter: fc.FailClosedAfter, Signers: signers, MachineID: cfg.MachineID,
-		StateDir: cfg.Paths.StateDir, Inbox: in, Log: log.With().Str("component", "feed").Logger(),
-		Activity: func(at time.Time) { m.Activity("feed", at) },
-	})
+	o := fs.Options
+	o.Interval, o.FailClosedAfter = sched.Interval, sched.FailClosedAfter
+	o.Client, o.Signers, o.Inbox = client, signers, in
+	o.Log = log.With().Str("component", "feed").Logger()
+	o.Activity = func(at time.Time) { m.Activity("feed", at) }
+	f, err := feed.New(o)
 	if err != nil {
 		return nil, err
 	}
-	m.SetFeed(func() []metrics.FeedManifest { return feedManifests(f) }, cfg.Inbox.Groups)
+	m.SetFeed(func() []metrics.FeedManifest { return feedManifests(f) }, groups)
 	return f, nil
 }
 

@@ -123,7 +123,7 @@ func TestOwnersOnSharedMachine(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs, err := logging.New(cfg.Log, os.Stderr, nil)
+	logs, err := logging.New(daemon.LogOptions(cfg), os.Stderr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

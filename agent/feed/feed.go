@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/credagent/credagent/agent/delivery"
@@ -95,6 +96,10 @@ type Feed struct {
 	bases []*url.URL
 	dir   string
 	sync  chan chan struct{}
+	// sched is the Schedule in force (SetSchedule); rescheduled wakes Run
+	// to start its wait again under a new one.
+	sched       atomic.Pointer[Schedule]
+	rescheduled chan struct{}
 
 	mu      sync.Mutex
 	sources map[delivery.Address]*source
@@ -117,6 +122,33 @@ type source struct {
 	refused map[string]string
 	pending int // listed deliveries not applied yet (retry at next poll)
 }
+
+// Schedule is what SetSchedule changes on a running Feed: the mean time
+// between polls, and how long an expired manifest is borne before
+// resolutions are refused (0: never).
+type Schedule struct {
+	Interval        time.Duration
+	FailClosedAfter time.Duration
+}
+
+// SetSchedule applies a new poll interval and fail-closed delay. A wait in
+// progress starts again under the new interval; a zero Interval is the
+// default.
+func (f *Feed) SetSchedule(s Schedule) {
+	if s.Interval <= 0 {
+		s.Interval = DefaultInterval
+	}
+	f.sched.Store(&s)
+	select {
+	case f.rescheduled <- struct{}{}:
+	default:
+	}
+}
+
+// Schedule returns the schedule in force.
+func (f *Feed) Schedule() Schedule { return *f.schedule() }
+
+func (f *Feed) schedule() *Schedule { return f.sched.Load() }
 
 // New checks the options and loads the manifests kept from earlier runs.
 func New(o Options) (*Feed, error) {
@@ -141,7 +173,9 @@ func New(o Options) (*Feed, error) {
 	if o.Rand == nil {
 		o.Rand = rand.Float64
 	}
-	f := &Feed{o: o, dir: filepath.Join(o.StateDir, "feed"), sync: make(chan chan struct{}, 1), sources: map[delivery.Address]*source{}}
+	f := &Feed{o: o, dir: filepath.Join(o.StateDir, "feed"), sync: make(chan chan struct{}, 1), sources: map[delivery.Address]*source{},
+		rescheduled: make(chan struct{}, 1)}
+	f.sched.Store(&Schedule{Interval: o.Interval, FailClosedAfter: o.FailClosedAfter})
 	for i, s := range o.URLs {
 		u, err := ParseBaseURL(s)
 		if err != nil {
@@ -228,18 +262,33 @@ func (f *Feed) source(a delivery.Address) *source {
 func (f *Feed) Run(ctx context.Context) error {
 	for {
 		f.Poll(ctx)
-		wait := time.Duration(float64(f.o.Interval) * (1 - jitter + 2*jitter*f.o.Rand()))
+		if !f.wait(ctx) {
+			return nil
+		}
+	}
+}
+
+// wait waits out one jittered interval, serving Sync meanwhile, and
+// returns false once ctx is done.
+func (f *Feed) wait(ctx context.Context) bool {
+	for {
+		wait := time.Duration(float64(f.schedule().Interval) * (1 - jitter + 2*jitter*f.o.Rand()))
 		t := time.NewTimer(wait)
 		var done chan struct{}
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return false
 		case <-t.C:
+			return true
+		case <-f.rescheduled:
+			t.Stop()
+			continue // the same wait, under the new interval
 		case done = <-f.sync:
 			t.Stop()
 			f.Poll(ctx)
 			close(done)
+			return true
 		}
 	}
 }

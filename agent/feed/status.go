@@ -97,14 +97,15 @@ func orNone(s string) string {
 // FailClosedAfter is set and a followed address's newest manifest has been
 // expired for longer than that.
 func (f *Feed) FailClosed() string {
-	if f.o.FailClosedAfter <= 0 {
+	after := f.schedule().FailClosedAfter
+	if after <= 0 {
 		return ""
 	}
 	now := f.o.Now()
 	for _, s := range f.Status() {
-		if s.Expired && now.Sub(s.Expires) >= f.o.FailClosedAfter {
+		if s.Expired && now.Sub(s.Expires) >= after {
 			return fmt.Sprintf("the feed manifest for %s expired at %s, more than feed.fail_closed_after (%s) ago; resolutions are refused until a fresh manifest arrives",
-				s.Address, s.Expires.Format(time.RFC3339), f.o.FailClosedAfter)
+				s.Address, s.Expires.Format(time.RFC3339), after)
 		}
 	}
 	return ""

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/client"
-	"github.com/credagent/credagent/config"
 )
 
 // BenchmarkResolve measures /v1/resolve through the Unix socket with 64
@@ -19,7 +19,7 @@ import (
 // reports resolutions/s and the p50 and p99 latency of one call.
 func BenchmarkResolve(b *testing.B) {
 	const callers = 64
-	h := start(b, setup{cfg: config.API{MaxConcurrent: 1024}, quiet: true})
+	h := start(b, setup{cfg: localapi.Config{Limits: localapi.Limits{MaxConcurrent: 1024}}, quiet: true})
 	clients := make([]*client.Client, callers)
 	for i := range clients {
 		clients[i] = client.New(h.path)

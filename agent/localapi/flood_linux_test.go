@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/apitype"
-	"github.com/credagent/credagent/config"
+	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
 )
@@ -84,13 +85,13 @@ func TestConnectionCaps(t *testing.T) {
 	flooder := localsocktest.NewUser(t, group)
 	tests := []struct {
 		name     string
-		cfg      config.API
+		cfg      localapi.Config
 		open     int
 		wantHeld int
 	}{
-		{"per caller", config.API{MaxConnectionsPerCaller: 8}, 50, 8},
+		{"per caller", localapi.Config{Limits: localapi.Limits{MaxConnectionsPerCaller: 8}}, 50, 8},
 		// 16 in all, of which 8 are kept for privileged callers.
-		{"all callers, room kept for root", config.API{MaxConnections: 16, MaxConnectionsPerCaller: 100}, 30, 8},
+		{"all callers, room kept for root", localapi.Config{Limits: localapi.Limits{MaxConnections: 16, MaxConnectionsPerCaller: 100}}, 30, 8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,7 +124,7 @@ func TestConnectionCaps(t *testing.T) {
 func TestNoRuleFloodDoesNotStarveRunner(t *testing.T) {
 	group, _ := localsocktest.NewGroup(t)
 	flooder := localsocktest.NewUser(t, group)
-	h := start(t, setup{cfg: config.API{MaxConcurrent: 2, ReadTimeout: 10 * time.Second}, listen: groupSocket(group)})
+	h := start(t, setup{cfg: localapi.Config{Limits: localapi.Limits{MaxConcurrent: 2}, Timeouts: localapi.Timeouts{ReadTimeout: 10 * time.Second}}, listen: groupSocket(group)})
 	report, release := holdAs(t, flooder, h.path, "slow:20")
 	defer release()
 	if !strings.Contains(report, "answered=20") {
@@ -163,7 +164,7 @@ func TestStatusAsUser(t *testing.T) {
 		Applications: []apitype.ApplicationStatus{{AppID: "RPA", Serial: "0a0b"}},
 		Credentials:  []apitype.CredentialStatus{{Name: "db", Store: "prod"}, {Name: "sap", Store: "prod"}},
 	}
-	pol := &config.Policy{Rules: []config.Rule{{Name: "runner", UIDs: []uint32{runnerU.UID}, Credentials: []string{"sap"}}}}
+	pol := &resolve.Policy{Rules: []resolve.Rule{{Name: "runner", UIDs: []uint32{runnerU.UID}, Credentials: []string{"sap"}}}}
 	h := start(t, setup{listen: groupSocket(group), policy: pol, status: full})
 	for _, tt := range []struct {
 		u    localsocktest.User

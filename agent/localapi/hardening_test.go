@@ -19,7 +19,6 @@ import (
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/rs/zerolog"
 )
@@ -82,7 +81,7 @@ func TestOneClientShape(t *testing.T) {
 // TestBodyDeadline trickles a body: the caller gets a 408 once
 // api.body_timeout is over, well before the read timeout.
 func TestBodyDeadline(t *testing.T) {
-	h := start(t, setup{cfg: config.API{BodyTimeout: 200 * time.Millisecond, ReadTimeout: 10 * time.Second}})
+	h := start(t, setup{cfg: localapi.Config{Limits: localapi.Limits{BodyTimeout: 200 * time.Millisecond}, Timeouts: localapi.Timeouts{ReadTimeout: 10 * time.Second}}})
 	begin := time.Now()
 	resp := rawExchange(t, h.path, "POST /v1/resolve HTTP/1.1\r\nHost: credagent\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
 	if took := time.Since(begin); resp.StatusCode != http.StatusRequestTimeout || took > 3*time.Second {
@@ -92,7 +91,7 @@ func TestBodyDeadline(t *testing.T) {
 
 // handlerWith is a Server's handler over a resolver with the given policy
 // and fetcher, for requests that carry their identity (no socket).
-func handlerWith(t *testing.T, cfg config.API, pol config.Policy, f resolve.Fetcher, st *apitype.Status) http.Handler {
+func handlerWith(t *testing.T, cfg localapi.Config, pol resolve.Policy, f resolve.Fetcher, st *apitype.Status) http.Handler {
 	t.Helper()
 	r, err := resolve.New(resolve.Options{
 		State:      testState(),
@@ -130,8 +129,8 @@ func serve(h http.Handler, id *localsock.Identity, method, path, body string) *r
 // another caller is still let in.
 func TestPerCallerConcurrency(t *testing.T) {
 	g := &gatedCCP{fakeCCP: fakeCCP{"sap": planted}, gate: make(chan struct{}), entered: make(chan struct{}, 8)}
-	pol := config.Policy{Rules: []config.Rule{{Name: "runners", UIDs: []uint32{4242, 4343}, Credentials: []string{"sap"}}}}
-	h := handlerWith(t, config.API{MaxConcurrentPerCaller: 2, MaxConcurrent: 16}, pol, g, &apitype.Status{})
+	pol := resolve.Policy{Rules: []resolve.Rule{{Name: "runners", UIDs: []uint32{4242, 4343}, Credentials: []string{"sap"}}}}
+	h := handlerWith(t, localapi.Config{Limits: localapi.Limits{MaxConcurrentPerCaller: 2, MaxConcurrent: 16}}, pol, g, &apitype.Status{})
 	a := &localsock.Identity{Verified: true, UID: 4242, GID: 4242}
 	b := &localsock.Identity{Verified: true, UID: 4343, GID: 4343}
 	done := make(chan *recorder, 4)
@@ -177,8 +176,8 @@ func TestStatusViews(t *testing.T) {
 		Credentials:  []apitype.CredentialStatus{{Name: "db", Store: "prod"}, {Name: "sap", Store: "prod"}, {Name: "sap-hr", Store: "prod"}},
 		Rejected:     []apitype.RejectedDelivery{{File: "x.delivery", Reason: "replay"}},
 	}
-	pol := config.Policy{Rules: []config.Rule{{Name: "runner", UIDs: []uint32{4242}, Credentials: []string{"sap*"}}}}
-	h := handlerWith(t, config.API{}, pol, fakeCCP{}, &full)
+	pol := resolve.Policy{Rules: []resolve.Rule{{Name: "runner", UIDs: []uint32{4242}, Credentials: []string{"sap*"}}}}
+	h := handlerWith(t, localapi.Config{}, pol, fakeCCP{}, &full)
 	tests := []struct {
 		name      string
 		id        *localsock.Identity
@@ -312,7 +311,7 @@ func (s slowCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error)
 // connection fails, deadline included).
 func TestDeadlinesEndWithTheBody(t *testing.T) {
 	h := start(t, setup{
-		cfg:     config.API{BodyTimeout: 100 * time.Millisecond, ReadTimeout: 300 * time.Millisecond},
+		cfg:     localapi.Config{Limits: localapi.Limits{BodyTimeout: 100 * time.Millisecond}, Timeouts: localapi.Timeouts{ReadTimeout: 300 * time.Millisecond}},
 		fetcher: slowCCP{fakeCCP: fakeCCP{"sap": planted}, delay: 800 * time.Millisecond},
 	})
 	res, err := h.client.Resolve(context.Background(), "r", "f", "sap")

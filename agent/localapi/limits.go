@@ -47,6 +47,14 @@ func newCallers(maxConns, perCallerConns, perCallerConcurrency int, log zerolog.
 	}
 }
 
+// setLimits applies new limits; what is open or in progress keeps its place.
+func (c *callers) setLimits(maxConns, perCallerConns, perCallerConcurrency int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.maxConns, c.reserve = maxConns, max(maxConns/16, 8)
+	c.perCallerConns, c.perCallerConcurrency = perCallerConns, perCallerConcurrency
+}
+
 func (c *callers) get(key string) *callerCount {
 	n := c.m[key]
 	if n == nil {

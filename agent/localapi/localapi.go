@@ -53,6 +53,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -61,7 +62,6 @@ import (
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/strictjson"
 	"github.com/credagent/credagent/agent/version"
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/rs/zerolog"
 )
@@ -91,19 +91,74 @@ type Options struct {
 	// Sync, if set, polls the feed now and returns when done (credagent
 	// sync).
 	Sync func(ctx context.Context) error
-	// Config holds the limits and timeouts; zero fields take config.Default's.
-	Config config.API
+	// Config holds the limits and timeouts; a zero field takes its default
+	// (DefaultLimits, DefaultTimeouts).
+	Config Config
 	Log    zerolog.Logger
 }
 
+// Config is the server's settings: the limits, which SetLimits changes on a
+// running server, and the connection timeouts, which hold for the life of
+// Serve.
+type Config struct {
+	Limits
+	Timeouts
+}
+
+// Limits bound what callers may take of the server. SetLimits applies new
+// ones to a running server: requests and connections already admitted keep
+// their place, new ones are counted against the new limits.
+type Limits struct {
+	// MaxRequestBytes bounds a request body; MaxCredentials the names in
+	// one request.
+	MaxRequestBytes int64
+	MaxCredentials  int
+	// MaxConcurrent bounds the requests in progress of all callers.
+	MaxConcurrent int
+	// MaxConnections bounds the open connections of all callers; the last
+	// sixteenth of it (at least 8) is kept for privileged callers.
+	MaxConnections int
+	// MaxConnectionsPerCaller and MaxConcurrentPerCaller bound one caller.
+	MaxConnectionsPerCaller int
+	MaxConcurrentPerCaller  int
+	// BodyTimeout bounds the reading of a request body.
+	BodyTimeout time.Duration
+}
+
+// Timeouts are the connection timeouts of net/http's server and the
+// shutdown grace, fixed when the Server is made.
+type Timeouts struct {
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// ShutdownGrace is how long Serve lets in-flight requests finish once
+	// its context is done.
+	ShutdownGrace time.Duration
+}
+
+// Defaults of the server's settings, used for a zero field.
+var (
+	DefaultLimits = Limits{
+		MaxRequestBytes:         64 << 10,
+		MaxCredentials:          32,
+		MaxConcurrent:           256,
+		MaxConnections:          1024,
+		MaxConnectionsPerCaller: 32,
+		MaxConcurrentPerCaller:  16,
+		BodyTimeout:             2 * time.Second,
+	}
+	DefaultTimeouts = Timeouts{ReadTimeout: 5 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second, ShutdownGrace: 10 * time.Second}
+)
+
 // Server serves the local API.
 type Server struct {
-	opts    Options
-	cfg     config.API
-	sem     chan struct{}
-	callers *callers
-	started time.Time
-	handler http.Handler
+	opts     Options
+	cfg      Config // the timeouts; the limits as they were at NewServer
+	limits   atomic.Pointer[Limits]
+	inflight atomic.Int64 // requests holding an api.max_concurrent slot
+	callers  *callers
+	started  time.Time
+	handler  http.Handler
 }
 
 // NewServer returns a Server. It panics if opts.Resolver is nil.
@@ -111,9 +166,10 @@ func NewServer(opts Options) *Server {
 	if opts.Resolver == nil {
 		panic("localapi.NewServer: nil Resolver")
 	}
-	cfg := withDefaults(opts.Config)
-	s := &Server{opts: opts, cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent), started: time.Now(),
+	cfg := Config{Limits: opts.Config.Limits.withDefaults(), Timeouts: opts.Config.Timeouts.withDefaults()}
+	s := &Server{opts: opts, cfg: cfg, started: time.Now(),
 		callers: newCallers(cfg.MaxConnections, cfg.MaxConnectionsPerCaller, cfg.MaxConcurrentPerCaller, opts.Log)}
+	s.limits.Store(&cfg.Limits)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/resolve", s.serveResolve)
 	mux.HandleFunc("POST /v1/check", s.serveCheck)
@@ -127,42 +183,45 @@ func NewServer(opts Options) *Server {
 	return s
 }
 
-func withDefaults(c config.API) config.API {
-	d := config.Default().API
-	if c.MaxRequestBytes <= 0 {
-		c.MaxRequestBytes = d.MaxRequestBytes
+// SetLimits applies new limits to the server, serving or not. A zero field
+// takes its default.
+func (s *Server) SetLimits(l Limits) {
+	l = l.withDefaults()
+	s.limits.Store(&l)
+	s.callers.setLimits(l.MaxConnections, l.MaxConnectionsPerCaller, l.MaxConcurrentPerCaller)
+}
+
+// Limits returns the limits in force, defaults filled in.
+func (s *Server) Limits() Limits { return *s.lim() }
+
+// lim returns the limits in force.
+func (s *Server) lim() *Limits { return s.limits.Load() }
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxRequestBytes <= 0 {
+		l.MaxRequestBytes = d.MaxRequestBytes
 	}
-	if c.MaxCredentials <= 0 {
-		c.MaxCredentials = d.MaxCredentials
+	for _, f := range []struct{ v, dv *int }{{&l.MaxCredentials, &d.MaxCredentials}, {&l.MaxConcurrent, &d.MaxConcurrent}, {&l.MaxConnections, &d.MaxConnections},
+		{&l.MaxConnectionsPerCaller, &d.MaxConnectionsPerCaller}, {&l.MaxConcurrentPerCaller, &d.MaxConcurrentPerCaller}} {
+		if *f.v <= 0 {
+			*f.v = *f.dv
+		}
 	}
-	if c.MaxConcurrent <= 0 {
-		c.MaxConcurrent = d.MaxConcurrent
+	if l.BodyTimeout <= 0 {
+		l.BodyTimeout = d.BodyTimeout
 	}
-	if c.ReadTimeout <= 0 {
-		c.ReadTimeout = d.ReadTimeout
+	return l
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	d := DefaultTimeouts
+	for _, f := range []struct{ v, dv *time.Duration }{{&t.ReadTimeout, &d.ReadTimeout}, {&t.WriteTimeout, &d.WriteTimeout}, {&t.IdleTimeout, &d.IdleTimeout}, {&t.ShutdownGrace, &d.ShutdownGrace}} {
+		if *f.v <= 0 {
+			*f.v = *f.dv
+		}
 	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = d.WriteTimeout
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
-	if c.ShutdownGrace <= 0 {
-		c.ShutdownGrace = d.ShutdownGrace
-	}
-	if c.MaxConnections <= 0 {
-		c.MaxConnections = d.MaxConnections
-	}
-	if c.MaxConnectionsPerCaller <= 0 {
-		c.MaxConnectionsPerCaller = d.MaxConnectionsPerCaller
-	}
-	if c.MaxConcurrentPerCaller <= 0 {
-		c.MaxConcurrentPerCaller = d.MaxConcurrentPerCaller
-	}
-	if c.BodyTimeout <= 0 {
-		c.BodyTimeout = d.BodyTimeout
-	}
-	return c
+	return t
 }
 
 // Handler returns the API's handler, with its guards. Requests must carry an
@@ -261,7 +320,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		if !s.callers.begin(id) {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusTooManyRequests, string(resolve.ClassRateLimited),
-				fmt.Sprintf("%s has %d requests in progress (api.max_concurrent_per_caller); retry shortly", id.Key(), s.cfg.MaxConcurrentPerCaller))
+				fmt.Sprintf("%s has %d requests in progress (api.max_concurrent_per_caller); retry shortly", id.Key(), s.lim().MaxConcurrentPerCaller))
 			return
 		}
 		defer s.callers.end(id)
@@ -292,14 +351,14 @@ func badShape(r *http.Request) (int, string) {
 // slot takes one of the api.max_concurrent slots, answering 503 itself
 // when none is free.
 func (s *Server) slot(w http.ResponseWriter) (release func(), ok bool) {
-	select {
-	case s.sem <- struct{}{}:
-		return func() { <-s.sem }, true
-	default:
+	limit := s.lim().MaxConcurrent
+	if s.inflight.Add(1) > int64(limit) {
+		s.inflight.Add(-1)
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "overloaded", fmt.Sprintf("more than %d requests in progress; retry shortly", s.cfg.MaxConcurrent))
+		writeError(w, http.StatusServiceUnavailable, "overloaded", fmt.Sprintf("more than %d requests in progress; retry shortly", limit))
 		return nil, false
 	}
+	return func() { s.inflight.Add(-1) }, true
 }
 
 // admit refuses, before anything is read or taken, a caller that no policy
@@ -423,15 +482,16 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (apitype.Re
 	}
 	// A short deadline for the body, from now (the end of the headers): a
 	// body trickled in holds the caller's own request slot, not for long.
+	lim := s.lim()
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
-	req, err := DecodeResolveRequest(body, s.cfg.MaxCredentials)
+	_ = rc.SetReadDeadline(time.Now().Add(lim.BodyTimeout))
+	body := http.MaxBytesReader(w, r.Body, lim.MaxRequestBytes)
+	req, err := DecodeResolveRequest(body, lim.MaxCredentials)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			w.Header().Set("Connection", "close")
-			writeError(w, http.StatusRequestTimeout, "invalid_request", fmt.Sprintf("the request body did not arrive within %v", s.cfg.BodyTimeout))
+			writeError(w, http.StatusRequestTimeout, "invalid_request", fmt.Sprintf("the request body did not arrive within %v", lim.BodyTimeout))
 			return req, false
 		}
 		if errors.As(err, &mbe) {

@@ -25,7 +25,6 @@ import (
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/harden"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
@@ -95,9 +94,9 @@ type harness struct {
 }
 
 type setup struct {
-	cfg     config.API
+	cfg     localapi.Config
 	fetcher resolve.Fetcher
-	policy  *config.Policy
+	policy  *resolve.Policy
 	rate    float64
 	burst   int
 	listen  func(t *testing.T) (string, localsock.ListenOptions)
@@ -124,7 +123,7 @@ func start(t testing.TB, su setup) *harness {
 		su.fetcher = fakeCCP{"sap": planted, "db": "db-" + planted}
 	}
 	self := localsocktest.SelfIdentity(t)
-	pol := config.Policy{Rules: []config.Rule{{Name: "self", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"sap", "db", "gone"}}}}
+	pol := resolve.Policy{Rules: []resolve.Rule{{Name: "self", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"sap", "db", "gone"}}}}
 	if su.policy != nil {
 		pol = *su.policy
 	}
@@ -280,7 +279,7 @@ func TestResolveCheckStatus(t *testing.T) {
 }
 
 func TestRequestLimits(t *testing.T) {
-	h := start(t, setup{cfg: config.API{MaxRequestBytes: 512, MaxCredentials: 3}})
+	h := start(t, setup{cfg: localapi.Config{Limits: localapi.Limits{MaxRequestBytes: 512, MaxCredentials: 3}}})
 	many := `{"names":["a","b","c","d"]}`
 	big := `{"run_id":"` + strings.Repeat("x", 600) + `","names":["sap"]}`
 	tests := []struct {
@@ -356,7 +355,7 @@ func TestRateLimitHTTP(t *testing.T) {
 
 func TestConcurrencyCap(t *testing.T) {
 	g := &gatedCCP{fakeCCP: fakeCCP{"sap": planted}, gate: make(chan struct{}), entered: make(chan struct{}, 8)}
-	h := start(t, setup{cfg: config.API{MaxConcurrent: 2}, fetcher: g})
+	h := start(t, setup{cfg: localapi.Config{Limits: localapi.Limits{MaxConcurrent: 2}}, fetcher: g})
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for range 2 {
@@ -385,7 +384,7 @@ func TestConcurrencyCap(t *testing.T) {
 }
 
 func TestSlowClient(t *testing.T) {
-	h := start(t, setup{cfg: config.API{ReadTimeout: 200 * time.Millisecond}})
+	h := start(t, setup{cfg: localapi.Config{Timeouts: localapi.Timeouts{ReadTimeout: 200 * time.Millisecond}}})
 	tests := []struct {
 		name string
 		send string

@@ -16,9 +16,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync/atomic"
 	"time"
 
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/logfile"
 	"github.com/rs/zerolog"
 )
@@ -27,11 +27,61 @@ import (
 // platform/logfile; tests may pass a plain file opener.
 type FileOpener func(path string, maxBytes int64, maxFiles int) (io.WriteCloser, error)
 
+// Options say where the streams go. The daemon fills them from the
+// config's log section.
+type Options struct {
+	// Level is the operational log's level: trace, debug, info, warn,
+	// error. SetLevel changes it later.
+	Level string
+	// Format is json or console.
+	Format string
+	// File is the operational log file; empty: stderr.
+	File string
+	// MaxSizeMB and MaxFiles bound a log file's rotation.
+	MaxSizeMB int
+	MaxFiles  int
+	// AuditFile receives the audit records; empty: the operational
+	// destination, marked "stream":"audit".
+	AuditFile string
+}
+
 // Logs holds both streams and closes what they opened.
 type Logs struct {
 	Log     zerolog.Logger
 	Audit   zerolog.Logger
 	closers []io.Closer
+	level   *atomic.Int32 // the operational log's level, as a zerolog.Level
+}
+
+// SetLevel changes the operational log's level at once, for every logger
+// derived from Log. The audit stream is not affected: it is always written.
+func (l *Logs) SetLevel(level string) error {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return fmt.Errorf("logging: level %q: %w", level, err)
+	}
+	l.level.Store(int32(lvl))
+	return nil
+}
+
+// Level returns the operational log's level in force.
+func (l *Logs) Level() zerolog.Level { return zerolog.Level(l.level.Load()) }
+
+// levelFilter drops the events below the level in force. The logger itself
+// lets every level through, so that the level can change under loggers
+// already handed out.
+type levelFilter struct {
+	w     io.Writer
+	level *atomic.Int32
+}
+
+func (f levelFilter) Write(p []byte) (int, error) { return f.w.Write(p) }
+
+func (f levelFilter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	if l != zerolog.NoLevel && int32(l) < f.level.Load() {
+		return len(p), nil
+	}
+	return f.w.Write(p)
 }
 
 // Close closes any files opened for the logs.
@@ -48,7 +98,7 @@ func (l *Logs) Close() error {
 // New builds the streams from cfg. stderr is where logs go when no file is
 // configured. open is used for files; nil means plain append-only files
 // without rotation.
-func New(cfg config.Log, stderr io.Writer, open FileOpener) (*Logs, error) {
+func New(cfg Options, stderr io.Writer, open FileOpener) (*Logs, error) {
 	lvl, err := zerolog.ParseLevel(cfg.Level)
 	if err != nil {
 		return nil, fmt.Errorf("logging: level %q: %w", cfg.Level, err)
@@ -56,7 +106,8 @@ func New(cfg config.Log, stderr io.Writer, open FileOpener) (*Logs, error) {
 	if open == nil {
 		open = plainFile
 	}
-	ls := &Logs{}
+	ls := &Logs{level: new(atomic.Int32)}
+	ls.level.Store(int32(lvl))
 	var out io.Writer = stderr
 	if cfg.File != "" {
 		f, err := open(cfg.File, int64(cfg.MaxSizeMB)<<20, cfg.MaxFiles)
@@ -79,7 +130,7 @@ func New(cfg config.Log, stderr io.Writer, open FileOpener) (*Logs, error) {
 	if cfg.Format == "console" {
 		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
 	}
-	ls.Log = zerolog.New(out).Level(lvl).With().Timestamp().Logger()
+	ls.Log = zerolog.New(levelFilter{w: out, level: ls.level}).Level(zerolog.TraceLevel).With().Timestamp().Logger()
 	// Audit records are always JSON, always written, whatever the level. The
 	// resolver writes each record's own "time" field.
 	ls.Audit = zerolog.New(auditOut).With().Str("stream", "audit").Logger()

@@ -10,20 +10,19 @@ import (
 	"testing"
 
 	"github.com/credagent/credagent/agent/secret"
-	"github.com/credagent/credagent/config"
 )
 
 func TestStreams(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
 		name      string
-		cfg       config.Log
+		cfg       Options
 		wantLog   string // file the operational log lands in ("" = stderr)
 		wantAudit string
 	}{
-		{"stderr", config.Log{Level: "info", Format: "json"}, "", ""},
-		{"file", config.Log{Level: "debug", Format: "json", File: filepath.Join(dir, "a.log")}, "a.log", "a.log"},
-		{"separate audit", config.Log{Level: "info", Format: "json", File: filepath.Join(dir, "b.log"), AuditFile: filepath.Join(dir, "b.audit")}, "b.log", "b.audit"},
+		{"stderr", Options{Level: "info", Format: "json"}, "", ""},
+		{"file", Options{Level: "debug", Format: "json", File: filepath.Join(dir, "a.log")}, "a.log", "a.log"},
+		{"separate audit", Options{Level: "info", Format: "json", File: filepath.Join(dir, "b.log"), AuditFile: filepath.Join(dir, "b.audit")}, "b.log", "b.audit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +74,7 @@ func TestStreams(t *testing.T) {
 }
 
 func TestBadLevel(t *testing.T) {
-	if _, err := New(config.Log{Level: "loud", Format: "json"}, &bytes.Buffer{}, nil); err == nil {
+	if _, err := New(Options{Level: "loud", Format: "json"}, &bytes.Buffer{}, nil); err == nil {
 		t.Fatal("want error for unknown level")
 	}
 }
@@ -98,7 +97,7 @@ func TestAuditFileNotThroughSymlink(t *testing.T) {
 	if fi, err := os.Lstat(audit); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Skip("the system reported a symlink made but made none (Wine's CreateSymbolicLink)")
 	}
-	ls, err := New(config.Log{Level: "info", Format: "json", File: filepath.Join(dir, "agent.log"), AuditFile: audit}, &bytes.Buffer{}, nil)
+	ls, err := New(Options{Level: "info", Format: "json", File: filepath.Join(dir, "agent.log"), AuditFile: audit}, &bytes.Buffer{}, nil)
 	if err == nil {
 		ls.Close()
 		t.Fatal("the logs opened an audit file that is a symlink")

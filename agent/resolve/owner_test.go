@@ -12,7 +12,6 @@ import (
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/rs/zerolog"
 )
@@ -75,7 +74,7 @@ func TestOwnerIsolation(t *testing.T) {
 			}
 			return &certFetcher{fp: app.Fingerprint, mu: &mu, calls: &calls}, nil
 		},
-		Policy: config.Policy{Rules: []config.Rule{
+		Policy: resolve.Policy{Rules: []resolve.Rule{
 			{Name: "unowned", UIDs: []uint32{1000}, Credentials: []string{"*"}},
 			{Name: "runner-a", UIDs: []uint32{1001}, Credentials: []string{"*"}, Owners: []string{"team-a"}},
 			{Name: "runner-b", UIDs: []uint32{1002}, Credentials: []string{"*"}, Owners: []string{"team-b"}},

@@ -8,12 +8,40 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/rs/zerolog"
 )
 
-// rule is a config.Rule compiled for matching. A field that is set in the
+// Policy decides which local callers may resolve which credentials. The
+// first rule that matches the caller decides; no match is a refusal. The
+// daemon fills it from the config's policy section.
+type Policy struct {
+	Rules []Rule
+}
+
+// Rule matches a caller by OS identity. Within a rule every non-empty field
+// must match (AND); within a list any entry may match (OR).
+type Rule struct {
+	Name string
+	// Linux identities.
+	UIDs   []uint32
+	Users  []string
+	GIDs   []uint32
+	Groups []string
+	// Windows identities: user or group SIDs (S-1-5-...).
+	SIDs []string
+	// Executables restricts the caller's image path (exact, cleaned).
+	Executables []string
+	// Credentials the rule grants; "*" grants all, "prefix-*" a prefix.
+	Credentials []string
+	// Operations the rule grants: resolve, check. Empty: both.
+	Operations []string
+	// Owners whose credentials the rule can release (delivery SPEC section
+	// 8). Empty: only credentials delivered without an owner.
+	Owners []string
+}
+
+// rule is a Rule compiled for matching. A field that is set in the
 // config stays a condition even if none of its entries could be resolved
 // (an unknown group name), so such a rule fails closed.
 type rule struct {
@@ -52,7 +80,7 @@ func normUser(u string) string {
 	return u
 }
 
-func compilePolicy(p config.Policy, lookupGroup func(string) (string, error), log zerolog.Logger) []*rule {
+func compilePolicy(p Policy, lookupGroup func(string) (string, error), log zerolog.Logger) []*rule {
 	out := make([]*rule, 0, len(p.Rules))
 	for _, cr := range p.Rules {
 		r := &rule{

@@ -30,7 +30,6 @@ import (
 
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/rs/zerolog"
 )
@@ -151,7 +150,7 @@ type Options struct {
 	// NewFetcher builds CCP clients.
 	NewFetcher FetcherFactory
 	// Policy decides who may resolve what. No rules: everything is refused.
-	Policy config.Policy
+	Policy Policy
 	// RatePerSecond and RateBurst bound each caller (uid or SID): one token
 	// per credential name. RatePerSecond <= 0 disables the limit.
 	RatePerSecond float64

@@ -18,7 +18,6 @@ import (
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/logfile"
 	"github.com/rs/zerolog"
@@ -98,7 +97,7 @@ func testState() *state.State {
 
 var runner = &localsock.Identity{Verified: true, UID: 1000, GID: 1000, Groups: []uint32{1000, 2000}, Username: "runner", PID: 4242, Exe: "/opt/runner/bin/runner"}
 
-var testPolicy = config.Policy{Rules: []config.Rule{
+var testPolicy = resolve.Policy{Rules: []resolve.Rule{
 	{Name: "runner", UIDs: []uint32{1000}, Credentials: []string{"sap", "db", "gone", "lost-store", "no-app"}},
 	{Name: "ops-check-only", Groups: []string{"ops"}, Credentials: []string{"*"}, Operations: []string{"check"}},
 }}
@@ -189,7 +188,7 @@ func TestPolicy(t *testing.T) {
 	win := &localsock.Identity{Verified: true, SID: "S-1-5-21-1-2-3-1001", GroupSIDs: []string{"S-1-5-32-545"}, Username: `CORP\bot`, PID: 7, Exe: `C:\Runner\runner.exe`}
 	tests := []struct {
 		name     string
-		rules    []config.Rule
+		rules    []resolve.Rule
 		caller   *localsock.Identity
 		op       resolve.Op
 		names    []string
@@ -201,27 +200,27 @@ func TestPolicy(t *testing.T) {
 		{"no rule", nil, &localsock.Identity{Verified: true, UID: 1001, GID: 1001}, resolve.OpResolve, []string{"sap"}, "", false},
 		{"group check ok", nil, &localsock.Identity{Verified: true, UID: 1500, GID: 100, Groups: []uint32{2000}}, resolve.OpCheck, []string{"anything"}, "", true},
 		{"group resolve refused by op", nil, &localsock.Identity{Verified: true, UID: 1500, GID: 2000}, resolve.OpResolve, []string{"sap"}, "ops-check-only", false},
-		{"exe must match", []config.Rule{{Name: "exe", UIDs: []uint32{1000}, Executables: []string{"/usr/bin/other"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
-		{"exe matches", []config.Rule{{Name: "exe", UIDs: []uint32{1000}, Executables: []string{"/opt/runner/bin/../bin/runner"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", true},
-		{"unknown exe fails closed", []config.Rule{{Name: "exe", Executables: []string{"/x"}, Credentials: []string{"*"}}}, &localsock.Identity{Verified: true, UID: 1000}, resolve.OpResolve, []string{"sap"}, "", false},
+		{"exe must match", []resolve.Rule{{Name: "exe", UIDs: []uint32{1000}, Executables: []string{"/usr/bin/other"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
+		{"exe matches", []resolve.Rule{{Name: "exe", UIDs: []uint32{1000}, Executables: []string{"/opt/runner/bin/../bin/runner"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", true},
+		{"unknown exe fails closed", []resolve.Rule{{Name: "exe", Executables: []string{"/x"}, Credentials: []string{"*"}}}, &localsock.Identity{Verified: true, UID: 1000}, resolve.OpResolve, []string{"sap"}, "", false},
 		// The zero Identity has UID 0, which must not read as root's.
-		{"zero identity matches no uid-0 rule", []config.Rule{{Name: "root", UIDs: []uint32{0}, Credentials: []string{"*"}}}, &localsock.Identity{}, resolve.OpResolve, []string{"sap"}, "", false},
-		{"unverified identity matches nothing", []config.Rule{{Name: "r", UIDs: []uint32{1000}, Credentials: []string{"*"}}}, &localsock.Identity{UID: 1000, GID: 1000}, resolve.OpResolve, []string{"sap"}, "", false},
+		{"zero identity matches no uid-0 rule", []resolve.Rule{{Name: "root", UIDs: []uint32{0}, Credentials: []string{"*"}}}, &localsock.Identity{}, resolve.OpResolve, []string{"sap"}, "", false},
+		{"unverified identity matches nothing", []resolve.Rule{{Name: "r", UIDs: []uint32{1000}, Credentials: []string{"*"}}}, &localsock.Identity{UID: 1000, GID: 1000}, resolve.OpResolve, []string{"sap"}, "", false},
 		// An executables-only rule (refused by config validation) would
 		// match any user who runs the binary.
-		{"executables-only rule matches nobody", []config.Rule{{Name: "exe", Executables: []string{"/opt/runner/bin/runner"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
-		{"prefix grant", []config.Rule{{Name: "p", Users: []string{"runner"}, Credentials: []string{"sa*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", true},
-		{"first match decides", []config.Rule{{Name: "narrow", UIDs: []uint32{1000}, Credentials: []string{"db"}}, {Name: "wide", UIDs: []uint32{1000}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "narrow", false},
-		{"unknown group fails closed", []config.Rule{{Name: "g", Groups: []string{"nope"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
-		{"uid 0 rule never matches a Windows caller", []config.Rule{{Name: "root", UIDs: []uint32{0}, Credentials: []string{"*"}}}, win, resolve.OpResolve, []string{"sap"}, "", false},
-		{"sid via group", []config.Rule{{Name: "users", SIDs: []string{"s-1-5-32-545"}, Credentials: []string{"*"}}}, win, resolve.OpResolve, []string{"sap"}, "", true},
-		{"windows user name, any case", []config.Rule{{Name: "u", Users: []string{`corp\BOT`}, SIDs: []string{"S-1-5-21-1-2-3-1001"}, Credentials: []string{"*"}}}, win, resolve.OpResolve, []string{"sap"}, "", windowsOnly},
+		{"executables-only rule matches nobody", []resolve.Rule{{Name: "exe", Executables: []string{"/opt/runner/bin/runner"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
+		{"prefix grant", []resolve.Rule{{Name: "p", Users: []string{"runner"}, Credentials: []string{"sa*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", true},
+		{"first match decides", []resolve.Rule{{Name: "narrow", UIDs: []uint32{1000}, Credentials: []string{"db"}}, {Name: "wide", UIDs: []uint32{1000}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "narrow", false},
+		{"unknown group fails closed", []resolve.Rule{{Name: "g", Groups: []string{"nope"}, Credentials: []string{"*"}}}, runner, resolve.OpResolve, []string{"sap"}, "", false},
+		{"uid 0 rule never matches a Windows caller", []resolve.Rule{{Name: "root", UIDs: []uint32{0}, Credentials: []string{"*"}}}, win, resolve.OpResolve, []string{"sap"}, "", false},
+		{"sid via group", []resolve.Rule{{Name: "users", SIDs: []string{"s-1-5-32-545"}, Credentials: []string{"*"}}}, win, resolve.OpResolve, []string{"sap"}, "", true},
+		{"windows user name, any case", []resolve.Rule{{Name: "u", Users: []string{`corp\BOT`}, SIDs: []string{"S-1-5-21-1-2-3-1001"}, Credentials: []string{"*"}}}, win, resolve.OpResolve, []string{"sap"}, "", windowsOnly},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, func(o *resolve.Options) {
 				if tt.rules != nil {
-					o.Policy = config.Policy{Rules: tt.rules}
+					o.Policy = resolve.Policy{Rules: tt.rules}
 				}
 			})
 			res := e.r.Resolve(context.Background(), tt.caller, resolve.Request{RunID: "run-1", Names: tt.names, Op: tt.op})
@@ -343,7 +342,7 @@ func TestResolvePartial(t *testing.T) {
 
 func TestUnknownCredential(t *testing.T) {
 	e := newEnv(t, func(o *resolve.Options) {
-		o.Policy = config.Policy{Rules: []config.Rule{{Name: "all", UIDs: []uint32{1000}, Credentials: []string{"*"}}}}
+		o.Policy = resolve.Policy{Rules: []resolve.Rule{{Name: "all", UIDs: []uint32{1000}, Credentials: []string{"*"}}}}
 	})
 	res := e.r.Resolve(context.Background(), runner, resolve.Request{Names: []string{"nope"}})
 	if res.Items[0].Err == nil || res.Items[0].Err.Class != resolve.ClassUnknownCredential {

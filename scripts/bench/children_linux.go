@@ -226,7 +226,7 @@ func runAgentProfiled(args []string) error {
 	if err != nil {
 		return err
 	}
-	logs, err := logging.New(cfg.Log, os.Stderr, nil)
+	logs, err := logging.New(daemon.LogOptions(cfg), os.Stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -239,7 +239,7 @@ func runAgentProfiled(args []string) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	err = daemon.Run(ctx, daemon.Options{
-		Config: cfg, Dev: true, DevDir: args[0], Log: logs.Log, Audit: logs.Audit,
+		Config: cfg, Dev: true, DevDir: args[0], Log: logs.Log, Audit: logs.Audit, SetLogLevel: logs.SetLevel,
 		Ready: func() { fmt.Printf("credagent (dev) listening on %s\n", cfg.Paths.Socket) },
 	})
 	if err != nil && ctx.Err() == nil {

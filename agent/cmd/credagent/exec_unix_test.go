@@ -26,7 +26,6 @@ import (
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret/secrettest"
 	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/paths"
 	"github.com/rs/zerolog"
@@ -124,7 +123,7 @@ func startExecAgent(t *testing.T, dir string) {
 		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
 			return cliFakeCCP{"db": execPassword}, nil
 		},
-		Policy: config.Policy{Rules: []config.Rule{{Name: "me", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}}}},
+		Policy: resolve.Policy{Rules: []resolve.Rule{{Name: "me", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}}}},
 		Audit:  zerolog.Nop(),
 	})
 	if err != nil {

@@ -16,7 +16,9 @@ func init() {
 Checks the config file first and refuses to ask for a reload if it does not
 load, printing why. Then sends the reload request: systemctl reload (SIGHUP)
 on Linux, the PARAMCHANGE service control on Windows. The agent logs whether
-it took the new config; on a bad config the running one stays.
+it took the new config, which changed keys it applied and which wait for a
+restart (credagent status lists those under "restart:"); on a bad config
+the running one stays.
 
 Example:
   sudo credagent reload`,
@@ -28,7 +30,7 @@ Example:
 			if err := sf.manager().Reload(); err != nil {
 				return err
 			}
-			fmt.Println("reload requested; see the agent's log for the result")
+			fmt.Println("reload requested; see the agent's log for the result, and credagent status for keys that wait for a restart")
 			return nil
 		},
 	})

@@ -15,7 +15,6 @@ import (
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
 	"github.com/credagent/credagent/platform/paths"
@@ -61,7 +60,7 @@ func TestResolveAndCheckCommands(t *testing.T) {
 		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
 			return cliFakeCCP{"sap": "hunter2!"}, nil
 		},
-		Policy: config.Policy{Rules: []config.Rule{{Name: "me", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"*"}}}},
+		Policy: resolve.Policy{Rules: []resolve.Rule{{Name: "me", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"*"}}}},
 		Audit:  zerolog.Nop(),
 	})
 	if err != nil {

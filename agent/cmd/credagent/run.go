@@ -75,7 +75,7 @@ func runAgent(configPath, devDir string) error {
 			return err
 		}
 	}
-	logs, err := logging.New(cfg.Log, os.Stderr, func(path string, maxBytes int64, maxFiles int) (io.WriteCloser, error) {
+	logs, err := logging.New(daemon.LogOptions(cfg), os.Stderr, func(path string, maxBytes int64, maxFiles int) (io.WriteCloser, error) {
 		return logfile.Open(path, logfile.Options{MaxSize: maxBytes, MaxFiles: maxFiles})
 	})
 	if err != nil {
@@ -89,14 +89,15 @@ func runAgent(configPath, devDir string) error {
 
 	run := func(ctx context.Context, h service.Hooks) error {
 		return daemon.Run(ctx, daemon.Options{
-			Config:     cfg,
-			ConfigPath: configPath,
-			Dev:        dev,
-			DevDir:     devDir,
-			Log:        log,
-			Audit:      logs.Audit,
-			Reload:     h.Reload,
-			Reloaded:   h.Reloaded,
+			Config:      cfg,
+			ConfigPath:  configPath,
+			Dev:         dev,
+			DevDir:      devDir,
+			Log:         log,
+			Audit:       logs.Audit,
+			SetLogLevel: logs.SetLevel,
+			Reload:      h.Reload,
+			Reloaded:    h.Reloaded,
 			Ready: func() {
 				if dev {
 					fmt.Printf("credagent (dev) listening on %s\n", cfg.Paths.Socket)
@@ -105,7 +106,7 @@ func runAgent(configPath, devDir string) error {
 			},
 		})
 	}
-	err = service.Run(context.Background(), run, service.RunOptions{Log: log, StopTimeout: cfg.API.ShutdownGrace})
+	err = service.Run(context.Background(), run, service.RunOptions{Log: log, StopTimeout: daemon.StopTimeout(cfg)})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error().Err(err).Msg("credagent failed")
 		return err

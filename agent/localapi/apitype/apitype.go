@@ -118,6 +118,9 @@ type Status struct {
 	Runtime *RuntimeStatus `json:"runtime,omitempty"`
 	// Feed is one entry per followed feed address; empty without a feed.
 	Feed []FeedStatus `json:"feed,omitempty"`
+	// PendingRestart are the config keys changed in the file and reloaded,
+	// whose new value the agent takes only at its next restart.
+	PendingRestart []string `json:"pending_restart,omitempty"`
 }
 
 // FeedStatus is what the agent knows of one feed address (agent/feed):

@@ -125,6 +125,9 @@ func (r Report) Human(w io.Writer, now time.Time) {
 	if len(a.Feed) > 0 {
 		Feed(w, a.Feed, now)
 	}
+	if len(a.PendingRestart) > 0 {
+		fmt.Fprintf(w, "restart:      needed for %s (changed in the config and reloaded)\n", strings.Join(a.PendingRestart, ", "))
+	}
 	for _, p := range a.Problems {
 		fmt.Fprintf(w, "PROBLEM:      %s\n", p)
 	}
