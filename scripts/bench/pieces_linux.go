@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,9 +32,10 @@ import (
 // run as the totals (see latency): each piece is measured on its own, with
 // the agent's own packages, between the latency rounds.
 //
-//   - the local API alone: child-localapi, a process of its own serving
-//     agent/localapi with the agent's resolver, an instant Fetcher and
-//     no audit, reached through agent/localapi/client like the agent;
+//   - the local API alone: child-localapi, a process of its own (with the
+//     agent's scheduler setting) serving agent/localapi with the agent's
+//     resolver, an instant Fetcher and no audit, reached through
+//     agent/localapi/client like the agent;
 //   - the CCP client alone: the direct path (agent/ccp in this process);
 //   - policy, rate limit and lookup, and the audit write: agent/resolve in
 //     this process with an instant Fetcher, its audit stream off and then
@@ -79,6 +81,11 @@ func benchResolver(audit zerolog.Logger) (*resolve.Resolver, error) {
 func serveLocalAPI(args []string) error {
 	if len(args) != 1 {
 		return fmt.Errorf("usage: %s DIR", childLocalAPI)
+	}
+	// The agent's scheduler setting (agent/cmd/credagent smallDaemonRuntime):
+	// this process stands for the agent's local API.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
 	}
 	r, err := benchResolver(zerolog.Nop())
 	if err != nil {
