@@ -235,7 +235,7 @@ func (h *harness) latency() error {
 	add("piece_audit_write_us", "µs", auditUS, p50["agent"], agentName,
 		"one audit record written: p50 of the same Resolve with the audit stream into a file opened as the agent opens its log files "+
 			"(platform/logfile, in the temporary directory that holds the agent's log), minus the p50 without it; interleaved in blocks of 50.", nil)
-	add("piece_identity_per_connection_us", "µs", identityUS, usernameUS, "user.LookupId (uncached): what the name cache saves",
+	add("piece_identity_per_connection_us", "µs", identityUS, usernameUS, "user.LookupId of another account (uncached): what the name cache saves",
 		"the caller's identity, once per connection (the clients keep their connections, so a resolution on an open connection pays none): "+
 			"p50 of localsock.PeerOf on a fresh Unix connection: SO_PEERCRED, SO_PEERPIDFD, /proc/<pid>/status and exe, and the account "+
 			"name, from the agent's uid->name cache (one minute) after the first; 100 per round.", nil)
