@@ -302,7 +302,7 @@ func writeBreakdown(w io.Writer, r *report) {
 	}
 	for _, k := range []string{"agent_cpu_us_per_resolution", "agent_switches_per_resolution", "piece_localapi_cpu_us_per_resolution"} {
 		if f := byKey[k]; f != nil && f.Error == "" {
-			fmt.Fprintf(w, "\n`%s`: %s %s (rounds %s); %s: %s.", k, rig.TrimFloat(f.Value), f.Unit, spreadString(f.Spread), f.BaselineName, rig.TrimFloat(f.Baseline))
+			fmt.Fprintf(w, "\n`%s`: %s (rounds %s); %s: %s.", k, strings.TrimSpace(rig.TrimFloat(f.Value)+" "+f.Unit), spreadString(f.Spread), f.BaselineName, rig.TrimFloat(f.Baseline))
 		}
 	}
 	fmt.Fprintln(w)
