@@ -286,8 +286,6 @@ func trimNL(p []byte) []byte {
 	return p
 }
 
-type ctxCaller struct{}
-
 // guard applies the checks every request gets before routing.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -324,7 +322,9 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			return
 		}
 		defer s.callers.end(id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxCaller{}, id)))
+		// The handlers read the caller back from the connection's context
+		// (callerOf): no copy of the request per request.
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -372,8 +372,13 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, op resolve.Op) bo
 	return true
 }
 
+// callerOf is the caller guard checked: the connection's identity,
+// established once per connection (localsock.ConnContext).
 func callerOf(r *http.Request) *localsock.Identity {
-	id, _ := r.Context().Value(ctxCaller{}).(*localsock.Identity)
+	id, err := localsock.FromContext(r.Context())
+	if err != nil {
+		return nil
+	}
 	return id
 }
 

@@ -44,6 +44,8 @@ func runChild(args []string) bool {
 		waitSignal()
 	case childAgent:
 		err = runAgentProfiled(args[1:])
+	case childLocalAPI:
+		err = serveLocalAPI(args[1:])
 	default:
 		return false
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/credagent/credagent/scripts/internal/rig"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -125,26 +126,50 @@ func (h *harness) concurrent(do func(context.Context) error, n int, d time.Durat
 }
 
 // latency measures one caller's sequential resolutions through the agent,
-// directly with the Go CCP client, and with plain net/http, in rotating
-// order each round.
+// through the local API alone, directly with the Go CCP client, and with
+// plain net/http, in rotating order each round; after each round, the
+// pieces measured in this process (see pieces_linux.go).
 func (h *harness) latency() error {
-	legs := []leg{{"agent", h.resolveAgent}, {"direct", h.resolveDirect}, {"plain", h.resolvePlain}}
+	legs := []leg{{"agent", h.resolveAgent}, {"localapi", h.resolveLocalAPI}, {"direct", h.resolveDirect}, {"plain", h.resolvePlain}}
 	for _, l := range legs { // warm up: pools, TLS sessions, caches, JIT-free but GC-sized heaps
 		if _, err := h.sequential(l.do, 500*time.Millisecond, 300); err != nil {
 			return fmt.Errorf("warm-up %s: %w", l.name, err)
 		}
 	}
+	inproc, err := h.newInProcess()
+	if err != nil {
+		return fmt.Errorf("in-process pieces: %w", err)
+	}
+	defer inproc.auditFile.Close()
+	if _, err := h.inProcessRound(inproc, 200); err != nil {
+		return fmt.Errorf("warm-up in-process pieces: %w", err)
+	}
+	pids := map[string]int{"agent": h.agent.Pid(), "localapi": h.localAPI.Pid(), "direct": os.Getpid()}
 	p50 := map[string][]float64{}
 	p99 := map[string][]float64{}
-	var overhead99, overhead50 []float64
+	cpu := map[string][]float64{}
+	sw := map[string][]float64{}
+	var overhead99, overhead50, rest50 []float64
+	var resolveUS, auditUS, identityUS, usernameUS []float64
 	for r := range h.rounds {
 		got := map[string][]time.Duration{}
 		for i := range legs {
 			l := legs[(i+r)%len(legs)]
 			before := h.hs.mark(h)
+			pid, counted := pids[l.name]
+			var c0 procCounters
+			if counted {
+				c0, _ = readProcCounters(pid)
+			}
 			lat, err := h.sequential(l.do, 800*time.Millisecond, 20000)
 			if err != nil {
 				return fmt.Errorf("round %d %s: %w", r+1, l.name, err)
+			}
+			if counted {
+				if c1, err := readProcCounters(pid); err == nil {
+					c, s := perResolution(c0, c1, len(lat))
+					cpu[l.name], sw[l.name] = append(cpu[l.name], c), append(sw[l.name], s)
+				}
 			}
 			switch l.name {
 			case "agent":
@@ -157,33 +182,73 @@ func (h *harness) latency() error {
 			p50[l.name] = append(p50[l.name], rig.US(rig.Percentile(s, 50)))
 			p99[l.name] = append(p99[l.name], rig.US(rig.Percentile(s, 99)))
 		}
+		pr, err := h.inProcessRound(inproc, 1000)
+		if err != nil {
+			return fmt.Errorf("round %d in-process pieces: %w", r+1, err)
+		}
+		med := func(d []time.Duration) float64 { return rig.US(rig.Percentile(rig.SortedCopy(d), 50)) }
+		resolveUS = append(resolveUS, med(pr.resolve))
+		auditUS = append(auditUS, max(0, med(pr.audited)-med(pr.resolve)))
+		identityUS = append(identityUS, med(pr.identity))
+		usernameUS = append(usernameUS, med(pr.username))
 		h.latAgent = append(h.latAgent, got["agent"]...)
 		h.latDirect = append(h.latDirect, got["direct"]...)
 		overhead99 = append(overhead99, rig.US(rig.Percentile(got["agent"], 99)-rig.Percentile(got["direct"], 99)))
 		overhead50 = append(overhead50, rig.US(rig.Percentile(got["agent"], 50)-rig.Percentile(got["direct"], 50)))
-		fmt.Printf("   round %d: p50/p99 us agent %.0f/%.0f direct %.0f/%.0f net/http %.0f/%.0f (n %d/%d/%d)\n", r+1,
-			p50["agent"][r], p99["agent"][r], p50["direct"][r], p99["direct"][r], p50["plain"][r], p99["plain"][r],
-			len(got["agent"]), len(got["direct"]), len(got["plain"]))
+		rest50 = append(rest50, p50["agent"][r]-p50["direct"][r]-p50["localapi"][r]-auditUS[r])
+		fmt.Printf("   round %d: p50/p99 us agent %.0f/%.0f local API alone %.0f/%.0f direct %.0f/%.0f net/http %.0f/%.0f (n %d/%d/%d/%d); "+
+			"in process: resolve %.1f, audit write %.1f, identity %.1f us\n", r+1,
+			p50["agent"][r], p99["agent"][r], p50["localapi"][r], p99["localapi"][r], p50["direct"][r], p99["direct"][r], p50["plain"][r], p99["plain"][r],
+			len(got["agent"]), len(got["localapi"]), len(got["direct"]), len(got["plain"]), resolveUS[r], auditUS[r], identityUS[r])
 	}
 	const seqMethod = "one caller, sequential requests, each with its own run ID (so no coalescing); %d rounds of 0.8 s per path, " +
 		"paths in rotating order each round; the value is the median of the rounds' percentiles."
 	plainName := "net/http GET, same mTLS and fake"
 	directName := "resolve_direct (same round)"
-	add := func(key string, vals, base []float64, baseName, method string, g *goal) {
-		h.rep.add(&figure{Key: key, Unit: "µs", Value: rig.Median(vals), Rounds: vals, Baseline: rig.Median(base), BaselineRounds: base,
+	agentName := "resolve_agent_p50_us (same round)"
+	add := func(key, unit string, vals, base []float64, baseName, method string, g *goal) {
+		h.rep.add(&figure{Key: key, Unit: unit, Value: rig.Median(vals), Rounds: vals, Baseline: rig.Median(base), BaselineRounds: base,
 			BaselineName: baseName, Method: method, goal: g})
 	}
-	add("resolve_direct_p50_us", p50["direct"], p50["plain"], plainName,
+	add("resolve_direct_p50_us", "µs", p50["direct"], p50["plain"], plainName,
 		fmt.Sprintf("p50 of the Go CCP client (agent/ccp, pool %d) straight to the fake; "+seqMethod+" Baseline: a bare net/http client with the same mTLS to the same URL.", poolSize, h.rounds), nil)
-	add("resolve_direct_p99_us", p99["direct"], p99["plain"], plainName,
+	add("resolve_direct_p99_us", "µs", p99["direct"], p99["plain"], plainName,
 		"p99 of the same; "+fmt.Sprintf(seqMethod, h.rounds), nil)
-	add("resolve_agent_p50_us", p50["agent"], p50["direct"], directName,
+	add("resolve_agent_p50_us", "µs", p50["agent"], p50["direct"], directName,
 		"p50 of POST /v1/resolve through bin/credagent's socket (agent/localapi/client), the agent calling the same fake; "+fmt.Sprintf(seqMethod, h.rounds), nil)
-	add("resolve_agent_p99_us", p99["agent"], p99["direct"], directName,
+	add("resolve_agent_p99_us", "µs", p99["agent"], p99["direct"], directName,
 		"p99 of the same; "+fmt.Sprintf(seqMethod, h.rounds), nil)
-	add("agent_overhead_p50_us", overhead50, p50["direct"], "resolve_direct_p50_us",
-		"agent p50 minus direct p50 within each round; the median of the rounds.", nil)
-	add("agent_overhead_p99_us", overhead99, p99["direct"], "resolve_direct_p99_us",
+	add("agent_overhead_p50_us", "µs", overhead50, p50["direct"], "resolve_direct_p50_us",
+		"agent p50 minus direct p50 within each round; the median of the rounds.", &goal{"<=", 100})
+	add("agent_overhead_p99_us", "µs", overhead99, p99["direct"], "resolve_direct_p99_us",
 		"agent p99 minus direct p99 within each round; the median of the rounds.", &goal{"<", 300})
+	// The breakdown (bench/README.md, "Where the agent's time goes").
+	add("piece_localapi_p50_us", "µs", p50["localapi"], p50["agent"], agentName,
+		"the local API alone: p50 of POST /v1/resolve through agent/localapi/client to scripts/bench child-localapi, a process of its own "+
+			"serving agent/localapi with agent/resolve (policy, rate limit, lookup) and an instant Fetcher, audit off; so HTTP over the socket, "+
+			"the request's checks, JSON both ways, and the wake-up of another process and back; "+fmt.Sprintf(seqMethod, h.rounds), nil)
+	add("piece_localapi_p99_us", "µs", p99["localapi"], p99["agent"], "resolve_agent_p99_us (same round)",
+		"p99 of the same.", nil)
+	add("piece_resolve_us", "µs", resolveUS, p50["agent"], agentName,
+		"policy, rate limit, lookup in the state and the result, without the CCP call: p50 of agent/resolve's Resolve in the harness's "+
+			"process with an instant Fetcher and the audit stream off; 1,000 per round, after each latency round.", nil)
+	add("piece_audit_write_us", "µs", auditUS, p50["agent"], agentName,
+		"one audit record written: p50 of the same Resolve with the audit stream into a file opened as the agent opens its log files "+
+			"(platform/logfile, in the temporary directory that holds the agent's log), minus the p50 without it; interleaved in blocks of 50.", nil)
+	add("piece_identity_per_connection_us", "µs", identityUS, usernameUS, "user.LookupId of another account (uncached): what the name cache saves",
+		"the caller's identity, once per connection (the clients keep their connections, so a resolution on an open connection pays none): "+
+			"p50 of localsock.PeerOf on a fresh Unix connection: SO_PEERCRED, SO_PEERPIDFD, /proc/<pid>/status and exe, and the account "+
+			"name, from the agent's uid->name cache (one minute) after the first; 100 per round.", nil)
+	add("piece_rest_p50_us", "µs", rest50, p50["agent"], agentName,
+		"what the pieces leave: agent p50 minus direct p50, the local API's p50 and the audit write, per round; the hand-offs the agent "+
+			"adds between its threads and processes (its CCP answer wakes it, not the caller), which agent_switches_per_resolution counts.", nil)
+	add("agent_cpu_us_per_resolution", "µs", cpu["agent"], cpu["direct"], "the harness's own process per direct resolution",
+		"CPU time of the agent process (all its threads, from /proc/<pid>/task/*/schedstat) during its sequential rounds, per resolution; "+
+			"the baseline is the same for the harness's process during the direct rounds (the Go CCP client and the loop).", nil)
+	add("agent_switches_per_resolution", "", sw["agent"], sw["direct"], "the harness's own process per direct resolution",
+		"context switches (voluntary and involuntary, all threads, /proc/<pid>/task/*/status) of the agent process during its sequential "+
+			"rounds, per resolution: each is a thread going to sleep or being woken; baseline as for agent_cpu_us_per_resolution.", nil)
+	add("piece_localapi_cpu_us_per_resolution", "µs", cpu["localapi"], cpu["agent"], "agent_cpu_us_per_resolution (same round)",
+		"CPU time of child-localapi per resolution in its rounds, as for agent_cpu_us_per_resolution.", nil)
 	return nil
 }

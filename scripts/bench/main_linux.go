@@ -48,6 +48,10 @@ type harness struct {
 	socket   string
 	api      *client.Client
 
+	// localAPI is child-localapi: the local API alone (see pieces_linux.go).
+	localAPI       *rig.Proc
+	localAPIClient *client.Client
+
 	direct *ccp.Client  // the Go CCP client, as the agent builds it
 	plain  *http.Client // net/http with the same mTLS, the direct path's baseline
 
@@ -74,6 +78,8 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds of each A/B measurement (1 to 9)")
 	profile := flag.String("profile", "auto", "CPU-profile the agent under load: auto (when a goal is missed), always or never")
 	keep := flag.Bool("keep", false, "keep the temporary directory (logs, dev dirs) for inspection")
+	flag.DurationVar(&holdFor, "hold", 0, "after setup, only drive one sequential caller through the agent for this long, printing the agent's pid and each second's p50/p99 (for perf, strace or go tool trace by hand); nothing is written")
+	flag.IntVar(&holdCallers, "hold-callers", 1, "with -hold: concurrent callers (sharing one client, as the throughput rounds do)")
 	flag.StringVar(&onlyPhases, "only", "", "run only the phases whose name contains one of these comma-separated words (a partial run, for development)")
 	flag.Parse()
 	if *rounds < 1 || *rounds > 9 {
@@ -138,6 +144,9 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 
 	if err := h.setup(); err != nil {
 		return fmt.Errorf("setup: %w", err)
+	}
+	if holdFor > 0 {
+		return h.hold(holdFor)
 	}
 	phases := []struct {
 		name string
@@ -325,6 +334,35 @@ const (
 
 // errBudget is returned by loops cut short by the run's budget.
 var errBudget = errors.New("out of time")
+
+// holdFor is -hold, holdCallers -hold-callers.
+var (
+	holdFor     time.Duration
+	holdCallers int
+)
+
+// hold drives one sequential caller through the agent for d, printing each
+// second's percentiles, so that the agent can be traced by hand.
+func (h *harness) hold(d time.Duration) error {
+	fmt.Printf("agent pid %d: one sequential caller for %v\n", h.agent.Pid(), d)
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		if holdCallers > 1 {
+			rps, n, err := h.concurrent(h.resolveAgent, holdCallers, time.Second, 1<<40)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("   %d resolutions, %.0f/s from %d callers\n", n, rps, holdCallers)
+			continue
+		}
+		lat, err := h.sequential(h.resolveAgent, time.Second, 100000)
+		if err != nil {
+			return err
+		}
+		s := rig.SortedCopy(lat)
+		fmt.Printf("   %d resolutions, p50 %.0f µs, p99 %.0f µs\n", len(s), rig.US(rig.Percentile(s, 50)), rig.US(rig.Percentile(s, 99)))
+	}
+	return nil
+}
 
 // onlyPhases is -only: empty runs every phase.
 var onlyPhases string

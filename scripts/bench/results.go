@@ -55,6 +55,11 @@ type figure struct {
 	Met            *bool     `json:"met,omitempty"`
 	Rounds         []float64 `json:"rounds,omitempty"`
 	BaselineRounds []float64 `json:"baseline_rounds,omitempty"`
+	// Spread is the lowest and highest of Rounds (and BaselineSpread of
+	// BaselineRounds), when there are at least two: a change between runs
+	// smaller than the spread within one run is noise.
+	Spread         []float64 `json:"spread,omitempty"`
+	BaselineSpread []float64 `json:"baseline_spread,omitempty"`
 	Method         string    `json:"method"`
 	// Error says why the figure could not be measured.
 	Error string `json:"error,omitempty"`
@@ -74,6 +79,7 @@ func (f *figure) finish() {
 	for i := range f.BaselineRounds {
 		f.BaselineRounds[i] = rig.Round3(f.BaselineRounds[i])
 	}
+	f.Spread, f.BaselineSpread = spread(f.Rounds), spread(f.BaselineRounds)
 	if f.goal != nil {
 		f.Goal = f.goal.String()
 		if f.Error == "" {
@@ -81,6 +87,26 @@ func (f *figure) finish() {
 			f.Met = &m
 		}
 	}
+}
+
+// spread is [min, max] of rounds, or nil for fewer than two rounds.
+func spread(rounds []float64) []float64 {
+	if len(rounds) < 2 {
+		return nil
+	}
+	lo, hi := rounds[0], rounds[0]
+	for _, v := range rounds[1:] {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	return []float64{lo, hi}
+}
+
+// spreadString is "min–max" of a spread, or "" without one.
+func spreadString(s []float64) string {
+	if len(s) != 2 {
+		return ""
+	}
+	return rig.TrimFloat(s[0]) + "–" + rig.TrimFloat(s[1])
 }
 
 // machine describes where the figures were measured.
@@ -155,14 +181,14 @@ func metString(f *figure) string {
 // writeTable prints the figures as an aligned text table.
 func writeTable(w io.Writer, r *report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "figure\tvalue\tunit\tbaseline\tbaseline is\tratio\tgoal\tmet")
+	fmt.Fprintln(tw, "figure\tvalue\tunit\trounds\tbaseline\trounds\tbaseline is\tratio\tgoal\tmet")
 	for _, f := range r.Figures {
 		if f.Error != "" {
-			fmt.Fprintf(tw, "%s\t-\t%s\t-\t%s\t-\t%s\tERROR: %s\n", f.Key, f.Unit, f.BaselineName, f.Goal, f.Error)
+			fmt.Fprintf(tw, "%s\t-\t%s\t\t-\t\t%s\t-\t%s\tERROR: %s\n", f.Key, f.Unit, f.BaselineName, f.Goal, f.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Key, rig.TrimFloat(f.Value), f.Unit,
-			rig.TrimFloat(f.Baseline), f.BaselineName, rig.TrimFloat(f.Ratio), f.Goal, metString(f))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Key, rig.TrimFloat(f.Value), f.Unit, spreadString(f.Spread),
+			rig.TrimFloat(f.Baseline), spreadString(f.BaselineSpread), f.BaselineName, rig.TrimFloat(f.Ratio), f.Goal, metString(f))
 	}
 	tw.Flush()
 }
@@ -176,17 +202,19 @@ func writeMarkdown(w io.Writer, r *report) {
 	fmt.Fprintf(w, "**Machine:** %s.\n\n", r.Machine)
 	fmt.Fprintf(w, "Each figure is the median of several short rounds, interleaved with rounds of its baseline "+
 		"in the same run, so that load from other processes on this shared machine moves both. "+
-		"The ratio is value / baseline.\n\n")
-	fmt.Fprintln(w, "| figure | value | baseline | baseline is | ratio | goal | met |")
-	fmt.Fprintln(w, "|---|---:|---:|---|---:|---|---|")
+		"The ratio is value / baseline. The rounds columns give the spread of the rounds (the lowest and the highest "+
+		"round's value): a difference between two runs smaller than that spread is noise.\n\n")
+	fmt.Fprintln(w, "| figure | value | rounds | baseline | rounds | baseline is | ratio | goal | met |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---:|---|---|")
 	for _, f := range r.Figures {
 		if f.Error != "" {
-			fmt.Fprintf(w, "| `%s` | – | – | %s | – | %s | error: %s |\n", f.Key, f.BaselineName, mdEscape(f.Goal), mdEscape(f.Error))
+			fmt.Fprintf(w, "| `%s` | – | | – | | %s | – | %s | error: %s |\n", f.Key, f.BaselineName, mdEscape(f.Goal), mdEscape(f.Error))
 			continue
 		}
-		fmt.Fprintf(w, "| `%s` | %s %s | %s | %s | %s | %s | %s |\n", f.Key, rig.TrimFloat(f.Value), f.Unit,
-			rig.TrimFloat(f.Baseline), f.BaselineName, rig.TrimFloat(f.Ratio), mdEscape(f.Goal), metString(f))
+		fmt.Fprintf(w, "| `%s` | %s %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Key, rig.TrimFloat(f.Value), f.Unit, spreadString(f.Spread),
+			rig.TrimFloat(f.Baseline), spreadString(f.BaselineSpread), f.BaselineName, rig.TrimFloat(f.Ratio), mdEscape(f.Goal), metString(f))
 	}
+	writeBreakdown(w, r)
 	fmt.Fprintf(w, "\n![Latency of one resolution, agent against direct](latency.png)\n\n")
 	fmt.Fprintf(w, "## How each figure is measured\n\n")
 	for _, f := range r.Figures {
@@ -215,16 +243,72 @@ const (
 // README.md carries: the machine, the table, and the picture.
 func writeSummary(w io.Writer, r *report, outDir string) {
 	fmt.Fprintf(w, "Last run: %s on %s.\n\n", r.Time.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
-	fmt.Fprintln(w, "| figure | value | baseline (same run) | ratio | goal | met |")
+	fmt.Fprintln(w, "| figure | value (rounds) | baseline (same run) | ratio | goal | met |")
 	fmt.Fprintln(w, "|---|---:|---|---:|---|---|")
 	for _, f := range r.Figures {
 		if f.Error != "" {
 			fmt.Fprintf(w, "| `%s` | – | %s | – | %s | error: %s |\n", f.Key, f.BaselineName, mdEscape(f.Goal), mdEscape(f.Error))
 			continue
 		}
-		fmt.Fprintf(w, "| `%s` | %s %s | %s (%s) | %s | %s | %s |\n", f.Key, rig.TrimFloat(f.Value), f.Unit,
+		v := rig.TrimFloat(f.Value) + " " + f.Unit
+		if sp := spreadString(f.Spread); sp != "" {
+			v += " (" + sp + ")"
+		}
+		fmt.Fprintf(w, "| `%s` | %s | %s (%s) | %s | %s | %s |\n", f.Key, v,
 			rig.TrimFloat(f.Baseline), f.BaselineName, rig.TrimFloat(f.Ratio), mdEscape(f.Goal), metString(f))
 	}
 	fmt.Fprintf(w, "\n![Latency of one resolution, agent against direct](%s/latency.png)\n\n", outDir)
 	fmt.Fprintf(w, "How each figure is measured, and the notes of the run: [%s/README.md](%s/README.md).\n", outDir, outDir)
+}
+
+// breakdownRows are the pieces of one resolution through the agent, in the
+// order of a request's way, with what each is.
+var breakdownRows = []struct{ key, what string }{
+	{"resolve_agent_p50_us", "**the total**: one resolution through the agent"},
+	{"resolve_direct_p50_us", "the CCP call alone: agent/ccp straight to the fake (in the harness's process)"},
+	{"piece_localapi_p50_us", "the local API alone, in a process of its own (HTTP on the socket, checks, JSON, resolve with an instant CCP, the other process's wake-up)"},
+	{"piece_resolve_us", "of which policy, rate limit and lookup (agent/resolve without CCP and audit)"},
+	{"piece_audit_write_us", "the audit write (one record into a file)"},
+	{"piece_identity_per_connection_us", "the caller's identity, once per connection (none per request on a kept connection)"},
+	{"piece_rest_p50_us", "the rest: total − CCP − local API − audit (the agent woken by the CCP's answer, its threads' hand-offs)"},
+}
+
+// writeBreakdown writes where the agent's time goes: the pieces measured in
+// the same run as the totals.
+func writeBreakdown(w io.Writer, r *report) {
+	byKey := map[string]*figure{}
+	for _, f := range r.Figures {
+		byKey[f.Key] = f
+	}
+	if byKey["piece_localapi_p50_us"] == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n## Where the agent's time goes\n\n")
+	fmt.Fprintf(w, "Measured in the same run as the totals, between the latency rounds (medians of the rounds, and their spread). "+
+		"The pieces overlap as said; the rest is what none of them holds.\n\n")
+	fmt.Fprintln(w, "| piece | p50 | rounds | share of the total |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	total := byKey["resolve_agent_p50_us"]
+	for _, row := range breakdownRows {
+		f := byKey[row.key]
+		if f == nil || f.Error != "" {
+			continue
+		}
+		share := ""
+		if total != nil && total.Value > 0 {
+			share = fmt.Sprintf("%.0f %%", 100*f.Value/total.Value)
+		}
+		fmt.Fprintf(w, "| %s (`%s`) | %s µs | %s | %s |\n", row.what, row.key, rig.TrimFloat(f.Value), spreadString(f.Spread), share)
+	}
+	for _, k := range []string{"agent_cpu_us_per_resolution", "agent_switches_per_resolution", "piece_localapi_cpu_us_per_resolution"} {
+		if f := byKey[k]; f != nil && f.Error == "" {
+			fmt.Fprintf(w, "\n`%s`: %s (rounds %s); %s: %s.", k, strings.TrimSpace(rig.TrimFloat(f.Value)+" "+f.Unit), spreadString(f.Spread), f.BaselineName, rig.TrimFloat(f.Baseline))
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\nThe audit write is kept as it is: one `write` of one record, made before the answer leaves the agent. "+
+		"So a record is in the kernel before the caller has its password, and an agent that crashes or is killed right after "+
+		"answering has lost no record; a power loss or a kernel crash can lose the records not yet written back by the kernel "+
+		"(there is no fsync per record, before or after). Batching records into fewer writes would have saved a few µs of a "+
+		"resolution (`piece_audit_write_us`) but could not keep that guarantee for a sequential caller.\n")
 }

@@ -90,6 +90,9 @@ func (h *harness) setup() error {
 	}
 	fmt.Printf("agent pid %d ready in %v on %s\n", h.agent.Pid(), ready.Sub(h.agent.Started).Round(time.Millisecond), h.socket)
 	h.api = client.New(h.socket)
+	if err := h.startLocalAPI(); err != nil {
+		return fmt.Errorf("the local API alone: %w", err)
+	}
 	p, err := h.newPortal(h.agentDir)
 	if err != nil {
 		return err

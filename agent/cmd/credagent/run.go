@@ -51,6 +51,7 @@ Examples:
 }
 
 func runAgent(configPath, devDir string) error {
+	smallDaemonRuntime()
 	var cfg config.Config
 	var err error
 	dev := devDir != ""
