@@ -238,7 +238,7 @@ func (e *env) report(rows []Summary, took time.Duration) bool {
 			}
 		}
 		for _, f := range r.Flaky {
-			fmt.Printf("flaky %s %s: failed among the others, passed when run alone\n", r.Package, f)
+			fmt.Printf("flaky %s %s: failed or hung in the full run, passed when run again\n", r.Package, f)
 		}
 		for _, n := range r.NowPassing {
 			fmt.Printf("note: %s %s passes under Wine now: remove it from the skip list\n", r.Package, n)
@@ -332,8 +332,40 @@ func (e *env) runTests(only *regexp.Regexp) ([]Summary, error) {
 	// nothing else running: timing checks (latencies, time budgets) can
 	// miss on a loaded machine. One that passes then is reported as flaky,
 	// by name, and does not fail the run; one that fails again does.
+	//
+	// A binary that hung (-test.timeout) never ran the tests after the one
+	// that hung, so it is run again whole. If every test passes then, the
+	// hung test is reported as flaky, by name, with where its log is.
+	for i, p := range pkgs {
+		if buildErr[i] != nil {
+			continue
+		}
+		log := filepath.Join(logs, strings.ReplaceAll(p.rel, "/", "_")+".log")
+		b, _ := os.ReadFile(log)
+		hung, ok := Hung(b)
+		if !ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		cmd := e.wine(ctx, p.dir, nil, exeOf(p), "-test.v", "-test.timeout=3m")
+		b, runErr := combined(cmd)
+		cancel()
+		os.WriteFile(strings.TrimSuffix(log, ".log")+".rerun.log", b, 0o644)
+		rs, _ := ParseTestV(bytes.NewReader(b))
+		again := Summarize(p.rel, rs, e.gaps, runErr)
+		fmt.Printf("   rerun whole after a hang in %v (stacks in %s): %s %d pass, %d fail\n", hung, log, p.rel, again.Pass, again.Fail)
+		if again.Fail == 0 {
+			for _, h := range hung {
+				again.Flaky = append(again.Flaky, h+" (hung; stacks in "+log+")")
+			}
+			rows[i] = again
+		}
+	}
 	for i, p := range pkgs {
 		r := rows[i]
+		if _, hung := Hung(mustRead(filepath.Join(logs, strings.ReplaceAll(p.rel, "/", "_")+".log"))); hung {
+			continue // handled above
+		}
 		if r.Fail == 0 || buildErr[i] != nil || slices.ContainsFunc(r.Failures, func(f string) bool { return strings.HasPrefix(f, "(") }) {
 			continue
 		}
@@ -352,6 +384,12 @@ func (e *env) runTests(only *regexp.Regexp) ([]Summary, error) {
 		fmt.Printf("   rerun alone: %s %v: %d pass, %d fail\n", p.rel, r.Failures, again.Pass, again.Fail)
 	}
 	return rows, nil
+}
+
+// mustRead is the content of a log, nil if it cannot be read.
+func mustRead(path string) []byte {
+	b, _ := os.ReadFile(path)
+	return b
 }
 
 // tail returns the last n lines of b.

@@ -250,3 +250,30 @@ func UnlistedSkips(s Summary, gaps Gaps) []Result {
 	}
 	return out
 }
+
+// Hung returns the top-level tests that were running when the test binary
+// gave up with "panic: test timed out" (-test.timeout), and false when it
+// did not. Tests after them never ran, so a hang is not a failure of those
+// tests alone: the caller runs the whole binary again.
+func Hung(out []byte) ([]string, bool) {
+	lines := strings.Split(strings.ReplaceAll(string(out), "\r", ""), "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "panic: test timed out after ") {
+			continue
+		}
+		var names []string
+		if i+1 < len(lines) && strings.TrimSpace(lines[i+1]) == "running tests:" {
+			for _, t := range lines[i+2:] {
+				f := strings.Fields(t)
+				if len(f) == 0 || !strings.HasPrefix(f[0], "Test") {
+					break
+				}
+				top, _, _ := strings.Cut(f[0], "/")
+				names = append(names, top)
+			}
+		}
+		slices.Sort(names)
+		return slices.Compact(names), true
+	}
+	return nil, false
+}

@@ -155,3 +155,26 @@ func TestLookupMostSpecific(t *testing.T) {
 		}
 	}
 }
+
+func TestHung(t *testing.T) {
+	tests := []struct {
+		name string
+		out  string
+		want []string
+		hung bool
+	}{
+		{"passed", sampleV, nil, false},
+		{"one test", "=== RUN   TestA\r\npanic: test timed out after 2m30s\r\n\trunning tests:\r\n\t\tTestA (4s)\r\n\r\ngoroutine 64 [running]:\r\n", []string{"TestA"}, true},
+		{"subtests and parallel", "panic: test timed out after 3m0s\n\trunning tests:\n\t\tTestB/two (1s)\n\t\tTestB (2s)\n\t\tTestC (3s)\n\ngoroutine 1 [chan receive]:\n", []string{"TestB", "TestC"}, true},
+		{"no list", "panic: test timed out after 1s\n\ngoroutine 1 [running]:\n", nil, true},
+		{"another panic", "panic: runtime error: index out of range\n\ngoroutine 1 [running]:\n", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, hung := Hung([]byte(tt.out))
+			if hung != tt.hung || !slices.Equal(got, tt.want) {
+				t.Fatalf("Hung = %q, %v; want %q, %v", got, hung, tt.want, tt.hung)
+			}
+		})
+	}
+}
