@@ -21,7 +21,6 @@ import (
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/logfile"
 	"github.com/credagent/credagent/scripts/internal/rig"
@@ -72,7 +71,7 @@ func benchResolver(audit zerolog.Logger) (*resolve.Resolver, error) {
 	return resolve.New(resolve.Options{
 		State:      benchState(),
 		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) { return instantFetcher{}, nil },
-		Policy:     config.Policy{Rules: []config.Rule{{Name: "bench", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}}}},
+		Policy:     resolve.Policy{Rules: []resolve.Rule{{Name: "bench", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}}}},
 		Audit:      audit,
 		Log:        zerolog.Nop(),
 	})
