@@ -59,23 +59,6 @@ var feedFaults = []feedFault{
 	{"delivery that does not match its manifest", "hash-mismatch"},
 }
 
-// feedFigures are the feed's figures in soak.json.
-type feedFigures struct {
-	PollS         float64           `json:"soak_feed_poll_interval_s"`
-	Published     int               `json:"soak_feed_changes_published"`
-	PickedUp      int               `json:"soak_feed_changes_picked_up"`
-	PropP50S      float64           `json:"soak_feed_propagation_p50_s"`
-	PropMaxS      float64           `json:"soak_feed_propagation_max_s"`
-	Faults        int               `json:"soak_feed_faults_injected"`
-	FaultsRefused int               `json:"soak_feed_faults_refused_with_reason"`
-	Reasons       map[string]string `json:"soak_feed_fault_reasons,omitempty"`
-	Requests      int               `json:"soak_feed_requests"`
-	NotModified   int               `json:"soak_feed_not_modified"`
-	Failures      []string          `json:"soak_feed_failures,omitempty"`
-
-	props []float64 // seconds from publish to the agent's status showing it
-}
-
 // soakFeed is the feed's server and writer.
 type soakFeed struct {
 	s        *soak
