@@ -52,6 +52,7 @@ type sample struct {
 	Goroutines  int     `json:"goroutines"`
 	FDs         int     `json:"fds"`
 	CCPConns    int     `json:"ccp_conns"`
+	FeedConns   int     `json:"feed_conns"` // connections to the feed's server (not checked: 0 to 2)
 	StateBytes  int64   `json:"state_dir_bytes"`
 	StateBound  int64   `json:"state_dir_bound_bytes"`
 	P50us       float64 `json:"p50_us"`

@@ -113,7 +113,7 @@ func (s *soak) startFeed() error {
 	_, f.port, _ = net.SplitHostPort(ln.Addr().String())
 	// HTTP/1.1 only, so that a reset can hijack the connection.
 	f.srv = &http.Server{Handler: f, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}, ErrorLog: nil,
+		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ReadHeaderTimeout: 10 * time.Second}
 	go f.srv.ServeTLS(ln, "", "")
 	s.feed = f

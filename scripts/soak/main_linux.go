@@ -323,8 +323,8 @@ func (s *soak) sampleLoop(ctx context.Context) {
 		s.samples = append(s.samples, smp)
 		n := len(s.records)
 		s.mu.Unlock()
-		fmt.Printf("t=%4.0fs rss %.1f MB heap %.1f/%.1f MB goroutines %d fds %d ccp %d state %d B (bound %d) records %d load %s\n",
-			smp.T, smp.RSSMB, smp.HeapLiveMB, smp.HeapInuseMB, smp.Goroutines, smp.FDs, smp.CCPConns, smp.StateBytes, smp.StateBound, n, rig.LoadAverage())
+		fmt.Printf("t=%4.0fs rss %.1f MB heap %.1f/%.1f MB goroutines %d fds %d ccp %d feed %d state %d B (bound %d) records %d load %s\n",
+			smp.T, smp.RSSMB, smp.HeapLiveMB, smp.HeapInuseMB, smp.Goroutines, smp.FDs, smp.CCPConns, smp.FeedConns, smp.StateBytes, smp.StateBound, n, rig.LoadAverage())
 	}
 }
 
