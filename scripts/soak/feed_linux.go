@@ -43,6 +43,10 @@ type feedFault struct {
 	name, reason string
 }
 
+// htmlErrorPage is what a misconfigured server or a captive portal
+// answers with 200 in place of the manifest.
+const htmlErrorPage = "<html><head><title>Error</title></head><body><h1>Something went wrong</h1></body></html>\n"
+
 // feedFaults are the bad answers of issue 15, section 5, served in turn.
 var feedFaults = []feedFault{
 	{"outage: 503 for every request", "http-status"},
@@ -173,7 +177,7 @@ func (f *soakFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case fault == "HTML error page served with 200":
 		f.count()
 		w.Header().Set("Content-Type", "text/html")
-		w.Write([]byte("<html><head><title>Error</title></head><body><h1>Something went wrong</h1></body></html>\n"))
+		w.Write([]byte(htmlErrorPage))
 		return
 	case fault == "slow drip":
 		f.count()
