@@ -216,7 +216,8 @@ The agent also follows a feed (agent/feed) served by the harness over HTTPS (its
 polled every 12 s (1.2 s at speed 10), written as credseal publish writes it (portal.Feed). Every other
 certificate rotation goes through the feed instead of the inbox; every minute a new credential is published to
 the feed with the revocation of an older one (three names in turn), and each change must show in the agent's
-status within two polls (and the new credential resolve). Every 45 s the feed misbehaves in the next of twelve
+status within two polls and some slack (2.5 poll intervals, the request timeout and 5 s), and the new credential
+resolve. Every 45 s the feed misbehaves in the next of twelve
 ways (a 503 outage, connections reset, an HTML page with 200, a truncated manifest, one of an unknown signer,
 one with a bad signature, one rolled back, an expired one, an oversized one, a slow drip past the 2 s request
 timeout, a redirect to http, a delivery that does not match its manifest): the agent must report it in status
