@@ -58,66 +58,39 @@ const (
 )
 
 type env struct {
-	run, net      string
-	bin, work     string
-	agentImage    string
-	ccpImage      string
-	ccpEntrypoint string
-	pki           *fakeccp.DevPKI
-	app2P12       string
-	app2Serial    string
-	portalKey     string
-	ccps          []string // container names
-	fronts        []string
-	frontPEM      string // the fronts' client certificate and key (PEM)
-	agents        []string
-	agentDirs     []string
-	regs          []string // registration.json paths
-	planted       []string // passwords
-	keyFiles      []string // application and group private keys (PEM)
-	sapSHA        string
-	http          *http.Client
+	topology
+	portalKey string
+	fronts    []string
+	frontPEM  string // the fronts' client certificate and key (PEM)
+	agents    []string
+	agentDirs []string
+	regs      []string // registration.json paths
+	planted   []string // passwords
+	keyFiles  []string // application and group private keys (PEM)
+	sapSHA    string
 }
 
 func drive(args []string) error {
 	fs := flag.NewFlagSet("drive", flag.ContinueOnError)
-	e := &env{http: &http.Client{Timeout: 5 * time.Second}}
-	fs.StringVar(&e.bin, "bin", "bin", "directory of credagent, credseal and fakeccp")
-	fs.StringVar(&e.run, "run", "", "run ID (labels every container and network)")
-	fs.StringVar(&e.agentImage, "agent-image", "", "agent image")
-	fs.StringVar(&e.ccpImage, "ccp-image", "", "fake CCP image")
+	e := &env{topology: newTopology("e2e")}
+	e.flags(fs)
 	keep := fs.Bool("keep", false, "keep the work directory")
 	budget := fs.Duration("budget", 8*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if e.run == "" || e.agentImage == "" || e.ccpImage == "" {
-		return errors.New("drive: --run, --agent-image and --ccp-image are required")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *budget)
-	defer cancel()
-	var err error
-	if e.work, err = os.MkdirTemp("", "credagent-e2e-"); err != nil {
+	ctx, stop, err := e.start(*budget, *keep)
+	if err != nil {
 		return err
 	}
-	if !*keep {
-		defer os.RemoveAll(e.work)
-	} else {
-		fmt.Println("work directory:", e.work)
-	}
-	e.net = "e2e-" + e.run
+	defer stop()
 	rep := &report{start: time.Now()}
-	defer e.cleanup()
-
 	if err := rep.step("setup: images, PKI, network, 2 CCP replicas, 3 agents, enrolment, deliveries", func() (string, error) { return e.setup(ctx) }); err != nil {
 		rep.step("secrets in logs and state", func() (string, error) { return e.scanSecrets(ctx) })
-		rep.print()
+		rep.result()
 		return errors.New("setup failed")
 	}
-	for _, s := range []struct {
-		name string
-		fn   func(context.Context) (string, error)
-	}{
+	rep.steps(ctx, []step{
 		{"resolve from every agent", e.scResolveAll},
 		{"rotate the application certificate by delivery under load", e.scRotateApp},
 		{"stop a CCP replica, cut it from the network, restore it, under load", e.scFailover},
@@ -126,67 +99,9 @@ func drive(args []string) error {
 		{"bad deliveries dropped into one agent", e.scBadDelivery},
 		{"kill and restart an agent under load", e.scKillRestart},
 		{"IIS-like Apache fronts: TLS 1.2 renegotiation, and TLS 1.3 with a late certificate request", e.scFronts},
-	} {
-		rep.step(s.name, func() (string, error) { return s.fn(ctx) })
-	}
+	})
 	rep.step("secrets in logs and state", func() (string, error) { return e.scanSecrets(ctx) })
-	rep.print()
-	if rep.failed > 0 {
-		return fmt.Errorf("%d of %d steps failed", rep.failed, len(rep.rows))
-	}
-	return nil
-}
-
-// report collects the summary.
-type report struct {
-	start  time.Time
-	rows   []row
-	failed int
-}
-
-type row struct {
-	name, detail string
-	ok           bool
-	took         time.Duration
-}
-
-func (r *report) step(name string, fn func() (string, error)) error {
-	fmt.Printf("== %s\n", name)
-	start := time.Now()
-	detail, err := fn()
-	rw := row{name: name, detail: detail, ok: err == nil, took: time.Since(start)}
-	if err != nil {
-		r.failed++
-		rw.detail = err.Error()
-		fmt.Printf("   FAIL (%v): %v\n", rw.took.Round(time.Millisecond), err)
-	} else {
-		fmt.Printf("   pass (%v): %s\n", rw.took.Round(time.Millisecond), detail)
-	}
-	r.rows = append(r.rows, rw)
-	return err
-}
-
-func (r *report) print() {
-	fmt.Printf("\n%-4s  %8s  %-70s  %s\n", "", "time", "scenario", "detail")
-	for _, rw := range r.rows {
-		res := "pass"
-		if !rw.ok {
-			res = "FAIL"
-		}
-		fmt.Printf("%-4s  %7.1fs  %-70s  %s\n", res, rw.took.Seconds(), rw.name, rw.detail)
-	}
-	fmt.Printf("\ntotal %.1fs, %d of %d steps passed\n", time.Since(r.start).Seconds(), len(r.rows)-r.failed, len(r.rows))
-}
-
-// cleanup removes every container and the network of this run.
-func (e *env) cleanup() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ids, _ := docker(ctx, "ps", "-aq", "--filter", "label=credagent.e2e="+e.run)
-	if ids != "" {
-		docker(ctx, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
-	}
-	docker(ctx, "network", "rm", e.net)
+	return rep.result()
 }
 
 func (e *env) sh(name string, args ...string) (string, error) {
@@ -200,60 +115,18 @@ func (e *env) sh(name string, args ...string) (string, error) {
 }
 
 func (e *env) setup(ctx context.Context) (string, error) {
-	ep, err := docker(ctx, "image", "inspect", "-f", "{{index .Config.Entrypoint 0}}", e.ccpImage)
-	if err != nil || ep == "" {
-		return "", fmt.Errorf("the fake CCP image has no entrypoint: %v", err)
-	}
-	e.ccpEntrypoint = ep
-
-	// The dev PKI, made once on the host, with the replicas' names.
-	if e.pki, err = fakeccp.EnsureDevPKI(filepath.Join(e.work, "pki"), "ccp1", "ccp2", "front1", "front2"); err != nil {
-		return "", err
-	}
-	// A second DemoApp certificate for the rotation, authorised too.
-	app2, err := e.pki.MintClientCert(fakeccp.ClientCertOptions{CommonName: "DemoApp"})
+	// The dev PKI, made once on the host, with the replicas' names, and a
+	// second DemoApp certificate for the rotation, authorised too.
+	ccpDir, fix, err := e.preparePKI(ctx, "ccp1", "ccp2", "front1", "front2")
 	if err != nil {
 		return "", err
 	}
-	e.app2Serial = app2.Leaf.SerialNumber.Text(16)
-	p12, err := fakeccp.EncodeP12(app2, nil, fakeccp.DevP12Password)
-	if err != nil {
-		return "", err
-	}
-	e.app2P12 = filepath.Join(e.work, "pki", "app2.p12")
-	if err := os.WriteFile(e.app2P12, p12, 0o600); err != nil {
-		return "", err
-	}
-	_, keyPEM, err := fakeccp.EncodePEM(app2)
+	_, keyPEM, err := fakeccp.EncodePEM(e.app2)
 	if err != nil {
 		return "", err
 	}
 	app2Key := filepath.Join(e.work, "pki", "app2.key")
 	if err := os.WriteFile(app2Key, keyPEM, 0o600); err != nil {
-		return "", err
-	}
-	fix, err := fakeccp.RenderDevFixture(e.pki.AppSerial)
-	if err != nil {
-		return "", err
-	}
-	fix = bytes.Replace(fix, []byte(`["`+e.pki.AppSerial+`"]`), []byte(`["`+e.pki.AppSerial+`", "`+e.app2Serial+`"]`), 1)
-	if !bytes.Contains(fix, []byte(e.app2Serial)) {
-		return "", errors.New("could not add the second serial to the fixture")
-	}
-	// The replicas get only what a CCP holds: its certificate and key, the
-	// client CA and the fixture; no application key.
-	ccpDir := filepath.Join(e.work, "ccp")
-	os.MkdirAll(ccpDir, 0o755)
-	for src, dst := range map[string]string{e.pki.CAFile: "ca.pem", e.pki.ServerCertFile: "server.crt", e.pki.ServerKeyFile: "server.key"} {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(ccpDir, dst), b, 0o644); err != nil {
-			return "", err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(ccpDir, "fixture.yaml"), fix, 0o644); err != nil {
 		return "", err
 	}
 	// The IIS-like fronts' own certificate, which the replicas trust to
@@ -279,18 +152,18 @@ func (e *env) setup(ctx context.Context) (string, error) {
 	e.portalKey = filepath.Join(portalDir, "signing.key")
 	os.WriteFile(filepath.Join(portalDir, "p12.pass"), []byte(fakeccp.DevP12Password), 0o600)
 
-	if _, err := docker(ctx, "network", "create", "--internal", "--label", "credagent.e2e="+e.run, e.net); err != nil {
+	if err := e.network(ctx); err != nil {
 		return "", err
 	}
 	for i := 1; i <= 2; i++ {
-		name := fmt.Sprintf("e2e-%s-ccp%d", e.run, i)
-		e.ccps = append(e.ccps, name)
-		if err := e.startCCP(ctx, name, fmt.Sprintf("ccp%d", i), ccpDir); err != nil {
+		// The fronts pass the client certificate in a header signed by
+		// front.crt (scFronts).
+		if err := e.startCCP(ctx, i, ccpDir, "--front-cert", "/ccp/front.crt"); err != nil {
 			return "", err
 		}
 	}
 	for i := 1; i <= nAgents; i++ {
-		name := fmt.Sprintf("e2e-%s-agent%d", e.run, i)
+		name := e.name(fmt.Sprintf("agent%d", i))
 		dir := filepath.Join(e.work, "agents", fmt.Sprintf("agent%d", i))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return "", err
@@ -301,7 +174,7 @@ func (e *env) setup(ctx context.Context) (string, error) {
 		}
 		os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(agentConfig), 0o600)
 		if _, err := docker(ctx, "run", "-d", "--name", name, "--hostname", fmt.Sprintf("agent%d", i), "--network", e.net,
-			"--label", "credagent.e2e="+e.run, "-v", dir+":/agent", e.agentImage); err != nil {
+			"--label", e.label(), "-v", dir+":/agent", e.agentImage); err != nil {
 			return "", err
 		}
 		e.agents, e.agentDirs = append(e.agents, name), append(e.agentDirs, dir)
@@ -367,14 +240,6 @@ func (e *env) setup(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d agents ready with 1 group-sealed application, 1 group store (2 servers), 2 credentials each", nAgents), nil
 }
 
-func (e *env) startCCP(ctx context.Context, name, alias, dir string) error {
-	_, err := docker(ctx, "run", "-d", "--name", name, "--hostname", alias, "--network", e.net, "--network-alias", alias,
-		"--label", "credagent.e2e="+e.run, "-v", dir+":/ccp:ro", "--entrypoint", e.ccpEntrypoint, e.ccpImage,
-		"serve", "--config", "/ccp/fixture.yaml", "--tls-cert", "/ccp/server.crt", "--tls-key", "/ccp/server.key",
-		"--client-ca", "/ccp/ca.pem", "--listen", "0.0.0.0:8443", "--admin", "0.0.0.0:8444", "--front-cert", "/ccp/front.crt")
-	return err
-}
-
 func (e *env) inbox(i int) string { return filepath.Join(e.agentDirs[i], "inbox") }
 
 // deliverApp seals the application in p12 once, to the group key, and
@@ -407,22 +272,24 @@ func (e *env) drop(i int, file, name string) error {
 	if name == "" {
 		name = filepath.Base(file)
 	}
-	tmp := filepath.Join(e.inbox(i), "."+name)
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(e.inbox(i), name))
+	return dropFile(e.inbox(i), name, b)
 }
 
 func (e *env) waitInboxEmpty(i int, within time.Duration) error {
+	return waitInboxEmpty(e.inbox(i), e.agents[i], within)
+}
+
+// waitInboxEmpty waits until the agent who has taken in (applied or
+// refused) every delivery of inbox.
+func waitInboxEmpty(inbox, who string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		left, _ := filepath.Glob(filepath.Join(e.inbox(i), "*.delivery"))
+		left, _ := filepath.Glob(filepath.Join(inbox, "*.delivery"))
 		if len(left) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: %d deliveries not taken in within %v", e.agents[i], len(left), within)
+			return fmt.Errorf("%s: %d deliveries not taken in within %v", who, len(left), within)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdh"
@@ -14,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +26,7 @@ import (
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/scripts/internal/rig"
 )
 
 // fleet is the feed scenario at scale (make fleet; a small version in make
@@ -35,46 +36,48 @@ import (
 // when the fleet resolves at once and after an outage, and a revocation
 // reaching every agent.
 type fleetEnv struct {
-	run, net, work, bin    string
-	agentImage, ccpImage   string
-	feedImage, feedKind    string // nginx, or the e2e runner's own static server
-	ccpEntrypoint          string
-	n                      int
-	poll                   time.Duration
-	pki                    *fakeccp.DevPKI
-	signer                 crypto.Signer
-	pub                    *portal.Feed
-	group                  *ecdh.PrivateKey
-	agents, dirs, machines []string
-	ccps                   []string
-	feedName               string
-	seq                    uint64
-	app2P12                string
-	app2Serial             string
-	http                   *http.Client
-	results                map[string]figure
+	topology
+	feedImage, feedKind string // nginx, or the e2e runner's own static server
+	n                   int
+	rssAgents           int // agents without the feed, for the RSS baseline
+	poll                time.Duration
+	signer              crypto.Signer
+	pub                 *portal.Feed
+	group               *ecdh.PrivateKey
+	agents, dirs        []string
+	machines            []string
+	noFeed, noFeedDirs  []string // the RSS baseline's agents
+	groupRaws           [][]byte // the group's deliveries of the set-up
+	feedName            string
+	seq                 uint64
+	results             map[string]figure
 }
 
+// figure is one figure in bench/results.json, in the shape of the bench's
+// (scripts/bench): a value, and where there is one, the baseline it is
+// compared with, measured in the same run.
 type figure struct {
-	Unit   string  `json:"unit"`
-	Value  float64 `json:"value"`
-	Goal   string  `json:"goal,omitempty"`
-	Met    *bool   `json:"met,omitempty"`
-	Method string  `json:"method"`
+	Unit           string    `json:"unit"`
+	Value          float64   `json:"value"`
+	BaselineName   string    `json:"baseline_name,omitempty"`
+	Baseline       float64   `json:"baseline,omitempty"`
+	Goal           string    `json:"goal,omitempty"`
+	Met            *bool     `json:"met,omitempty"`
+	Rounds         []float64 `json:"rounds,omitempty"`
+	BaselineRounds []float64 `json:"baseline_rounds,omitempty"`
+	Method         string    `json:"method"`
 }
 
 const fleetGroup = "rpa-fleet"
 
 func fleet(args []string) error {
 	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
-	e := &fleetEnv{http: &http.Client{Timeout: 5 * time.Second}, results: map[string]figure{}}
-	fs.StringVar(&e.bin, "bin", "bin", "directory of credagent, credseal and fakeccp")
-	fs.StringVar(&e.run, "run", "", "run ID (labels every container and network)")
-	fs.StringVar(&e.agentImage, "agent-image", "", "agent image")
-	fs.StringVar(&e.ccpImage, "ccp-image", "", "fake CCP image")
+	e := &fleetEnv{topology: newTopology("fleet"), results: map[string]figure{}}
+	e.flags(fs)
 	fs.StringVar(&e.feedImage, "feed-image", "", "the feed server's image")
 	fs.StringVar(&e.feedKind, "feed-server", "nginx", "nginx (Debian's, from --feed-image) or static (the runner's own file server, in --agent-image)")
 	fs.IntVar(&e.n, "agents", 100, "how many agents")
+	fs.IntVar(&e.rssAgents, "rss-agents", 5, "agents without the feed, started next to as many of the fleet's for the RSS comparison (0: none)")
 	fs.DurationVar(&e.poll, "poll", 10*time.Second, "the agents' feed.poll_interval")
 	resultsFile := fs.String("results", "", "merge the figures into this JSON file (bench/results.json)")
 	budget := fs.Duration("budget", 15*time.Minute, "give up after this long")
@@ -82,65 +85,41 @@ func fleet(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if e.run == "" || e.agentImage == "" || e.ccpImage == "" || (e.feedKind == "nginx" && e.feedImage == "") {
-		return errors.New("fleet: --run, --agent-image, --ccp-image and (for nginx) --feed-image are required")
+	if e.feedKind == "nginx" && e.feedImage == "" {
+		return errors.New("fleet: --feed-image is required for nginx")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *budget)
-	defer cancel()
-	var err error
-	if e.work, err = os.MkdirTemp("", "credagent-fleet-"); err != nil {
+	e.rssAgents = min(e.rssAgents, e.n)
+	ctx, stop, err := e.start(*budget, *keep)
+	if err != nil {
 		return err
 	}
-	if *keep {
-		fmt.Println("work directory:", e.work)
-	} else {
-		defer os.RemoveAll(e.work)
-	}
-	e.net = "fleet-" + e.run
-	defer e.cleanup()
+	defer stop()
+	loadStart := rig.LoadAverage()
 	rep := &report{start: time.Now()}
-	if err := rep.step(fmt.Sprintf("setup: %s feed server, 2 CCP replicas, %d agents polling every %v", e.feedKind, e.n, e.poll), func() (string, error) { return e.setup(ctx) }); err != nil {
-		rep.print()
+	if err := rep.step(fmt.Sprintf("setup: %s feed server, 2 CCP replicas, %d agents polling every %v (and %d without the feed)", e.feedKind, e.n, e.poll, e.rssAgents),
+		func() (string, error) { return e.setup(ctx) }); err != nil {
+		rep.result()
 		return errors.New("setup failed")
 	}
-	for _, s := range []struct {
-		name string
-		fn   func(context.Context) (string, error)
-	}{
+	steps := []step{
 		{"every agent resolves at once", e.scBurst},
 		{"publish a rotated application certificate: propagation", e.scRotate},
 		{"publish a new credential: propagation", e.scNewCredential},
 		{"idle: requests and bytes per poll", e.scIdle},
 		{"CCP outage and return: the request rate", e.scOutage},
 		{"publish a revocation: it reaches every agent", e.scRevoke},
-	} {
-		rep.step(s.name, func() (string, error) { return s.fn(ctx) })
 	}
-	rep.print()
-	if rep.failed > 0 {
-		return fmt.Errorf("%d of %d steps failed", rep.failed, len(rep.rows))
+	if e.rssAgents > 0 {
+		steps = append([]step{{"RSS: agents with the feed against agents without", e.scRSS}}, steps...)
+	}
+	rep.steps(ctx, steps)
+	if err := rep.result(); err != nil {
+		return err
 	}
 	if *resultsFile != "" {
-		return e.writeResults(*resultsFile)
+		return e.writeResults(*resultsFile, loadStart)
 	}
 	return nil
-}
-
-func (e *fleetEnv) cleanup() {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	ids, _ := docker(ctx, "ps", "-aq", "--filter", "label=credagent.fleet="+e.run)
-	if ids != "" {
-		docker(ctx, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
-	}
-	// The network goes once the last endpoint is released, which can lag
-	// behind rm -f of a hundred containers.
-	for i := 0; i < 10; i++ {
-		if _, err := docker(ctx, "network", "rm", e.net); err == nil {
-			return
-		}
-		time.Sleep(2 * time.Second)
-	}
 }
 
 const nginxConf = `user www-data;
@@ -163,8 +142,10 @@ http {
 }
 `
 
-func (e *fleetEnv) fleetAgentConfig() string {
-	return fmt.Sprintf(`log:
+// fleetAgentConfig is each agent's config; without the feed for the RSS
+// baseline's agents, which take their deliveries from the inbox.
+func (e *fleetEnv) fleetAgentConfig(feed bool) string {
+	c := `log:
   level: warn
   format: json
 inbox:
@@ -178,7 +159,11 @@ ccp:
   request_timeout: 2s
   retries: 2
   retry_backoff: 200ms
-feed:
+`
+	if !feed {
+		return c
+	}
+	return c + fmt.Sprintf(`feed:
   urls: [https://feed/]
   ca_file: /agent/feed-ca.pem
   poll_interval: %s
@@ -187,44 +172,22 @@ feed:
 }
 
 func (e *fleetEnv) setup(ctx context.Context) (string, error) {
-	ep, err := docker(ctx, "image", "inspect", "-f", "{{index .Config.Entrypoint 0}}", e.ccpImage)
-	if err != nil || ep == "" {
-		return "", fmt.Errorf("the fake CCP image has no entrypoint: %v", err)
-	}
-	e.ccpEntrypoint = ep
-	if e.pki, err = fakeccp.EnsureDevPKI(filepath.Join(e.work, "pki"), "ccp1", "ccp2", "feed"); err != nil {
-		return "", err
-	}
-	app2, err := e.pki.MintClientCert(fakeccp.ClientCertOptions{CommonName: "DemoApp"})
+	ccpDir, _, err := e.preparePKI(ctx, "ccp1", "ccp2", "feed")
 	if err != nil {
 		return "", err
 	}
-	e.app2Serial = app2.Leaf.SerialNumber.Text(16)
-	p12, err := fakeccp.EncodeP12(app2, nil, fakeccp.DevP12Password)
-	if err != nil {
-		return "", err
-	}
-	e.app2P12 = filepath.Join(e.work, "pki", "app2.p12")
-	os.WriteFile(e.app2P12, p12, 0o600)
-	fix, err := fakeccp.RenderDevFixture(e.pki.AppSerial)
-	if err != nil {
-		return "", err
-	}
-	fix = bytes.Replace(fix, []byte(`["`+e.pki.AppSerial+`"]`), []byte(`["`+e.pki.AppSerial+`", "`+e.app2Serial+`"]`), 1)
-	ccpDir := filepath.Join(e.work, "ccp")
+	// The feed server's TLS files: the same dev PKI (its name "feed").
 	tlsDir := filepath.Join(e.work, "tls")
-	for _, d := range []string{ccpDir, tlsDir, filepath.Join(e.work, "log"), filepath.Join(e.work, "feed")} {
+	for _, d := range []string{tlsDir, filepath.Join(e.work, "log"), filepath.Join(e.work, "feed")} {
 		os.MkdirAll(d, 0o755)
 	}
-	for src, dst := range map[string]string{e.pki.CAFile: "ca.pem", e.pki.ServerCertFile: "server.crt", e.pki.ServerKeyFile: "server.key"} {
-		b, err := os.ReadFile(src)
+	for _, f := range []string{"ca.pem", "server.crt", "server.key"} {
+		b, err := os.ReadFile(filepath.Join(ccpDir, f))
 		if err != nil {
 			return "", err
 		}
-		os.WriteFile(filepath.Join(ccpDir, dst), b, 0o644)
-		os.WriteFile(filepath.Join(tlsDir, dst), b, 0o644)
+		os.WriteFile(filepath.Join(tlsDir, f), b, 0o644)
 	}
-	os.WriteFile(filepath.Join(ccpDir, "fixture.yaml"), fix, 0o644)
 	os.WriteFile(filepath.Join(e.work, "nginx.conf"), []byte(nginxConf), 0o644)
 
 	// The portal: its signing key (pinned by every agent), the feed tree,
@@ -241,11 +204,11 @@ func (e *fleetEnv) setup(ctx context.Context) (string, error) {
 		return "", err
 	}
 
-	lbl := "credagent.fleet=" + e.run
-	if _, err := docker(ctx, "network", "create", "--internal", "--label", lbl, e.net); err != nil {
+	lbl := e.label()
+	if err := e.network(ctx); err != nil {
 		return "", err
 	}
-	e.feedName = "fleet-" + e.run + "-feed"
+	e.feedName = e.name("feed")
 	feedArgs := []string{"run", "-d", "--name", e.feedName, "--network", e.net, "--network-alias", "feed", "--label", lbl,
 		"-v", filepath.Join(e.work, "feed") + ":/srv:ro", "-v", tlsDir + ":/tls:ro", "-v", filepath.Join(e.work, "log") + ":/log"}
 	if e.feedKind == "nginx" {
@@ -258,37 +221,46 @@ func (e *fleetEnv) setup(ctx context.Context) (string, error) {
 		return "", err
 	}
 	for i := 1; i <= 2; i++ {
-		name := fmt.Sprintf("fleet-%s-ccp%d", e.run, i)
-		e.ccps = append(e.ccps, name)
-		if _, err := docker(ctx, "run", "-d", "--name", name, "--hostname", fmt.Sprintf("ccp%d", i), "--network", e.net, "--network-alias", fmt.Sprintf("ccp%d", i),
-			"--label", lbl, "-v", ccpDir+":/ccp:ro", "--entrypoint", e.ccpEntrypoint, e.ccpImage,
-			"serve", "--config", "/ccp/fixture.yaml", "--tls-cert", "/ccp/server.crt", "--tls-key", "/ccp/server.key",
-			"--client-ca", "/ccp/ca.pem", "--listen", "0.0.0.0:8443", "--admin", "0.0.0.0:8444"); err != nil {
+		if err := e.startCCP(ctx, i, ccpDir); err != nil {
 			return "", err
 		}
 	}
 	caPEM, _ := os.ReadFile(e.pki.CAFile)
+	// The fleet's agents, and the RSS baseline's: the same agent, the same
+	// state (given through the inbox), no feed.
+	type agentSpec struct {
+		host, dir string
+		feed      bool
+	}
+	var specs []agentSpec
+	for i := 1; i <= e.n; i++ {
+		specs = append(specs, agentSpec{fmt.Sprintf("agent%d", i), filepath.Join(e.work, "agents", fmt.Sprintf("a%d", i)), true})
+	}
+	for i := 1; i <= e.rssAgents; i++ {
+		specs = append(specs, agentSpec{fmt.Sprintf("nofeed%d", i), filepath.Join(e.work, "agents", fmt.Sprintf("n%d", i)), false})
+	}
 	// docker run takes seconds here: start the agents a few at a time.
 	sem := make(chan struct{}, 8)
-	runErrs := make([]error, e.n)
+	runErrs := make([]error, len(specs))
 	var wg sync.WaitGroup
-	for i := 1; i <= e.n; i++ {
-		name := fmt.Sprintf("fleet-%s-agent%d", e.run, i)
-		dir := filepath.Join(e.work, "agents", fmt.Sprintf("a%d", i))
-		os.MkdirAll(dir, 0o700)
-		os.WriteFile(filepath.Join(dir, daemon.DevSigningKeyFile), priv, 0o600)
-		os.WriteFile(filepath.Join(dir, daemon.DevSigningPubFile), pubPEM, 0o600)
-		os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(e.fleetAgentConfig()), 0o600)
-		os.WriteFile(filepath.Join(dir, "feed-ca.pem"), caPEM, 0o644)
-		e.agents, e.dirs = append(e.agents, name), append(e.dirs, dir)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for k, sp := range specs {
+		name := e.name(sp.host)
+		os.MkdirAll(sp.dir, 0o700)
+		os.WriteFile(filepath.Join(sp.dir, daemon.DevSigningKeyFile), priv, 0o600)
+		os.WriteFile(filepath.Join(sp.dir, daemon.DevSigningPubFile), pubPEM, 0o600)
+		os.WriteFile(filepath.Join(sp.dir, "config.yaml"), []byte(e.fleetAgentConfig(sp.feed)), 0o600)
+		os.WriteFile(filepath.Join(sp.dir, "feed-ca.pem"), caPEM, 0o644)
+		if sp.feed {
+			e.agents, e.dirs = append(e.agents, name), append(e.dirs, sp.dir)
+		} else {
+			e.noFeed, e.noFeedDirs = append(e.noFeed, name), append(e.noFeedDirs, sp.dir)
+		}
+		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			_, runErrs[i-1] = docker(ctx, "run", "-d", "--name", name, "--hostname", fmt.Sprintf("agent%d", i), "--network", e.net,
-				"--label", lbl, "-v", dir+":/agent", e.agentImage)
-		}()
+			_, runErrs[k] = docker(ctx, "run", "-d", "--name", name, "--hostname", sp.host, "--network", e.net,
+				"--label", lbl, "-v", sp.dir+":/agent", e.agentImage)
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(runErrs...); err != nil {
@@ -296,19 +268,19 @@ func (e *fleetEnv) setup(ctx context.Context) (string, error) {
 	}
 	// Enrolment: each agent writes its registration; the portal publishes
 	// the group key to each machine, and the application, store and
-	// credential once to the group, all sealed, into the feed.
-	var raws [][]byte
+	// credential once to the group, all sealed, into the feed. The
+	// baseline's agents get the same deliveries in their inboxes.
+	var raws, baselineKeys [][]byte
 	deadline := time.Now().Add(2 * time.Minute)
-	for i, dir := range e.dirs {
-		var reg string
+	for _, sp := range specs {
+		reg := filepath.Join(sp.dir, "state", daemon.DevRegistration)
 		for {
-			reg = filepath.Join(dir, "state", daemon.DevRegistration)
 			if _, err := os.Stat(reg); err == nil {
 				break
 			}
 			if time.Now().After(deadline) {
-				logs, _ := docker(ctx, "logs", "--tail", "10", e.agents[i])
-				return "", fmt.Errorf("%s wrote no registration: %s", e.agents[i], logs)
+				logs, _ := docker(ctx, "logs", "--tail", "10", e.name(sp.host))
+				return "", fmt.Errorf("%s wrote no registration: %s", e.name(sp.host), logs)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -316,24 +288,73 @@ func (e *fleetEnv) setup(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		e.machines = append(e.machines, r.MachineID)
-		raws = append(raws, e.make(delivery.Machine(r.MachineID), fleetGroup, &delivery.GroupKey{PrivateKey: secret.New(e.group.Bytes())}, pub))
+		gk := e.make(delivery.Machine(r.MachineID), fleetGroup, &delivery.GroupKey{PrivateKey: secret.New(e.group.Bytes())}, pub)
+		if sp.feed {
+			e.machines = append(e.machines, r.MachineID)
+			raws = append(raws, gk)
+		} else {
+			baselineKeys = append(baselineKeys, gk)
+		}
 	}
-	raws = append(raws, e.appDelivery(e.pki.AppP12File))
-	raws = append(raws, e.make(delivery.Group(fleetGroup), "rpa-prod", &delivery.Store{Servers: []string{"https://ccp1:8443", "https://ccp2:8443"},
-		AppID: "DemoApp", Safe: "RPA-Prod", Folder: "Root", CABundle: string(caPEM)}, e.group.PublicKey()))
-	raws = append(raws, e.make(delivery.Group(fleetGroup), "sap", &delivery.Credential{Store: "rpa-prod", Object: "sap-prod-admin"}, e.group.PublicKey()))
-	if _, err := e.pub.Publish(raws); err != nil {
+	e.groupRaws = [][]byte{
+		e.appDelivery(e.pki.AppP12File),
+		e.make(delivery.Group(fleetGroup), "rpa-prod", &delivery.Store{Servers: []string{"https://ccp1:8443", "https://ccp2:8443"},
+			AppID: "DemoApp", Safe: "RPA-Prod", Folder: "Root", CABundle: string(caPEM)}, e.group.PublicKey()),
+		e.make(delivery.Group(fleetGroup), "sap", &delivery.Credential{Store: "rpa-prod", Object: "sap-prod-admin"}, e.group.PublicKey()),
+	}
+	if _, err := e.pub.Publish(append(raws, e.groupRaws...)); err != nil {
 		return "", err
 	}
 	start := time.Now()
-	lat, err := e.waitAll(ctx, start, 3*e.poll+30*time.Second, func(s *apitype.Status) bool {
-		return s.Ready && len(s.Credentials) == 1 && len(s.Applications) == 1
-	})
+	ready := func(s *apitype.Status) bool { return s.Ready && len(s.Credentials) == 1 && len(s.Applications) == 1 }
+	lat, err := e.waitAll(ctx, sockets(e.dirs), start, 3*e.poll+30*time.Second, ready)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d agents ready from the feed; the last within %.1fs of publishing", e.n, lat[len(lat)-1]), nil
+	msg := fmt.Sprintf("%d agents ready from the feed; the last within %.1fs of publishing", e.n, lat[len(lat)-1])
+	if len(e.noFeed) == 0 {
+		return msg, nil
+	}
+	for i, dir := range e.noFeedDirs {
+		if err := dropFile(filepath.Join(dir, "inbox"), "group-key.delivery", baselineKeys[i]); err != nil {
+			return "", err
+		}
+	}
+	for i, dir := range e.noFeedDirs {
+		if err := waitInboxEmpty(filepath.Join(dir, "inbox"), e.noFeed[i], 30*time.Second); err != nil {
+			return "", err
+		}
+	}
+	for _, dir := range e.noFeedDirs {
+		for j, raw := range e.groupRaws {
+			if err := dropFile(filepath.Join(dir, "inbox"), fmt.Sprintf("group-%d.delivery", j), raw); err != nil {
+				return "", err
+			}
+		}
+	}
+	if _, err := e.waitAll(ctx, sockets(e.noFeedDirs), time.Now(), 30*time.Second, ready); err != nil {
+		return "", fmt.Errorf("the RSS baseline's agents: %w", err)
+	}
+	return fmt.Sprintf("%s; %d agents without the feed ready from their inboxes", msg, len(e.noFeed)), nil
+}
+
+// sockets are the agents' socket paths on the host.
+func sockets(dirs []string) []string {
+	out := make([]string, len(dirs))
+	for i, d := range dirs {
+		out[i] = filepath.Join(d, "agent.sock")
+	}
+	return out
+}
+
+// dropFile writes a delivery into an inbox as the portal does: to a
+// hidden name, renamed into place.
+func dropFile(inbox, name string, b []byte) error {
+	tmp := filepath.Join(inbox, "."+name)
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(inbox, name))
 }
 
 func (e *fleetEnv) make(to delivery.Address, target string, c delivery.Content, rcpt *ecdh.PublicKey) []byte {
@@ -357,47 +378,45 @@ func (e *fleetEnv) appDelivery(p12 string) []byte {
 	return e.make(delivery.Group(fleetGroup), "DemoApp", pfx.Application, e.group.PublicKey())
 }
 
-func (e *fleetEnv) client(i int) *client.Client {
-	return client.New(filepath.Join(e.dirs[i], "agent.sock"))
-}
-
-// waitAll polls every agent's status until ok, and returns each agent's
-// time from start to ok, in seconds, sorted.
-func (e *fleetEnv) waitAll(ctx context.Context, start time.Time, within time.Duration, ok func(*apitype.Status) bool) ([]float64, error) {
-	lat := make([]float64, e.n)
-	var wg sync.WaitGroup
-	errs := make([]error, e.n)
-	for i := range e.agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := e.client(i)
-			defer c.Close()
-			for {
-				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				s, err := c.Status(sctx)
-				cancel()
-				if err == nil && ok(s) {
-					lat[i] = time.Since(start).Seconds()
-					return
-				}
-				if time.Since(start) > within || ctx.Err() != nil {
-					if err == nil {
-						err = fmt.Errorf("not there: ready %v, problems %q, feed %+v", s.Ready, s.Problems, s.Feed)
-					}
-					errs[i] = fmt.Errorf("%s: %v", e.agents[i], err)
-					return
-				}
-				time.Sleep(100 * time.Millisecond)
+// waitAll polls the status of each agent (by socket) until ok, and returns
+// each agent's time from start to ok, in seconds, sorted.
+func (e *fleetEnv) waitAll(ctx context.Context, socks []string, start time.Time, within time.Duration, ok func(*apitype.Status) bool) ([]float64, error) {
+	lat := make([]float64, len(socks))
+	errs := eachClient(socks, func(i int, c *client.Client) error {
+		for {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			s, err := c.Status(sctx)
+			cancel()
+			if err == nil && ok(s) {
+				lat[i] = time.Since(start).Seconds()
+				return nil
 			}
-		}()
-	}
-	wg.Wait()
+			if time.Since(start) > within || ctx.Err() != nil {
+				if err == nil {
+					err = fmt.Errorf("not there: ready %v, problems %q, feed %+v", s.Ready, s.Problems, s.Feed)
+				}
+				return fmt.Errorf("%s: %v", filepath.Base(filepath.Dir(socks[i])), err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	sort.Float64s(lat)
 	return lat, nil
+}
+
+// resolveSap resolves "sap" through c.
+func resolveSap(ctx context.Context, c *client.Client) error {
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	res, err := c.Resolve(rctx, "fleet", "fleet", "sap")
+	if err == nil {
+		err = res.Err()
+		res.Wipe()
+	}
+	return err
 }
 
 func pct(sorted []float64, p float64) float64 {
@@ -410,27 +429,8 @@ func round2(v float64) float64 { return math.Round(v*100) / 100 }
 // resolveAll resolves "sap" from every agent at once; it returns the
 // failures.
 func (e *fleetEnv) resolveAll(ctx context.Context) []error {
-	errs := make([]error, e.n)
-	var wg sync.WaitGroup
-	for i := range e.agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := e.client(i)
-			defer c.Close()
-			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			defer cancel()
-			res, err := c.Resolve(rctx, "fleet", "fleet", "sap")
-			if err == nil {
-				err = res.Err()
-				res.Wipe()
-			}
-			errs[i] = err
-		}()
-	}
-	wg.Wait()
 	var out []error
-	for _, err := range errs {
+	for _, err := range eachClient(sockets(e.dirs), func(_ int, c *client.Client) error { return resolveSap(ctx, c) }) {
 		if err != nil {
 			out = append(out, err)
 		}
@@ -519,7 +519,7 @@ func (e *fleetEnv) scRotate(ctx context.Context) (string, error) {
 		return "", err
 	}
 	start := time.Now()
-	lat, err := e.waitAll(ctx, start, 2*e.poll+30*time.Second, func(s *apitype.Status) bool {
+	lat, err := e.waitAll(ctx, sockets(e.dirs), start, 2*e.poll+30*time.Second, func(s *apitype.Status) bool {
 		return len(s.Applications) == 1 && s.Applications[0].Serial == e.app2Serial
 	})
 	if err != nil {
@@ -538,7 +538,7 @@ func (e *fleetEnv) scNewCredential(ctx context.Context) (string, error) {
 		return "", err
 	}
 	start := time.Now()
-	lat, err := e.waitAll(ctx, start, 2*e.poll+30*time.Second, func(s *apitype.Status) bool { return hasCredential(s, "sap-new") })
+	lat, err := e.waitAll(ctx, sockets(e.dirs), start, 2*e.poll+30*time.Second, func(s *apitype.Status) bool { return hasCredential(s, "sap-new") })
 	if err != nil {
 		return "", err
 	}
@@ -617,27 +617,20 @@ func (e *fleetEnv) scOutage(ctx context.Context) (string, error) {
 		}
 	}
 	lctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for i := range e.agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := e.client(i)
-			defer c.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		eachClient(sockets(e.dirs), func(_ int, c *client.Client) error {
 			for lctx.Err() == nil {
-				rctx, cancel := context.WithTimeout(lctx, 20*time.Second)
-				res, err := c.Resolve(rctx, "fleet", "fleet", "sap")
-				cancel()
-				if err == nil {
-					res.Wipe()
-				}
+				resolveSap(lctx, c)
 				select {
 				case <-lctx.Done():
 				case <-time.After(time.Second):
 				}
 			}
-		}()
-	}
+			return nil
+		})
+	}()
 	time.Sleep(4 * time.Second)
 	for _, c := range e.ccps {
 		docker(ctx, "unpause", c)
@@ -645,7 +638,7 @@ func (e *fleetEnv) scOutage(ctx context.Context) (string, error) {
 	back := time.Now()
 	time.Sleep(8 * time.Second)
 	stop()
-	wg.Wait()
+	<-done
 	ts, err := e.ccpTimes(ctx)
 	if err != nil {
 		return "", err
@@ -668,16 +661,149 @@ func (e *fleetEnv) scRevoke(ctx context.Context) (string, error) {
 		return "", err
 	}
 	start := time.Now()
-	lat, err := e.waitAll(ctx, start, 2*e.poll+30*time.Second, func(s *apitype.Status) bool { return !hasCredential(s, "sap-new") && hasCredential(s, "sap") })
+	lat, err := e.waitAll(ctx, sockets(e.dirs), start, 2*e.poll+30*time.Second, func(s *apitype.Status) bool { return !hasCredential(s, "sap-new") && hasCredential(s, "sap") })
 	if err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("revocation of credential sap-new reached all %d agents: p50 %.1fs, max %.1fs", e.n, pct(lat, 50), lat[len(lat)-1]), nil
 }
 
+// Resident memory: MB are 10^6 bytes, as in the bench; /proc gives kB
+// (KiB).
+const kbToMB = 1024.0 / 1e6
+
+// scRSS compares the resident memory of agents with the feed (the first
+// rssAgents of the fleet) with that of agents without it (their inboxes
+// gave them the same state), in the same run: each side resolves once
+// (the same CCP pools and TLS sessions), then, after a warm-up of three
+// polls, VmRSS is read of each pair in turn, feed first, every half poll,
+// six times; VmHWM (the peak) at the end.
+func (e *fleetEnv) scRSS(ctx context.Context) (string, error) {
+	n := e.rssAgents
+	withFeed, without := e.agents[:n], e.noFeed
+	for _, socks := range [][]string{sockets(e.dirs[:n]), sockets(e.noFeedDirs)} {
+		if err := errors.Join(eachClient(socks, func(_ int, c *client.Client) error { return resolveSap(ctx, c) })...); err != nil {
+			return "", err
+		}
+	}
+	pids := func(names []string) ([]int, error) {
+		var out []int
+		for _, c := range names {
+			s, err := docker(ctx, "inspect", "-f", "{{.State.Pid}}", c)
+			if err != nil {
+				return nil, err
+			}
+			var pid int
+			if _, err := fmt.Sscan(s, &pid); err != nil || pid <= 0 {
+				return nil, fmt.Errorf("%s: no process (%q)", c, s)
+			}
+			out = append(out, pid)
+		}
+		return out, nil
+	}
+	fp, err := pids(withFeed)
+	if err != nil {
+		return "", err
+	}
+	bp, err := pids(without)
+	if err != nil {
+		return "", err
+	}
+	// mean reads field of every pair in turn and returns the mean of each
+	// side in MB.
+	mean := func(field string) (float64, float64, error) {
+		var fs, bs float64
+		for i := range n {
+			f, err := rig.ProcStatusKB(fp[i], field)
+			if err != nil {
+				return 0, 0, err
+			}
+			b, err := rig.ProcStatusKB(bp[i], field)
+			if err != nil {
+				return 0, 0, err
+			}
+			fs, bs = fs+float64(f), bs+float64(b)
+		}
+		return fs / float64(n) * kbToMB, bs / float64(n) * kbToMB, nil
+	}
+	// polled counts the feed addresses (each agent's machine and group)
+	// polled since from, and all there are.
+	polled := func(from time.Time) (int, int, error) {
+		var fresh, all int
+		for _, sock := range sockets(e.dirs[:n]) {
+			c := client.New(sock)
+			st, err := c.Status(ctx)
+			c.Close()
+			if err != nil {
+				return 0, 0, err
+			}
+			for _, f := range st.Feed {
+				all++
+				if f.LastPoll.After(from) {
+					fresh++
+				}
+			}
+		}
+		return fresh, all, nil
+	}
+	time.Sleep(3 * e.poll)
+	from := time.Now()
+	const rounds = 6
+	var delta, feedMB, baseMB []float64
+	for r := range rounds {
+		if r > 0 {
+			time.Sleep(e.poll / 2)
+		}
+		f, b, err := mean("VmRSS")
+		if err != nil {
+			return "", err
+		}
+		delta, feedMB, baseMB = append(delta, f-b), append(feedMB, f), append(baseMB, b)
+	}
+	took := time.Since(from)
+	fresh, addrs, err := polled(from)
+	if err != nil {
+		return "", err
+	}
+	if fresh < addrs || addrs < 2*n {
+		return "", fmt.Errorf("%d of the %d feed addresses of the agents with the feed were polled during the measurement", fresh, addrs)
+	}
+	hf, hb, err := mean("VmHWM")
+	if err != nil {
+		return "", err
+	}
+	med := func(v []float64) float64 {
+		c := append([]float64(nil), v...)
+		sort.Float64s(c)
+		return (c[(len(c)-1)/2] + c[len(c)/2]) / 2
+	}
+	d, hd := med(delta), hf-hb
+	for i := range delta {
+		delta[i], baseMB[i] = round2(delta[i]), round2(baseMB[i])
+	}
+	met, hmet := d <= 2, hd <= 2
+	load := rig.LoadAverage()
+	e.results["feed_rss_delta_mb"] = figure{Unit: "MB", Value: round2(d), BaselineName: "mean VmRSS of the agents without the feed", Baseline: round2(med(baseMB)),
+		Goal: "<= 2", Met: &met, Rounds: delta, BaselineRounds: baseMB,
+		Method: fmt.Sprintf("VmRSS (/proc) of %d agents with the feed (polling every %v) minus that of %d agents without it, started in the same run with the same state "+
+			"(group key, application, store, credential; the baseline's from its inbox); each side resolved once first; after a warm-up of three polls, "+
+			"each pair read in turn (feed first), %d rounds %v apart (rounds: the difference of the means; value: their median); each of their %d feed addresses "+
+			"(machine and group) was polled during the %.0f s of the rounds; load average %s; MB = 10^6 bytes", n, e.poll, n, rounds, e.poll/2, addrs, took.Seconds(), load)}
+	e.results["feed_hwm_delta_mb"] = figure{Unit: "MB", Value: round2(hd), BaselineName: "mean VmHWM of the agents without the feed", Baseline: round2(hb),
+		Goal: "<= 2", Met: &hmet,
+		Method: fmt.Sprintf("VmHWM (peak resident set, /proc) of the same %d agents with the feed minus the %d without, read after the VmRSS rounds; MB = 10^6 bytes", n, n)}
+	msg := fmt.Sprintf("VmRSS with the feed %.2f MB, without %.2f MB: +%.2f MB (median of %d rounds over %d pairs; goal <= 2); VmHWM +%.2f MB; all %d feed addresses polled during the %.0f s of the rounds",
+		med(feedMB), med(baseMB), d, rounds, n, hd, addrs, took.Seconds())
+	if !met || !hmet {
+		return "", errors.New(msg)
+	}
+	return msg, nil
+}
+
 // writeResults merges the figures into the results file, keeping the
-// others.
-func (e *fleetEnv) writeResults(path string) error {
+// others, with the machine's load average at the start and the end of the
+// run (fleet_machine).
+func (e *fleetEnv) writeResults(path, loadStart string) error {
 	all := map[string]json.RawMessage{}
 	if b, err := os.ReadFile(path); err == nil {
 		if err := json.Unmarshal(b, &all); err != nil {
@@ -688,6 +814,9 @@ func (e *fleetEnv) writeResults(path string) error {
 		b, _ := json.Marshal(v)
 		all[k] = b
 	}
+	m, _ := json.Marshal(map[string]any{"cpu": rig.CPUModel(), "cores": runtime.NumCPU(), "load_average_start": loadStart, "load_average_end": rig.LoadAverage(),
+		"agents": e.n, "agents_without_feed": e.rssAgents, "feed_server": e.feedKind, "generated_at": time.Now().UTC().Format(time.RFC3339)})
+	all["fleet_machine"] = m
 	b, err := json.Marshal(all)
 	if err != nil {
 		return err

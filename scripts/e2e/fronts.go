@@ -65,9 +65,9 @@ func (e *env) startFront(ctx context.Context, alias string, mode apachefront.Mod
 	if err := os.WriteFile(filepath.Join(dir, "front.conf"), conf, 0o644); err != nil {
 		return err
 	}
-	name := fmt.Sprintf("e2e-%s-%s", e.run, alias)
+	name := e.name(alias)
 	if _, err := docker(ctx, "run", "-d", "--name", name, "--hostname", alias, "--network", e.net, "--network-alias", alias,
-		"--label", "credagent.e2e="+e.run, "--user", "33:33",
+		"--label", e.label(), "--user", "33:33",
 		"-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro", "-v", dir+":/front",
 		"--entrypoint", apachefront.Binary, e.ccpImage, "-f", "/front/front.conf", "-DFOREGROUND"); err != nil {
 		return err

@@ -52,12 +52,30 @@ type sample struct {
 	Goroutines  int     `json:"goroutines"`
 	FDs         int     `json:"fds"`
 	CCPConns    int     `json:"ccp_conns"`
+	FeedConns   int     `json:"feed_conns"` // connections to the feed's server (not checked: 0 to 2)
 	StateBytes  int64   `json:"state_dir_bytes"`
 	StateBound  int64   `json:"state_dir_bound_bytes"`
 	P50us       float64 `json:"p50_us"`
 	P99us       float64 `json:"p99_us"`
 	Resolutions int     `json:"resolutions"`
 	Failed      int     `json:"failed"`
+}
+
+// feedFigures are the feed's figures in soak.json.
+type feedFigures struct {
+	PollS         float64           `json:"soak_feed_poll_interval_s"`
+	Published     int               `json:"soak_feed_changes_published"`
+	PickedUp      int               `json:"soak_feed_changes_picked_up"`
+	PropP50S      float64           `json:"soak_feed_propagation_p50_s"`
+	PropMaxS      float64           `json:"soak_feed_propagation_max_s"`
+	Faults        int               `json:"soak_feed_faults_injected"`
+	FaultsRefused int               `json:"soak_feed_faults_refused_with_reason"`
+	Reasons       map[string]string `json:"soak_feed_fault_reasons,omitempty"`
+	Requests      int               `json:"soak_feed_requests"`
+	NotModified   int               `json:"soak_feed_not_modified"`
+	Failures      []string          `json:"soak_feed_failures,omitempty"`
+
+	props []float64 // seconds from publish to the agent's status showing it
 }
 
 // params are the run's time scale.
@@ -129,6 +147,8 @@ type results struct {
 	P99FirstWindowS  float64 `json:"soak_p99_first_window_s"`
 	P99LastWindowS   float64 `json:"soak_p99_last_window_s"`
 
+	feedFigures
+
 	Passed   bool              `json:"soak_passed"`
 	Verdicts []check           `json:"checks"`
 	Events   map[string]int    `json:"events"`
@@ -198,10 +218,10 @@ func levels(ss []sample, warm float64, f func(sample) int) (start, end int) {
 }
 
 // analyze computes the series' latencies, the figures and the verdicts.
-func analyze(p params, ss []sample, recs []record, ws []window) *results {
+func analyze(p params, ss []sample, recs []record, ws []window, fd feedFigures) *results {
 	r := &results{
 		Minutes: p.Duration.Minutes(), Speed: p.Speed, SimulatedMinutes: p.Duration.Minutes() * p.Speed,
-		FailureClasses: map[string]int{}, Windows: ws, warmup: p.Warmup.Seconds(),
+		FailureClasses: map[string]int{}, Windows: ws, warmup: p.Warmup.Seconds(), feedFigures: fd,
 	}
 	warm := p.Warmup.Seconds()
 	grace := p.Grace.Seconds()
@@ -379,6 +399,7 @@ func analyze(p params, ss []sample, recs []record, ws []window) *results {
 		{Name: "state directory within the size of what it must hold", Value: float64(r.StateMaxBytes), Limit: float64(r.StateBoundBytes), Pass: stateOK,
 			Detail: cmp.Or(stateDetail, "bytes: the largest sample, and the bound (records in force, one being replaced, the registration, the rejected files at their cap)")},
 		latCheck,
+		feedCheck(fd),
 	}
 	r.Passed = true
 	for _, c := range r.Verdicts {
@@ -386,4 +407,24 @@ func analyze(p params, ss []sample, recs []record, ws []window) *results {
 	}
 	r.Series = ss
 	return r
+}
+
+// feedCheck is the feed's verdict: every change published to the feed was
+// picked up and served, every fault the feed served was refused with its
+// reason while the last good state stayed in force and cleared once the
+// feed was healed, and at least one of each happened.
+func feedCheck(fd feedFigures) check {
+	missed := (fd.Published - fd.PickedUp) + (fd.Faults - fd.FaultsRefused)
+	bad := max(missed, len(fd.Failures))
+	c := check{Name: "feed changes not picked up, faults not refused with their reason", Value: float64(bad), Limit: 0,
+		Pass: bad == 0 && fd.Published > 0 && fd.Faults > 0,
+		Detail: fmt.Sprintf("%d of %d changes picked up (propagation p50 %.2f s, max %.2f s; poll every %.1f s); %d of %d faults refused with their reason",
+			fd.PickedUp, fd.Published, fd.PropP50S, fd.PropMaxS, fd.PollS, fd.FaultsRefused, fd.Faults)}
+	if fd.Published == 0 || fd.Faults == 0 {
+		c.Detail += "; the run was too short for a feed change and a feed fault"
+	}
+	if len(fd.Failures) > 0 {
+		c.Detail += "; first: " + fd.Failures[0]
+	}
+	return c
 }

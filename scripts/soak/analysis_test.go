@@ -60,10 +60,12 @@ type synth struct {
 	ss  []sample
 	rec []record
 	ws  []window
+	fd  feedFigures
 }
 
 func newSynth() *synth {
-	s := &synth{p: params{Duration: 10 * time.Minute, Speed: 1, Warmup: 2 * time.Minute, Every: 10 * time.Second, LatWindow: 10 * time.Second, Grace: 2 * time.Second}}
+	s := &synth{p: params{Duration: 10 * time.Minute, Speed: 1, Warmup: 2 * time.Minute, Every: 10 * time.Second, LatWindow: 10 * time.Second, Grace: 2 * time.Second},
+		fd: feedFigures{PollS: 12, Published: 9, PickedUp: 9, Faults: 13, FaultsRefused: 13}}
 	for i := 1; i <= 60; i++ {
 		s.ss = append(s.ss, sample{T: float64(i * 10), RSSMB: 20, HeapLiveMB: 3, HeapInuseMB: 6, Goroutines: 40, FDs: 30, CCPConns: 16, StateBytes: 5000, StateBound: 10000})
 	}
@@ -148,6 +150,11 @@ func TestAnalyze(t *testing.T) {
 		{"state directory grows", func(s *synth) { s.ss[40].StateBytes = 20000 }, "state directory"},
 		{"agent slower at the end", func(s *synth) { s.slowAfter(590, kindResolve, 3) }, "p99"},
 		{"machine slower at the end", func(s *synth) { s.slowAfter(590, kindResolve, 3); s.slowAfter(590, kindDirect, 3) }, ""},
+		{"feed change not picked up", func(s *synth) { s.fd.PickedUp-- }, "feed"},
+		{"feed fault not refused with its reason", func(s *synth) { s.fd.FaultsRefused-- }, "feed"},
+		{"feed did not recover after a fault", func(s *synth) { s.fd.Failures = []string{"t=300s did not recover"} }, "feed"},
+		{"no feed change in the run", func(s *synth) { s.fd.Published, s.fd.PickedUp = 0, 0 }, "feed"},
+		{"no feed fault in the run", func(s *synth) { s.fd.Faults, s.fd.FaultsRefused = 0, 0 }, "feed"},
 		{"slow period excluded", func(s *synth) {
 			s.ws = []window{{From: 588, To: 600, What: "CCP slow"}}
 			s.slowAfter(588, kindResolve, 10)
@@ -157,7 +164,7 @@ func TestAnalyze(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSynth()
 			tt.change(s)
-			r := analyze(s.p, s.ss, s.rec, s.ws)
+			r := analyze(s.p, s.ss, s.rec, s.ws, s.fd)
 			var failed []string
 			for _, c := range r.Verdicts {
 				if !c.Pass {
@@ -182,7 +189,7 @@ func TestAnalyzeFigures(t *testing.T) {
 	for i := range s.ss {
 		s.ss[i].HeapLiveMB += float64(i) * 0.01 // 0.6 MB per 10 min
 	}
-	r := analyze(s.p, s.ss, s.rec, s.ws)
+	r := analyze(s.p, s.ss, s.rec, s.ws, s.fd)
 	if r.Resolutions != 60000 || r.ResolutionsPerS != 100 {
 		t.Errorf("resolutions %d (%v/s)", r.Resolutions, r.ResolutionsPerS)
 	}
@@ -202,7 +209,7 @@ func TestAnalyzeFigures(t *testing.T) {
 	for i := range s.ss {
 		s.ss[i].HeapLiveMB += float64(i) * 0.01
 	}
-	if r := analyze(s.p, s.ss, s.rec, s.ws); math.Abs(r.HeapSlope-0.06) > 1e-6 {
+	if r := analyze(s.p, s.ss, s.rec, s.ws, s.fd); math.Abs(r.HeapSlope-0.06) > 1e-6 {
 		t.Errorf("heap slope at speed 10: %v", r.HeapSlope)
 	}
 }

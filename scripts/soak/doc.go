@@ -10,7 +10,13 @@
 // is rotated, the store is re-delivered with another server list, a replica
 // is stopped and started, the CCP has slow periods, the config is reloaded
 // (and now and then a bad one is refused), and junk and replayed deliveries
-// are dropped into the inbox. Every sample interval (10 s) it reads the
+// are dropped into the inbox. The agent also follows a feed that the
+// harness serves over HTTPS and publishes to (a rotated certificate, new
+// credentials, revocations) and makes misbehave in each way a feed can
+// (outages, resets, bad, rolled-back, expired, oversized, truncated or
+// dripped manifests, HTML pages, redirects to http, deliveries that do not
+// match): each change must reach the agent, each fault be refused with its
+// reason while the last good state serves (feed_linux.go). Every sample interval (10 s) it reads the
 // agent's RSS, Go heap, goroutines, open descriptors, connections to CCP,
 // the state directory's size and the latency percentiles of the interval.
 //

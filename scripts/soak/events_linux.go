@@ -37,7 +37,7 @@ const (
 // startEvents runs each event on its own schedule until ctx ends.
 func (s *soak) startEvents(ctx context.Context, wg *sync.WaitGroup) {
 	events := []event{
-		{"application certificate rotated by delivery", time.Minute, time.Minute, func(context.Context) error { return s.rotateCert() }},
+		{"application certificate rotated by delivery (in turn through the inbox and the feed)", time.Minute, time.Minute, s.rotateCertEvent},
 		{"password rotated in the fake", 20 * time.Second, 20 * time.Second, s.rotatePassword},
 		{"store re-delivered with another server list", 2 * time.Minute, 2 * time.Minute, s.redeliverStore},
 		{"CCP replica stopped and started", 90 * time.Second, 45 * time.Second, s.bounceReplica},
@@ -46,11 +46,8 @@ func (s *soak) startEvents(ctx context.Context, wg *sync.WaitGroup) {
 		{"bad config refused at reload", 5 * time.Minute, 150 * time.Second, s.badConfig},
 		{"junk delivery dropped", 5 * time.Second, 5 * time.Second, s.dropJunk},
 		{"replayed delivery dropped", 30 * time.Second, 25 * time.Second, s.replay},
-		// FEED HOOK: the feed client does not exist yet (issue 18 asks for
-		// "the feed client polling, once it exists"). When it does, serve
-		// a feed from the harness and add its event here, e.g.
-		//   {"feed polled", time.Minute, time.Minute, s.feedPoll},
-		// so that the soak checks it for growth with the rest.
+		{"feed: a credential published and one revoked", time.Minute, 50 * time.Second, s.feedCredentials},
+		{"feed fault served", 45 * time.Second, 30 * time.Second, s.feedFault},
 	}
 	for _, e := range events {
 		wg.Go(func() {

@@ -68,6 +68,7 @@ type soak struct {
 	currentStore []byte
 	samples      []sample
 	callers      []*rig.Proc
+	feed         *soakFeed
 }
 
 func main() {
@@ -134,6 +135,7 @@ func run(dur time.Duration, speed, rate float64, outDir, readme, binDir string, 
 			c.Stop(5 * time.Second)
 		}
 		rig.StopAll()
+		s.feed.stop()
 		s.removeUsers()
 		if keep || err != nil {
 			fmt.Printf("kept %s\n", s.root)
@@ -175,7 +177,7 @@ func run(dur time.Duration, speed, rate float64, outDir, readme, binDir string, 
 	machine["load_end"] = rig.LoadAverage()
 
 	s.mu.Lock()
-	res := analyze(s.p, s.samples, s.records, s.windows)
+	res := analyze(s.p, s.samples, s.records, s.windows, s.feed.results())
 	res.Events, res.Notes, res.Machine = s.events, s.notes, machine
 	s.mu.Unlock()
 	if err := s.write(res, outDir, readme); err != nil {
@@ -321,8 +323,8 @@ func (s *soak) sampleLoop(ctx context.Context) {
 		s.samples = append(s.samples, smp)
 		n := len(s.records)
 		s.mu.Unlock()
-		fmt.Printf("t=%4.0fs rss %.1f MB heap %.1f/%.1f MB goroutines %d fds %d ccp %d state %d B (bound %d) records %d load %s\n",
-			smp.T, smp.RSSMB, smp.HeapLiveMB, smp.HeapInuseMB, smp.Goroutines, smp.FDs, smp.CCPConns, smp.StateBytes, smp.StateBound, n, rig.LoadAverage())
+		fmt.Printf("t=%4.0fs rss %.1f MB heap %.1f/%.1f MB goroutines %d fds %d ccp %d feed %d state %d B (bound %d) records %d load %s\n",
+			smp.T, smp.RSSMB, smp.HeapLiveMB, smp.HeapInuseMB, smp.Goroutines, smp.FDs, smp.CCPConns, smp.FeedConns, smp.StateBytes, smp.StateBound, n, rig.LoadAverage())
 	}
 }
 
@@ -336,10 +338,12 @@ func (s *soak) countAgentLog() {
 			continue
 		}
 		for what, marker := range map[string]string{
-			"agent: reloads applied":       "configuration reloaded",
-			"agent: reloads refused":       "reload rejected",
-			"agent: deliveries rejected":   "inbox: delivery rejected",
-			"agent: panics or fatal lines": `"level":"fatal"`,
+			"agent: reloads applied":         "configuration reloaded",
+			"agent: reloads refused":         "reload rejected",
+			"agent: deliveries rejected":     "inbox: delivery rejected",
+			"agent: panics or fatal lines":   `"level":"fatal"`,
+			"agent: feed polls refused":      "feed: no manifest accepted",
+			"agent: feed manifests accepted": "feed: manifest accepted",
 		} {
 			s.events[what] += strings.Count(string(b), marker)
 		}

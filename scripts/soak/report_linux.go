@@ -158,6 +158,11 @@ func writeSummary(w io.Writer, r *results) {
 		{"soak_p99_first_us / _last_us", fmt.Sprintf("%s / %s", rig.TrimFloat(r.P99FirstUS), rig.TrimFloat(r.P99LastUS))},
 		{"soak_direct_p99_first_us / _last_us (baseline)", fmt.Sprintf("%s / %s", rig.TrimFloat(r.DirectP99FirstUS), rig.TrimFloat(r.DirectP99LastUS))},
 		{"soak_state_dir_max_bytes / bound", fmt.Sprintf("%d / %d", r.StateMaxBytes, r.StateBoundBytes)},
+		{"soak_feed_poll_interval_s", r.PollS},
+		{"soak_feed_changes_published / _picked_up", fmt.Sprintf("%d / %d", r.Published, r.PickedUp)},
+		{"soak_feed_propagation_p50_s / _max_s", fmt.Sprintf("%s / %s", rig.TrimFloat(r.PropP50S), rig.TrimFloat(r.PropMaxS))},
+		{"soak_feed_faults_injected / _refused_with_reason", fmt.Sprintf("%d / %d", r.Faults, r.FaultsRefused)},
+		{"soak_feed_requests / _not_modified", fmt.Sprintf("%d / %d", r.Requests, r.NotModified)},
 	} {
 		fmt.Fprintf(w, "| `%s` | %v |\n", f.k, f.v)
 	}
@@ -176,7 +181,20 @@ func writeSummary(w io.Writer, r *results) {
 		}
 		fmt.Fprintf(w, "%s %s %d", sep, k, r.Events[k])
 	}
-	fmt.Fprintf(w, ".\n\n![The soak's series over time](soak.png)\n\n")
+	fmt.Fprintf(w, ".\n\n")
+	if len(r.Reasons) > 0 {
+		fmt.Fprintf(w, "The feed's faults and the reason the agent gave in status for each (the last time it was served):\n\n| fault | the agent's last error |\n|---|---|\n")
+		faults := make([]string, 0, len(r.Reasons))
+		for k := range r.Reasons {
+			faults = append(faults, k)
+		}
+		slices.Sort(faults)
+		for _, k := range faults {
+			fmt.Fprintf(w, "| %s | `%s` |\n", k, strings.ReplaceAll(r.Reasons[k], "|", "/"))
+		}
+		fmt.Fprintf(w, "\n")
+	}
+	fmt.Fprintf(w, "![The soak's series over time](soak.png)\n\n")
 	fmt.Fprint(w, soakMethod)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "- note: %s\n", n)
@@ -193,6 +211,17 @@ the agent within 3 s), the store re-delivered with the servers in the other orde
 stopped for 15 s every 90 s, both replicas slow (1 s a request) for 10 s every 3 minutes, a config reload
 (SIGHUP) every 30 s, a bad config every 5 minutes, junk every 5 s and a replayed delivery every 30 s. At speed N
 every period is divided by N.
+
+The agent also follows a feed (agent/feed) served by the harness over HTTPS (its CA pinned with feed.ca_file),
+polled every 12 s (1.2 s at speed 10), written as credseal publish writes it (portal.Feed). Every other
+certificate rotation goes through the feed instead of the inbox; every minute a new credential is published to
+the feed with the revocation of an older one (three names in turn), and each change must show in the agent's
+status within two polls and some slack (2.5 poll intervals, the request timeout and 5 s), and the new credential
+resolve. Every 45 s the feed misbehaves in the next of twelve
+ways (a 503 outage, connections reset, an HTML page with 200, a truncated manifest, one of an unknown signer,
+one with a bad signature, one rolled back, an expired one, an oversized one, a slow drip past the 2 s request
+timeout, a redirect to http, a delivery that does not match its manifest): the agent must report it in status
+with its reason, keep the last good manifest and serve, and clear the error once the feed is healed.
 
 Every sample interval (10 s; 2 s in the CI run) the callers hold back for 0.3-0.4 s and the sampler reads, with
 nothing in flight: RSS and open descriptors (/proc), established connections to the replicas' ports

@@ -27,6 +27,7 @@ func (s *soak) sample(ctx context.Context) sample {
 	fds, sockets := openFDs(pid)
 	smp.FDs = fds
 	smp.CCPConns = tcpConnsTo(pid, sockets, s.ccpPorts)
+	smp.FeedConns = tcpConnsTo(pid, sockets, []string{s.feed.port})
 	smp.StateBytes = dirSize(s.stateDir)
 	smp.StateBound = s.stateBound()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -105,6 +105,9 @@ func (s *soak) setupWorld() error {
 	}
 	fmt.Printf("fake CCP replicas %s and %s\n", s.replicas[0].url, s.replicas[1].url)
 
+	if err := s.startFeed(); err != nil {
+		return err
+	}
 	if err := s.startAgent(); err != nil {
 		return err
 	}
@@ -114,6 +117,9 @@ func (s *soak) setupWorld() error {
 	}
 	if fi, err := os.Stat(reg); err == nil {
 		s.regBytes = fi.Size()
+	}
+	if err := s.feed.ready(s.ctx); err != nil {
+		return fmt.Errorf("feed: %w; see %s", err, s.agentLog)
 	}
 	if err := s.rotateCert(); err != nil {
 		return err
@@ -284,6 +290,12 @@ ccp:
   request_timeout: 10s
   retries: 2
   retry_backoff: 50ms
+feed:
+  urls: [{{.FeedURL}}]
+  ca_file: {{.FeedCA}}
+  poll_interval: {{.FeedPoll}}
+  timeout: {{.FeedTimeout}}
+  max_manifest_bytes: {{.FeedMax}}
 policy:
   rules:
 {{- if .AsRoot}}
@@ -317,6 +329,7 @@ func (s *soak) writeConfig(bad bool) error {
 	err := agentConfigTemplate.Execute(&b, map[string]any{
 		"Root": s.root, "SigningKey": indented, "Group": s.group, "Burst": 100000 + s.reloadSeq%2,
 		"AsRoot": os.Geteuid() == 0, "UID": os.Getuid(), "Bad": badLine,
+		"FeedURL": s.feed.url, "FeedCA": s.feed.caFile, "FeedPoll": s.feedPoll(), "FeedTimeout": feedTimeout, "FeedMax": feedMaxBytes,
 	})
 	if err != nil {
 		return err
@@ -395,19 +408,45 @@ func (s *soak) drop(target string, c delivery.Content) (*delivery.Delivery, erro
 	return d, nil
 }
 
-// rotateCert mints a new application certificate and delivers it.
-func (s *soak) rotateCert() error {
-	// Valid for a year, so that the agent's expiry warning stays quiet.
+// newAppCert mints a new application certificate, valid for a year (so
+// that the agent's expiry warning stays quiet), as an application delivery's
+// content, with its serial as status shows it.
+func (s *soak) newAppCert() (*delivery.Application, string, error) {
 	c, err := s.pki.MintClientCert(fakeccp.ClientCertOptions{CommonName: appSubject, NotAfter: time.Now().Add(365 * 24 * time.Hour)})
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
 	if err != nil {
+		return nil, "", err
+	}
+	return &delivery.Application{Chain: c.Certificate, PrivateKey: secret.New(der)}, c.Leaf.SerialNumber.Text(16), nil
+}
+
+// rotateCert mints a new application certificate and drops it into the
+// inbox.
+func (s *soak) rotateCert() error {
+	app, _, err := s.newAppCert()
+	if err != nil {
 		return err
 	}
-	_, err = s.drop(appID, &delivery.Application{Chain: c.Certificate, PrivateKey: secret.New(der)})
+	_, err = s.drop(appID, app)
 	return err
+}
+
+// rotateCertEvent rotates the application certificate by delivery, in
+// turn through the inbox and through the feed (feedRotateCert), one at a
+// time, so that a rotation through the inbox never overtakes one through
+// the feed before the agent has polled.
+func (s *soak) rotateCertEvent(ctx context.Context) error {
+	s.mu.Lock()
+	s.events["certificate turn"]++
+	viaFeed := s.events["certificate turn"]%2 == 0
+	s.mu.Unlock()
+	if viaFeed {
+		return s.feedRotateCert(ctx)
+	}
+	return s.rotateCert()
 }
 
 func (s *soak) deliverStore(servers []string) error {

@@ -43,6 +43,16 @@ func LoadPortal(signingKeyFile, registrationFile, inbox string) (*Portal, error)
 // Make creates a signed delivery for target with the next sequence number,
 // sealed to the machine when its kind is secret.
 func (p *Portal) Make(target string, c delivery.Content) (*delivery.Delivery, error) {
+	return p.make(target, c, c.Kind().Sealed())
+}
+
+// MakeForFeed creates a delivery as Make does, sealed whatever its kind but
+// a revocation, as a feed requires (SPEC section 10.1).
+func (p *Portal) MakeForFeed(target string, c delivery.Content) (*delivery.Delivery, error) {
+	return p.make(target, c, c.Kind() != delivery.KindRevoke)
+}
+
+func (p *Portal) make(target string, c delivery.Content, sealed bool) (*delivery.Delivery, error) {
 	h := delivery.Header{
 		ID:      portal.NewID(),
 		Target:  target,
@@ -51,7 +61,7 @@ func (p *Portal) Make(target string, c delivery.Content) (*delivery.Delivery, er
 		To:      delivery.Machine(p.MachineID),
 	}
 	var rcpt *ecdh.PublicKey
-	if c.Kind().Sealed() {
+	if sealed {
 		rcpt = p.Pub
 	}
 	return delivery.Create(h, c, rcpt, p.Signer)

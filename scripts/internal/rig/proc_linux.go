@@ -3,12 +3,10 @@ package rig
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -187,22 +185,4 @@ func StopAll() {
 	for _, p := range ps {
 		p.Stop(5 * time.Second)
 	}
-}
-
-// ProcStatusKB reads a "Vm..." field of /proc/PID/status in kB.
-func ProcStatusKB(pid int, field string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for l := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(l, field+":"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				break
-			}
-			return strconv.ParseInt(f[0], 10, 64)
-		}
-	}
-	return 0, errors.New(field + " not found in /proc status")
 }

@@ -1,8 +1,11 @@
 package rig
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -54,4 +57,22 @@ func CPUModel() string {
 		}
 	}
 	return "unknown"
+}
+
+// ProcStatusKB reads a "Vm..." field of /proc/PID/status in kB.
+func ProcStatusKB(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for l := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(l, field+":"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, errors.New(field + " not found in /proc status")
 }
