@@ -14,6 +14,7 @@ import (
 
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/ccp/fakeccp/apachefront"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 // startFront starts the fake CCP behind an Apache front in the given mode.
@@ -96,7 +97,7 @@ func TestApachePostHandshake(t *testing.T) {
 		c := newClient(t, o, devPKI.App)
 		_, err := c.Get(context.Background(), sapReq)
 		var e *ccp.Error
-		if !errors.As(err, &e) || e.Class != ccp.ClassClientCertRejected || !e.LateCertRequest ||
+		if !errors.As(err, &e) || e.Class != apitype.ClassClientCertRejected || !e.LateCertRequest ||
 			e.Code != "HTTP 403, HTML page" || !strings.Contains(err.Error(), "tls_max_version to 1.2") {
 			t.Fatalf("got %v (%+v)", err, e)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/delivery/portal"
 	"github.com/credagent/credagent/agent/inbox"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/logging"
 	"github.com/credagent/credagent/agent/secret"
@@ -283,7 +284,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.doReload(t)
-	if _, err := a.client.Resolve(ctx, "run-2", "flow-1", "sap-prod-admin"); !client.IsForbidden(err) {
+	if _, err := a.client.Resolve(ctx, "run-2", "flow-1", "sap-prod-admin"); !apitype.IsForbidden(err) {
 		t.Fatalf("after the reload the caller should be refused, got %v", err)
 	}
 	a.stop(t)

@@ -341,7 +341,7 @@ func resolveWith(c *client.Client, name string) outcome {
 	if err != nil {
 		var ce *client.Error
 		if errors.As(err, &ce) {
-			o.class, o.code = ce.Class, ce.Code
+			o.class, o.code = string(ce.Class), ce.Code
 		} else {
 			o.class = "agent_unreachable"
 		}
@@ -356,7 +356,7 @@ func resolveWith(c *client.Client, name string) outcome {
 	cp := *cr
 	o.cred = &cp
 	if cr.Err != nil {
-		o.class, o.code = cr.Err.Class, cr.Err.Code
+		o.class, o.code = string(cr.Err.Class), cr.Err.Code
 		return o
 	}
 	o.password = string(cr.Password.Reveal())

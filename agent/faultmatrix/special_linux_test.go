@@ -25,6 +25,7 @@ import (
 	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/delivery/portal"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
@@ -224,7 +225,7 @@ func testFloodRate(t *testing.T) {
 		switch {
 		case o.class == "":
 			served++
-		case client.IsRateLimited(o.reqErr):
+		case apitype.IsRateLimited(o.reqErr):
 			var ce *client.Error
 			errors.As(o.reqErr, &ce)
 			if ce.HTTPStatus != 429 || ce.RetryAfter <= 0 {

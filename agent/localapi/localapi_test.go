@@ -41,7 +41,7 @@ type fakeCCP map[string]string
 func (f fakeCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error) {
 	pw, ok := f[req.Object]
 	if !ok {
-		return nil, &ccp.Error{Class: ccp.ClassNotFound, Code: "APPAP004E", Message: "Password object matching query not found", CorrelationID: "corr-nf"}
+		return nil, &ccp.Error{Class: apitype.ClassNotFound, Code: "APPAP004E", Message: "Password object matching query not found", CorrelationID: "corr-nf"}
 	}
 	return &ccp.Account{
 		Content:       secret.FromString(pw),
@@ -247,7 +247,7 @@ func TestResolveCheckStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if checks["sap"] != nil || client.ClassOf(checks["gone"]) != "not_found" {
+	if checks["sap"] != nil || apitype.ClassOf(checks["gone"]) != "not_found" {
 		t.Errorf("check: %v", checks)
 	}
 	_, _, body := h.raw(t, "POST", "/v1/check", `{"names":["sap"]}`, nil)
@@ -322,7 +322,7 @@ func TestRequestLimits(t *testing.T) {
 			if err := json.Unmarshal([]byte(body), &er); err != nil {
 				t.Fatalf("body %q: %v", body, err)
 			}
-			if er.Error.Class != tt.class || !strings.Contains(er.Error.Message, tt.msg) {
+			if string(er.Error.Class) != tt.class || !strings.Contains(er.Error.Message, tt.msg) {
 				t.Errorf("error %+v, want class %s and %q", er.Error, tt.class, tt.msg)
 			}
 		})
@@ -349,7 +349,7 @@ func TestRateLimitHTTP(t *testing.T) {
 	res.Wipe()
 	_, err = h.client.Resolve(ctx, "r", "f", "sap")
 	var e *client.Error
-	if !errors.As(err, &e) || e.HTTPStatus != 429 || !client.IsRateLimited(err) || e.RetryAfter < time.Second {
+	if !errors.As(err, &e) || e.HTTPStatus != 429 || !apitype.IsRateLimited(err) || e.RetryAfter < time.Second {
 		t.Fatalf("second call: %#v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
@@ -43,11 +44,11 @@ func (f *fakeCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error
 	f.calls++
 	f.reasons = append(f.reasons, req.Reason)
 	if f.down {
-		return nil, &ccp.Error{Class: ccp.ClassVaultUnreachable, Message: "connection refused", Server: "https://ccp.test", CorrelationID: "corr-down"}
+		return nil, &ccp.Error{Class: apitype.ClassVaultUnreachable, Message: "connection refused", Server: "https://ccp.test", CorrelationID: "corr-down"}
 	}
 	pw, ok := f.accounts[req.Object]
 	if !ok {
-		return nil, &ccp.Error{Class: ccp.ClassNotFound, Code: "APPAP004E", Message: "Password object matching query not found", Server: "https://ccp.test", CorrelationID: "corr-nf"}
+		return nil, &ccp.Error{Class: apitype.ClassNotFound, Code: "APPAP004E", Message: "Password object matching query not found", Server: "https://ccp.test", CorrelationID: "corr-nf"}
 	}
 	return &ccp.Account{
 		Content:       secret.FromString(pw),
@@ -227,12 +228,12 @@ func TestPolicy(t *testing.T) {
 			res := e.r.Resolve(context.Background(), tt.caller, resolve.Request{RunID: "run-1", Names: tt.names, Op: tt.op})
 			defer res.Wipe()
 			if tt.wantOK {
-				if res.Err != nil && res.Err.Class == resolve.ClassForbidden {
+				if res.Err != nil && res.Err.Class == apitype.ClassForbidden {
 					t.Fatalf("refused: %v", res.Err)
 				}
 				return
 			}
-			if res.Err == nil || !resolve.IsForbidden(res.Err) {
+			if res.Err == nil || !apitype.IsForbidden(res.Err) {
 				t.Fatalf("not refused: %+v", res)
 			}
 			if res.Err.Rule != tt.wantRule {
@@ -269,10 +270,10 @@ func TestResolvePartial(t *testing.T) {
 		t.Fatal(res.Err)
 	}
 	want := []struct {
-		class ccp.Class
+		class apitype.Class
 		user  string
 	}{
-		{"", "svc_sap"}, {"", "svc_db"}, {ccp.ClassNotFound, ""}, {ccp.ClassStoreMisconfigured, ""}, {ccp.ClassAppCertUnreadable, ""},
+		{"", "svc_sap"}, {"", "svc_db"}, {apitype.ClassNotFound, ""}, {apitype.ClassStoreMisconfigured, ""}, {apitype.ClassAppCertUnreadable, ""},
 	}
 	for i, w := range want {
 		it := res.Items[i]
@@ -346,7 +347,7 @@ func TestUnknownCredential(t *testing.T) {
 		o.Policy = config.Policy{Rules: []config.Rule{{Name: "all", UIDs: []uint32{1000}, Credentials: []string{"*"}}}}
 	})
 	res := e.r.Resolve(context.Background(), runner, resolve.Request{Names: []string{"nope"}})
-	if res.Items[0].Err == nil || res.Items[0].Err.Class != resolve.ClassUnknownCredential {
+	if res.Items[0].Err == nil || res.Items[0].Err.Class != apitype.ClassUnknownCredential {
 		t.Fatalf("%+v", res.Items[0])
 	}
 }
@@ -363,7 +364,7 @@ func TestRateLimit(t *testing.T) {
 	}
 	calls := e.ccp.count()
 	r := call(runner, "sap")
-	if !resolve.IsRateLimited(r.Err) || r.Err.RetryAfter <= 0 || r.Err.RetryAfter > time.Second {
+	if !apitype.IsRateLimited(r.Err) || r.Err.RetryAfter <= 0 || r.Err.RetryAfter > time.Second {
 		t.Fatalf("third name: %+v", r.Err)
 	}
 	if e.ccp.count() != calls {
@@ -373,7 +374,7 @@ func TestRateLimit(t *testing.T) {
 	stranger := &localsock.Identity{Verified: true, UID: 5, GID: 5}
 	call(stranger, "sap")
 	call(stranger, "sap")
-	if r := call(stranger, "sap"); !resolve.IsRateLimited(r.Err) {
+	if r := call(stranger, "sap"); !apitype.IsRateLimited(r.Err) {
 		t.Errorf("stranger: %+v", r.Err)
 	}
 	// Another caller is not affected, and time refills the bucket.
@@ -456,7 +457,7 @@ func TestCache(t *testing.T) {
 		wantCache bool
 		wantStale bool
 		wantAge   time.Duration
-		wantErr   ccp.Class
+		wantErr   apitype.Class
 		wantCalls int
 	}{
 		{0, false, resolve.OpResolve, false, false, 0, "", 1},
@@ -464,7 +465,7 @@ func TestCache(t *testing.T) {
 		{0, false, resolve.OpCheck, false, false, 0, "", 2}, // check always asks CCP
 		{7 * time.Second, false, resolve.OpResolve, false, false, 0, "", 3},
 		{20 * time.Second, true, resolve.OpResolve, true, true, 20 * time.Second, "", 4},
-		{41 * time.Second, true, resolve.OpResolve, false, false, 0, ccp.ClassVaultUnreachable, 5},
+		{41 * time.Second, true, resolve.OpResolve, false, false, 0, apitype.ClassVaultUnreachable, 5},
 	}
 	for i, s := range steps {
 		e.clock.add(s.advance)
@@ -485,7 +486,7 @@ func TestCache(t *testing.T) {
 	if stale["from_cache"] != true || stale["stale"] != true || stale["cache_age_ms"] != 20000.0 || stale["error_class"] != "vault_unreachable" {
 		t.Errorf("stale record %v", stale)
 	}
-	if h := e.r.Health()["prod"]; h.LastErrorClass != ccp.ClassVaultUnreachable {
+	if h := e.r.Health()["prod"]; h.LastErrorClass != apitype.ClassVaultUnreachable {
 		t.Errorf("health %+v", h)
 	}
 }
@@ -547,10 +548,10 @@ func TestRefusalFloodKeepsReleases(t *testing.T) {
 			r.Wipe()
 		}
 		r := e.r.Resolve(context.Background(), stranger, resolve.Request{RunID: "flood", Names: names})
-		if !resolve.IsForbidden(r.Err) {
+		if !apitype.IsForbidden(r.Err) {
 			t.Fatalf("stranger not refused: %+v", r)
 		}
-		if a := e.r.Admit(stranger, resolve.OpResolve); a == nil || a.Class != resolve.ClassForbidden {
+		if a := e.r.Admit(stranger, resolve.OpResolve); a == nil || a.Class != apitype.ClassForbidden {
 			t.Fatalf("Admit(stranger) = %v", a)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/platform/paths"
 )
@@ -133,20 +134,16 @@ type cliCredential struct {
 	Error                   *cliError         `json:"error,omitempty"`
 }
 
-type cliError struct {
-	Class         string `json:"class"`
-	Code          string `json:"code,omitempty"`
-	Message       string `json:"message"`
-	CorrelationID string `json:"correlation_id,omitempty"`
-	Rule          string `json:"rule,omitempty"`
-}
+// cliError is an error line of --json output: the agent's own error
+// object, or agent_unreachable when no answer came.
+type cliError = apitype.Error
 
 func toCLIError(err error) *cliError {
 	var e *client.Error
 	if errors.As(err, &e) {
 		return &cliError{Class: e.Class, Code: e.Code, Message: e.Message, CorrelationID: e.CorrelationID, Rule: e.Rule}
 	}
-	return &cliError{Class: "agent_unreachable", Message: err.Error()}
+	return &cliError{Class: apitype.ClassAgentUnreachable, Message: err.Error()}
 }
 
 func runResolve(names []string) error {
@@ -218,7 +215,7 @@ func describe(o cliCredential, show bool) string {
 }
 
 func describeError(e *cliError) string {
-	s := "error " + e.Class
+	s := "error " + string(e.Class)
 	if e.Code != "" {
 		s += " (" + e.Code + ")"
 	}

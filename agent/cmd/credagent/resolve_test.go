@@ -12,6 +12,7 @@ import (
 
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/localapi"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
@@ -27,7 +28,7 @@ type cliFakeCCP map[string]string
 func (f cliFakeCCP) Get(_ context.Context, req ccp.Request) (*ccp.Account, error) {
 	pw, ok := f[req.Object]
 	if !ok {
-		return nil, &ccp.Error{Class: ccp.ClassNotFound, Code: "APPAP004E", Message: "not found"}
+		return nil, &ccp.Error{Class: apitype.ClassNotFound, Code: "APPAP004E", Message: "not found"}
 	}
 	return &ccp.Account{Content: secret.FromString(pw), Properties: map[string]string{"UserName": "svc"}}, nil
 }
