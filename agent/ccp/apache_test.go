@@ -7,11 +7,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/ccp/fakeccp/apachefront"
 	"github.com/credagent/credagent/agent/localapi/apitype"
@@ -53,7 +53,7 @@ func TestApachePostHandshake(t *testing.T) {
 	f := startFront(t, apachefront.PostHandshake)
 
 	t.Run("default falls back once", func(t *testing.T) {
-		var logs logBuffer
+		var logs agenttest.LockedBuffer
 		o := fakeOptions(t, f.URL)
 		o.Log = zerolog.New(&logs)
 		c := newClient(t, o, devPKI.App)
@@ -102,22 +102,4 @@ func TestApachePostHandshake(t *testing.T) {
 			t.Fatalf("got %v (%+v)", err, e)
 		}
 	})
-}
-
-// logBuffer is a log sink safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,12 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/resolve"
-	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/agent/secret/secrettest"
 	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/harden"
@@ -33,27 +33,16 @@ import (
 )
 
 // planted must never appear in any log.
-const planted = `Pl4nted"S3cret\!`
+const planted = agenttest.Planted
 
-// fakeCCP is an in-memory CCP: object name -> password.
-type fakeCCP map[string]string
-
-func (f fakeCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error) {
-	pw, ok := f[req.Object]
-	if !ok {
-		return nil, &ccp.Error{Class: apitype.ClassNotFound, Code: "APPAP004E", Message: "Password object matching query not found", CorrelationID: "corr-nf"}
-	}
-	return &ccp.Account{
-		Content:       secret.FromString(pw),
-		Properties:    map[string]string{"UserName": "svc_" + req.Object, "Address": "sap.test"},
-		Server:        "https://ccp.test",
-		CorrelationID: "corr-" + req.Object,
-	}, nil
+// newFakeCCP is the shared in-memory CCP holding sap and db.
+func newFakeCCP() *agenttest.Fetcher {
+	return agenttest.NewFetcher(map[string]string{"sap": planted, "db": "db-" + planted})
 }
 
 // gatedCCP holds every call until gate is closed, announcing each on entered.
 type gatedCCP struct {
-	fakeCCP
+	*agenttest.Fetcher
 	gate    chan struct{}
 	entered chan struct{}
 }
@@ -65,31 +54,14 @@ func (g *gatedCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, erro
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return g.fakeCCP.Get(ctx, req)
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return g.Fetcher.Get(ctx, req)
 }
 
 type harness struct {
 	path   string
 	client *client.Client
-	audit  *syncBuf
-	log    *syncBuf
+	audit  *agenttest.LockedBuffer
+	log    *agenttest.LockedBuffer
 	served chan error
 	stop   context.CancelFunc
 }
@@ -105,23 +77,13 @@ type setup struct {
 	status  *apitype.Status
 }
 
-func testState() *state.State {
-	s := state.Empty()
-	s.Applications["RPA"] = &state.Application{AppID: "RPA", Certificate: &tls.Certificate{}, Fingerprint: "fp"}
-	s.Stores["prod"] = &state.Store{Name: "prod", AppID: "RPA", Safe: "RPA-Safe", Seq: 1}
-	for _, n := range []string{"sap", "db", "gone"} {
-		s.Credentials[n] = &state.Credential{Name: n, Store: "prod", Object: n, Seq: 1}
-	}
-	var st state.State
-	st.Publish(s)
-	return &st
-}
+func testState() *state.State { return agenttest.State("sap", "db", "gone") }
 
 func start(t testing.TB, su setup) *harness {
 	t.Helper()
-	h := &harness{audit: &syncBuf{}, log: &syncBuf{}}
+	h := &harness{audit: &agenttest.LockedBuffer{}, log: &agenttest.LockedBuffer{}}
 	if su.fetcher == nil {
-		su.fetcher = fakeCCP{"sap": planted, "db": "db-" + planted}
+		su.fetcher = newFakeCCP()
 	}
 	self := localsocktest.SelfIdentity(t)
 	pol := config.Policy{Rules: []config.Rule{{Name: "self", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"sap", "db", "gone"}}}}
@@ -175,11 +137,10 @@ func start(t testing.TB, su setup) *harness {
 			t.Errorf("Serve: %v", err)
 		}
 		h.client.Close()
-		for name, b := range map[string]*syncBuf{"audit": h.audit, "log": h.log} {
-			if strings.Contains(b.String(), "Pl4nted") {
-				t.Errorf("the %s log holds the password:\n%s", name, b)
-			}
-		}
+		// Its start too: a password cut short is still a leak.
+		needles := append(agenttest.Needles(t, nil, planted, "db-"+planted), secrettest.Needle{What: "start of a password", Bytes: []byte(planted[:7])})
+		agenttest.NoSecrets(t, "the audit", h.audit.Bytes(), needles)
+		agenttest.NoSecrets(t, "the log", h.log.Bytes(), needles)
 	})
 	return h
 }
@@ -225,7 +186,7 @@ func TestResolveCheckStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	sap := res.Get("sap")
-	if sap.Err != nil || sap.Username != "svc_sap" || sap.Password.RevealString() != planted || sap.Properties["Address"] != "sap.test" || sap.FromCache {
+	if sap.Err != nil || sap.Username != "svc_sap" || sap.Password.RevealString() != planted || sap.Properties["Address"] != "host.test" || sap.FromCache {
 		t.Errorf("sap: %+v", sap)
 	}
 	if db := res.Get("db"); db.Err != nil || db.Password.RevealString() != "db-"+planted {
@@ -355,7 +316,7 @@ func TestRateLimitHTTP(t *testing.T) {
 }
 
 func TestConcurrencyCap(t *testing.T) {
-	g := &gatedCCP{fakeCCP: fakeCCP{"sap": planted}, gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	g := &gatedCCP{Fetcher: newFakeCCP(), gate: make(chan struct{}), entered: make(chan struct{}, 8)}
 	h := start(t, setup{cfg: config.API{MaxConcurrent: 2}, fetcher: g})
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -419,7 +380,7 @@ func TestSlowClient(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
-	g := &gatedCCP{fakeCCP: fakeCCP{"sap": planted}, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	g := &gatedCCP{Fetcher: newFakeCCP(), gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	h := start(t, setup{fetcher: g})
 	done := make(chan error, 1)
 	go func() {

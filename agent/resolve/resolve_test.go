@@ -3,7 +3,6 @@ package resolve_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/resolve"
-	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
@@ -26,49 +24,7 @@ import (
 )
 
 // planted is a password that must never show up in a log.
-const planted = "Pl4nted-S3cret!"
-
-// fakeCCP is an in-memory CCP: accounts by object name. down makes every call
-// fail as unreachable.
-type fakeCCP struct {
-	mu       sync.Mutex
-	accounts map[string]string // object -> password
-	down     bool
-	calls    int
-	reasons  []string
-}
-
-func (f *fakeCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	f.reasons = append(f.reasons, req.Reason)
-	if f.down {
-		return nil, &ccp.Error{Class: apitype.ClassVaultUnreachable, Message: "connection refused", Server: "https://ccp.test", CorrelationID: "corr-down"}
-	}
-	pw, ok := f.accounts[req.Object]
-	if !ok {
-		return nil, &ccp.Error{Class: apitype.ClassNotFound, Code: "APPAP004E", Message: "Password object matching query not found", Server: "https://ccp.test", CorrelationID: "corr-nf"}
-	}
-	return &ccp.Account{
-		Content:       secret.FromString(pw),
-		Properties:    map[string]string{"UserName": "svc_" + req.Object, "Address": "host.test"},
-		Server:        "https://ccp.test",
-		CorrelationID: "corr-" + req.Object,
-	}, nil
-}
-
-func (f *fakeCCP) set(fn func(f *fakeCCP)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn(f)
-}
-
-func (f *fakeCCP) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls
-}
+const planted = agenttest.Planted
 
 type clock struct {
 	mu sync.Mutex
@@ -82,19 +38,17 @@ func (c *clock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// testState has credentials sap, gone, db (in another safe), lost-store
+// (its store was never delivered) and no-app (its store's application was
+// never delivered).
 func testState() *state.State {
-	s := state.Empty()
-	s.Applications["RPA"] = &state.Application{AppID: "RPA", Certificate: &tls.Certificate{}, Fingerprint: "fp1"}
-	s.Stores["prod"] = &state.Store{Name: "prod", AppID: "RPA", Safe: "RPA-Safe", Folder: "Root", Seq: 1}
+	s := agenttest.Snapshot("sap", "gone")
+	s.Stores["prod"].Folder = "Root"
 	s.Stores["orphan"] = &state.Store{Name: "orphan", AppID: "NoSuchApp", Seq: 1}
-	s.Credentials["sap"] = &state.Credential{Name: "sap", Store: "prod", Object: "sap", Seq: 1}
 	s.Credentials["db"] = &state.Credential{Name: "db", Store: "prod", Safe: "DB-Safe", Object: "db", Seq: 1}
-	s.Credentials["gone"] = &state.Credential{Name: "gone", Store: "prod", Object: "gone", Seq: 1}
 	s.Credentials["lost-store"] = &state.Credential{Name: "lost-store", Store: "nowhere", Object: "x", Seq: 1}
 	s.Credentials["no-app"] = &state.Credential{Name: "no-app", Store: "orphan", Object: "x", Seq: 1}
-	var st state.State
-	st.Publish(s)
-	return &st
+	return agenttest.Publish(s)
 }
 
 var runner = &localsock.Identity{Verified: true, UID: 1000, GID: 1000, Groups: []uint32{1000, 2000}, Username: "runner", PID: 4242, Exe: "/opt/runner/bin/runner"}
@@ -106,21 +60,21 @@ var testPolicy = config.Policy{Rules: []config.Rule{
 
 type env struct {
 	r     *resolve.Resolver
-	ccp   *fakeCCP
+	ccp   *agenttest.Fetcher
 	st    *state.State
 	clock *clock
-	audit *bytes.Buffer
-	log   *bytes.Buffer
+	audit *agenttest.LockedBuffer
+	log   *agenttest.LockedBuffer
 	made  *int
 }
 
 func newEnv(t *testing.T, mod func(o *resolve.Options)) *env {
 	t.Helper()
 	e := &env{
-		ccp:   &fakeCCP{accounts: map[string]string{"sap": planted, "db": planted + "db"}},
+		ccp:   agenttest.NewFetcher(map[string]string{"sap": planted, "db": planted + "db"}),
 		st:    testState(),
 		clock: &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)},
-		audit: &bytes.Buffer{}, log: &bytes.Buffer{},
+		audit: &agenttest.LockedBuffer{}, log: &agenttest.LockedBuffer{},
 		made: new(int),
 	}
 	var mu sync.Mutex
@@ -133,8 +87,8 @@ func newEnv(t *testing.T, mod func(o *resolve.Options)) *env {
 			return e.ccp, nil
 		},
 		Policy: testPolicy,
-		Audit:  zerolog.New(&lockedWriter{w: e.audit}),
-		Log:    zerolog.New(&lockedWriter{w: e.log}),
+		Audit:  zerolog.New(e.audit),
+		Log:    zerolog.New(e.log),
 		Now:    e.clock.now,
 		LookupGroup: func(name string) (string, error) {
 			if name == "ops" {
@@ -153,24 +107,11 @@ func newEnv(t *testing.T, mod func(o *resolve.Options)) *env {
 	e.r = r
 	t.Cleanup(func() {
 		r.Close()
-		for _, b := range []*bytes.Buffer{e.audit, e.log} {
-			if strings.Contains(b.String(), planted) {
-				t.Errorf("a log holds the password: %s", b)
-			}
-		}
+		needles := agenttest.Needles(t, nil, planted, planted+"db")
+		agenttest.NoSecrets(t, "the audit", e.audit.Bytes(), needles)
+		agenttest.NoSecrets(t, "the log", e.log.Bytes(), needles)
 	})
 	return e
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func (e *env) records(t *testing.T) []map[string]any {
@@ -245,8 +186,8 @@ func TestPolicy(t *testing.T) {
 			if tt.wantRule != "" && !strings.Contains(res.Err.Message, tt.wantRule) {
 				t.Errorf("message %q does not name the rule", res.Err.Message)
 			}
-			if e.ccp.count() != 0 {
-				t.Errorf("CCP called %d times for a refused request", e.ccp.count())
+			if e.ccp.Calls() != 0 {
+				t.Errorf("CCP called %d times for a refused request", e.ccp.Calls())
 			}
 			recs := e.records(t)
 			if len(recs) != len(tt.names) {
@@ -297,7 +238,7 @@ func TestResolvePartial(t *testing.T) {
 	if !bytes.Equal(res.Items[0].Account.Content.Reveal(), make([]byte, len(planted))) {
 		t.Error("Wipe left the password")
 	}
-	for _, r := range e.ccp.reasons {
+	for _, r := range e.ccp.Reasons() {
 		if r != "run_42_x" {
 			t.Errorf("Reason sent to CCP = %q", r)
 		}
@@ -362,12 +303,12 @@ func TestRateLimit(t *testing.T) {
 	if r := call(runner, "sap", "db"); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	calls := e.ccp.count()
+	calls := e.ccp.Calls()
 	r := call(runner, "sap")
 	if !apitype.IsRateLimited(r.Err) || r.Err.RetryAfter <= 0 || r.Err.RetryAfter > time.Second {
 		t.Fatalf("third name: %+v", r.Err)
 	}
-	if e.ccp.count() != calls {
+	if e.ccp.Calls() != calls {
 		t.Error("CCP called for a rate-limited request")
 	}
 	// A refused request, too, is counted against its caller first.
@@ -469,7 +410,7 @@ func TestCache(t *testing.T) {
 	}
 	for i, s := range steps {
 		e.clock.add(s.advance)
-		e.ccp.set(func(f *fakeCCP) { f.down = s.down })
+		e.ccp.SetDown(s.down)
 		it := get(s.op)
 		if it.FromCache != s.wantCache || it.Stale != s.wantStale || it.CacheAge != s.wantAge {
 			t.Errorf("step %d: from_cache=%v stale=%v age=%v", i, it.FromCache, it.Stale, it.CacheAge)
@@ -477,8 +418,8 @@ func TestCache(t *testing.T) {
 		if (it.Err == nil) != (s.wantErr == "") || (it.Err != nil && it.Err.Class != s.wantErr) {
 			t.Errorf("step %d: err %v, want %q", i, it.Err, s.wantErr)
 		}
-		if e.ccp.count() != s.wantCalls {
-			t.Errorf("step %d: %d CCP calls, want %d", i, e.ccp.count(), s.wantCalls)
+		if e.ccp.Calls() != s.wantCalls {
+			t.Errorf("step %d: %d CCP calls, want %d", i, e.ccp.Calls(), s.wantCalls)
 		}
 	}
 	recs := e.records(t)
@@ -500,8 +441,8 @@ func TestCacheOffByDefault(t *testing.T) {
 		}
 		r.Wipe()
 	}
-	if e.ccp.count() != 3 {
-		t.Errorf("%d CCP calls, want 3", e.ccp.count())
+	if e.ccp.Calls() != 3 {
+		t.Errorf("%d CCP calls, want 3", e.ccp.Calls())
 	}
 }
 

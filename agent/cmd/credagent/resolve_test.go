@@ -3,18 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/localapi"
-	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/resolve"
-	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock"
@@ -22,16 +19,6 @@ import (
 	"github.com/credagent/credagent/platform/paths"
 	"github.com/rs/zerolog"
 )
-
-type cliFakeCCP map[string]string
-
-func (f cliFakeCCP) Get(_ context.Context, req ccp.Request) (*ccp.Account, error) {
-	pw, ok := f[req.Object]
-	if !ok {
-		return nil, &ccp.Error{Class: apitype.ClassNotFound, Code: "APPAP004E", Message: "not found"}
-	}
-	return &ccp.Account{Content: secret.FromString(pw), Properties: map[string]string{"UserName": "svc"}}, nil
-}
 
 // captureStdout runs fn with os.Stdout redirected and returns what it wrote.
 func captureStdout(t *testing.T, fn func()) string {
@@ -49,18 +36,11 @@ func captureStdout(t *testing.T, fn func()) string {
 
 func TestResolveAndCheckCommands(t *testing.T) {
 	dir := t.TempDir()
-	snap := state.Empty()
-	snap.Applications["RPA"] = &state.Application{AppID: "RPA", Certificate: &tls.Certificate{}}
-	snap.Stores["prod"] = &state.Store{Name: "prod", AppID: "RPA"}
-	snap.Credentials["sap"] = &state.Credential{Name: "sap", Store: "prod", Object: "sap"}
-	snap.Credentials["gone"] = &state.Credential{Name: "gone", Store: "prod", Object: "gone"}
-	var st state.State
-	st.Publish(snap)
 	self := localsocktest.SelfIdentity(t)
 	r, err := resolve.New(resolve.Options{
-		State: &st,
+		State: agenttest.State("sap", "gone"),
 		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
-			return cliFakeCCP{"sap": "hunter2!"}, nil
+			return agenttest.NewFetcher(map[string]string{"sap": "hunter2!"}), nil
 		},
 		Policy: config.Policy{Rules: []config.Rule{{Name: "me", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"*"}}}},
 		Audit:  zerolog.Nop(),
@@ -83,7 +63,7 @@ func TestResolveAndCheckCommands(t *testing.T) {
 		want     []string
 		not      []string
 	}{
-		{[]string{"resolve", "--dev", dir, "sap"}, 0, []string{`sap: username="svc" password=<hidden, 8 bytes>`}, []string{"hunter2"}},
+		{[]string{"resolve", "--dev", dir, "sap"}, 0, []string{`sap: username="svc_sap" password=<hidden, 8 bytes>`}, []string{"hunter2"}},
 		{[]string{"resolve", "--dev", dir, "--show", "sap"}, 0, []string{`password="hunter2!"`}, nil},
 		{[]string{"resolve", "--dev", dir, "--json", "sap", "gone"}, 1, []string{`"password_length": 8`, `"class": "not_found"`}, []string{"hunter2"}},
 		{[]string{"check", "--dev", dir, "sap"}, 0, []string{"sap: ok"}, []string{"hunter2"}},
