@@ -169,7 +169,7 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("feed: %w", err)
 		}
 	} else {
-		_ = st.Update(func(s *state.Snapshot) error { s.NeedsReenroll = needsReenroll; return nil })
+		st.Update(func(s *state.Snapshot) { s.NeedsReenroll = needsReenroll })
 		log.Error().Str("reason", needsReenroll).Msg("the machine key cannot be used: the agent needs re-enrolment (run `credagent enroll --rotate` and register the new key); deliveries are kept, not opened")
 	}
 

@@ -346,21 +346,19 @@ func TestFetcherRebuilt(t *testing.T) {
 	if *e.made != 1 {
 		t.Fatalf("factory called %d times, want 1", *e.made)
 	}
-	e.st.Update(func(s *state.Snapshot) error {
+	e.st.Update(func(s *state.Snapshot) {
 		st := *s.Stores["prod"]
 		st.Seq = 2
 		s.Stores["prod"] = &st
-		return nil
 	})
 	do()
 	if *e.made != 2 {
 		t.Fatalf("after a store update: factory called %d times, want 2", *e.made)
 	}
-	e.st.Update(func(s *state.Snapshot) error {
+	e.st.Update(func(s *state.Snapshot) {
 		a := *s.Applications["RPA"]
 		a.Fingerprint = "fp2"
 		s.Applications["RPA"] = &a
-		return nil
 	})
 	do()
 	do()
@@ -371,11 +369,10 @@ func TestFetcherRebuilt(t *testing.T) {
 
 func TestCache(t *testing.T) {
 	e := newEnv(t, nil)
-	e.st.Update(func(s *state.Snapshot) error {
+	e.st.Update(func(s *state.Snapshot) {
 		st := *s.Stores["prod"]
 		st.CacheTTL, st.CacheMaxStale = 10*time.Second, time.Minute
 		s.Stores["prod"] = &st
-		return nil
 	})
 	get := func(op resolve.Op) resolve.Item {
 		r := e.r.Resolve(context.Background(), runner, resolve.Request{Names: []string{"sap"}, Op: op})

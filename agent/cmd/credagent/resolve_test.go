@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,20 +17,6 @@ import (
 	"github.com/credagent/credagent/platform/paths"
 	"github.com/rs/zerolog"
 )
-
-// captureStdout runs fn with os.Stdout redirected and returns what it wrote.
-func captureStdout(t *testing.T, fn func()) string {
-	t.Helper()
-	r, w, _ := os.Pipe()
-	old := os.Stdout
-	os.Stdout = w
-	done := make(chan string)
-	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
-	fn()
-	w.Close()
-	os.Stdout = old
-	return <-done
-}
 
 func TestResolveAndCheckCommands(t *testing.T) {
 	dir := t.TempDir()
@@ -73,9 +57,9 @@ func TestResolveAndCheckCommands(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			resolveFlags.show = false
-			var stderr bytes.Buffer
-			var code int
-			out := captureStdout(t, func() { code = mainErr(tt.args, io.Discard, &stderr) })
+			var stdout, stderr bytes.Buffer
+			code := mainErr(tt.args, &stdout, &stderr)
+			out := stdout.String()
 			if code != tt.wantCode {
 				t.Errorf("exit %d, want %d; stdout %s; stderr %s", code, tt.wantCode, out, stderr.String())
 			}
@@ -90,5 +74,17 @@ func TestResolveAndCheckCommands(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVersionWritesToItsStdout: a subcommand writes to the stdout it is
+// given, not to the process's.
+func TestVersionWritesToItsStdout(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := mainErr([]string{"version"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "credagent ") {
+		t.Fatalf("stdout %q, want the version line", stdout.String())
 	}
 }

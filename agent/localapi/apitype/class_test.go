@@ -303,4 +303,3 @@ func pythonClasses(t *testing.T, path string) map[apitype.Class]bool {
 	}
 	return out
 }
-
