@@ -21,8 +21,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// MaxFileSize bounds the config file. A config is a few kilobytes.
-const MaxFileSize = 1 << 20
+// MaxFileBytes bounds the config file. A config is a few kilobytes.
+const MaxFileBytes = 1 << 20
 
 // Config is the whole agent configuration. The zero value is not usable; start
 // from Default or Load.
@@ -272,12 +272,12 @@ func LoadOver(base Config, path string) (Config, error) {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
 		return Config{}, fmt.Errorf("config: reading %s: %w", path, err)
 	}
-	if len(b) > MaxFileSize {
-		return Config{}, fmt.Errorf("config: %s: larger than %d bytes", path, MaxFileSize)
+	if len(b) > MaxFileBytes {
+		return Config{}, fmt.Errorf("config: %s: larger than %d bytes", path, MaxFileBytes)
 	}
 	c, err := Parse(base, b)
 	if err != nil {

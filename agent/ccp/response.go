@@ -16,8 +16,8 @@ import (
 	"github.com/credagent/credagent/agent/secret"
 )
 
-// maxMessage bounds the CCP message kept in an Error.
-const maxMessage = 512
+// maxMessageBytes bounds the CCP message kept in an Error.
+const maxMessageBytes = 512
 
 // decodeResponse turns one HTTP answer into an Account or an *Error (whose
 // Server and CorrelationID the caller fills in). body is the whole body, at
@@ -207,8 +207,8 @@ func cleanMessage(s string) string {
 		return r
 	}, s)
 	s = strings.TrimSpace(s)
-	if len(s) > maxMessage {
-		s = s[:maxMessage]
+	if len(s) > maxMessageBytes {
+		s = s[:maxMessageBytes]
 		for !utf8.ValidString(s) {
 			s = s[:len(s)-1]
 		}

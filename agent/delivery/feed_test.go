@@ -254,7 +254,7 @@ func TestManifestSameBytesIsNotRollback(t *testing.T) {
 	if _, err := c.Check(b, Machine(testMachine), last, b); err != nil {
 		t.Fatalf("the same manifest again: %v", err)
 	}
-	c.MaxSize = int64(len(b) - 1)
+	c.MaxBytes = int64(len(b) - 1)
 	if _, err := c.Check(b, Machine(testMachine), nil, nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("over the agent's limit: %v", err)
 	}

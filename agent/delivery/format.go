@@ -16,14 +16,14 @@ const Version = "credagent-delivery/v1"
 // ErrMalformed.
 const versionPrefix = "credagent-delivery/"
 
-// Limits. A file over MaxSize, a header over MaxHeaderSize, a payload over
-// MaxPayloadSize is ErrTooLarge.
+// Limits. A file over MaxBytes, a header over MaxHeaderBytes, a payload over
+// MaxPayloadBytes is ErrTooLarge.
 const (
-	MaxSize        = 4 << 20
-	MaxHeaderSize  = 4096
-	MaxPayloadSize = MaxSize - MaxHeaderSize - 256
-	MaxNameLen     = 128
-	MaxIDLen       = 64
+	MaxBytes        = 4 << 20
+	MaxHeaderBytes  = 4096
+	MaxPayloadBytes = MaxBytes - MaxHeaderBytes - 256
+	MaxNameBytes    = 128
+	MaxIDBytes      = 64
 )
 
 // TimeLayout is the only accepted timestamp form: UTC, whole seconds, "Z".
@@ -173,8 +173,8 @@ func isOtherVersion(first string) bool {
 // in canonical form, nothing before or after. Whatever Parse accepts,
 // Marshal gives back byte for byte. Parse does not verify the signature.
 func Parse(b []byte) (*Delivery, error) {
-	if len(b) > MaxSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxSize)
+	if len(b) > MaxBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxBytes)
 	}
 	p := &headerParser{b: b}
 	first, ok := p.line()
@@ -183,7 +183,7 @@ func Parse(b []byte) (*Delivery, error) {
 	}
 	if first != Version {
 		switch {
-		case strings.HasSuffix(first, "\r") || bytes.Contains(b[:min(len(b), MaxHeaderSize)], []byte("\r\n")):
+		case strings.HasSuffix(first, "\r") || bytes.Contains(b[:min(len(b), MaxHeaderBytes)], []byte("\r\n")):
 			return nil, malformed("line ends are CRLF; a delivery's line ends are LF only " +
 				"(was the file converted to Windows line ends on the way? copy it as binary)")
 		case isOtherVersion(first):
@@ -245,17 +245,17 @@ func Parse(b []byte) (*Delivery, error) {
 	if blank, ok := p.line(); !ok || blank != "" {
 		return nil, malformed("header does not end with an empty line")
 	}
-	if p.off > MaxHeaderSize {
+	if p.off > MaxHeaderBytes {
 		// Unreachable with values that keep the field rules; a header
 		// is malformed, not too large: too-large is for the file and
 		// the payload (SPEC §2).
-		return nil, malformed("header of %d bytes, limit %d", p.off, MaxHeaderSize)
+		return nil, malformed("header of %d bytes, limit %d", p.off, MaxHeaderBytes)
 	}
 	if err := h.check(); err != nil {
 		return nil, err
 	}
-	if plen > MaxPayloadSize {
-		return nil, fmt.Errorf("%w: payload of %d bytes, limit %d", ErrTooLarge, plen, MaxPayloadSize)
+	if plen > MaxPayloadBytes {
+		return nil, fmt.Errorf("%w: payload of %d bytes, limit %d", ErrTooLarge, plen, MaxPayloadBytes)
 	}
 	if (h.Kind == KindRevoke) != (plen == 0) {
 		return nil, malformed("payload length %d for kind %s", plen, h.Kind)
@@ -391,8 +391,8 @@ type headerParser struct {
 // line returns the next LF-terminated line within the header limit.
 func (p *headerParser) line() (string, bool) {
 	rest := p.b[p.off:]
-	if len(rest) > MaxHeaderSize {
-		rest = rest[:MaxHeaderSize]
+	if len(rest) > MaxHeaderBytes {
+		rest = rest[:MaxHeaderBytes]
 	}
 	i := bytes.IndexByte(rest, '\n')
 	if i < 0 {
@@ -443,8 +443,8 @@ func canonicalTime(t time.Time) bool {
 
 // checkID accepts 1 to 64 of [A-Za-z0-9_-].
 func checkID(v string) error {
-	if len(v) == 0 || len(v) > MaxIDLen {
-		return fmt.Errorf("length %d, want 1 to %d", len(v), MaxIDLen)
+	if len(v) == 0 || len(v) > MaxIDBytes {
+		return fmt.Errorf("length %d, want 1 to %d", len(v), MaxIDBytes)
 	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -462,8 +462,8 @@ func CheckName(v string) error { return checkName(v) }
 // checkName accepts 1 to 128 printable ASCII characters (space allowed
 // inside, not at either end).
 func checkName(v string) error {
-	if len(v) == 0 || len(v) > MaxNameLen {
-		return fmt.Errorf("length %d, want 1 to %d", len(v), MaxNameLen)
+	if len(v) == 0 || len(v) > MaxNameBytes {
+		return fmt.Errorf("length %d, want 1 to %d", len(v), MaxNameBytes)
 	}
 	if v[0] == ' ' || v[len(v)-1] == ' ' {
 		return fmt.Errorf("leading or trailing space")

@@ -193,7 +193,7 @@ func vectors() []vector {
 			b := mk(t, hdr("v-bad-20", "prod", 1, toMe), testStore(), nil, edSigner).Marshal()
 			i := bytes.Index(b, []byte("\npayload: "))
 			j := bytes.Index(b[i+1:], []byte("\n"))
-			return append(append(append([]byte{}, b[:i]...), fmt.Sprintf("\npayload: %d", MaxPayloadSize+1)...), b[i+1+j:]...)
+			return append(append(append([]byte{}, b[:i]...), fmt.Sprintf("\npayload: %d", MaxPayloadBytes+1)...), b[i+1+j:]...)
 		}},
 		{"store-http", "invalid", "a store server that is not https, correctly signed", 0, func(t *testing.T) []byte {
 			d := mk(t, hdr("v-bad-21", "prod", 1, toMe), testStore(), nil, edSigner)

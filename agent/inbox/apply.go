@@ -137,7 +137,7 @@ func (in *Inbox) decide(name string, b []byte, d *delivery.Delivery, now time.Ti
 	// A duplicate of the applied record: a crash came between storing the
 	// record and removing the inbox file, or a feed lists what is applied.
 	if rec, ok := in.records[d.Object()]; ok && in.seqs[d.Object()] == d.Seq {
-		if old, rerr := fsutil.ReadPrivateFile(rec, delivery.MaxSize); rerr == nil && bytes.Equal(old, b) {
+		if old, rerr := fsutil.ReadPrivateFile(rec, delivery.MaxBytes); rerr == nil && bytes.Equal(old, b) {
 			in.o.Log.Info().Str("file", printable(name)).Str("delivery", d.ID).Msg("inbox: already applied; dropping the duplicate")
 			return verdictDuplicate, nil, nil
 		}
@@ -795,7 +795,7 @@ func (in *Inbox) Load(ctx context.Context) error {
 }
 
 func (in *Inbox) loadRecord(path string, k delivery.Kind, now time.Time, revoked map[string]uint64) {
-	b, err := fsutil.ReadPrivateFile(path, delivery.MaxSize)
+	b, err := fsutil.ReadPrivateFile(path, delivery.MaxBytes)
 	if err != nil {
 		in.block(path, k, err)
 		return
@@ -870,7 +870,7 @@ const withdrawnSuffix = ".withdrawn"
 // loadWithdrawn counts the sequence number of a withdrawn record, if its
 // signature verifies, so that replays stay refused across restarts.
 func (in *Inbox) loadWithdrawn(path string, k delivery.Kind) {
-	b, err := fsutil.ReadPrivateFile(path, delivery.MaxSize)
+	b, err := fsutil.ReadPrivateFile(path, delivery.MaxBytes)
 	if err != nil {
 		in.block(path, k, err)
 		return

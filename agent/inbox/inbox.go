@@ -308,7 +308,7 @@ func (in *Inbox) setProblem(key, text string) {
 // sequences. The caller holds mu.
 func (in *Inbox) checker(now time.Time) *delivery.Checker {
 	return &delivery.Checker{
-		MaxSize:   in.o.MaxBytes,
+		MaxBytes:  in.o.MaxBytes,
 		Signers:   in.o.Signers,
 		MachineID: in.o.MachineID,
 		InGroup: func(g string) bool {

@@ -368,10 +368,10 @@ func DecodeResolveRequest(r io.Reader, maxNames int) (apitype.ResolveRequest, er
 	if len(req.Names) > maxNames {
 		return req, fmt.Errorf(`%w: %d names, at most %d per request`, errTooMany, len(req.Names), maxNames)
 	}
-	if err := checkText("run_id", req.RunID, apitype.MaxIDLen); err != nil {
+	if err := checkText("run_id", req.RunID, apitype.MaxIDBytes); err != nil {
 		return req, err
 	}
-	if err := checkText("flow_id", req.FlowID, apitype.MaxIDLen); err != nil {
+	if err := checkText("flow_id", req.FlowID, apitype.MaxIDBytes); err != nil {
 		return req, err
 	}
 	seen := make(map[string]bool, len(req.Names))
@@ -379,7 +379,7 @@ func DecodeResolveRequest(r io.Reader, maxNames int) (apitype.ResolveRequest, er
 		if n == "" {
 			return req, fmt.Errorf("names[%d] is empty", i)
 		}
-		if err := checkText(fmt.Sprintf("names[%d]", i), n, apitype.MaxNameLen); err != nil {
+		if err := checkText(fmt.Sprintf("names[%d]", i), n, apitype.MaxNameBytes); err != nil {
 			return req, err
 		}
 		if seen[n] {

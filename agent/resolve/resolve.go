@@ -593,8 +593,8 @@ func (r *Resolver) Health() map[string]StoreHealth {
 	return out
 }
 
-// maxReason bounds the Reason sent to CCP.
-const maxReason = 128
+// maxReasonBytes bounds the Reason sent to CCP.
+const maxReasonBytes = 128
 
 // SanitizeReason makes a run ID safe to send as CCP's Reason: letters,
 // digits and " ._:@-" are kept and anything else becomes "_", so that none
@@ -604,7 +604,7 @@ const maxReason = 128
 func SanitizeReason(runID string) string {
 	var b strings.Builder
 	for _, c := range runID {
-		if b.Len() >= maxReason {
+		if b.Len() >= maxReasonBytes {
 			break
 		}
 		switch {

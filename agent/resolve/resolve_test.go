@@ -466,7 +466,7 @@ func TestSanitizeReason(t *testing.T) {
 // once per window and otherwise counted, while every release is recorded.
 func TestRefusalFloodKeepsReleases(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	lf, err := logfile.Open(path, logfile.Options{MaxSize: 64 << 10, MaxFiles: 2})
+	lf, err := logfile.Open(path, logfile.Options{MaxBytes: 64 << 10, MaxFiles: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

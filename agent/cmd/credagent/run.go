@@ -75,7 +75,7 @@ func runAgent(configPath, devDir string, stdout, stderr io.Writer) error {
 		}
 	}
 	logs, err := logging.New(cfg.Log, stderr, func(path string, maxBytes int64, maxFiles int) (io.WriteCloser, error) {
-		return logfile.Open(path, logfile.Options{MaxSize: maxBytes, MaxFiles: maxFiles})
+		return logfile.Open(path, logfile.Options{MaxBytes: maxBytes, MaxFiles: maxFiles})
 	})
 	if err != nil {
 		return err

@@ -32,8 +32,8 @@ type ResolveRequest struct {
 
 // Limits on a ResolveRequest's strings, in bytes.
 const (
-	MaxNameLen = 256
-	MaxIDLen   = 256
+	MaxNameBytes = 256
+	MaxIDBytes   = 256
 )
 
 // Error is a typed failure.

@@ -33,8 +33,8 @@ import (
 	"github.com/credagent/credagent/platform/paths"
 )
 
-// maxResponse bounds an answer read from the agent.
-const maxResponse = 16 << 20
+// maxResponseBytes bounds an answer read from the agent.
+const maxResponseBytes = 16 << 20
 
 // DefaultSocket is this OS's default socket path or pipe name.
 func DefaultSocket() string { return paths.Default().Socket }
@@ -285,7 +285,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 		return nil, fmt.Errorf("credagent: %s %s via %s: %w", method, path, c.path, err)
 	}
 	defer resp.Body.Close()
-	b, err := secret.ReadAll(resp.Body, resp.ContentLength, maxResponse)
+	b, err := secret.ReadAll(resp.Body, resp.ContentLength, maxResponseBytes)
 	if errors.Is(err, secret.ErrTooLarge) {
 		return nil, errors.New("credagent: answer too large")
 	}
