@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"testing/cryptotest"
 	"time"
 )
 
@@ -187,24 +186,18 @@ func ownedStores(t *testing.T) []ManifestEntry {
 	return es
 }
 
-// feedVectorFiles builds every feed vector file in memory, with the fixed
-// seed the checked-in files were made with.
-func feedVectorFiles(t *testing.T) map[string][]byte {
-	cryptotest.SetGlobalRandom(t, 7)
-	out := map[string][]byte{}
-	for _, v := range feedVectors() {
-		meta := map[string]string{"expect": v.expect, "comment": v.comment, "now": vectorNow.Format(TimeLayout),
-			"address": v.address.String(), "last-seq": strconv.FormatUint(v.lastSeq, 10)}
-		out[v.name] = renderVector(feedMetaKeys, meta, v.build(t))
-	}
-	return out
+func (v feedVector) fileName() string         { return v.name }
+func (v feedVector) make(t *testing.T) []byte { return v.build(t) }
+func (v feedVector) metadata() map[string]string {
+	return map[string]string{"expect": v.expect, "comment": v.comment, "now": vectorNow.Format(TimeLayout),
+		"address": v.address.String(), "last-seq": strconv.FormatUint(v.lastSeq, 10)}
 }
 
 // TestFeedVectorsUpToDate regenerates the feed vectors in memory and fails
 // on any difference from testdata/feed. Not parallel: the seed is
 // process-wide.
 func TestFeedVectorsUpToDate(t *testing.T) {
-	checkVectorDir(t, feedVectorDir, feedVectorFiles(t))
+	checkUpToDate(t, feedVectorDir, 7, feedMetaKeys, feedVectors)
 }
 
 func TestFeedVectors(t *testing.T) {

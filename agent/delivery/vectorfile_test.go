@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"testing/cryptotest"
 )
 
 // update rewrites the vector files from their definitions: the one way to
@@ -95,6 +96,27 @@ func vectorFiles(t *testing.T, dir string) map[string]string {
 		out[strings.TrimSuffix(filepath.Base(f), ".txt")] = f
 	}
 	return out
+}
+
+// vectorDef is a vector's definition: its file name, its metadata, and how
+// to make its bytes.
+type vectorDef interface {
+	fileName() string
+	metadata() map[string]string
+	make(t *testing.T) []byte
+}
+
+// checkUpToDate builds every vector of defs in memory, in order, from the
+// fixed seed the checked-in files were made with, and compares them with
+// dir (checkVectorDir).
+func checkUpToDate[V vectorDef](t *testing.T, dir string, seed uint64, keys []string, defs func() []V) {
+	t.Helper()
+	cryptotest.SetGlobalRandom(t, seed)
+	want := map[string][]byte{}
+	for _, v := range defs() {
+		want[v.fileName()] = renderVector(keys, v.metadata(), v.make(t))
+	}
+	checkVectorDir(t, dir, want)
 }
 
 // checkVectorDir compares dir's files with want (name -> file bytes),

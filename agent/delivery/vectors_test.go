@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
-	"testing/cryptotest"
 	"time"
 )
 
@@ -338,24 +337,18 @@ func successContent(t *testing.T) map[string]Content {
 	}
 }
 
-// deliveryVectorFiles builds every delivery vector file in memory, with
-// the fixed seed the checked-in files were made with.
-func deliveryVectorFiles(t *testing.T) map[string][]byte {
-	cryptotest.SetGlobalRandom(t, 5)
-	out := map[string][]byte{}
-	for _, v := range vectors() {
-		meta := map[string]string{"expect": v.expect, "comment": v.comment, "now": vectorNow.Format(TimeLayout),
-			"machine": testMachine, "group": testGroup, "last-seq": strconv.FormatUint(v.lastSeq, 10)}
-		out[v.name] = renderVector(deliveryMetaKeys, meta, v.build(t))
-	}
-	return out
+func (v vector) fileName() string         { return v.name }
+func (v vector) make(t *testing.T) []byte { return v.build(t) }
+func (v vector) metadata() map[string]string {
+	return map[string]string{"expect": v.expect, "comment": v.comment, "now": vectorNow.Format(TimeLayout),
+		"machine": testMachine, "group": testGroup, "last-seq": strconv.FormatUint(v.lastSeq, 10)}
 }
 
 // TestVectorsUpToDate regenerates the delivery vectors in memory and fails
-// on any difference from testdata/vectors. It cannot run in parallel: the
-// fixed seed is process-wide.
+// on any difference from testdata/vectors. Not parallel: the seed is
+// process-wide.
 func TestVectorsUpToDate(t *testing.T) {
-	checkVectorDir(t, vectorDir, deliveryVectorFiles(t))
+	checkUpToDate(t, vectorDir, 5, deliveryMetaKeys, vectors)
 }
 
 func TestVectors(t *testing.T) {

@@ -60,27 +60,23 @@ func TestEveryClassIsDocumented(t *testing.T) {
 		}
 	}
 
-	rows := readmeClasses(t, filepath.Join(root, "README.md"))
-	for c := range listed {
-		if !rows[c] {
-			t.Errorf("README.md's troubleshooting table has no row for class %q", c)
-		}
-	}
-	for c := range rows {
-		if !listed[c] {
-			t.Errorf("README.md's troubleshooting table has a row for %q, which is no class", c)
-		}
-	}
+	sameClasses(t, "README.md's troubleshooting table", "a row", listed, readmeClasses(t, filepath.Join(root, "README.md")))
+	sameClasses(t, "the Python client", "an exception", listed,
+		pythonClasses(t, filepath.Join(root, "agent/localapi/client/python/credagent/__init__.py")))
+}
 
-	py := pythonClasses(t, filepath.Join(root, "agent/localapi/client/python/credagent/__init__.py"))
-	for c := range listed {
-		if !py[c] {
-			t.Errorf("the Python client has no exception for class %q", c)
+// sameClasses fails for each class where has lacks its entry (what), and
+// for each entry of has that is no class.
+func sameClasses(t *testing.T, where, what string, classes, has map[apitype.Class]bool) {
+	t.Helper()
+	for c := range classes {
+		if !has[c] {
+			t.Errorf("%s has no %s for class %q", where, what, c)
 		}
 	}
-	for c := range py {
-		if !listed[c] {
-			t.Errorf("the Python client has an exception for %q, which is no class", c)
+	for c := range has {
+		if !classes[c] {
+			t.Errorf("%s has %s for %q, which is no class", where, what, c)
 		}
 	}
 }
