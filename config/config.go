@@ -17,12 +17,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credagent/credagent/platform/keystore"
 	"github.com/credagent/credagent/platform/paths"
 	"go.yaml.in/yaml/v3"
 )
 
-// MaxFileSize bounds the config file. A config is a few kilobytes.
-const MaxFileSize = 1 << 20
+// MaxFileBytes bounds the config file. A config is a few kilobytes.
+const MaxFileBytes = 1 << 20
 
 // Config is the whole agent configuration. The zero value is not usable; start
 // from Default or Load.
@@ -141,6 +142,11 @@ type Policy struct {
 	Rules []Rule `yaml:"rules"`
 }
 
+// Operations are the operations a policy rule may grant: the names of
+// resolve.OpResolve and resolve.OpCheck. config cannot import resolve while
+// resolve imports config; resolve's tests keep the two equal.
+func Operations() []string { return []string{"resolve", "check"} }
+
 // Rule matches a caller by OS identity. Within a rule every non-empty field
 // must match (AND); within a list any entry may match (OR).
 type Rule struct {
@@ -156,7 +162,7 @@ type Rule struct {
 	Executables []string `yaml:"executables"`
 	// Credentials the rule grants; "*" grants all, "prefix-*" a prefix.
 	Credentials []string `yaml:"credentials"`
-	// Operations the rule grants: resolve, check. Empty: both.
+	// Operations the rule grants, of Operations. Empty: all.
 	Operations []string `yaml:"operations"`
 	// Owners whose credentials the rule can release (delivery SPEC section
 	// 8). Empty: only credentials delivered without an owner.
@@ -212,7 +218,7 @@ func Default() Config {
 func DevDefault(dir string) Config {
 	c := withDefaults(paths.Dev(dir))
 	c.Log.Format = "console"
-	c.KeyStore.Backend = "file"
+	c.KeyStore.Backend = keystore.BackendFile
 	c.Metrics.Textfile = filepath.Join(dir, "credagent.prom") // so that a newcomer sees it
 	return c
 }
@@ -223,7 +229,7 @@ func withDefaults(d paths.Defaults) Config {
 		MachineID: host,
 		Paths:     Paths{StateDir: d.StateDir, InboxDir: d.InboxDir, Socket: d.Socket},
 		Log:       Log{Level: "info", Format: "json", MaxSizeMB: 10, MaxFiles: 5},
-		KeyStore:  KeyStore{Backend: "auto", KeyName: "machine", Dir: d.KeyDir, TPMDevice: "/dev/tpmrm0"},
+		KeyStore:  KeyStore{Backend: keystore.BackendAuto, KeyName: "machine", Dir: d.KeyDir, TPMDevice: "/dev/tpmrm0"},
 		Metrics:   Metrics{Interval: 10 * time.Second},
 		Inbox: Inbox{
 			RescanInterval:   30 * time.Second,
@@ -272,12 +278,12 @@ func LoadOver(base Config, path string) (Config, error) {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
 		return Config{}, fmt.Errorf("config: reading %s: %w", path, err)
 	}
-	if len(b) > MaxFileSize {
-		return Config{}, fmt.Errorf("config: %s: larger than %d bytes", path, MaxFileSize)
+	if len(b) > MaxFileBytes {
+		return Config{}, fmt.Errorf("config: %s: larger than %d bytes", path, MaxFileBytes)
 	}
 	c, err := Parse(base, b)
 	if err != nil {

@@ -168,7 +168,7 @@ func TestLoadNamesFile(t *testing.T) {
 		t.Fatal("want error for missing file")
 	}
 	big := filepath.Join(dir, "big.yaml")
-	if err := os.WriteFile(big, make([]byte, MaxFileSize+10), 0o600); err != nil {
+	if err := os.WriteFile(big, make([]byte, MaxFileBytes+10), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {

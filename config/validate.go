@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,10 +61,8 @@ func (c *Config) Validate() error {
 		bad("log.max_files", "must be between 1 and 100, got %d", c.Log.MaxFiles)
 	}
 
-	switch c.KeyStore.Backend {
-	case "auto", "tpm", "file", "cng", "memory":
-	default:
-		bad("keystore.backend", "must be auto, tpm, file, cng or memory; got %q", c.KeyStore.Backend)
+	if !slices.Contains(keystore.Backends(), c.KeyStore.Backend) {
+		bad("keystore.backend", "must be one of %s; got %q", strings.Join(keystore.Backends(), ", "), c.KeyStore.Backend)
 	}
 	if err := keystore.CheckKeyName(c.KeyStore.KeyName); err != nil {
 		bad("keystore.key_name", "%v", err)
@@ -167,8 +166,8 @@ func (c *Config) Validate() error {
 		}
 		validateOwners(key+".owners", r.Owners, bad)
 		for _, op := range r.Operations {
-			if op != "resolve" && op != "check" {
-				bad(key+".operations", "%q is not resolve or check", op)
+			if !slices.Contains(Operations(), op) {
+				bad(key+".operations", "%q is not one of %s", op, strings.Join(Operations(), ", "))
 			}
 		}
 	}

@@ -7,13 +7,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/ccp/fakeccp/apachefront"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 // startFront starts the fake CCP behind an Apache front in the given mode.
@@ -52,7 +53,7 @@ func TestApachePostHandshake(t *testing.T) {
 	f := startFront(t, apachefront.PostHandshake)
 
 	t.Run("default falls back once", func(t *testing.T) {
-		var logs logBuffer
+		var logs agenttest.LockedBuffer
 		o := fakeOptions(t, f.URL)
 		o.Log = zerolog.New(&logs)
 		c := newClient(t, o, devPKI.App)
@@ -96,27 +97,9 @@ func TestApachePostHandshake(t *testing.T) {
 		c := newClient(t, o, devPKI.App)
 		_, err := c.Get(context.Background(), sapReq)
 		var e *ccp.Error
-		if !errors.As(err, &e) || e.Class != ccp.ClassClientCertRejected || !e.LateCertRequest ||
+		if !errors.As(err, &e) || e.Class != apitype.ClassClientCertRejected || !e.LateCertRequest ||
 			e.Code != "HTTP 403, HTML page" || !strings.Contains(err.Error(), "tls_max_version to 1.2") {
 			t.Fatalf("got %v (%+v)", err, e)
 		}
 	})
-}
-
-// logBuffer is a log sink safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

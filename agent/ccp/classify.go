@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 // disposition is what the retry loop does after a failed attempt.
@@ -26,19 +28,19 @@ const (
 // dispositionOf decides from an attempt's error.
 func dispositionOf(e *Error) disposition {
 	switch e.Class {
-	case ClassServerError:
+	case apitype.ClassServerError:
 		return retry
-	case ClassTimeout:
+	case apitype.ClassTimeout:
 		if errors.Is(e.Err, context.Canceled) {
 			return fatal
 		}
 		return retry
-	case ClassVaultUnreachable:
+	case apitype.ClassVaultUnreachable:
 		if isTrustFailure(e.Err) {
 			return nextServer
 		}
 		return retry
-	case ClassStoreMisconfigured:
+	case apitype.ClassStoreMisconfigured:
 		var dns *net.DNSError
 		if errors.As(e.Err, &dns) {
 			return nextServer // one misspelled server among several
@@ -119,65 +121,65 @@ func classifyTransport(err error) *Error {
 	)
 	switch {
 	case errors.As(err, &ce):
-		e.Class = ClassAppCertUnreadable
+		e.Class = apitype.ClassAppCertUnreadable
 		e.Message = "the application certificate cannot be read"
 	case errors.As(err, &pxe):
-		e.Class = ClassVaultUnreachable
+		e.Class = apitype.ClassVaultUnreachable
 		e.Code = "PROXY"
 		e.Message = pxe.Error()
 		e.Err = nil
 	case errors.Is(err, context.Canceled):
-		e.Class = ClassTimeout
+		e.Class = apitype.ClassTimeout
 		e.Message = "canceled"
 	case errors.Is(err, context.DeadlineExceeded):
-		e.Class = ClassTimeout
+		e.Class = apitype.ClassTimeout
 		e.Message = "no answer in time"
 	case errors.As(err, &pinError{}):
-		e.Class = ClassVaultUnreachable
+		e.Class = apitype.ClassVaultUnreachable
 		e.Message = "the server is not trusted: its public key matches no configured pin"
 	case isTrustFailure(err):
-		e.Class = ClassVaultUnreachable
+		e.Class = apitype.ClassVaultUnreachable
 		e.Message = "the server's certificate is not trusted: " + TrustReason(err)
 	case errors.As(err, &op) && op.Op == "remote error":
 		text := strings.TrimPrefix(op.Err.Error(), "tls: ")
-		e.Class = ClassVaultUnreachable
+		e.Class = apitype.ClassVaultUnreachable
 		e.Message = "the server ended the TLS connection: " + text
 		for _, a := range certAlerts {
 			if text == a {
-				e.Class = ClassClientCertRejected
+				e.Class = apitype.ClassClientCertRejected
 				e.Message = "the server refused the client certificate (TLS alert: " + text + ")"
 			}
 		}
 	case errors.As(err, &op) && op.Op == "proxyconnect":
-		e.Class = ClassVaultUnreachable
+		e.Class = apitype.ClassVaultUnreachable
 		e.Message = "cannot reach the proxy"
 		if errors.As(err, &ne) && ne.Timeout() {
 			e.Message = "cannot reach the proxy: connect timeout"
 		}
 	case errors.As(err, &dns):
-		e.Class = ClassVaultUnreachable
+		e.Class = apitype.ClassVaultUnreachable
 		e.Message = "cannot resolve the server's host name"
 		if dns.IsNotFound {
-			e.Class = ClassStoreMisconfigured
+			e.Class = apitype.ClassStoreMisconfigured
 			e.Message = "the server's host name does not exist: check the server URL"
 		}
 	case errors.As(err, &op) && op.Op == "dial":
-		e.Class = ClassVaultUnreachable
+		e.Class = apitype.ClassVaultUnreachable
 		e.Message = "cannot connect to the server"
 		if op.Timeout() {
 			e.Message = "cannot connect to the server: connect timeout"
 		}
 	case errors.As(err, &ne) && ne.Timeout():
-		e.Class = ClassTimeout
+		e.Class = apitype.ClassTimeout
 		e.Message = "no answer in time"
 		if strings.Contains(err.Error(), "TLS handshake timeout") {
 			e.Message = "the TLS handshake did not finish in time"
 		}
 	case isConnReset(err):
-		e.Class = ClassVaultUnreachable
+		e.Class = apitype.ClassVaultUnreachable
 		e.Message = "the server closed the connection"
 	default:
-		e.Class = ClassVaultUnreachable
+		e.Class = apitype.ClassVaultUnreachable
 		e.Message = "the connection to the server failed"
 	}
 	return e

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/rs/zerolog"
 )
@@ -68,7 +69,7 @@ type ServerStats struct {
 	Failures       uint64
 	LastSuccess    time.Time
 	LastError      time.Time
-	LastErrorClass Class
+	LastErrorClass apitype.Class
 	LastErrorCode  string
 	// TLS12Fallback: this server asked for the client certificate only
 	// after a TLS 1.3 handshake, so the client speaks TLS 1.2 to it.
@@ -76,15 +77,15 @@ type ServerStats struct {
 }
 
 // New checks opts and returns a Client. It does not connect. Its errors are
-// *Error with ClassStoreMisconfigured (or ClassAppCertUnreadable when cert
+// *Error with apitype.ClassStoreMisconfigured (or apitype.ClassAppCertUnreadable when cert
 // is nil).
 func New(opts Options, cert CertSource) (*Client, error) {
 	opts = opts.withDefaults()
 	bad := func(msg string, err error) error {
-		return &Error{Class: ClassStoreMisconfigured, Message: msg, Err: err}
+		return &Error{Class: apitype.ClassStoreMisconfigured, Message: msg, Err: err}
 	}
 	if cert == nil {
-		return nil, &Error{Class: ClassAppCertUnreadable, Message: "no certificate source"}
+		return nil, &Error{Class: apitype.ClassAppCertUnreadable, Message: "no certificate source"}
 	}
 	if len(opts.Servers) == 0 {
 		return nil, bad("the store names no server", nil)
@@ -171,7 +172,7 @@ func (c *Client) Get(ctx context.Context, req Request) (*Account, error) {
 		return &a, nil
 	case <-ctx.Done():
 		c.leave(f)
-		return nil, &Error{Class: ClassTimeout, Message: "the caller gave up", CorrelationID: f.corr, Err: ctx.Err()}
+		return nil, &Error{Class: apitype.ClassTimeout, Message: "the caller gave up", CorrelationID: f.corr, Err: ctx.Err()}
 	}
 }
 
@@ -250,7 +251,7 @@ func (c *Client) do(ctx context.Context, req Request, query, corr string) (*Acco
 					return acct, nil
 				}
 				last = e
-				if e.Class == ClassPasswordChanging && req.FailRequestOnPasswordChange {
+				if e.Class == apitype.ClassPasswordChanging && req.FailRequestOnPasswordChange {
 					pcSleeps++
 					d := backoff(c.opts.RetryBackoff, pcSleeps)
 					if time.Since(start)+d <= c.opts.PasswordChangeWait {
@@ -280,7 +281,7 @@ func (c *Client) do(ctx context.Context, req Request, query, corr string) (*Acco
 		}
 	}
 	if last == nil {
-		last = &Error{Class: ClassTimeout, Message: "no attempt could be made in time", Err: ctx.Err(), CorrelationID: corr}
+		last = &Error{Class: apitype.ClassTimeout, Message: "no attempt could be made in time", Err: ctx.Err(), CorrelationID: corr}
 	}
 	return nil, last
 }
@@ -294,9 +295,9 @@ func (c *Client) attempt(ctx context.Context, trs *transports, i int, query, cor
 	defer func() {
 		if e != nil {
 			e.Server, e.CorrelationID = server, corr
-			if e.Class == ClassTimeout && ctx.Err() != nil {
+			if e.Class == apitype.ClassTimeout && ctx.Err() != nil {
 				e.Message = "no answer within the request's overall budget"
-			} else if e.Class == ClassTimeout && actx.Err() != nil {
+			} else if e.Class == apitype.ClassTimeout && actx.Err() != nil {
 				e.Message = "no answer within the per-attempt timeout"
 			}
 			c.record(i, e)
@@ -383,7 +384,7 @@ func (c *Client) exchange(actx context.Context, tr *http.Transport, server, quer
 	c.attempts.Add(1)
 	hreq, err := http.NewRequestWithContext(actx, http.MethodGet, server+c.path+"/api/Accounts?"+query, nil)
 	if err != nil {
-		return nil, &Error{Class: ClassStoreMisconfigured, Message: "cannot build the request URL"}
+		return nil, &Error{Class: apitype.ClassStoreMisconfigured, Message: "cannot build the request URL"}
 	}
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("User-Agent", "credagent")
@@ -402,7 +403,7 @@ func (c *Client) exchange(actx context.Context, tr *http.Transport, server, quer
 	}
 	if err != nil {
 		if errors.Is(err, secret.ErrTooLarge) {
-			return nil, &Error{Class: ClassServerError, HTTPStatus: resp.StatusCode,
+			return nil, &Error{Class: apitype.ClassServerError, HTTPStatus: resp.StatusCode,
 				Message: "the answer is larger than " + strconv.Itoa(MaxResponseBytes) + " bytes"}
 		}
 		e := classifyTransport(err)
@@ -422,7 +423,7 @@ func (c *Client) transport(allowNone bool) (*transports, *Error) {
 		return c.tr, nil
 	}
 	if err != nil {
-		return nil, &Error{Class: ClassAppCertUnreadable, Message: "the application certificate cannot be read", Err: err}
+		return nil, &Error{Class: apitype.ClassAppCertUnreadable, Message: "the application certificate cannot be read", Err: err}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 var req1 = Request{AppID: "App One", Safe: "partner", Folder: `Root\Secrets`, Object: "sap prod", Reason: "run 42"}
@@ -63,19 +65,19 @@ func TestGetErrors(t *testing.T) {
 		status   int
 		ctype    string
 		body     string
-		class    Class
+		class    apitype.Class
 		code     string
 		attempts int
 	}{
-		{"not found", 404, "application/json", `{"ErrorCode":"APPAP004E","ErrorMsg":"not found"}`, ClassNotFound, "APPAP004E", 1},
-		{"unknown app", 403, "application/json", `{"ErrorCode":"APPAP008E","ErrorMsg":"ITATS982E"}`, ClassStoreMisconfigured, "APPAP008E", 1},
-		{"cert unauthorized", 403, "application/json", `{"ErrorCode":"APPAP306E","ErrorMsg":"x"}`, ClassClientCertRejected, "APPAP306E", 1},
-		{"too many", 400, "application/json", `{"ErrorCode":"APPAP228E","ErrorMsg":"x"}`, ClassTooManyObjects, "APPAP228E", 1},
-		{"wrong path", 404, "text/html", iis404, ClassStoreMisconfigured, "HTTP 404, HTML page", 1},
-		{"iis 403.16", 403, "text/html", iis403("16"), ClassClientCertRejected, "IIS 403.16", 1},
-		{"vault down retried", 400, "application/json", `{"ErrorCode":"APPAP007E","ErrorMsg":"x"}`, ClassVaultUnreachable, "APPAP007E", 3},
-		{"5xx retried", 503, "text/html", `<html>unavailable</html>`, ClassServerError, "HTTP 503, HTML page", 3},
-		{"password changing not retried", 500, "application/json", `{"ErrorCode":"APPAP282E","ErrorMsg":"x"}`, ClassPasswordChanging, "APPAP282E", 1},
+		{"not found", 404, "application/json", `{"ErrorCode":"APPAP004E","ErrorMsg":"not found"}`, apitype.ClassNotFound, "APPAP004E", 1},
+		{"unknown app", 403, "application/json", `{"ErrorCode":"APPAP008E","ErrorMsg":"ITATS982E"}`, apitype.ClassStoreMisconfigured, "APPAP008E", 1},
+		{"cert unauthorized", 403, "application/json", `{"ErrorCode":"APPAP306E","ErrorMsg":"x"}`, apitype.ClassClientCertRejected, "APPAP306E", 1},
+		{"too many", 400, "application/json", `{"ErrorCode":"APPAP228E","ErrorMsg":"x"}`, apitype.ClassTooManyObjects, "APPAP228E", 1},
+		{"wrong path", 404, "text/html", iis404, apitype.ClassStoreMisconfigured, "HTTP 404, HTML page", 1},
+		{"iis 403.16", 403, "text/html", iis403("16"), apitype.ClassClientCertRejected, "IIS 403.16", 1},
+		{"vault down retried", 400, "application/json", `{"ErrorCode":"APPAP007E","ErrorMsg":"x"}`, apitype.ClassVaultUnreachable, "APPAP007E", 3},
+		{"5xx retried", 503, "text/html", `<html>unavailable</html>`, apitype.ClassServerError, "HTTP 503, HTML page", 3},
+		{"password changing not retried", 500, "application/json", `{"ErrorCode":"APPAP282E","ErrorMsg":"x"}`, apitype.ClassPasswordChanging, "APPAP282E", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,21 +155,21 @@ func TestGetConnectionFailures(t *testing.T) {
 		cert    tls.Certificate
 		url     string // instead of a server
 		opts    func(*Options)
-		class   Class
+		class   apitype.Class
 		msg     string
 		noRetry bool
 	}{
-		{name: "connection refused", url: closedURL(), class: ClassVaultUnreachable, msg: "cannot connect"},
-		{name: "no TLS handshake", url: silentURL(t), opts: func(o *Options) { o.TLSTimeout = 100 * time.Millisecond }, class: ClassTimeout, msg: "TLS handshake"},
-		{name: "server from the wrong CA", handler: ok, srvOpts: []srvOpt{rogue(p)}, class: ClassVaultUnreachable, msg: "not trusted", noRetry: true},
-		{name: "expired client cert tls13", handler: ok, cert: p.expired, class: ClassClientCertRejected, msg: "TLS alert"},
-		{name: "expired client cert tls12", handler: ok, cert: p.expired, srvOpts: []srvOpt{tls12}, class: ClassClientCertRejected, msg: "TLS alert"},
-		{name: "client cert from the wrong CA", handler: ok, cert: p.rogueServer, srvOpts: []srvOpt{tls12}, class: ClassClientCertRejected},
-		{name: "pin mismatch", handler: ok, opts: func(o *Options) { o.Pins = []string{base64.StdEncoding.EncodeToString(make([]byte, 32))} }, class: ClassVaultUnreachable, msg: "pin", noRetry: true},
-		{name: "latency past the timeout", handler: slow, opts: func(o *Options) { o.RequestTimeout = 150 * time.Millisecond; o.TotalTimeout = 10 * time.Second }, class: ClassTimeout},
-		{name: "slow body", handler: slowBody, opts: func(o *Options) { o.RequestTimeout = 150 * time.Millisecond; o.TotalTimeout = 10 * time.Second }, class: ClassTimeout},
-		{name: "body too large", handler: huge, class: ClassServerError, msg: "larger than"},
-		{name: "connection reset", handler: reset, class: ClassVaultUnreachable},
+		{name: "connection refused", url: closedURL(), class: apitype.ClassVaultUnreachable, msg: "cannot connect"},
+		{name: "no TLS handshake", url: silentURL(t), opts: func(o *Options) { o.TLSTimeout = 100 * time.Millisecond }, class: apitype.ClassTimeout, msg: "TLS handshake"},
+		{name: "server from the wrong CA", handler: ok, srvOpts: []srvOpt{rogue(p)}, class: apitype.ClassVaultUnreachable, msg: "not trusted", noRetry: true},
+		{name: "expired client cert tls13", handler: ok, cert: p.expired, class: apitype.ClassClientCertRejected, msg: "TLS alert"},
+		{name: "expired client cert tls12", handler: ok, cert: p.expired, srvOpts: []srvOpt{tls12}, class: apitype.ClassClientCertRejected, msg: "TLS alert"},
+		{name: "client cert from the wrong CA", handler: ok, cert: p.rogueServer, srvOpts: []srvOpt{tls12}, class: apitype.ClassClientCertRejected},
+		{name: "pin mismatch", handler: ok, opts: func(o *Options) { o.Pins = []string{base64.StdEncoding.EncodeToString(make([]byte, 32))} }, class: apitype.ClassVaultUnreachable, msg: "pin", noRetry: true},
+		{name: "latency past the timeout", handler: slow, opts: func(o *Options) { o.RequestTimeout = 150 * time.Millisecond; o.TotalTimeout = 10 * time.Second }, class: apitype.ClassTimeout},
+		{name: "slow body", handler: slowBody, opts: func(o *Options) { o.RequestTimeout = 150 * time.Millisecond; o.TotalTimeout = 10 * time.Second }, class: apitype.ClassTimeout},
+		{name: "body too large", handler: huge, class: apitype.ClassServerError, msg: "larger than"},
+		{name: "connection reset", handler: reset, class: apitype.ClassVaultUnreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,8 +189,8 @@ func TestGetConnectionFailures(t *testing.T) {
 			c := newTestClient(t, o, cert)
 			start := time.Now()
 			_, err := c.Get(context.Background(), req1)
-			if ClassOf(err) != tt.class {
-				t.Fatalf("class %q, want %q: %v", ClassOf(err), tt.class, err)
+			if apitype.ClassOf(err) != tt.class {
+				t.Fatalf("class %q, want %q: %v", apitype.ClassOf(err), tt.class, err)
 			}
 			if !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("error %q does not say %q", err, tt.msg)
@@ -197,7 +199,7 @@ func TestGetConnectionFailures(t *testing.T) {
 			// failure must come back at all (a generous bound: -race on a
 			// busy machine moves a large body slowly).
 			limit := 10 * time.Second
-			if tt.class == ClassTimeout {
+			if tt.class == apitype.ClassTimeout {
 				limit = 2500 * time.Millisecond
 			}
 			if d := time.Since(start); d > limit {
@@ -242,7 +244,7 @@ func TestCertSourceError(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Get(context.Background(), req1)
-	if ClassOf(err) != ClassAppCertUnreadable || !strings.Contains(err.Error(), "key store locked") {
+	if apitype.ClassOf(err) != apitype.ClassAppCertUnreadable || !strings.Contains(err.Error(), "key store locked") {
 		t.Fatalf("got %v", err)
 	}
 	if c.Stats().Attempts != 0 {
@@ -273,7 +275,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{Servers: []string{"https://ccp"}, Pins: []string{"abc"}},
 		{Servers: []string{"https://ccp"}, Proxy: "socks5://p:1080"},
 	} {
-		if _, err := New(o, src); ClassOf(err) != ClassStoreMisconfigured {
+		if _, err := New(o, src); apitype.ClassOf(err) != apitype.ClassStoreMisconfigured {
 			t.Errorf("New(%+v) = %v", o, err)
 		}
 	}
@@ -293,7 +295,7 @@ func TestCallerContext(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.Get(ctx, req1)
-	if ClassOf(err) != ClassTimeout || !errors.Is(err, context.DeadlineExceeded) {
+	if apitype.ClassOf(err) != apitype.ClassTimeout || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -329,12 +331,12 @@ func TestPasswordChangeWait(t *testing.T) {
 		name      string
 		fail      bool
 		changing  int32 // answers with APPAP282E before the password
-		wantClass Class
+		wantClass apitype.Class
 		wantHits  int32
 	}{
 		{"waits and succeeds", true, 2, "", 3},
-		{"gives up after the wait", true, 1000, ClassPasswordChanging, -1},
-		{"without the flag", false, 1, ClassPasswordChanging, 1},
+		{"gives up after the wait", true, 1000, apitype.ClassPasswordChanging, -1},
+		{"without the flag", false, 1, apitype.ClassPasswordChanging, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -356,7 +358,7 @@ func TestPasswordChangeWait(t *testing.T) {
 			r.FailRequestOnPasswordChange = tt.fail
 			start := time.Now()
 			_, err := c.Get(context.Background(), r)
-			if ClassOf(err) != tt.wantClass {
+			if apitype.ClassOf(err) != tt.wantClass {
 				t.Fatalf("got %v", err)
 			}
 			if tt.wantHits > 0 && hits.Load() != tt.wantHits {
@@ -590,13 +592,13 @@ func TestProxy(t *testing.T) {
 		noProxy []string
 		proxy   string // overrides the test proxy
 		tunnels int32
-		class   Class
+		class   apitype.Class
 	}{
 		{name: "through the proxy", tunnels: 1},
 		{name: "bypassed", noProxy: []string{"10.0.0.0/8", "127.0.0.1"}, tunnels: 0},
 		{name: "bypassed by suffix", noProxy: []string{".example.com", "127.0.0.0/8"}, tunnels: 0},
-		{name: "proxy refuses", refuse: true, class: ClassVaultUnreachable},
-		{name: "proxy down", proxy: "http://127.0.0.1:1", class: ClassVaultUnreachable},
+		{name: "proxy refuses", refuse: true, class: apitype.ClassVaultUnreachable},
+		{name: "proxy down", proxy: "http://127.0.0.1:1", class: apitype.ClassVaultUnreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -612,7 +614,7 @@ func TestProxy(t *testing.T) {
 			o.Retries = 0
 			c := newTestClient(t, o, p.client)
 			a, err := c.Get(context.Background(), req1)
-			if ClassOf(err) != tt.class {
+			if apitype.ClassOf(err) != tt.class {
 				t.Fatalf("got %v", err)
 			}
 			if err != nil {

@@ -10,7 +10,7 @@
 // Get sends GET {server}{path}/api/Accounts with the Request's parameters in
 // a fixed order, spaces as %20 and backslashes percent-encoded. Values CCP
 // refuses ('+', '&', '%', and ';' except between the pairs of a Query) are
-// refused before anything is sent, with ClassInvalidRequest.
+// refused before anything is sent, with apitype.ClassInvalidRequest.
 //
 // # TLS
 //

@@ -24,6 +24,7 @@ import (
 
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 // These tests run the client against the project's fake CCP over real mTLS.
@@ -196,26 +197,26 @@ func TestFakeErrorClasses(t *testing.T) {
 		opts     func(*ccp.Options)
 		cert     *tls.Certificate
 		req      func(*ccp.Request)
-		class    ccp.Class
+		class    apitype.Class
 		code     string
 		requests uint64 // that reached the fake; 0: do not check
 	}{
-		{name: "not found", req: func(r *ccp.Request) { r.Object = "nosuch" }, class: ccp.ClassNotFound, code: "APPAP004E", requests: 1},
-		{name: "unknown AppID", req: func(r *ccp.Request) { r.AppID = "NoSuchApp" }, class: ccp.ClassStoreMisconfigured, code: "APPAP008E", requests: 1},
-		{name: "wrong path", opts: func(o *ccp.Options) { o.Path = "/AIMWebServiceX" }, class: ccp.ClassStoreMisconfigured, code: "IIS 404.0", requests: 1},
-		{name: "certificate not registered", cert: &rogue, class: ccp.ClassClientCertRejected, code: "APPAP306E", requests: 1},
-		{name: "too many objects", req: func(r *ccp.Request) { *r = ccp.Request{AppID: "DemoApp", Query: "UserName=shared"} }, class: ccp.ClassTooManyObjects, code: "APPAP227E", requests: 1},
-		{name: "password changing", req: func(r *ccp.Request) { r.Folder, r.Object, r.FailRequestOnPasswordChange = "", "rotating", true }, class: ccp.ClassPasswordChanging, code: "APPAP282E"},
-		{name: "vault down", faults: &fakeccp.Faults{VaultDown: true}, class: ccp.ClassVaultUnreachable, code: "APPAP007E", requests: 3},
-		{name: "5xx", faults: &fakeccp.Faults{Status: 503}, class: ccp.ClassServerError, requests: 3},
-		{name: "5xx json", faults: &fakeccp.Faults{Status: 500, ErrorCode: "XYZ999E", ErrorMsg: "boom"}, class: ccp.ClassServerError, code: "XYZ999E", requests: 3},
-		{name: "latency past the timeout", faults: &fakeccp.Faults{Latency: time.Second}, opts: func(o *ccp.Options) { o.RequestTimeout = 100 * time.Millisecond }, class: ccp.ClassTimeout},
-		{name: "resets", faults: &fakeccp.Faults{ResetRate: 1}, class: ccp.ClassVaultUnreachable},
-		{name: "server cert from the wrong CA", opts: func(o *ccp.Options) { o.CABundle = nil }, class: ccp.ClassVaultUnreachable},
-		{name: "expired client cert at the handshake", cert: &expired, class: ccp.ClassClientCertRejected},
-		{name: "expired client cert, IIS require", srvOpts: func(o *fakeccp.Options) { o.ClientAuth = fakeccp.ClientAuthRequireHTTP }, cert: &expired, class: ccp.ClassClientCertRejected, code: "IIS 403.17"},
-		{name: "expired client cert, IIS accept", srvOpts: func(o *fakeccp.Options) { o.ClientAuth = fakeccp.ClientAuthAccept }, cert: &expired, class: ccp.ClassClientCertRejected, code: "IIS 403.17"},
-		{name: "forbidden character", req: func(r *ccp.Request) { r.Object = "a+b" }, class: ccp.ClassInvalidRequest, requests: 0},
+		{name: "not found", req: func(r *ccp.Request) { r.Object = "nosuch" }, class: apitype.ClassNotFound, code: "APPAP004E", requests: 1},
+		{name: "unknown AppID", req: func(r *ccp.Request) { r.AppID = "NoSuchApp" }, class: apitype.ClassStoreMisconfigured, code: "APPAP008E", requests: 1},
+		{name: "wrong path", opts: func(o *ccp.Options) { o.Path = "/AIMWebServiceX" }, class: apitype.ClassStoreMisconfigured, code: "IIS 404.0", requests: 1},
+		{name: "certificate not registered", cert: &rogue, class: apitype.ClassClientCertRejected, code: "APPAP306E", requests: 1},
+		{name: "too many objects", req: func(r *ccp.Request) { *r = ccp.Request{AppID: "DemoApp", Query: "UserName=shared"} }, class: apitype.ClassTooManyObjects, code: "APPAP227E", requests: 1},
+		{name: "password changing", req: func(r *ccp.Request) { r.Folder, r.Object, r.FailRequestOnPasswordChange = "", "rotating", true }, class: apitype.ClassPasswordChanging, code: "APPAP282E"},
+		{name: "vault down", faults: &fakeccp.Faults{VaultDown: true}, class: apitype.ClassVaultUnreachable, code: "APPAP007E", requests: 3},
+		{name: "5xx", faults: &fakeccp.Faults{Status: 503}, class: apitype.ClassServerError, requests: 3},
+		{name: "5xx json", faults: &fakeccp.Faults{Status: 500, ErrorCode: "XYZ999E", ErrorMsg: "boom"}, class: apitype.ClassServerError, code: "XYZ999E", requests: 3},
+		{name: "latency past the timeout", faults: &fakeccp.Faults{Latency: time.Second}, opts: func(o *ccp.Options) { o.RequestTimeout = 100 * time.Millisecond }, class: apitype.ClassTimeout},
+		{name: "resets", faults: &fakeccp.Faults{ResetRate: 1}, class: apitype.ClassVaultUnreachable},
+		{name: "server cert from the wrong CA", opts: func(o *ccp.Options) { o.CABundle = nil }, class: apitype.ClassVaultUnreachable},
+		{name: "expired client cert at the handshake", cert: &expired, class: apitype.ClassClientCertRejected},
+		{name: "expired client cert, IIS require", srvOpts: func(o *fakeccp.Options) { o.ClientAuth = fakeccp.ClientAuthRequireHTTP }, cert: &expired, class: apitype.ClassClientCertRejected, code: "IIS 403.17"},
+		{name: "expired client cert, IIS accept", srvOpts: func(o *fakeccp.Options) { o.ClientAuth = fakeccp.ClientAuthAccept }, cert: &expired, class: apitype.ClassClientCertRejected, code: "IIS 403.17"},
+		{name: "forbidden character", req: func(r *ccp.Request) { r.Object = "a+b" }, class: apitype.ClassInvalidRequest, requests: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,13 +247,13 @@ func TestFakeErrorClasses(t *testing.T) {
 			if e.Class != tt.class || (tt.code != "" && e.Code != tt.code) {
 				t.Fatalf("got %q %q, want %q %q: %v", e.Class, e.Code, tt.class, tt.code, err)
 			}
-			if e.CorrelationID == "" || (tt.class != ccp.ClassInvalidRequest && e.Server != srv.URL) {
+			if e.CorrelationID == "" || (tt.class != apitype.ClassInvalidRequest && e.Server != srv.URL) {
 				t.Errorf("server %q correlation %q", e.Server, e.CorrelationID)
 			}
 			if got := srv.Counters().Requests; tt.requests > 0 && got != tt.requests {
 				t.Errorf("%d requests reached the fake, want %d", got, tt.requests)
 			}
-			if tt.class == ccp.ClassInvalidRequest && srv.Counters().Connections != 0 {
+			if tt.class == apitype.ClassInvalidRequest && srv.Counters().Connections != 0 {
 				t.Error("an invalid request was sent")
 			}
 		})
@@ -303,7 +304,7 @@ func TestFakeFailover(t *testing.T) {
 		}
 	}
 	st := c.Stats()
-	if st.Servers[0].Failures != 1 || st.Servers[0].LastErrorClass != ccp.ClassVaultUnreachable || st.Servers[1].Successes != 5 {
+	if st.Servers[0].Failures != 1 || st.Servers[0].LastErrorClass != apitype.ClassVaultUnreachable || st.Servers[1].Successes != 5 {
 		t.Errorf("stats %+v", st.Servers)
 	}
 }
@@ -419,7 +420,7 @@ func TestFakeProxy(t *testing.T) {
 	srv.Close()
 	c.CloseIdleConnections()
 	_, err := c.Get(context.Background(), sapReq)
-	if ccp.ClassOf(err) != ccp.ClassVaultUnreachable || !strings.Contains(err.Error(), "502") {
+	if apitype.ClassOf(err) != apitype.ClassVaultUnreachable || !strings.Contains(err.Error(), "502") {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -175,7 +175,8 @@ func newTestClient(t testing.TB, o Options, cert tls.Certificate) *Client {
 	return c
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
+// syncBuffer is a log sink safe for concurrent writes (agenttest.LockedBuffer,
+// which this package cannot import: agenttest imports ccp).
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

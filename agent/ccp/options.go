@@ -35,7 +35,7 @@ const (
 // CertSource returns the application's current certificate and private key.
 // It is called before every Get (to notice a rotation) and on every TLS
 // handshake, so it must be cheap: return the certificate already in memory.
-// An error or a nil certificate makes Get fail with ClassAppCertUnreadable.
+// An error or a nil certificate makes Get fail with apitype.ClassAppCertUnreadable.
 type CertSource func() (*tls.Certificate, error)
 
 // Options configures a Client: one application identity against one store.

@@ -9,6 +9,8 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"sync"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 // Probe is what one probe of one server found, step by step, for doctor.
@@ -116,7 +118,7 @@ func (c *Client) reach(ctx context.Context, trs *transports, i int, u *url.URL, 
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return 0, &Error{Class: ClassStoreMisconfigured, Message: "cannot build the request URL", Server: c.servers[i], CorrelationID: corr}
+		return 0, &Error{Class: apitype.ClassStoreMisconfigured, Message: "cannot build the request URL", Server: c.servers[i], CorrelationID: corr}
 	}
 	hreq.Header.Set("User-Agent", "credagent")
 	hreq.Header.Set("X-Correlation-ID", corr)

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 // forbidden are the characters CCP's documentation refuses in parameter
@@ -84,7 +86,7 @@ func checkValue(field, v, bad string) error {
 }
 
 func invalid(msg string) *Error {
-	return &Error{Class: ClassInvalidRequest, Message: msg}
+	return &Error{Class: apitype.ClassInvalidRequest, Message: msg}
 }
 
 // encode returns the query string, parameters in a fixed order. Spaces are

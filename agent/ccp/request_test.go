@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 func TestRequestValidate(t *testing.T) {
@@ -46,8 +48,8 @@ func TestRequestValidate(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("validate = %v, want %q", err, tt.wantErr)
 			}
-			if ClassOf(err) != ClassInvalidRequest {
-				t.Fatalf("class %q", ClassOf(err))
+			if apitype.ClassOf(err) != apitype.ClassInvalidRequest {
+				t.Fatalf("class %q", apitype.ClassOf(err))
 			}
 		})
 	}

@@ -12,11 +12,12 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/secret"
 )
 
-// maxMessage bounds the CCP message kept in an Error.
-const maxMessage = 512
+// maxMessageBytes bounds the CCP message kept in an Error.
+const maxMessageBytes = 512
 
 // decodeResponse turns one HTTP answer into an Account or an *Error (whose
 // Server and CorrelationID the caller fills in). body is the whole body, at
@@ -30,7 +31,7 @@ func decodeResponse(status int, contentType string, body []byte) (*Account, *Err
 	fields, err := parseFlat(body)
 	if err != nil {
 		if status == http.StatusOK || errors.Is(err, errAmbiguousKey) {
-			return nil, &Error{Class: ClassServerError, HTTPStatus: status,
+			return nil, &Error{Class: apitype.ClassServerError, HTTPStatus: status,
 				Message: "CCP answered " + strconv.Itoa(status) + " with a body that is not a JSON object: " + err.Error()}
 		}
 		return nil, classifyPage(status, kindOther, body)
@@ -112,13 +113,13 @@ func classifyPage(status int, kind bodyKind, body []byte) *Error {
 	e.Code = code
 	switch {
 	case status == http.StatusOK:
-		e.Class = ClassServerError
+		e.Class = apitype.ClassServerError
 		e.Message = "CCP answered 200 with " + what + " instead of an account"
 	case status == http.StatusNotFound:
-		e.Class = ClassStoreMisconfigured
+		e.Class = apitype.ClassStoreMisconfigured
 		e.Message = "the web service was not found at this address: check the server URL and the web-service path"
 	case status == http.StatusForbidden:
-		e.Class = ClassClientCertRejected
+		e.Class = apitype.ClassClientCertRejected
 		switch code {
 		case "IIS 403.7":
 			e.Message = "IIS requires a client certificate and received none"
@@ -132,16 +133,16 @@ func classifyPage(status int, kind bodyKind, body []byte) *Error {
 			e.Message = "the server refused access (" + what + ")"
 		}
 	case status == http.StatusUnauthorized:
-		e.Class = ClassStoreMisconfigured
+		e.Class = apitype.ClassStoreMisconfigured
 		e.Message = "the server asks for Windows authentication, which this agent does not do"
 	case status >= 300 && status < 400:
-		e.Class = ClassStoreMisconfigured
+		e.Class = apitype.ClassStoreMisconfigured
 		e.Message = "the server redirects: check the server URL and the web-service path"
 	case status >= 500:
-		e.Class = ClassServerError
+		e.Class = apitype.ClassServerError
 		e.Message = "server error (" + what + ")"
 	default:
-		e.Class = ClassServerError
+		e.Class = apitype.ClassServerError
 		e.Message = "unexpected answer (" + what + ")"
 	}
 	return e
@@ -152,29 +153,29 @@ func classifyCCP(status int, code, msg string) *Error {
 	e := &Error{Code: code, HTTPStatus: status, Message: cleanMessage(msg)}
 	switch strings.ToUpper(code) {
 	case "APPAP004E":
-		e.Class = ClassNotFound
+		e.Class = apitype.ClassNotFound
 	case "APPAP008E", "AIMWS031E":
-		e.Class = ClassStoreMisconfigured
+		e.Class = apitype.ClassStoreMisconfigured
 	case "APPAP306E", "APPAP330E":
-		e.Class = ClassClientCertRejected
+		e.Class = apitype.ClassClientCertRejected
 	case "APPAP227E", "APPAP228E", "APPAP229E":
-		e.Class = ClassTooManyObjects
+		e.Class = apitype.ClassTooManyObjects
 	case "APPAP282E":
-		e.Class = ClassPasswordChanging
+		e.Class = apitype.ClassPasswordChanging
 	case "APPAP007E":
-		e.Class = ClassVaultUnreachable
+		e.Class = apitype.ClassVaultUnreachable
 	case "AIMWS030E", "APPAP081E", "CASVL010E":
-		e.Class = ClassInvalidRequest
+		e.Class = apitype.ClassInvalidRequest
 	default:
 		switch {
 		case status == http.StatusNotFound:
-			e.Class = ClassNotFound
+			e.Class = apitype.ClassNotFound
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
-			e.Class = ClassClientCertRejected
+			e.Class = apitype.ClassClientCertRejected
 		case status >= 400 && status < 500:
-			e.Class = ClassInvalidRequest
+			e.Class = apitype.ClassInvalidRequest
 		default:
-			e.Class = ClassServerError
+			e.Class = apitype.ClassServerError
 		}
 	}
 	if e.Message == "" {
@@ -206,8 +207,8 @@ func cleanMessage(s string) string {
 		return r
 	}, s)
 	s = strings.TrimSpace(s)
-	if len(s) > maxMessage {
-		s = s[:maxMessage]
+	if len(s) > maxMessageBytes {
+		s = s[:maxMessageBytes]
 		for !utf8.ValidString(s) {
 			s = s[:len(s)-1]
 		}

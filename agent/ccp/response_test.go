@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 const iis404 = `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN"><html><head><title>404 - File or directory not found.</title></head><body><h2>404 - File or directory not found.</h2></body></html>`
@@ -20,8 +22,8 @@ func TestDecodeResponse(t *testing.T) {
 		status      int
 		ctype       string
 		body        string
-		class       Class  // "" means success
-		code        string // error code, or expected Content on success
+		class       apitype.Class // "" means success
+		code        string        // error code, or expected Content on success
 		pcip        bool
 		wantMessage string
 	}{
@@ -31,36 +33,36 @@ func TestDecodeResponse(t *testing.T) {
 		{"escapes", 200, "application/json", `{"Content":"a\"b\\c\/d\u00e9\ud83d\ude00\n"}`, "", "a\"b\\c/dé😀\n", false, ""},
 		{"json without content type", 200, "text/plain", `  {"Content":"pw"}`, "", "pw", false, ""},
 		{"bom", 200, "application/json", "\xef\xbb\xbf{\"Content\":\"pw\"}", "", "pw", false, ""},
-		{"not found", 404, "application/json", `{"ErrorCode":"APPAP004E","ErrorMsg":"Password object matching query [Safe=s;Folder=Root;Object=o] was not found (Diagnostic Info: 5)."}`, ClassNotFound, "APPAP004E", false, "matching query [criteria withheld] was not found (Diagnostic Info: 5)."},
-		{"unknown appid", 403, "application/json", `{"ErrorCode":"APPAP008E","ErrorMsg":"Problem occurred while trying to use user in the Vault (Error: ITATS982E User X is not defined.  Diagnostic Info: 6)"}`, ClassStoreMisconfigured, "APPAP008E", false, "ITATS982E"},
-		{"appid missing", 400, "application/json", `{"ErrorCode":"AIMWS031E","ErrorMsg":"Invalid request. The AppID parameter is required."}`, ClassStoreMisconfigured, "AIMWS031E", false, ""},
-		{"cert unauthorized", 403, "application/json", `{"ErrorCode":"APPAP306E","ErrorMsg":"Authentication error for App ID [A]. Reason: APPAP133E ..."}`, ClassClientCertRejected, "APPAP306E", false, ""},
-		{"no cert details", 403, "application/json", `{"ErrorCode":"APPAP330E","ErrorMsg":"Could not obtain client certificate details"}`, ClassClientCertRejected, "APPAP330E", false, ""},
-		{"too many", 400, "application/json", `{"ErrorCode":"APPAP227E","ErrorMsg":"Too many password objects matching query [Safe=s;Folder=f] were found: (Safe=s;Folder=f;Object=o1 and Safe=s;Folder=f;Object=o2) (Diagnostic Info: 41)"}`, ClassTooManyObjects, "APPAP227E", false, "matching query [criteria withheld] were found: (criteria withheld) (Diagnostic Info: 41)"},
-		{"bare pair withheld", 400, "application/json", `{"ErrorCode":"AIMWS030E","ErrorMsg":"bad Query=Safe=x;Object=y here"}`, ClassInvalidRequest, "AIMWS030E", false, "bad Query=...;Object=... here"},
-		{"too many 229", 400, "application/json", `{"ErrorCode":"APPAP229E","ErrorMsg":"x"}`, ClassTooManyObjects, "APPAP229E", false, ""},
-		{"changing", 500, "application/json", `{"ErrorCode":"APPAP282E","ErrorMsg":"Password [o] is currently being changed by the CPM."}`, ClassPasswordChanging, "APPAP282E", false, ""},
-		{"vault down", 400, "application/json", `{"ErrorCode":"APPAP007E","ErrorMsg":"Connection to the Vault has failed"}`, ClassVaultUnreachable, "APPAP007E", false, ""},
-		{"bad query", 400, "application/json", `{"ErrorCode":"AIMWS030E","ErrorMsg":"Invalid query format"}`, ClassInvalidRequest, "AIMWS030E", false, ""},
-		{"pvwa spelling", 404, "application/json", `{"ErrorCode":"APPAP004E","ErrorMessage":"nope"}`, ClassNotFound, "APPAP004E", false, "nope"},
-		{"unknown 5xx code", 500, "application/json", `{"ErrorCode":"XYZ123E","ErrorMsg":"boom"}`, ClassServerError, "XYZ123E", false, ""},
-		{"error code on 200", 200, "application/json", `{"ErrorCode":"APPAP004E","ErrorMsg":"x"}`, ClassNotFound, "APPAP004E", false, ""},
-		{"iis 404", 404, "text/html", iis404, ClassStoreMisconfigured, "HTTP 404, HTML page", false, "web-service path"},
-		{"iis 404 no content type", 404, "", iis404, ClassStoreMisconfigured, "HTTP 404, HTML page", false, ""},
-		{"iis 403.7", 403, "text/html", iis403("7"), ClassClientCertRejected, "IIS 403.7", false, "requires a client certificate"},
-		{"iis 403.16", 403, "text/html", iis403("16"), ClassClientCertRejected, "IIS 403.16", false, ""},
-		{"iis 403.17", 403, "text/html", iis403("17"), ClassClientCertRejected, "IIS 403.17", false, "expired"},
-		{"iis 403.13", 403, "text/html", iis403("13"), ClassClientCertRejected, "IIS 403.13", false, "revoked"},
-		{"iis 401", 401, "text/html", `<html>401.2</html>`, ClassStoreMisconfigured, "IIS 401.2", false, "Windows authentication"},
-		{"iis 500 html", 500, "text/html", `<html>oops</html>`, ClassServerError, "HTTP 500, HTML page", false, ""},
-		{"502 plain", 502, "text/plain", `bad gateway`, ClassServerError, "HTTP 502", false, ""},
-		{"200 html", 200, "text/html", `<html>login</html>`, ClassServerError, "HTTP 200, HTML page", false, ""},
-		{"200 garbage", 200, "application/json", `{"Content":`, ClassServerError, "", false, "not a JSON object"},
-		{"200 array", 200, "application/json", `[1]`, ClassServerError, "", false, ""},
+		{"not found", 404, "application/json", `{"ErrorCode":"APPAP004E","ErrorMsg":"Password object matching query [Safe=s;Folder=Root;Object=o] was not found (Diagnostic Info: 5)."}`, apitype.ClassNotFound, "APPAP004E", false, "matching query [criteria withheld] was not found (Diagnostic Info: 5)."},
+		{"unknown appid", 403, "application/json", `{"ErrorCode":"APPAP008E","ErrorMsg":"Problem occurred while trying to use user in the Vault (Error: ITATS982E User X is not defined.  Diagnostic Info: 6)"}`, apitype.ClassStoreMisconfigured, "APPAP008E", false, "ITATS982E"},
+		{"appid missing", 400, "application/json", `{"ErrorCode":"AIMWS031E","ErrorMsg":"Invalid request. The AppID parameter is required."}`, apitype.ClassStoreMisconfigured, "AIMWS031E", false, ""},
+		{"cert unauthorized", 403, "application/json", `{"ErrorCode":"APPAP306E","ErrorMsg":"Authentication error for App ID [A]. Reason: APPAP133E ..."}`, apitype.ClassClientCertRejected, "APPAP306E", false, ""},
+		{"no cert details", 403, "application/json", `{"ErrorCode":"APPAP330E","ErrorMsg":"Could not obtain client certificate details"}`, apitype.ClassClientCertRejected, "APPAP330E", false, ""},
+		{"too many", 400, "application/json", `{"ErrorCode":"APPAP227E","ErrorMsg":"Too many password objects matching query [Safe=s;Folder=f] were found: (Safe=s;Folder=f;Object=o1 and Safe=s;Folder=f;Object=o2) (Diagnostic Info: 41)"}`, apitype.ClassTooManyObjects, "APPAP227E", false, "matching query [criteria withheld] were found: (criteria withheld) (Diagnostic Info: 41)"},
+		{"bare pair withheld", 400, "application/json", `{"ErrorCode":"AIMWS030E","ErrorMsg":"bad Query=Safe=x;Object=y here"}`, apitype.ClassInvalidRequest, "AIMWS030E", false, "bad Query=...;Object=... here"},
+		{"too many 229", 400, "application/json", `{"ErrorCode":"APPAP229E","ErrorMsg":"x"}`, apitype.ClassTooManyObjects, "APPAP229E", false, ""},
+		{"changing", 500, "application/json", `{"ErrorCode":"APPAP282E","ErrorMsg":"Password [o] is currently being changed by the CPM."}`, apitype.ClassPasswordChanging, "APPAP282E", false, ""},
+		{"vault down", 400, "application/json", `{"ErrorCode":"APPAP007E","ErrorMsg":"Connection to the Vault has failed"}`, apitype.ClassVaultUnreachable, "APPAP007E", false, ""},
+		{"bad query", 400, "application/json", `{"ErrorCode":"AIMWS030E","ErrorMsg":"Invalid query format"}`, apitype.ClassInvalidRequest, "AIMWS030E", false, ""},
+		{"pvwa spelling", 404, "application/json", `{"ErrorCode":"APPAP004E","ErrorMessage":"nope"}`, apitype.ClassNotFound, "APPAP004E", false, "nope"},
+		{"unknown 5xx code", 500, "application/json", `{"ErrorCode":"XYZ123E","ErrorMsg":"boom"}`, apitype.ClassServerError, "XYZ123E", false, ""},
+		{"error code on 200", 200, "application/json", `{"ErrorCode":"APPAP004E","ErrorMsg":"x"}`, apitype.ClassNotFound, "APPAP004E", false, ""},
+		{"iis 404", 404, "text/html", iis404, apitype.ClassStoreMisconfigured, "HTTP 404, HTML page", false, "web-service path"},
+		{"iis 404 no content type", 404, "", iis404, apitype.ClassStoreMisconfigured, "HTTP 404, HTML page", false, ""},
+		{"iis 403.7", 403, "text/html", iis403("7"), apitype.ClassClientCertRejected, "IIS 403.7", false, "requires a client certificate"},
+		{"iis 403.16", 403, "text/html", iis403("16"), apitype.ClassClientCertRejected, "IIS 403.16", false, ""},
+		{"iis 403.17", 403, "text/html", iis403("17"), apitype.ClassClientCertRejected, "IIS 403.17", false, "expired"},
+		{"iis 403.13", 403, "text/html", iis403("13"), apitype.ClassClientCertRejected, "IIS 403.13", false, "revoked"},
+		{"iis 401", 401, "text/html", `<html>401.2</html>`, apitype.ClassStoreMisconfigured, "IIS 401.2", false, "Windows authentication"},
+		{"iis 500 html", 500, "text/html", `<html>oops</html>`, apitype.ClassServerError, "HTTP 500, HTML page", false, ""},
+		{"502 plain", 502, "text/plain", `bad gateway`, apitype.ClassServerError, "HTTP 502", false, ""},
+		{"200 html", 200, "text/html", `<html>login</html>`, apitype.ClassServerError, "HTTP 200, HTML page", false, ""},
+		{"200 garbage", 200, "application/json", `{"Content":`, apitype.ClassServerError, "", false, "not a JSON object"},
+		{"200 array", 200, "application/json", `[1]`, apitype.ClassServerError, "", false, ""},
 		// Duplicates, exact or in another case, are ambiguous: refused.
-		{"duplicate content", 200, "application/json", `{"Content":"a","Content":"b"}`, ClassServerError, "", false, "appears twice"},
-		{"case-variant content", 200, "application/json", `{"Content":"a","content":"b"}`, ClassServerError, "", false, `"content" appears twice`},
-		{"case-variant error code", 404, "application/json", `{"ErrorCode":"APPAP004E","errorcode":"APPAP306E"}`, ClassServerError, "", false, "appears twice"},
+		{"duplicate content", 200, "application/json", `{"Content":"a","Content":"b"}`, apitype.ClassServerError, "", false, "appears twice"},
+		{"case-variant content", 200, "application/json", `{"Content":"a","content":"b"}`, apitype.ClassServerError, "", false, `"content" appears twice`},
+		{"case-variant error code", 404, "application/json", `{"ErrorCode":"APPAP004E","errorcode":"APPAP306E"}`, apitype.ClassServerError, "", false, "appears twice"},
 		// Keys the client looks up are matched ignoring case.
 		{"lower-case content", 200, "application/json", `{"content":"pw"}`, "", "pw", false, ""},
 	}

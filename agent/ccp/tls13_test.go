@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 // lateCertServer is a server like IIS on Windows Server 2022 with the
@@ -211,7 +213,7 @@ func TestTrustReasons(t *testing.T) {
 			o.Retries = 1
 			c := newTestClient(t, o, p.client)
 			_, err := c.Get(context.Background(), req1)
-			if ClassOf(err) != ClassVaultUnreachable || !strings.Contains(err.Error(), tt.want) {
+			if apitype.ClassOf(err) != apitype.ClassVaultUnreachable || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want %q", err, tt.want)
 			}
 			// The log line says it too (the audit record carries the

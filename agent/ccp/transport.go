@@ -377,7 +377,7 @@ func (c *Client) getClientCertificate(info *tls.CertificateRequestInfo) (*tls.Ce
 
 // ErrNoClientCertificate, from a CertSource, makes ProbeServer connect
 // without a client certificate (doctor, for a store whose application
-// certificate has not arrived). Get still fails with ClassAppCertUnreadable.
+// certificate has not arrived). Get still fails with apitype.ClassAppCertUnreadable.
 var ErrNoClientCertificate = errors.New("no application certificate")
 
 // currentCert asks the CertSource and refuses a certificate that could not

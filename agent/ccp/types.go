@@ -1,8 +1,9 @@
 package ccp
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/credagent/credagent/agent/localapi/apitype"
 
 	"github.com/credagent/credagent/agent/secret"
 )
@@ -48,26 +49,9 @@ func (a *Account) UserName() string { return a.Properties["UserName"] }
 // Wipe zeroes the password.
 func (a *Account) Wipe() { a.Content.Wipe() }
 
-// Class is what a person can act on. The first five are the classes Power
-// Automate's troubleshooting names; the rest refine them.
-type Class string
-
-const (
-	ClassStoreMisconfigured Class = "store_misconfigured"  // wrong address, path or AppID
-	ClassVaultUnreachable   Class = "vault_unreachable"    // network, untrusted server, proxy, Vault down
-	ClassNotFound           Class = "not_found"            // no such object, or the AppID may not read it
-	ClassClientCertRejected Class = "client_cert_rejected" // APPAP306E, APPAP330E, IIS 403.x
-	ClassAppCertUnreadable  Class = "app_cert_unreadable"  // missing, corrupt or not for this machine
-	ClassTooManyObjects     Class = "too_many_objects"     // APPAP227E/228E/229E
-	ClassPasswordChanging   Class = "password_changing"    // APPAP282E
-	ClassTimeout            Class = "timeout"              // no answer within the budget
-	ClassInvalidRequest     Class = "invalid_request"      // refused before sending, or AIMWS030E and the like
-	ClassServerError        Class = "server_error"         // other 5xx or unparseable answers
-)
-
 // Error is a failed CCP call. It never carries a secret or a query string.
 type Error struct {
-	Class         Class
+	Class         apitype.Class
 	Code          string // CCP's ErrorCode (APPAP004E ...), "IIS 403.7" for an IIS page, "HTTP 403, HTML page" for another, or ""
 	Message       string // CCP's ErrorMsg, or a description
 	HTTPStatus    int    // 0 when no HTTP answer was had
@@ -110,11 +94,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ClassOf returns the class of err, or "" if err is not a *Error.
-func ClassOf(err error) Class {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Class
-	}
-	return ""
-}
+// ErrorClass returns e.Class: *Error is an apitype.Classed error, so
+// apitype.ClassOf, IsForbidden and IsRateLimited see it.
+func (e *Error) ErrorClass() apitype.Class { return e.Class }

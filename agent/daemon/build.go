@@ -83,7 +83,7 @@ func newAgent(ctx context.Context, opts Options) (*agent, error) {
 			return a, err
 		}
 	} else {
-		_ = a.st.Update(func(s *state.Snapshot) error { s.NeedsReenroll = needsReenroll; return nil })
+		a.st.Update(func(s *state.Snapshot) { s.NeedsReenroll = needsReenroll })
 		a.log.Error().Str("reason", needsReenroll).Msg("the machine key cannot be used: the agent needs re-enrolment (run `credagent enroll --rotate` and register the new key); deliveries are kept, not opened")
 	}
 

@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"crypto/ecdh"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,18 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/delivery/portal"
 	"github.com/credagent/credagent/agent/inbox"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/logging"
-	"github.com/credagent/credagent/agent/secret"
-	"github.com/credagent/credagent/agent/secret/secrettest"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/keystore"
-	"github.com/rs/zerolog"
 )
 
 // agentRun is one in-process agent in dev mode, logging to files in its dir.
@@ -117,86 +115,54 @@ func (a *agentRun) waitEvent(t *testing.T, kind delivery.Kind, target string) in
 	}
 }
 
-// portalSide seals and signs deliveries for one agent, as the portal does.
+// portalSide seals and signs deliveries for one agent, as the portal does
+// (agenttest.Portal), reading the agent's registration at every drop, so
+// that a rotated machine key is sealed to.
 type portalSide struct {
-	t      *testing.T
-	agent  *agentRun
-	pki    *fakeccp.DevPKI
-	signer interface{}
-	seq    uint64
-	owner  string // the deliveries' owner header, if set
+	t     *testing.T
+	agent *agentRun
+	pki   *fakeccp.DevPKI
+	seq   uint64 // the last sequence number used
+	owner string // the deliveries' owner header, if set
 }
 
 func (p *portalSide) drop(kind delivery.Kind, target string, content delivery.Content) {
 	p.t.Helper()
-	signer, err := portal.LoadSigningKey(filepath.Join(p.agent.dir, daemon.DevSigningKeyFile))
+	if content.Kind() != kind {
+		p.t.Fatalf("drop: content of kind %s for a %s delivery", content.Kind(), kind)
+	}
+	pp, err := agenttest.LoadPortal(filepath.Join(p.agent.dir, daemon.DevSigningKeyFile),
+		filepath.Join(p.agent.cfg.Paths.StateDir, daemon.DevRegistration), p.agent.cfg.Paths.InboxDir)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	reg, pub, err := portal.LoadRegistration(filepath.Join(p.agent.cfg.Paths.StateDir, "registration.json"))
-	if err != nil {
-		p.t.Fatal(err)
-	}
+	pp.Owner = p.owner
 	p.seq++
-	h := delivery.Header{ID: portal.NewID(), Target: target, Seq: p.seq, Created: time.Now(), To: delivery.Machine(reg.MachineID), Owner: p.owner}
-	var rcpt *ecdh.PublicKey
-	if content.Kind().Sealed() {
-		rcpt = pub
-	}
-	d, err := delivery.Create(h, content, rcpt, signer)
+	d, err := pp.MakeSeq(target, content, p.seq)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	if _, err := portal.Write(d, p.agent.cfg.Paths.InboxDir, ""); err != nil {
+	if _, err := portal.Write(d, pp.Inbox, ""); err != nil {
 		p.t.Fatal(err)
 	}
 }
 
 func (p *portalSide) app() {
 	p.t.Helper()
-	raw, err := os.ReadFile(p.pki.AppP12File)
+	app, err := agenttest.DevApplication(p.pki)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	pfx, err := portal.OpenPFX(raw, secret.FromString(fakeccp.DevP12Password), time.Now(), 0)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.drop(delivery.KindApplication, "DemoApp", pfx.Application)
+	p.drop(delivery.KindApplication, "DemoApp", app)
 }
 
 // devPKI makes (or reuses) the fake CCP's dev PKI under root/ccp.
-func devPKI(t *testing.T, root string) *fakeccp.DevPKI {
-	t.Helper()
-	pki, err := fakeccp.EnsureDevPKI(filepath.Join(root, "ccp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pki
-}
+func devPKI(t *testing.T, root string) *fakeccp.DevPKI { return agenttest.DevPKI(t, root) }
 
 // startCCP starts a quiet fake CCP on pki's certificates, serving fix (nil:
 // the dev fixture), and stops it when the test ends.
 func startCCP(t *testing.T, pki *fakeccp.DevPKI, fix *fakeccp.Fixture) *fakeccp.Server {
-	t.Helper()
-	if fix == nil {
-		var err error
-		if fix, err = pki.Fixture(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	log := zerolog.Nop()
-	opts := pki.ServerOptions()
-	opts.Logger = &log
-	srv, err := fakeccp.New(fix, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
+	return agenttest.StartCCP(t, pki, fix, nil)
 }
 
 // TestEndToEnd runs the agent in-process against the fake CCP: deliveries
@@ -283,7 +249,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.doReload(t)
-	if _, err := a.client.Resolve(ctx, "run-2", "flow-1", "sap-prod-admin"); !client.IsForbidden(err) {
+	if _, err := a.client.Resolve(ctx, "run-2", "flow-1", "sap-prod-admin"); !apitype.IsForbidden(err) {
 		t.Fatalf("after the reload the caller should be refused, got %v", err)
 	}
 	a.stop(t)
@@ -324,34 +290,10 @@ func TestEndToEnd(t *testing.T) {
 }
 
 // scanForSecrets fails if any file under dir holds a password or the
-// application's private key in any common encoding. As a positive control,
-// the same needles must find the key in the fake CCP's own app.key.
+// application's private key, in any common encoding.
 func scanForSecrets(t *testing.T, dir string, passwords []string, pki *fakeccp.DevPKI) {
 	t.Helper()
-	needles, err := secrettest.KeyNeedles("application key", pki.App.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, pw := range passwords {
-		needles = append(needles, secrettest.Password(pw))
-	}
-	own, err := os.ReadFile(pki.AppKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(secrettest.Find(own, needles)) == 0 {
-		t.Fatal("scanner self-check: the application key is not found in its own file")
-	}
-	r, err := secrettest.ScanDir(dir, needles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range r.Found {
-		t.Errorf("%s", f)
-	}
-	if r.Files < 5 {
-		t.Fatalf("scanned only %d files", r.Files)
-	}
+	agenttest.NoSecretsInDir(t, dir, agenttest.Needles(t, pki, passwords...), 5)
 }
 
 // TestNeedsReenroll: a machine key that no longer loads does not crash the

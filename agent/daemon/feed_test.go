@@ -16,7 +16,7 @@ import (
 	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/delivery/portal"
-	"github.com/credagent/credagent/agent/localapi/client"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/secret"
 )
 
@@ -112,7 +112,7 @@ func TestFeedEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := resolve()
-		if client.ClassOf(err) == "feed_stale" {
+		if apitype.ClassOf(err) == "feed_stale" {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -19,6 +19,7 @@ import (
 	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/delivery/portal"
 	"github.com/credagent/credagent/agent/inbox"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/logging"
 	"github.com/credagent/credagent/agent/secret"
@@ -58,11 +59,11 @@ func TestOwnerRunnerChild(t *testing.T) {
 	res, err := c.Resolve(ctx, "run-owner", "flow-owner", name)
 	switch {
 	case err != nil:
-		if out.Class = client.ClassOf(err); out.Class == "" {
+		if out.Class = string(apitype.ClassOf(err)); out.Class == "" {
 			t.Fatal(err)
 		}
 	case res.Get(name) != nil && res.Get(name).Err != nil:
-		out.Class = res.Get(name).Err.Class
+		out.Class = string(res.Get(name).Err.Class)
 	default:
 		cr := res.Get(name)
 		sum := sha256.Sum256(cr.Password.Reveal())

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/logging"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/platform/keystore"
@@ -122,13 +123,13 @@ func TestReloadEveryKey(t *testing.T) {
 			// The burst is one name: the second in a row is refused.
 			a.res.Resolve(context.Background(), self, resolve.Request{Names: []string{"changed-x"}, Op: resolve.OpCheck})
 			res := a.res.Resolve(context.Background(), self, resolve.Request{Names: []string{"changed-x"}, Op: resolve.OpCheck})
-			return res.Err != nil && res.Err.Class == resolve.ClassRateLimited
+			return res.Err != nil && res.Err.Class == apitype.ClassRateLimited
 		},
 		"api.rate_per_second": func() bool {
 			// One token per 1000 s: the wait is minutes, not milliseconds.
 			a.res.Resolve(context.Background(), self, resolve.Request{Names: []string{"changed-x"}, Op: resolve.OpCheck})
 			res := a.res.Resolve(context.Background(), self, resolve.Request{Names: []string{"changed-x"}, Op: resolve.OpCheck})
-			return res.Err != nil && res.Err.Class == resolve.ClassRateLimited && res.Err.RetryAfter > time.Minute
+			return res.Err != nil && res.Err.Class == apitype.ClassRateLimited && res.Err.RetryAfter > time.Minute
 		},
 		"feed.poll_interval":     func() bool { return a.fd.Schedule().Interval == next.Feed.PollInterval },
 		"feed.fail_closed_after": func() bool { return a.fd.Schedule().FailClosedAfter == next.Feed.FailClosedAfter },

@@ -12,8 +12,8 @@ import (
 // The agent (agent/inbox) and the test vectors both use it, so that the order
 // is written down once.
 type Checker struct {
-	// MaxSize bounds the file; zero means MaxSize.
-	MaxSize int64
+	// MaxBytes bounds the file; zero means MaxBytes.
+	MaxBytes int64
 	// Signers are the pinned portal signing keys.
 	Signers []crypto.PublicKey
 	// MachineID is this machine's ID.
@@ -49,9 +49,9 @@ type Accepted struct {
 // parsed delivery is returned with it (for logging its ID, kind and target;
 // its fields are authentic only if the error is past the signature check).
 func (c *Checker) Check(b []byte) (*Accepted, *Delivery, error) {
-	limit := c.MaxSize
-	if limit <= 0 || limit > MaxSize {
-		limit = MaxSize
+	limit := c.MaxBytes
+	if limit <= 0 || limit > MaxBytes {
+		limit = MaxBytes
 	}
 	// 1. Size.
 	if int64(len(b)) > limit {

@@ -19,10 +19,10 @@ const FeedVersion = "credagent-feed/v1"
 
 const feedVersionPrefix = "credagent-feed/"
 
-// Feed limits. A manifest over MaxManifestSize, or listing more than
+// Feed limits. A manifest over MaxManifestBytes, or listing more than
 // MaxManifestEntries deliveries, is ErrTooLarge.
 const (
-	MaxManifestSize    = 1 << 20
+	MaxManifestBytes   = 1 << 20
 	MaxManifestEntries = 2048
 )
 
@@ -98,7 +98,7 @@ func FeedDir(a Address) string {
 }
 
 func feedSegment(name string) string {
-	if checkID(name) == nil && len(name) <= MaxNameLen {
+	if checkID(name) == nil && len(name) <= MaxNameBytes {
 		return name
 	}
 	return "~" + hex.EncodeToString([]byte(name))
@@ -124,7 +124,7 @@ func CreateManifest(to Address, seq uint64, created, expires time.Time, entries 
 	}
 	m.body = m.marshalBody()
 	m.header = manifestHeader(m.Signer, len(m.body))
-	if len(m.header)+len(m.body)+256 > MaxManifestSize {
+	if len(m.header)+len(m.body)+256 > MaxManifestBytes {
 		return nil, fmt.Errorf("%w: manifest of %d bytes", ErrTooLarge, len(m.body))
 	}
 	if m.Signature, err = sign(signer, manifestMessage(m.header, m.body)); err != nil {
@@ -278,8 +278,8 @@ func (m *Manifest) check() error {
 		if e.Seq == 0 {
 			return bad("seq must be at least 1")
 		}
-		if e.Size < 1 || e.Size > MaxSize {
-			return bad("size %d, want 1 to %d", e.Size, MaxSize)
+		if e.Size < 1 || e.Size > MaxBytes {
+			return bad("size %d, want 1 to %d", e.Size, MaxBytes)
 		}
 		if len(e.SHA256) != 64 || checkKeyID(e.SHA256[:32]) != nil || checkKeyID(e.SHA256[32:]) != nil {
 			return bad("sha256: want 64 lowercase hex digits")
@@ -306,8 +306,8 @@ func (m *Manifest) check() error {
 // no other, in their canonical encoding. Whatever it accepts, Marshal gives
 // back byte for byte. It does not verify the signature.
 func ParseManifest(b []byte) (*Manifest, error) {
-	if len(b) > MaxManifestSize {
-		return nil, fmt.Errorf("%w: manifest of %d bytes, limit %d", ErrTooLarge, len(b), MaxManifestSize)
+	if len(b) > MaxManifestBytes {
+		return nil, fmt.Errorf("%w: manifest of %d bytes, limit %d", ErrTooLarge, len(b), MaxManifestBytes)
 	}
 	p := &headerParser{b: b}
 	first, ok := p.line()
@@ -415,8 +415,8 @@ func (m *Manifest) decodeBody() error {
 	}
 	m.Deliveries = make([]ManifestEntry, 0, len(w.Deliveries))
 	for i, e := range w.Deliveries {
-		if e.Size > MaxSize {
-			return malformed("manifest: delivery %d: size %d, want 1 to %d", i+1, e.Size, MaxSize)
+		if e.Size > MaxBytes {
+			return malformed("manifest: delivery %d: size %d, want 1 to %d", i+1, e.Size, MaxBytes)
 		}
 		m.Deliveries = append(m.Deliveries, ManifestEntry{ID: e.ID, Kind: Kind(e.Kind), Revokes: Kind(e.Revokes),
 			Target: e.Target, Owner: e.Owner, Seq: e.Seq, Size: int64(e.Size), SHA256: e.SHA256})
@@ -449,10 +449,10 @@ func (m *Manifest) Verified() bool { return m.verified }
 // ManifestChecker runs the agent's checks on a fetched manifest, in the
 // order of SPEC.md section 10.4.
 type ManifestChecker struct {
-	// MaxSize bounds the manifest; zero means MaxManifestSize.
-	MaxSize int64
-	Signers []crypto.PublicKey
-	Now     time.Time
+	// MaxBytes bounds the manifest; zero means MaxManifestBytes.
+	MaxBytes int64
+	Signers  []crypto.PublicKey
+	Now      time.Time
 }
 
 // Check parses b and checks that it is a manifest for want, signed by a
@@ -461,9 +461,9 @@ type ManifestChecker struct {
 // manifest with last's sequence is accepted only if it is byte for byte
 // the same.
 func (c *ManifestChecker) Check(b []byte, want Address, last *Manifest, lastRaw []byte) (*Manifest, error) {
-	limit := c.MaxSize
-	if limit <= 0 || limit > MaxManifestSize {
-		limit = MaxManifestSize
+	limit := c.MaxBytes
+	if limit <= 0 || limit > MaxManifestBytes {
+		limit = MaxManifestBytes
 	}
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("%w: manifest of %d bytes, limit %d", ErrTooLarge, len(b), limit)

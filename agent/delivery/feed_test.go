@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"testing/cryptotest"
 	"time"
 )
 
@@ -187,34 +186,26 @@ func ownedStores(t *testing.T) []ManifestEntry {
 	return es
 }
 
+func (v feedVector) fileName() string         { return v.name }
+func (v feedVector) make(t *testing.T) []byte { return v.build(t) }
+func (v feedVector) metadata() map[string]string {
+	return map[string]string{"expect": v.expect, "comment": v.comment, "now": vectorNow.Format(TimeLayout),
+		"address": v.address.String(), "last-seq": strconv.FormatUint(v.lastSeq, 10)}
+}
+
+// TestFeedVectorsUpToDate regenerates the feed vectors in memory and fails
+// on any difference from testdata/feed. Not parallel: the seed is
+// process-wide.
+func TestFeedVectorsUpToDate(t *testing.T) {
+	checkUpToDate(t, feedVectorDir, 7, feedMetaKeys, feedVectors)
+}
+
 func TestFeedVectors(t *testing.T) {
-	if *update {
-		cryptotest.SetGlobalRandom(t, 7)
-		os.MkdirAll(feedVectorDir, 0o755)
-		files, _ := filepath.Glob(filepath.Join(feedVectorDir, "*.txt"))
-		for _, f := range files {
-			os.Remove(f)
-		}
-		for _, v := range feedVectors() {
-			var b bytes.Buffer
-			fmt.Fprintf(&b, "expect: %s\ncomment: %s\nnow: %s\naddress: %s\nlast-seq: %d\n\n",
-				v.expect, v.comment, vectorNow.Format(TimeLayout), v.address, v.lastSeq)
-			b.Write(v.build(t))
-			if err := os.WriteFile(filepath.Join(feedVectorDir, v.name+".txt"), b.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	files, err := filepath.Glob(filepath.Join(feedVectorDir, "*.txt"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no vectors in %s (%v)", feedVectorDir, err)
-	}
-	if len(files) != len(feedVectors()) {
-		t.Errorf("%d feed vector files, %d defined: run go test -run TestFeedVectors -update", len(files), len(feedVectors()))
-	}
-	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
-			meta, body := readVector(t, f)
+	t.Parallel()
+	for name, f := range vectorFiles(t, feedVectorDir) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			meta, body := readVector(t, f, feedMetaKeys)
 			now, err := time.Parse(TimeLayout, meta["now"])
 			if err != nil {
 				t.Fatal(err)
@@ -222,7 +213,11 @@ func TestFeedVectors(t *testing.T) {
 			typ, name, _ := strings.Cut(meta["address"], " ")
 			want := Address{AddressType(typ), name}
 			var last *Manifest
-			if n, _ := strconv.ParseUint(meta["last-seq"], 10, 64); n > 0 {
+			n, err := strconv.ParseUint(meta["last-seq"], 10, 64)
+			if err != nil {
+				t.Fatalf("last-seq: %v", err)
+			}
+			if n > 0 {
 				last = &Manifest{Seq: n}
 			}
 			c := &ManifestChecker{Signers: pinned, Now: now}
@@ -252,7 +247,7 @@ func TestManifestSameBytesIsNotRollback(t *testing.T) {
 	if _, err := c.Check(b, Machine(testMachine), last, b); err != nil {
 		t.Fatalf("the same manifest again: %v", err)
 	}
-	c.MaxSize = int64(len(b) - 1)
+	c.MaxBytes = int64(len(b) - 1)
 	if _, err := c.Check(b, Machine(testMachine), nil, nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("over the agent's limit: %v", err)
 	}

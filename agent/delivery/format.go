@@ -16,14 +16,14 @@ const Version = "credagent-delivery/v1"
 // ErrMalformed.
 const versionPrefix = "credagent-delivery/"
 
-// Limits. A file over MaxSize, a header over MaxHeaderSize, a payload over
-// MaxPayloadSize is ErrTooLarge.
+// Limits. A file over MaxBytes, a header over MaxHeaderBytes, a payload over
+// MaxPayloadBytes is ErrTooLarge.
 const (
-	MaxSize        = 4 << 20
-	MaxHeaderSize  = 4096
-	MaxPayloadSize = MaxSize - MaxHeaderSize - 256
-	MaxNameLen     = 128
-	MaxIDLen       = 64
+	MaxBytes        = 4 << 20
+	MaxHeaderBytes  = 4096
+	MaxPayloadBytes = MaxBytes - MaxHeaderBytes - 256
+	MaxNameBytes    = 128
+	MaxIDBytes      = 64
 )
 
 // TimeLayout is the only accepted timestamp form: UTC, whole seconds, "Z".
@@ -173,8 +173,8 @@ func isOtherVersion(first string) bool {
 // in canonical form, nothing before or after. Whatever Parse accepts,
 // Marshal gives back byte for byte. Parse does not verify the signature.
 func Parse(b []byte) (*Delivery, error) {
-	if len(b) > MaxSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxSize)
+	if len(b) > MaxBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxBytes)
 	}
 	p := &headerParser{b: b}
 	first, ok := p.line()
@@ -183,7 +183,7 @@ func Parse(b []byte) (*Delivery, error) {
 	}
 	if first != Version {
 		switch {
-		case strings.HasSuffix(first, "\r") || bytes.Contains(b[:min(len(b), MaxHeaderSize)], []byte("\r\n")):
+		case strings.HasSuffix(first, "\r") || bytes.Contains(b[:min(len(b), MaxHeaderBytes)], []byte("\r\n")):
 			return nil, malformed("line ends are CRLF; a delivery's line ends are LF only " +
 				"(was the file converted to Windows line ends on the way? copy it as binary)")
 		case isOtherVersion(first):
@@ -191,6 +191,10 @@ func Parse(b []byte) (*Delivery, error) {
 		}
 		return nil, malformed("not a credagent delivery")
 	}
+	// The fields are read for their syntax only: each in its place, each
+	// value in canonical form. Which fields a kind needs, and what their
+	// values may be, is Header.check's (one place for the rules, which
+	// Create applies too).
 	var h Header
 	var err error
 	field := func(name string, optional bool, set func(string) error) {
@@ -198,93 +202,60 @@ func Parse(b []byte) (*Delivery, error) {
 			return
 		}
 		v, present := p.field(name)
-		if !present {
-			if !optional {
-				err = malformed("missing or misplaced field %q", name)
+		switch {
+		case !present && !optional:
+			err = malformed("missing or misplaced field %q", name)
+		case !present:
+		case v == "":
+			// Absent and empty would marshal alike.
+			err = malformed("field %q is empty", name)
+		default:
+			if e := set(v); e != nil {
+				err = malformed("field %q: %v", name, e)
 			}
-			return
-		}
-		if e := set(v); e != nil {
-			err = malformed("field %q: %v", name, e)
 		}
 	}
-	field("id", false, func(v string) error { h.ID = v; return checkID(v) })
-	field("kind", false, func(v string) error {
-		h.Kind = Kind(v)
-		if !h.Kind.Valid() {
-			return fmt.Errorf("unknown kind %q", v)
-		}
-		return nil
-	})
-	field("revokes", h.Kind != KindRevoke, func(v string) error {
-		if h.Kind != KindRevoke {
-			return fmt.Errorf("only a revoke delivery has it")
-		}
-		h.Revokes = Kind(v)
-		if !h.Revokes.Valid() || h.Revokes == KindRevoke {
-			return fmt.Errorf("cannot revoke kind %q", v)
-		}
-		return nil
-	})
-	field("target", false, func(v string) error { h.Target = v; return checkName(v) })
-	field("seq", false, func(v string) error {
-		var e error
-		h.Seq, e = parseUint(v)
-		if e == nil && h.Seq == 0 {
-			e = fmt.Errorf("must be at least 1")
-		}
-		return e
-	})
+	text := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
+	timeField := func(dst *time.Time) func(string) error {
+		return func(v string) (e error) { *dst, e = parseTime(v); return e }
+	}
+	field("id", false, text(&h.ID))
+	field("kind", false, func(v string) error { h.Kind = Kind(v); return nil })
+	field("revokes", true, func(v string) error { h.Revokes = Kind(v); return nil })
+	field("target", false, text(&h.Target))
+	field("seq", false, func(v string) (e error) { h.Seq, e = parseUint(v); return e })
 	field("to", false, func(v string) error {
 		t, n, ok := strings.Cut(v, " ")
-		if !ok || (t != string(ToMachine) && t != string(ToGroup)) {
+		if !ok {
 			return fmt.Errorf("want \"machine NAME\" or \"group NAME\"")
 		}
 		h.To = Address{AddressType(t), n}
-		return checkName(n)
+		return nil
 	})
-	field("owner", true, func(v string) error { h.Owner = v; return checkName(v) })
-	field("recipient", !h.Kind.Sealed(), func(v string) error {
-		if !h.Kind.Sealable() {
-			return fmt.Errorf("kind %s is not sealed", h.Kind)
-		}
-		h.Recipient = v
-		return checkKeyID(v)
-	})
-	field("created", false, func(v string) error {
-		var e error
-		h.Created, e = parseTime(v)
-		return e
-	})
-	field("expires", true, func(v string) error {
-		var e error
-		h.Expires, e = parseTime(v)
-		return e
-	})
-	field("signer", false, func(v string) error { h.Signer = v; return checkKeyID(v) })
+	field("owner", true, text(&h.Owner))
+	field("recipient", true, text(&h.Recipient))
+	field("created", false, timeField(&h.Created))
+	field("expires", true, timeField(&h.Expires))
+	field("signer", false, text(&h.Signer))
 	var plen uint64
-	field("payload", false, func(v string) error {
-		var e error
-		plen, e = parseUint(v)
-		return e
-	})
+	field("payload", false, func(v string) (e error) { plen, e = parseUint(v); return e })
 	if err != nil {
 		return nil, err
 	}
 	if blank, ok := p.line(); !ok || blank != "" {
 		return nil, malformed("header does not end with an empty line")
 	}
-	if p.off > MaxHeaderSize {
+	if p.off > MaxHeaderBytes {
 		// Unreachable with values that keep the field rules; a header
 		// is malformed, not too large: too-large is for the file and
 		// the payload (SPEC §2).
-		return nil, malformed("header of %d bytes, limit %d", p.off, MaxHeaderSize)
+		return nil, malformed("header of %d bytes, limit %d", p.off, MaxHeaderBytes)
 	}
 	if err := h.check(); err != nil {
 		return nil, err
 	}
-	if plen > MaxPayloadSize {
-		return nil, fmt.Errorf("%w: payload of %d bytes, limit %d", ErrTooLarge, plen, MaxPayloadSize)
+	if plen > MaxPayloadBytes {
+		return nil, fmt.Errorf("%w: payload of %d bytes, limit %d", ErrTooLarge, plen, MaxPayloadBytes)
 	}
 	if (h.Kind == KindRevoke) != (plen == 0) {
 		return nil, malformed("payload length %d for kind %s", plen, h.Kind)
@@ -311,8 +282,8 @@ func Parse(b []byte) (*Delivery, error) {
 	return d, nil
 }
 
-// check validates the combinations of header fields that single fields
-// cannot.
+// check holds the header's rules, for Parse (which reads only syntax) and
+// for Create: each field's value, and which fields a kind has.
 func (h *Header) check() error {
 	if err := checkID(h.ID); err != nil {
 		return malformed("id: %v", err)
@@ -320,8 +291,11 @@ func (h *Header) check() error {
 	if !h.Kind.Valid() {
 		return malformed("unknown kind %q", h.Kind)
 	}
-	if (h.Kind == KindRevoke) != (h.Revokes != "") || h.Revokes == KindRevoke || (h.Revokes != "" && !h.Revokes.Valid()) {
-		return malformed("revokes %q with kind %s", h.Revokes, h.Kind)
+	if (h.Kind == KindRevoke) != (h.Revokes != "") {
+		return malformed("revokes %q with kind %s: only a revoke delivery has it, and it must", h.Revokes, h.Kind)
+	}
+	if h.Revokes == KindRevoke || (h.Revokes != "" && !h.Revokes.Valid()) {
+		return malformed("cannot revoke kind %q", h.Revokes)
 	}
 	if err := checkName(h.Target); err != nil {
 		return malformed("target: %v", err)
@@ -417,8 +391,8 @@ type headerParser struct {
 // line returns the next LF-terminated line within the header limit.
 func (p *headerParser) line() (string, bool) {
 	rest := p.b[p.off:]
-	if len(rest) > MaxHeaderSize {
-		rest = rest[:MaxHeaderSize]
+	if len(rest) > MaxHeaderBytes {
+		rest = rest[:MaxHeaderBytes]
 	}
 	i := bytes.IndexByte(rest, '\n')
 	if i < 0 {
@@ -469,8 +443,8 @@ func canonicalTime(t time.Time) bool {
 
 // checkID accepts 1 to 64 of [A-Za-z0-9_-].
 func checkID(v string) error {
-	if len(v) == 0 || len(v) > MaxIDLen {
-		return fmt.Errorf("length %d, want 1 to %d", len(v), MaxIDLen)
+	if len(v) == 0 || len(v) > MaxIDBytes {
+		return fmt.Errorf("length %d, want 1 to %d", len(v), MaxIDBytes)
 	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -488,8 +462,8 @@ func CheckName(v string) error { return checkName(v) }
 // checkName accepts 1 to 128 printable ASCII characters (space allowed
 // inside, not at either end).
 func checkName(v string) error {
-	if len(v) == 0 || len(v) > MaxNameLen {
-		return fmt.Errorf("length %d, want 1 to %d", len(v), MaxNameLen)
+	if len(v) == 0 || len(v) > MaxNameBytes {
+		return fmt.Errorf("length %d, want 1 to %d", len(v), MaxNameBytes)
 	}
 	if v[0] == ' ' || v[len(v)-1] == ' ' {
 		return fmt.Errorf("leading or trailing space")

@@ -98,12 +98,12 @@ func Create(h Header, c Content, recipient *ecdh.PublicKey, signer crypto.Signer
 			return nil, fmt.Errorf("delivery: seal: %w", err)
 		}
 	}
-	if len(payload) > MaxPayloadSize {
+	if len(payload) > MaxPayloadBytes {
 		return nil, fmt.Errorf("%w: payload of %d bytes", ErrTooLarge, len(payload))
 	}
 	d := &Delivery{Header: h, Payload: payload}
 	d.header = marshalHeader(&d.Header, len(payload))
-	if len(d.header) > MaxHeaderSize {
+	if len(d.header) > MaxHeaderBytes {
 		return nil, fmt.Errorf("%w: header of %d bytes", ErrTooLarge, len(d.header))
 	}
 	if d.Signature, err = sign(signer, signedMessage(d.header, payload)); err != nil {

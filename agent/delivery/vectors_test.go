@@ -1,23 +1,16 @@
 package delivery
 
 import (
-	"bufio"
 	"bytes"
 	"crypto"
 	"crypto/ecdh"
 	"crypto/hpke"
-	"flag"
+	"crypto/x509"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
-	"testing/cryptotest"
 	"time"
 )
-
-var update = flag.Bool("update", false, "regenerate testdata/vectors")
 
 const vectorDir = "testdata/vectors"
 
@@ -199,7 +192,7 @@ func vectors() []vector {
 			b := mk(t, hdr("v-bad-20", "prod", 1, toMe), testStore(), nil, edSigner).Marshal()
 			i := bytes.Index(b, []byte("\npayload: "))
 			j := bytes.Index(b[i+1:], []byte("\n"))
-			return append(append(append([]byte{}, b[:i]...), fmt.Sprintf("\npayload: %d", MaxPayloadSize+1)...), b[i+1+j:]...)
+			return append(append(append([]byte{}, b[:i]...), fmt.Sprintf("\npayload: %d", MaxPayloadBytes+1)...), b[i+1+j:]...)
 		}},
 		{"store-http", "invalid", "a store server that is not https, correctly signed", 0, func(t *testing.T) []byte {
 			d := mk(t, hdr("v-bad-21", "prod", 1, toMe), testStore(), nil, edSigner)
@@ -318,33 +311,53 @@ func sealedVectors() []vector {
 	}
 }
 
+// successContent is what each success vector must open to: the content
+// its definition delivered. A success vector without an entry fails.
+func successContent(t *testing.T) map[string]Content {
+	app := goodApp(t).app
+	gk := &GroupKey{PrivateKey: secretOf(groupKey.Bytes())}
+	return map[string]Content{
+		"application-machine-ed25519":      app,
+		"application-machine-ecdsa":        app,
+		"application-group":                app,
+		"application-expires-later":        app,
+		"application-owned":                app,
+		"group-key":                        gk,
+		"store":                            testStore(),
+		"store-sealed":                     testStore(),
+		"store-sealed-owned":               testStore(),
+		"json-whitespace":                  testStore(),
+		"expires-one-second-after-created": testStore(),
+		"credential-group":                 testCredential(),
+		"credential-owned":                 testCredential(),
+		"credential-sealed-group":          testCredential(),
+		"credential-sealed-owned-group":    testCredential(),
+		"revoke":                           &Revoke{KindApplication},
+		"revoke-owned":                     &Revoke{KindStore},
+	}
+}
+
+func (v vector) fileName() string         { return v.name }
+func (v vector) make(t *testing.T) []byte { return v.build(t) }
+func (v vector) metadata() map[string]string {
+	return map[string]string{"expect": v.expect, "comment": v.comment, "now": vectorNow.Format(TimeLayout),
+		"machine": testMachine, "group": testGroup, "last-seq": strconv.FormatUint(v.lastSeq, 10)}
+}
+
+// TestVectorsUpToDate regenerates the delivery vectors in memory and fails
+// on any difference from testdata/vectors. Not parallel: the seed is
+// process-wide.
+func TestVectorsUpToDate(t *testing.T) {
+	checkUpToDate(t, vectorDir, 5, deliveryMetaKeys, vectors)
+}
+
 func TestVectors(t *testing.T) {
-	if *update {
-		cryptotest.SetGlobalRandom(t, 5)
-		files, _ := filepath.Glob(filepath.Join(vectorDir, "*.txt"))
-		for _, f := range files {
-			os.Remove(f)
-		}
-		for _, v := range vectors() {
-			var b bytes.Buffer
-			fmt.Fprintf(&b, "expect: %s\ncomment: %s\nnow: %s\nmachine: %s\ngroup: %s\nlast-seq: %d\n\n",
-				v.expect, v.comment, vectorNow.Format(TimeLayout), testMachine, testGroup, v.lastSeq)
-			b.Write(v.build(t))
-			if err := os.WriteFile(filepath.Join(vectorDir, v.name+".txt"), b.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	files, err := filepath.Glob(filepath.Join(vectorDir, "*.txt"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no vectors in %s (%v)", vectorDir, err)
-	}
-	if len(files) != len(vectors()) {
-		t.Errorf("%d vector files, %d defined: run go test -run TestVectors -update", len(files), len(vectors()))
-	}
-	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
-			meta, body := readVector(t, f)
+	t.Parallel()
+	want := successContent(t)
+	for name, f := range vectorFiles(t, vectorDir) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			meta, body := readVector(t, f, deliveryMetaKeys)
 			c := testChecker()
 			now, err := time.Parse(TimeLayout, meta["now"])
 			if err != nil {
@@ -353,7 +366,10 @@ func TestVectors(t *testing.T) {
 			c.Now, c.MachineID = now, meta["machine"]
 			group := meta["group"]
 			c.InGroup = func(g string) bool { return g == group }
-			last, _ := strconv.ParseUint(meta["last-seq"], 10, 64)
+			last, err := strconv.ParseUint(meta["last-seq"], 10, 64)
+			if err != nil {
+				t.Fatalf("last-seq: %v", err)
+			}
 			c.LastSeq = func(Object) uint64 { return last }
 			a, _, err := c.Check(body)
 			got := "success"
@@ -363,33 +379,52 @@ func TestVectors(t *testing.T) {
 			if got != meta["expect"] {
 				t.Fatalf("got %s (%v), want %s: %s", got, err, meta["expect"], meta["comment"])
 			}
-			if a != nil {
-				if !bytes.Equal(a.Marshal(), body) {
-					t.Fatal("accepted delivery does not re-marshal to the same bytes")
-				}
+			if a == nil {
+				return
+			}
+			if !bytes.Equal(a.Marshal(), body) {
+				t.Fatal("accepted delivery does not re-marshal to the same bytes")
+			}
+			wc, ok := want[name]
+			if !ok {
+				t.Fatal("a success vector without its expected content in successContent")
+			}
+			if err := sameContent(a.Content, wc); err != nil {
+				t.Fatalf("opened content: %v", err)
 			}
 		})
 	}
 }
 
-func readVector(t *testing.T, f string) (map[string]string, []byte) {
-	t.Helper()
-	b, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
+// sameContent reports how got differs from want. An application's
+// certificates are compared by their signed part (the certificate
+// signatures are not reproducible), its key byte for byte; other kinds by
+// their canonical JSON.
+func sameContent(got, want Content) error {
+	if got.Kind() != want.Kind() {
+		return fmt.Errorf("kind %s, want %s", got.Kind(), want.Kind())
 	}
-	i := bytes.Index(b, []byte("\n\n"))
-	if i < 0 {
-		t.Fatal("no metadata")
-	}
-	meta := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(b[:i]))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ": ")
-		if !ok {
-			t.Fatalf("bad metadata line %q", sc.Text())
+	if ga, ok := got.(*Application); ok {
+		wa := want.(*Application)
+		if len(ga.Chain) != len(wa.Chain) {
+			return fmt.Errorf("%d certificates, want %d", len(ga.Chain), len(wa.Chain))
 		}
-		meta[k] = v
+		for i := range ga.Chain {
+			gc, err1 := x509.ParseCertificate(ga.Chain[i])
+			wc, err2 := x509.ParseCertificate(wa.Chain[i])
+			if err1 != nil || err2 != nil || !bytes.Equal(gc.RawTBSCertificate, wc.RawTBSCertificate) {
+				return fmt.Errorf("certificate %d is not the one delivered (%v %v)", i, err1, err2)
+			}
+		}
+		if !bytes.Equal(ga.PrivateKey.Reveal(), wa.PrivateKey.Reveal()) {
+			return fmt.Errorf("private key is not the one delivered")
+		}
+		return nil
 	}
-	return meta, b[i+2:]
+	g, err1 := got.marshal()
+	w, err2 := want.marshal()
+	if err1 != nil || err2 != nil || !bytes.Equal(g, w) {
+		return fmt.Errorf("%s, want %s (%v %v)", g, w, err1, err2)
+	}
+	return nil
 }

@@ -31,8 +31,8 @@ const HPKESuite = "DHKEM(P-256,HKDF-SHA256)/HKDF-SHA256/AES-256-GCM"
 // directory, where the agent and `credagent enroll` write it.
 const FileName = "registration.json"
 
-// MaxSize bounds a registration document.
-const MaxSize = 64 << 10
+// MaxBytes bounds a registration document.
+const MaxBytes = 64 << 10
 
 // Registration is what the portal needs to register this machine.
 type Registration struct {
@@ -89,11 +89,11 @@ func (r Registration) Marshal() ([]byte, error) {
 // that the public key is a valid P-256 point, and that the key ID and
 // fingerprint match it.
 func Parse(rd io.Reader) (Registration, *ecdh.PublicKey, error) {
-	b, err := io.ReadAll(io.LimitReader(rd, MaxSize+1))
+	b, err := io.ReadAll(io.LimitReader(rd, MaxBytes+1))
 	if err != nil {
 		return Registration{}, nil, fmt.Errorf("registration: %w", err)
 	}
-	if len(b) > MaxSize {
+	if len(b) > MaxBytes {
 		return Registration{}, nil, errors.New("registration: document too large")
 	}
 	// Keys matched exactly and once, as a portal in another language

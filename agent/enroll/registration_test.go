@@ -54,7 +54,7 @@ func TestParse(t *testing.T) {
 		{"key id mismatch", edit(func(m map[string]any) { m["key_id"] = "00" }), "key_id"},
 		{"fingerprint mismatch", edit(func(m map[string]any) { m["fingerprint"] = "00" }), "fingerprint"},
 		{"empty machine", edit(func(m map[string]any) { m["machine_id"] = " " }), "machine_id"},
-		{"too large", strings.Repeat(" ", MaxSize+1), "too large"},
+		{"too large", strings.Repeat(" ", MaxBytes+1), "too large"},
 		{"not json", "<html>", "registration"},
 	}
 	for _, tt := range tests {

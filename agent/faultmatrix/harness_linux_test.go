@@ -3,12 +3,8 @@
 package faultmatrix
 
 import (
-	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdh"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -17,18 +13,16 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/delivery"
-	"github.com/credagent/credagent/agent/delivery/portal"
 	"github.com/credagent/credagent/agent/inbox"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
-	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/config"
 	"github.com/rs/zerolog"
 )
@@ -37,7 +31,7 @@ import (
 var sharedPKI *fakeccp.DevPKI
 
 // plantedPasswords are every password of the dev fixture (set with
-// sharedPKI); no log may hold them.
+// sharedPKI); no log may hold them, nor the application's key.
 var plantedPasswords []string
 
 // Fast client settings, so that failures show within the test budget. The
@@ -52,23 +46,20 @@ const (
 // fake CCP, and the portal's side: the signing key and the machine's
 // registration, to seal and sign deliveries with.
 type world struct {
-	t      *testing.T
-	dir    string
-	cfg    config.Config
-	ccp    *fakeccp.Server
-	signer crypto.Signer
-
-	machineID  string
-	machinePub *ecdh.PublicKey
-	c          *client.Client
+	t   *testing.T
+	dir string
+	cfg config.Config
+	ccp *fakeccp.Server
+	// portal seals and signs for this agent; set once it has registered.
+	portal *agenttest.Portal
+	c      *client.Client
 
 	cancel context.CancelFunc
 	done   chan error
 
 	mu     sync.Mutex
 	events []inbox.Event
-	logs   *syncBuffer
-	seq    atomic.Uint64
+	logs   *agenttest.LockedBuffer
 }
 
 type worldOptions struct {
@@ -91,8 +82,7 @@ type worldOptions struct {
 // test ends.
 func newWorld(t *testing.T, o worldOptions) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
-	w.seq.Store(uint64(time.Now().UnixMilli()))
+	w := &world{t: t, dir: t.TempDir(), logs: &agenttest.LockedBuffer{}}
 
 	fix, err := sharedPKI.Fixture()
 	if err != nil {
@@ -132,9 +122,6 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	w.cfg.API.ShutdownGrace = time.Second
 	if o.configure != nil {
 		o.configure(&w.cfg)
-	}
-	if w.signer, err = portal.LoadSigningKey(filepath.Join(w.dir, daemon.DevSigningKeyFile)); err != nil {
-		t.Fatal(err)
 	}
 	if o.beforeStart != nil {
 		o.beforeStart(w)
@@ -176,14 +163,22 @@ func (w *world) start(dev bool) error {
 	if w.c == nil {
 		w.c = client.New(w.cfg.Paths.Socket)
 	}
-	if reg := filepath.Join(w.cfg.Paths.StateDir, daemon.DevRegistration); fileExists(reg) {
-		r, pub, err := portal.LoadRegistration(reg)
-		if err != nil {
-			return err
-		}
-		w.machineID, w.machinePub = r.MachineID, pub
+	if fileExists(filepath.Join(w.cfg.Paths.StateDir, daemon.DevRegistration)) {
+		return w.loadPortal()
 	}
 	return nil
+}
+
+// loadPortal reads the portal's signing key and the agent's registration,
+// again after a restart; sequence numbers go on from where they were.
+func (w *world) loadPortal() error {
+	if w.portal != nil {
+		return w.portal.Reload()
+	}
+	p, err := agenttest.LoadPortal(filepath.Join(w.dir, daemon.DevSigningKeyFile),
+		filepath.Join(w.cfg.Paths.StateDir, daemon.DevRegistration), w.cfg.Paths.InboxDir)
+	w.portal = p
+	return err
 }
 
 func (w *world) stop() {
@@ -235,14 +230,7 @@ func (w *world) event(id string, within time.Duration) (inbox.Event, bool) {
 // the kind is sealed. seq 0 takes the next number.
 func (w *world) build(target string, c delivery.Content, seq uint64) *delivery.Delivery {
 	w.t.Helper()
-	if seq == 0 {
-		seq = w.seq.Add(1)
-	}
-	var rcpt *ecdh.PublicKey
-	if c.Kind().Sealed() {
-		rcpt = w.machinePub
-	}
-	d, err := delivery.Create(delivery.Header{ID: portal.NewID(), Target: target, Seq: seq, To: delivery.Machine(w.machineID), Created: time.Now()}, c, rcpt, w.signer)
+	d, err := w.portal.MakeSeq(target, c, seq)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -252,11 +240,7 @@ func (w *world) build(target string, c delivery.Content, seq uint64) *delivery.D
 // drop writes raw delivery bytes into the inbox the way the portal does.
 func (w *world) drop(name string, b []byte) {
 	w.t.Helper()
-	tmp := filepath.Join(w.cfg.Paths.InboxDir, "."+name)
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		w.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(w.cfg.Paths.InboxDir, name)); err != nil {
+	if err := agenttest.WriteInbox(w.cfg.Paths.InboxDir, name, b); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -284,11 +268,11 @@ func (w *world) mustApply(target string, c delivery.Content) *delivery.Delivery 
 
 func appContent(t *testing.T, c tls.Certificate) *delivery.Application {
 	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	a, err := agenttest.Application(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &delivery.Application{Chain: c.Certificate, PrivateKey: secret.New(der)}
+	return a
 }
 
 func caPEM(p *fakeccp.DevPKI) string {
@@ -341,7 +325,7 @@ func resolveWith(c *client.Client, name string) outcome {
 	if err != nil {
 		var ce *client.Error
 		if errors.As(err, &ce) {
-			o.class, o.code = ce.Class, ce.Code
+			o.class, o.code = string(ce.Class), ce.Code
 		} else {
 			o.class = "agent_unreachable"
 		}
@@ -356,7 +340,7 @@ func resolveWith(c *client.Client, name string) outcome {
 	cp := *cr
 	o.cred = &cp
 	if cr.Err != nil {
-		o.class, o.code = cr.Err.Class, cr.Err.Code
+		o.class, o.code = string(cr.Err.Class), cr.Err.Code
 		return o
 	}
 	o.password = string(cr.Password.Reveal())
@@ -409,20 +393,9 @@ func (w *world) expectClass(name, class, code string, bound time.Duration) outco
 }
 
 // assertNoSecretsLogged checks the agent's logs and audit for the planted
-// passwords and the application private key.
+// passwords and the application private key, in every common encoding.
 func (w *world) assertNoSecretsLogged() {
-	logs := w.logs.Bytes()
-	for _, p := range plantedPasswords {
-		if bytes.Contains(logs, []byte(p)) {
-			w.t.Errorf("the agent logged the password %q", p[:3]+"...")
-		}
-	}
-	if b, _ := os.ReadFile(sharedPKI.AppKeyFile); len(b) > 0 {
-		blk, _ := pem.Decode(b)
-		if blk != nil && bytes.Contains(logs, blk.Bytes) {
-			w.t.Error("the agent logged the application private key")
-		}
-	}
+	agenttest.NoSecrets(w.t, "the agent's log", w.logs.Bytes(), agenttest.Needles(w.t, sharedPKI, plantedPasswords...))
 }
 
 // deadAddr is a loopback address where nothing listens.
@@ -440,24 +413,5 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
-func (s *syncBuffer) String() string { return string(s.Bytes()) }
 
 func contains(s, sub string) bool { return strings.Contains(strings.ToLower(s), strings.ToLower(sub)) }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/delivery"
-	"github.com/credagent/credagent/agent/delivery/portal"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
 )
@@ -89,7 +88,7 @@ func testGroupKeyLast(t *testing.T) {
 	}
 	robots := delivery.Group("robots")
 	mk := func(target string, c delivery.Content, to delivery.Address, rcpt *ecdh.PublicKey) *delivery.Delivery {
-		d, err := delivery.Create(delivery.Header{ID: portal.NewID(), Target: target, Seq: w.seq.Add(1), To: to, Created: time.Now()}, c, rcpt, w.signer)
+		d, err := w.portal.Create(delivery.Header{Target: target, To: to}, c, rcpt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +103,7 @@ func testGroupKeyLast(t *testing.T) {
 	if p := w.problems(); !strings.Contains(p, "wait in the inbox for the group's key") {
 		t.Fatalf("status problems %q do not say deliveries wait for a group key", p)
 	}
-	key := mk("robots", &delivery.GroupKey{PrivateKey: secret.New(gk.Bytes())}, delivery.Machine(w.machineID), w.machinePub)
+	key := mk("robots", &delivery.GroupKey{PrivateKey: secret.New(gk.Bytes())}, delivery.Machine(w.portal.MachineID()), w.portal.MachinePub())
 	if e := w.deliver(key); e.Err != nil {
 		t.Fatalf("group key: %v", e.Err)
 	}

@@ -21,10 +21,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/delivery"
-	"github.com/credagent/credagent/agent/delivery/portal"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
@@ -224,7 +225,7 @@ func testFloodRate(t *testing.T) {
 		switch {
 		case o.class == "":
 			served++
-		case client.IsRateLimited(o.reqErr):
+		case apitype.IsRateLimited(o.reqErr):
 			var ce *client.Error
 			errors.As(o.reqErr, &ce)
 			if ce.HTTPStatus != 429 || ce.RetryAfter <= 0 {
@@ -325,11 +326,9 @@ func testSigkillApply(t *testing.T) {
 	}
 	startChild()
 	waitReady()
-	r, pub, err := portal.LoadRegistration(filepath.Join(w.cfg.Paths.StateDir, daemon.DevRegistration))
-	if err != nil {
+	if err := w.loadPortal(); err != nil {
 		t.Fatal(err)
 	}
-	w.machineID, w.machinePub = r.MachineID, pub
 	put := func(target string, content delivery.Content) {
 		d := w.build(target, content, 0)
 		w.drop(d.ID+".delivery", d.Marshal())
@@ -478,7 +477,7 @@ func startFlood(t *testing.T, u localsocktest.User, spec string) func() string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out agenttest.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -69,7 +69,7 @@ type Options struct {
 	// bytes is cut off. Default 30 s.
 	Timeout time.Duration
 	// MaxManifestBytes and MaxDeliveryBytes bound what is read. Defaults:
-	// delivery.MaxManifestSize and 1 MiB.
+	// delivery.MaxManifestBytes and 1 MiB.
 	MaxManifestBytes int64
 	MaxDeliveryBytes int64
 	// FailClosedAfter, when set, makes FailClosed report a problem once
@@ -161,8 +161,8 @@ func New(o Options) (*Feed, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	if o.MaxManifestBytes <= 0 || o.MaxManifestBytes > delivery.MaxManifestSize {
-		o.MaxManifestBytes = delivery.MaxManifestSize
+	if o.MaxManifestBytes <= 0 || o.MaxManifestBytes > delivery.MaxManifestBytes {
+		o.MaxManifestBytes = delivery.MaxManifestBytes
 	}
 	if o.MaxDeliveryBytes <= 0 {
 		o.MaxDeliveryBytes = 1 << 20
@@ -228,7 +228,7 @@ func (f *Feed) load() {
 			continue
 		}
 		path := filepath.Join(f.dir, e.Name())
-		b, err := fsutil.ReadPrivateFile(path, delivery.MaxManifestSize)
+		b, err := fsutil.ReadPrivateFile(path, delivery.MaxManifestBytes)
 		if err != nil {
 			f.o.Log.Warn().Err(err).Str("file", path).Msg("feed: cannot read a kept manifest")
 			continue
@@ -333,7 +333,7 @@ func (f *Feed) pollAddress(ctx context.Context, a delivery.Address) {
 	last, lastRaw := s.last, s.lastRaw
 	f.mu.Unlock()
 	now := f.o.Now()
-	checker := &delivery.ManifestChecker{MaxSize: f.o.MaxManifestBytes, Signers: f.o.Signers, Now: now}
+	checker := &delivery.ManifestChecker{MaxBytes: f.o.MaxManifestBytes, Signers: f.o.Signers, Now: now}
 	var errs []string
 	var m *delivery.Manifest
 	var raw []byte

@@ -137,7 +137,7 @@ func (in *Inbox) decide(name string, b []byte, d *delivery.Delivery, now time.Ti
 	// A duplicate of the applied record: a crash came between storing the
 	// record and removing the inbox file, or a feed lists what is applied.
 	if rec, ok := in.records[d.Object()]; ok && in.seqs[d.Object()] == d.Seq {
-		if old, rerr := fsutil.ReadPrivateFile(rec, delivery.MaxSize); rerr == nil && bytes.Equal(old, b) {
+		if old, rerr := fsutil.ReadPrivateFile(rec, delivery.MaxBytes); rerr == nil && bytes.Equal(old, b) {
 			in.o.Log.Info().Str("file", printable(name)).Str("delivery", d.ID).Msg("inbox: already applied; dropping the duplicate")
 			return verdictDuplicate, nil, nil
 		}
@@ -157,12 +157,12 @@ func (in *Inbox) decide(name string, b []byte, d *delivery.Delivery, now time.Ti
 		in.o.Log.Error().Err(err).Str("file", printable(name)).Msg("inbox: the key store cannot open the delivery now; will retry")
 		problem := "the key store cannot open deliveries (they wait in the inbox): " + err.Error()
 		if in.o.State.Load().KeyProblem != problem {
-			in.o.State.Update(func(s *state.Snapshot) error { s.KeyProblem = problem; return nil })
+			in.o.State.Update(func(s *state.Snapshot) { s.KeyProblem = problem })
 		}
 		return verdictRetry, nil, err
 	}
 	if err == nil && acc.Sealed() && in.o.State.Load().KeyProblem != "" {
-		in.o.State.Update(func(s *state.Snapshot) error { s.KeyProblem = ""; return nil })
+		in.o.State.Update(func(s *state.Snapshot) { s.KeyProblem = "" })
 		in.o.Log.Info().Msg("inbox: the key store opens deliveries again")
 	}
 	if err != nil {
@@ -420,7 +420,7 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 		in.records[o] = rec
 	}
 	var obsolete, withdrawn []string
-	err := in.o.State.Update(func(s *state.Snapshot) error {
+	in.o.State.Update(func(s *state.Snapshot) {
 		switch c := acc.Content.(type) {
 		case *delivery.Application:
 			c.PrivateKey.Wipe()
@@ -488,11 +488,7 @@ func (in *Inbox) install(acc *delivery.Accepted, rec string, now time.Time) {
 		if !in.loading {
 			obsolete = append(obsolete, in.collectGroupKeys(s)...)
 		}
-		return nil
 	})
-	if err != nil { // Update's fn never fails
-		panic(err)
-	}
 	for _, p := range withdrawn {
 		if p != "" && p != rec {
 			if err := os.Rename(p, p+withdrawnSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -682,7 +678,7 @@ func (in *Inbox) reject(name string, f *os.File, raw []byte, d *delivery.Deliver
 		}
 	}
 	in.updateProblems()
-	in.o.State.Update(func(s *state.Snapshot) error { s.AddRejection(r); return nil })
+	in.o.State.Update(func(s *state.Snapshot) { s.AddRejection(r) })
 	e := Event{File: name, Err: cause, Reason: reason, At: in.o.Now(), Feed: raw != nil}
 	if d != nil {
 		e.DeliveryID, e.Kind, e.Owner, e.Target, e.Seq = d.ID, d.Kind, d.Owner, d.Target, d.Seq
@@ -785,11 +781,10 @@ func (in *Inbox) Load(ctx context.Context) error {
 		}
 	}
 	in.loading = false
-	in.o.State.Update(func(s *state.Snapshot) error {
+	in.o.State.Update(func(s *state.Snapshot) {
 		for _, p := range in.collectGroupKeys(s) {
 			os.Remove(p)
 		}
-		return nil
 	})
 	snap = in.o.State.Load()
 	in.o.Log.Info().Int("applications", len(snap.Applications)).Int("stores", len(snap.Stores)).
@@ -800,7 +795,7 @@ func (in *Inbox) Load(ctx context.Context) error {
 }
 
 func (in *Inbox) loadRecord(path string, k delivery.Kind, now time.Time, revoked map[string]uint64) {
-	b, err := fsutil.ReadPrivateFile(path, delivery.MaxSize)
+	b, err := fsutil.ReadPrivateFile(path, delivery.MaxBytes)
 	if err != nil {
 		in.block(path, k, err)
 		return
@@ -825,11 +820,10 @@ func (in *Inbox) loadRecord(path string, k delivery.Kind, now time.Time, revoked
 	}
 	if err != nil {
 		in.o.Log.Error().Err(err).Str("record", path).Str("reason", Reason(err)).Msg("inbox: a stored delivery no longer applies")
-		in.o.State.Update(func(s *state.Snapshot) error {
+		in.o.State.Update(func(s *state.Snapshot) {
 			r := state.Rejection{File: filepath.Base(path), Reason: "record: " + Reason(err) + ": " + err.Error(), At: now}
 			r.DeliveryID, r.Kind = d.ID, string(d.Kind)
 			s.AddRejection(r)
-			return nil
 		})
 		return
 	}
@@ -876,7 +870,7 @@ const withdrawnSuffix = ".withdrawn"
 // loadWithdrawn counts the sequence number of a withdrawn record, if its
 // signature verifies, so that replays stay refused across restarts.
 func (in *Inbox) loadWithdrawn(path string, k delivery.Kind) {
-	b, err := fsutil.ReadPrivateFile(path, delivery.MaxSize)
+	b, err := fsutil.ReadPrivateFile(path, delivery.MaxBytes)
 	if err != nil {
 		in.block(path, k, err)
 		return

@@ -22,7 +22,7 @@ func TestMaxLengthTargetsOfEveryKind(t *testing.T) {
 	e := newEnv(t, nil)
 	me := delivery.Machine(machineID)
 	mpub := machineKey.PublicKey()
-	long := func(c string) string { return strings.Repeat(c, delivery.MaxNameLen) }
+	long := func(c string) string { return strings.Repeat(c, delivery.MaxNameBytes) }
 	app, group, store, cred, gone := long("a"), long("g"), long("s"), long("c"), long("x")
 	e.apply("gk", build(t, hdr(group, 1, me), &delivery.GroupKey{PrivateKey: secret.New(groupKeyA.Bytes())}, mpub, signer))
 	e.apply("app", build(t, hdr(app, 1, delivery.Group(group)), validApp(t, 30), groupKeyA.PublicKey(), signer))

@@ -277,11 +277,10 @@ func New(o Options) (*Inbox, error) {
 	// Rejections survive a restart: they are listed again from the
 	// quarantine's reason files.
 	persisted := in.quarantine.load(filepath.Join(o.StateDir, rejectedDir), o.Log)
-	o.State.Update(func(s *state.Snapshot) error {
+	o.State.Update(func(s *state.Snapshot) {
 		for _, r := range persisted {
 			s.AddRejection(r)
 		}
-		return nil
 	})
 	return in, nil
 }
@@ -311,14 +310,14 @@ func (in *Inbox) setProblem(key, text string) {
 		list = append(list, p)
 	}
 	sort.Strings(list)
-	in.o.State.Update(func(s *state.Snapshot) error { s.InboxProblems = list; return nil })
+	in.o.State.Update(func(s *state.Snapshot) { s.InboxProblems = list })
 }
 
 // checker returns the delivery checks bound to the inbox's current keys and
 // sequences. The caller holds mu.
 func (in *Inbox) checker(now time.Time) *delivery.Checker {
 	return &delivery.Checker{
-		MaxSize:   in.o.MaxBytes,
+		MaxBytes:  in.o.MaxBytes,
 		Signers:   in.o.Signers,
 		MachineID: in.o.MachineID,
 		InGroup: func(g string) bool {

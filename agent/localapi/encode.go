@@ -64,7 +64,7 @@ func encodeResolve(res resolve.Result) *wipeBuf {
 			PasswordChangeInProcess: a.PasswordChangeInProcess,
 		})
 		if err != nil {
-			b, _ := json.Marshal(apitype.ItemError{Error: &apitype.Error{Class: "server_error", Message: "encoding the account"}})
+			b, _ := json.Marshal(apitype.ItemError{Error: &apitype.Error{Class: apitype.ClassServerError, Message: "encoding the account"}})
 			buf.write(b...)
 			continue
 		}
@@ -75,7 +75,7 @@ func encodeResolve(res resolve.Result) *wipeBuf {
 		if buf.b, err = apitype.AppendPassword(buf.b, pw); err != nil {
 			clear(buf.b[mark:cap(buf.b)])
 			buf.b = buf.b[:mark]
-			b, _ := json.Marshal(apitype.ItemError{Error: &apitype.Error{Class: "server_error", Message: err.Error(), CorrelationID: a.CorrelationID}})
+			b, _ := json.Marshal(apitype.ItemError{Error: &apitype.Error{Class: apitype.ClassServerError, Message: err.Error(), CorrelationID: a.CorrelationID}})
 			buf.write(b...)
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/apitype"
@@ -128,7 +129,7 @@ func serve(h http.Handler, id *localsock.Identity, method, path, body string) *r
 // api.max_concurrent_per_caller its next one gets a 429 at once, while
 // another caller is still let in.
 func TestPerCallerConcurrency(t *testing.T) {
-	g := &gatedCCP{fakeCCP: fakeCCP{"sap": planted}, gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	g := &gatedCCP{Fetcher: newFakeCCP(), gate: make(chan struct{}), entered: make(chan struct{}, 8)}
 	pol := resolve.Policy{Rules: []resolve.Rule{{Name: "runners", UIDs: []uint32{4242, 4343}, Credentials: []string{"sap"}}}}
 	h := handlerWith(t, localapi.Config{Limits: localapi.Limits{MaxConcurrentPerCaller: 2, MaxConcurrent: 16}}, pol, g, &apitype.Status{})
 	a := &localsock.Identity{Verified: true, UID: 4242, GID: 4242}
@@ -177,7 +178,7 @@ func TestStatusViews(t *testing.T) {
 		Rejected:     []apitype.RejectedDelivery{{File: "x.delivery", Reason: "replay"}},
 	}
 	pol := resolve.Policy{Rules: []resolve.Rule{{Name: "runner", UIDs: []uint32{4242}, Credentials: []string{"sap*"}}}}
-	h := handlerWith(t, localapi.Config{}, pol, fakeCCP{}, &full)
+	h := handlerWith(t, localapi.Config{}, pol, agenttest.NewFetcher(nil), &full)
 	tests := []struct {
 		name      string
 		id        *localsock.Identity
@@ -292,14 +293,14 @@ func child(mode, sock string) int {
 
 // slowCCP answers after a delay, or fails with the context's error.
 type slowCCP struct {
-	fakeCCP
+	*agenttest.Fetcher
 	delay time.Duration
 }
 
 func (s slowCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error) {
 	select {
 	case <-time.After(s.delay):
-		return s.fakeCCP.Get(ctx, req)
+		return s.Fetcher.Get(ctx, req)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -312,7 +313,7 @@ func (s slowCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error)
 func TestDeadlinesEndWithTheBody(t *testing.T) {
 	h := start(t, setup{
 		cfg:     localapi.Config{Limits: localapi.Limits{BodyTimeout: 100 * time.Millisecond}, Timeouts: localapi.Timeouts{ReadTimeout: 300 * time.Millisecond}},
-		fetcher: slowCCP{fakeCCP: fakeCCP{"sap": planted}, delay: 800 * time.Millisecond},
+		fetcher: slowCCP{Fetcher: newFakeCCP(), delay: 800 * time.Millisecond},
 	})
 	res, err := h.client.Resolve(context.Background(), "r", "f", "sap")
 	if err != nil {

@@ -2,12 +2,13 @@ package localapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/rs/zerolog"
 )
@@ -184,7 +185,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // write cannot block for long: the connection is new and its send buffer
 // empty.
 func refuseConn(c net.Conn, why string) {
-	body := `{"error":{"class":"overloaded","message":` + strconv.Quote(why) + "}}\n"
+	b, _ := json.Marshal(apitype.ErrorResponse{Error: apitype.Error{Class: apitype.ClassOverloaded, Message: why}})
+	body := string(b) + "\n"
 	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	c.Close()

@@ -177,7 +177,7 @@ func NewServer(opts Options) *Server {
 	mux.HandleFunc("POST /v1/doctor/stores", s.serveProbeStores)
 	mux.HandleFunc("POST /v1/sync", s.serveSync)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusNotFound, apitype.ClassNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	s.handler = s.guard(mux)
 	return s
@@ -291,9 +291,9 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if status, msg := badShape(r); status != 0 {
-			class := "invalid_request"
+			class := apitype.ClassInvalidRequest
 			if status == http.StatusForbidden {
-				class = "forbidden"
+				class = apitype.ClassForbidden
 			}
 			w.Header().Set("Connection", "close")
 			writeError(w, status, class, msg)
@@ -302,7 +302,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		id, err := localsock.FromContext(r.Context())
 		if err != nil || id == nil {
 			s.opts.Log.Warn().Err(err).Msg("local API: caller could not be identified")
-			writeError(w, http.StatusForbidden, "forbidden", "the caller could not be identified")
+			writeError(w, http.StatusForbidden, apitype.ClassForbidden, "the caller could not be identified")
 			return
 		}
 		if tc, ok := r.Context().Value(ctxConn{}).(*trackedConn); ok {
@@ -311,13 +311,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				s.callers.logRefused(id, why)
 				w.Header().Set("Connection", "close")
 				w.Header().Set("Retry-After", "1")
-				writeError(w, http.StatusServiceUnavailable, "overloaded", why)
+				writeError(w, http.StatusServiceUnavailable, apitype.ClassOverloaded, why)
 				return
 			}
 		}
 		if !s.callers.begin(id) {
 			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusTooManyRequests, string(resolve.ClassRateLimited),
+			writeError(w, http.StatusTooManyRequests, apitype.ClassRateLimited,
 				fmt.Sprintf("%s has %d requests in progress (api.max_concurrent_per_caller); retry shortly", id.Key(), s.lim().MaxConcurrentPerCaller))
 			return
 		}
@@ -355,7 +355,7 @@ func (s *Server) slot(w http.ResponseWriter) (release func(), ok bool) {
 	if s.inflight.Add(1) > int64(limit) {
 		s.inflight.Add(-1)
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "overloaded", fmt.Sprintf("more than %d requests in progress; retry shortly", limit))
+		writeError(w, http.StatusServiceUnavailable, apitype.ClassOverloaded, fmt.Sprintf("more than %d requests in progress; retry shortly", limit))
 		return nil, false
 	}
 	return func() { s.inflight.Add(-1) }, true
@@ -385,7 +385,7 @@ func callerOf(r *http.Request) *localsock.Identity {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":{"class":"server_error","message":"encoding the answer"}}`)
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"class":"`+string(apitype.ClassServerError)+`","message":"encoding the answer"}}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
@@ -393,7 +393,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-func writeError(w http.ResponseWriter, status int, class, msg string) {
+func writeError(w http.ResponseWriter, status int, class apitype.Class, msg string) {
 	writeJSON(w, status, apitype.ErrorResponse{Error: apitype.Error{Class: class, Message: msg}})
 }
 
@@ -432,10 +432,10 @@ func DecodeResolveRequest(r io.Reader, maxNames int) (apitype.ResolveRequest, er
 	if len(req.Names) > maxNames {
 		return req, fmt.Errorf(`%w: %d names, at most %d per request`, errTooMany, len(req.Names), maxNames)
 	}
-	if err := checkText("run_id", req.RunID, apitype.MaxIDLen); err != nil {
+	if err := checkText("run_id", req.RunID, apitype.MaxIDBytes); err != nil {
 		return req, err
 	}
-	if err := checkText("flow_id", req.FlowID, apitype.MaxIDLen); err != nil {
+	if err := checkText("flow_id", req.FlowID, apitype.MaxIDBytes); err != nil {
 		return req, err
 	}
 	seen := make(map[string]bool, len(req.Names))
@@ -443,7 +443,7 @@ func DecodeResolveRequest(r io.Reader, maxNames int) (apitype.ResolveRequest, er
 		if n == "" {
 			return req, fmt.Errorf("names[%d] is empty", i)
 		}
-		if err := checkText(fmt.Sprintf("names[%d]", i), n, apitype.MaxNameLen); err != nil {
+		if err := checkText(fmt.Sprintf("names[%d]", i), n, apitype.MaxNameBytes); err != nil {
 			return req, err
 		}
 		if seen[n] {
@@ -481,7 +481,7 @@ func checkText(field, s string, max int) error {
 func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (apitype.ResolveRequest, bool) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			writeError(w, http.StatusUnsupportedMediaType, "invalid_request", "Content-Type must be application/json")
+			writeError(w, http.StatusUnsupportedMediaType, apitype.ClassInvalidRequest, "Content-Type must be application/json")
 			return apitype.ResolveRequest{}, false
 		}
 	}
@@ -496,14 +496,14 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (apitype.Re
 		var mbe *http.MaxBytesError
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			w.Header().Set("Connection", "close")
-			writeError(w, http.StatusRequestTimeout, "invalid_request", fmt.Sprintf("the request body did not arrive within %v", lim.BodyTimeout))
+			writeError(w, http.StatusRequestTimeout, apitype.ClassInvalidRequest, fmt.Sprintf("the request body did not arrive within %v", lim.BodyTimeout))
 			return req, false
 		}
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request", fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
+			writeError(w, http.StatusRequestEntityTooLarge, apitype.ClassInvalidRequest, fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
 			return req, false
 		}
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		writeError(w, http.StatusBadRequest, apitype.ClassInvalidRequest, err.Error())
 		return req, false
 	}
 	return req, true
@@ -513,11 +513,11 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (apitype.Re
 func refusal(w http.ResponseWriter, e *resolve.Error) {
 	status := http.StatusBadRequest
 	switch e.Class {
-	case resolve.ClassForbidden:
+	case apitype.ClassForbidden:
 		status = http.StatusForbidden
-	case resolve.ClassNeedsReenroll, resolve.ClassFeedStale:
+	case apitype.ClassNeedsReenroll, apitype.ClassFeedStale:
 		status = http.StatusServiceUnavailable
-	case resolve.ClassRateLimited:
+	case apitype.ClassRateLimited:
 		status = http.StatusTooManyRequests
 		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
@@ -526,7 +526,7 @@ func refusal(w http.ResponseWriter, e *resolve.Error) {
 }
 
 func wireError(e *resolve.Error) *apitype.Error {
-	return &apitype.Error{Class: string(e.Class), Code: e.Code, Message: e.Message, CorrelationID: e.CorrelationID, Rule: e.Rule}
+	return &apitype.Error{Class: e.Class, Code: e.Code, Message: e.Message, CorrelationID: e.CorrelationID, Rule: e.Rule}
 }
 
 func (s *Server) serveResolve(w http.ResponseWriter, r *http.Request) {
@@ -635,7 +635,7 @@ func (s *Server) limitedStatus(caller *localsock.Identity, st apitype.Status) ap
 // poll is bounded work, one at a time, so any caller of the socket may ask.
 func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Sync == nil {
-		writeError(w, http.StatusNotFound, "not_found", "this agent has no feed configured (feed.urls)")
+		writeError(w, http.StatusNotFound, apitype.ClassNotFound, "this agent has no feed configured (feed.urls)")
 		return
 	}
 	if err := s.opts.Sync(r.Context()); err != nil {
@@ -651,11 +651,11 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 // Administrator.
 func (s *Server) serveProbeStores(w http.ResponseWriter, r *http.Request) {
 	if s.opts.ProbeStores == nil {
-		writeError(w, http.StatusNotFound, "not_found", "store probes are not available in this agent")
+		writeError(w, http.StatusNotFound, apitype.ClassNotFound, "store probes are not available in this agent")
 		return
 	}
 	if !callerOf(r).Privileged() {
-		writeError(w, http.StatusForbidden, "forbidden", "store probes need root or an administrator")
+		writeError(w, http.StatusForbidden, apitype.ClassForbidden, "store probes need root or an administrator")
 		return
 	}
 	writeJSON(w, http.StatusOK, apitype.ProbeResponse{Results: s.opts.ProbeStores(r.Context())})

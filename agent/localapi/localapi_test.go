@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,12 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/agent/resolve"
-	"github.com/credagent/credagent/agent/secret"
+	"github.com/credagent/credagent/agent/secret/secrettest"
 	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/platform/harden"
 	"github.com/credagent/credagent/platform/localsock"
@@ -32,27 +32,16 @@ import (
 )
 
 // planted must never appear in any log.
-const planted = `Pl4nted"S3cret\!`
+const planted = agenttest.Planted
 
-// fakeCCP is an in-memory CCP: object name -> password.
-type fakeCCP map[string]string
-
-func (f fakeCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error) {
-	pw, ok := f[req.Object]
-	if !ok {
-		return nil, &ccp.Error{Class: ccp.ClassNotFound, Code: "APPAP004E", Message: "Password object matching query not found", CorrelationID: "corr-nf"}
-	}
-	return &ccp.Account{
-		Content:       secret.FromString(pw),
-		Properties:    map[string]string{"UserName": "svc_" + req.Object, "Address": "sap.test"},
-		Server:        "https://ccp.test",
-		CorrelationID: "corr-" + req.Object,
-	}, nil
+// newFakeCCP is the shared in-memory CCP holding sap and db.
+func newFakeCCP() *agenttest.Fetcher {
+	return agenttest.NewFetcher(map[string]string{"sap": planted, "db": "db-" + planted})
 }
 
 // gatedCCP holds every call until gate is closed, announcing each on entered.
 type gatedCCP struct {
-	fakeCCP
+	*agenttest.Fetcher
 	gate    chan struct{}
 	entered chan struct{}
 }
@@ -64,31 +53,14 @@ func (g *gatedCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, erro
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return g.fakeCCP.Get(ctx, req)
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return g.Fetcher.Get(ctx, req)
 }
 
 type harness struct {
 	path   string
 	client *client.Client
-	audit  *syncBuf
-	log    *syncBuf
+	audit  *agenttest.LockedBuffer
+	log    *agenttest.LockedBuffer
 	served chan error
 	stop   context.CancelFunc
 }
@@ -104,23 +76,13 @@ type setup struct {
 	status  *apitype.Status
 }
 
-func testState() *state.State {
-	s := state.Empty()
-	s.Applications["RPA"] = &state.Application{AppID: "RPA", Certificate: &tls.Certificate{}, Fingerprint: "fp"}
-	s.Stores["prod"] = &state.Store{Name: "prod", AppID: "RPA", Safe: "RPA-Safe", Seq: 1}
-	for _, n := range []string{"sap", "db", "gone"} {
-		s.Credentials[n] = &state.Credential{Name: n, Store: "prod", Object: n, Seq: 1}
-	}
-	var st state.State
-	st.Publish(s)
-	return &st
-}
+func testState() *state.State { return agenttest.State("sap", "db", "gone") }
 
 func start(t testing.TB, su setup) *harness {
 	t.Helper()
-	h := &harness{audit: &syncBuf{}, log: &syncBuf{}}
+	h := &harness{audit: &agenttest.LockedBuffer{}, log: &agenttest.LockedBuffer{}}
 	if su.fetcher == nil {
-		su.fetcher = fakeCCP{"sap": planted, "db": "db-" + planted}
+		su.fetcher = newFakeCCP()
 	}
 	self := localsocktest.SelfIdentity(t)
 	pol := resolve.Policy{Rules: []resolve.Rule{{Name: "self", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"sap", "db", "gone"}}}}
@@ -174,11 +136,10 @@ func start(t testing.TB, su setup) *harness {
 			t.Errorf("Serve: %v", err)
 		}
 		h.client.Close()
-		for name, b := range map[string]*syncBuf{"audit": h.audit, "log": h.log} {
-			if strings.Contains(b.String(), "Pl4nted") {
-				t.Errorf("the %s log holds the password:\n%s", name, b)
-			}
-		}
+		// Its start too: a password cut short is still a leak.
+		needles := append(agenttest.Needles(t, nil, planted, "db-"+planted), secrettest.Needle{What: "start of a password", Bytes: []byte(planted[:7])})
+		agenttest.NoSecrets(t, "the audit", h.audit.Bytes(), needles)
+		agenttest.NoSecrets(t, "the log", h.log.Bytes(), needles)
 	})
 	return h
 }
@@ -224,7 +185,7 @@ func TestResolveCheckStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	sap := res.Get("sap")
-	if sap.Err != nil || sap.Username != "svc_sap" || sap.Password.RevealString() != planted || sap.Properties["Address"] != "sap.test" || sap.FromCache {
+	if sap.Err != nil || sap.Username != "svc_sap" || sap.Password.RevealString() != planted || sap.Properties["Address"] != "host.test" || sap.FromCache {
 		t.Errorf("sap: %+v", sap)
 	}
 	if db := res.Get("db"); db.Err != nil || db.Password.RevealString() != "db-"+planted {
@@ -246,7 +207,7 @@ func TestResolveCheckStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if checks["sap"] != nil || client.ClassOf(checks["gone"]) != "not_found" {
+	if checks["sap"] != nil || apitype.ClassOf(checks["gone"]) != "not_found" {
 		t.Errorf("check: %v", checks)
 	}
 	_, _, body := h.raw(t, "POST", "/v1/check", `{"names":["sap"]}`, nil)
@@ -321,7 +282,7 @@ func TestRequestLimits(t *testing.T) {
 			if err := json.Unmarshal([]byte(body), &er); err != nil {
 				t.Fatalf("body %q: %v", body, err)
 			}
-			if er.Error.Class != tt.class || !strings.Contains(er.Error.Message, tt.msg) {
+			if string(er.Error.Class) != tt.class || !strings.Contains(er.Error.Message, tt.msg) {
 				t.Errorf("error %+v, want class %s and %q", er.Error, tt.class, tt.msg)
 			}
 		})
@@ -348,13 +309,13 @@ func TestRateLimitHTTP(t *testing.T) {
 	res.Wipe()
 	_, err = h.client.Resolve(ctx, "r", "f", "sap")
 	var e *client.Error
-	if !errors.As(err, &e) || e.HTTPStatus != 429 || !client.IsRateLimited(err) || e.RetryAfter < time.Second {
+	if !errors.As(err, &e) || e.HTTPStatus != 429 || !apitype.IsRateLimited(err) || e.RetryAfter < time.Second {
 		t.Fatalf("second call: %#v", err)
 	}
 }
 
 func TestConcurrencyCap(t *testing.T) {
-	g := &gatedCCP{fakeCCP: fakeCCP{"sap": planted}, gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	g := &gatedCCP{Fetcher: newFakeCCP(), gate: make(chan struct{}), entered: make(chan struct{}, 8)}
 	h := start(t, setup{cfg: localapi.Config{Limits: localapi.Limits{MaxConcurrent: 2}}, fetcher: g})
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -418,7 +379,7 @@ func TestSlowClient(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
-	g := &gatedCCP{fakeCCP: fakeCCP{"sap": planted}, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	g := &gatedCCP{Fetcher: newFakeCCP(), gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	h := start(t, setup{fetcher: g})
 	done := make(chan error, 1)
 	go func() {

@@ -18,7 +18,7 @@ import (
 // TestSetLimits: limits given to a running server apply to the next
 // request, and a zero field takes its default again.
 func TestSetLimits(t *testing.T) {
-	srv := limitedServer(t, fakeCCP{"sap": planted, "db": planted}, localapi.Limits{MaxCredentials: 1, MaxRequestBytes: 100})
+	srv := limitedServer(t, newFakeCCP(), localapi.Limits{MaxCredentials: 1, MaxRequestBytes: 100})
 	h := srv.Handler()
 	a := &localsock.Identity{Verified: true, UID: 4242, GID: 4242}
 	two := `{"names":["sap","db"]}`
@@ -42,7 +42,7 @@ func TestSetLimits(t *testing.T) {
 // TestSetLimitsConcurrency: with the one api.max_concurrent slot held,
 // another caller gets a 503; a raised limit lets it in at once.
 func TestSetLimitsConcurrency(t *testing.T) {
-	g := &gatedCCP{fakeCCP: fakeCCP{"sap": planted}, gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	g := &gatedCCP{Fetcher: newFakeCCP(), gate: make(chan struct{}), entered: make(chan struct{}, 8)}
 	srv := limitedServer(t, g, localapi.Limits{MaxConcurrent: 1})
 	h := srv.Handler()
 	a := &localsock.Identity{Verified: true, UID: 4242, GID: 4242}

@@ -141,7 +141,7 @@ func New(cfg Options, stderr io.Writer, open FileOpener) (*Logs, error) {
 // checks: never through a symlink, never another owner's file, never in a
 // directory others can write to.
 func plainFile(path string, _ int64, _ int) (io.WriteCloser, error) {
-	return logfile.Open(path, logfile.Options{MaxSize: math.MaxInt64, MaxFiles: 1})
+	return logfile.Open(path, logfile.Options{MaxBytes: math.MaxInt64, MaxFiles: 1})
 }
 
 func init() {

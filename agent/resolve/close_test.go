@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/state"
@@ -12,12 +13,12 @@ import (
 
 // pooledFetcher is a Fetcher with a connection pool, as *ccp.Client has.
 type pooledFetcher struct {
-	*fakeCCP
+	*agenttest.Fetcher
 	closed *atomic.Int32
 }
 
 func (p pooledFetcher) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error) {
-	return p.fakeCCP.Get(ctx, req)
+	return p.Fetcher.Get(ctx, req)
 }
 
 func (p pooledFetcher) CloseIdleConnections() { p.closed.Add(1) }
@@ -36,7 +37,7 @@ func TestCloseReleasesFetchers(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			return pooledFetcher{fakeCCP: f.(*fakeCCP), closed: &closed}, nil
+			return pooledFetcher{Fetcher: f.(*agenttest.Fetcher), closed: &closed}, nil
 		}
 	})
 	r := e.r.Resolve(context.Background(), runner, resolve.Request{Names: []string{"sap"}})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
@@ -93,19 +94,19 @@ func TestOwnerIsolation(t *testing.T) {
 		name      string
 		uid       uint32
 		cred      string
-		wantPW    string    // "" when an error is wanted
-		wantClass ccp.Class // on the item, or of the whole request
+		wantPW    string        // "" when an error is wanted
+		wantClass apitype.Class // on the item, or of the whole request
 	}{
 		{"unowned rule gets the unowned credential", 1000, "db", "pw:fp-none:none-db", ""},
 		{"owner A gets A's, with A's certificate", 1001, "db", "pw:fp-a:a-db", ""},
 		{"owner B gets B's, with B's certificate", 1002, "db", "pw:fp-b:b-db", ""},
 		{"owner A again, from the cache: still A's", 1001, "db", "pw:fp-a:a-db", ""},
-		{"owner A cannot reach B's only credential", 1001, "only-b", "", resolve.ClassUnknownCredential},
-		{"unowned rule cannot reach an owner's credential", 1000, "only-b", "", resolve.ClassUnknownCredential},
+		{"owner A cannot reach B's only credential", 1001, "only-b", "", apitype.ClassUnknownCredential},
+		{"unowned rule cannot reach an owner's credential", 1000, "only-b", "", apitype.ClassUnknownCredential},
 		{"a rule of two owners gets the one that has it", 1003, "only-b", "pw:fp-b:b-only", ""},
-		{"a rule of two owners refuses a name both have", 1003, "db", "", resolve.ClassForbidden},
-		{"an owner without an application never borrows one", 1004, "db", "", ccp.ClassAppCertUnreadable},
-		{"an owner without a store never borrows one", 1005, "db", "", ccp.ClassStoreMisconfigured},
+		{"a rule of two owners refuses a name both have", 1003, "db", "", apitype.ClassForbidden},
+		{"an owner without an application never borrows one", 1004, "db", "", apitype.ClassAppCertUnreadable},
+		{"an owner without a store never borrows one", 1005, "db", "", apitype.ClassStoreMisconfigured},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/rs/zerolog"
 )
@@ -214,7 +215,7 @@ func (r *Resolver) authorize(caller *localsock.Identity, req Request) (*rule, *E
 			continue
 		}
 		if ru.ops != nil && !ru.ops[req.Op] {
-			return nil, &Error{Class: ClassForbidden, Rule: ru.name, Message: fmt.Sprintf("rule %q does not grant %s", ru.name, req.Op)}
+			return nil, &Error{Class: apitype.ClassForbidden, Rule: ru.name, Message: fmt.Sprintf("rule %q does not grant %s", ru.name, req.Op)}
 		}
 		var denied []string
 		for _, n := range req.Names {
@@ -223,9 +224,9 @@ func (r *Resolver) authorize(caller *localsock.Identity, req Request) (*rule, *E
 			}
 		}
 		if len(denied) > 0 {
-			return nil, &Error{Class: ClassForbidden, Rule: ru.name, Message: fmt.Sprintf("rule %q does not grant %s", ru.name, strings.Join(denied, ", "))}
+			return nil, &Error{Class: apitype.ClassForbidden, Rule: ru.name, Message: fmt.Sprintf("rule %q does not grant %s", ru.name, strings.Join(denied, ", "))}
 		}
 		return ru, nil
 	}
-	return nil, &Error{Class: ClassForbidden, Message: fmt.Sprintf("no rule matched the caller (%s)", caller.Key())}
+	return nil, &Error{Class: apitype.ClassForbidden, Message: fmt.Sprintf("no rule matched the caller (%s)", caller.Key())}
 }

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/rs/zerolog"
 )
@@ -40,7 +40,7 @@ type refusalWindow struct {
 	start, last time.Time
 	requests    int // refused requests not recorded in full
 	names       int
-	classes     map[ccp.Class]int
+	classes     map[apitype.Class]int
 	timer       *time.Timer
 }
 
@@ -53,7 +53,7 @@ func newRefusals(window time.Duration, write func(*refusalWindow)) *refusals {
 
 // note counts one refused request of caller at now. It reports whether the
 // request is to be recorded in full: the first of its caller's window.
-func (rf *refusals) note(caller *localsock.Identity, names int, class ccp.Class, now time.Time) bool {
+func (rf *refusals) note(caller *localsock.Identity, names int, class apitype.Class, now time.Time) bool {
 	key := "<unidentified>"
 	if caller != nil {
 		key = caller.Key()
@@ -75,7 +75,7 @@ func (rf *refusals) note(caller *localsock.Identity, names int, class ccp.Class,
 				return false
 			}
 		}
-		rf.m[key] = &refusalWindow{key: key, caller: caller, start: now, last: now, classes: map[ccp.Class]int{}}
+		rf.m[key] = &refusalWindow{key: key, caller: caller, start: now, last: now, classes: map[apitype.Class]int{}}
 		return true
 	}
 	w.caller = caller
@@ -86,7 +86,7 @@ func (rf *refusals) note(caller *localsock.Identity, names int, class ccp.Class,
 	return false
 }
 
-func (w *refusalWindow) count(names int, class ccp.Class, now time.Time) {
+func (w *refusalWindow) count(names int, class apitype.Class, now time.Time) {
 	w.requests++
 	w.names += names
 	w.classes[class]++
@@ -153,7 +153,7 @@ func (r *Resolver) writeRefusalSummary(w *refusalWindow) {
 	sort.Strings(classes)
 	d := zerolog.Dict()
 	for _, c := range classes {
-		d.Int(c, w.classes[ccp.Class(c)])
+		d.Int(c, w.classes[apitype.Class(c)])
 	}
 	ev.Int("refused_requests", w.requests).Int("refused_names", w.names).Dict("classes", d).
 		Time("first", w.start).Time("last", w.last).

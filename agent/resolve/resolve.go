@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/rs/zerolog"
@@ -57,16 +58,6 @@ const (
 	OpCheck Op = "check"
 )
 
-// Classes the Resolver adds to ccp's.
-const (
-	ClassForbidden         ccp.Class = "forbidden"          // the policy refused the caller
-	ClassRateLimited       ccp.Class = "rate_limited"       // the caller's rate limit
-	ClassUnknownCredential ccp.Class = "unknown_credential" // no credential of that name has been delivered
-	ClassCanceled          ccp.Class = "canceled"           // the caller went away
-	ClassNeedsReenroll     ccp.Class = "needs_reenroll"     // the machine key cannot be used: re-enrol the machine
-	ClassFeedStale         ccp.Class = "feed_stale"         // feed.fail_closed_after: the feed has given no fresh manifest
-)
-
 // Request is one request from a local caller.
 type Request struct {
 	RunID  string
@@ -77,12 +68,12 @@ type Request struct {
 
 // Error is a typed failure. It never carries a secret.
 type Error struct {
-	Class         ccp.Class
+	Class         apitype.Class
 	Code          string
 	Message       string
 	CorrelationID string
 	Server        string
-	// Rule names the policy rule that refused (ClassForbidden), or "" when
+	// Rule names the policy rule that refused (apitype.ClassForbidden), or "" when
 	// no rule matched the caller.
 	Rule string
 	// RetryAfter is when a rate-limited caller may try again.
@@ -100,17 +91,9 @@ func (e *Error) Error() string {
 	return s
 }
 
-// IsForbidden reports whether err is a policy refusal.
-func IsForbidden(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Class == ClassForbidden
-}
-
-// IsRateLimited reports whether err is a rate-limit refusal.
-func IsRateLimited(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Class == ClassRateLimited
-}
+// ErrorClass returns e.Class: *Error is an apitype.Classed error, so
+// apitype.ClassOf, IsForbidden and IsRateLimited see it.
+func (e *Error) ErrorClass() apitype.Class { return e.Class }
 
 // Item is the outcome for one name.
 type Item struct {
@@ -172,7 +155,7 @@ type Options struct {
 	// DefaultRefusalWindow.
 	RefusalWindow time.Duration
 	// FailClosed, if set and returning a reason, refuses every resolution
-	// with ClassFeedStale (agent/feed, feed.fail_closed_after).
+	// with apitype.ClassFeedStale (agent/feed, feed.fail_closed_after).
 	FailClosed func() string
 	// Metrics, if set, counts each name's outcome and latency.
 	Metrics Recorder
@@ -283,7 +266,7 @@ func (r *Resolver) Admit(caller *localsock.Identity, op Op) *Error {
 	if caller != nil {
 		key = caller.Key()
 	}
-	e := &Error{Class: ClassForbidden, Message: fmt.Sprintf("no rule matched the caller (%s)", key)}
+	e := &Error{Class: apitype.ClassForbidden, Message: fmt.Sprintf("no rule matched the caller (%s)", key)}
 	r.refuseAll(caller, Request{Op: op}, r.now(), e)
 	return e
 }
@@ -307,12 +290,12 @@ func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req 
 		req.Op = OpResolve
 	}
 	if caller == nil {
-		return r.refuseAll(caller, req, start, &Error{Class: ClassForbidden, Message: "caller not identified"})
+		return r.refuseAll(caller, req, start, &Error{Class: apitype.ClassForbidden, Message: "caller not identified"})
 	}
 	if r.limiter != nil {
 		if wait, ok := r.limiter.allow(caller.Key(), len(req.Names), start); !ok {
 			return r.refuseAll(caller, req, start, &Error{
-				Class: ClassRateLimited, RetryAfter: wait,
+				Class: apitype.ClassRateLimited, RetryAfter: wait,
 				Message: fmt.Sprintf("rate limit for %s exceeded; retry in %v", caller.Key(), wait.Round(time.Millisecond)),
 			})
 		}
@@ -324,12 +307,12 @@ func (r *Resolver) Resolve(ctx context.Context, caller *localsock.Identity, req 
 
 	snap := r.state.Load()
 	if snap.NeedsReenroll != "" {
-		return r.refuseAll(caller, req, start, &Error{Class: ClassNeedsReenroll,
+		return r.refuseAll(caller, req, start, &Error{Class: apitype.ClassNeedsReenroll,
 			Message: "this machine cannot open its credentials until it is re-enrolled: " + snap.NeedsReenroll})
 	}
 	if r.failClosed != nil {
 		if why := r.failClosed(); why != "" {
-			return r.refuseAll(caller, req, start, &Error{Class: ClassFeedStale, Message: why})
+			return r.refuseAll(caller, req, start, &Error{Class: apitype.ClassFeedStale, Message: why})
 		}
 	}
 	res := Result{Items: make([]Item, len(req.Names))}
@@ -428,13 +411,13 @@ func (r *Resolver) one(ctx context.Context, snap *state.Snapshot, ru *rule, call
 
 	f, err := r.fetcher(store, app)
 	if err != nil {
-		it.Err = &Error{Class: ccp.ClassAppCertUnreadable, Message: "building the CCP client: " + err.Error()}
+		it.Err = &Error{Class: apitype.ClassAppCertUnreadable, Message: "building the CCP client: " + err.Error()}
 		r.noteHealth(store, it.Err, start)
 		return it
 	}
 	acct, err := f.Get(ctx, ccpReq)
 	if err == nil && acct == nil {
-		err = &ccp.Error{Class: ccp.ClassServerError, Message: "CCP client returned no account"}
+		err = &ccp.Error{Class: apitype.ClassServerError, Message: "CCP client returned no account"}
 	}
 	if err != nil {
 		it.Err = toError(ctx, err)
@@ -480,18 +463,18 @@ func lookup(snap *state.Snapshot, owners []string, name string) (*state.Credenti
 	}
 	switch {
 	case len(found) == 0:
-		return nil, nil, nil, &Error{Class: ClassUnknownCredential, Message: fmt.Sprintf("no credential named %q has been delivered to this machine%s", name, ownersPhrase(owners))}
+		return nil, nil, nil, &Error{Class: apitype.ClassUnknownCredential, Message: fmt.Sprintf("no credential named %q has been delivered to this machine%s", name, ownersPhrase(owners))}
 	case len(found) > 1:
-		return nil, nil, nil, &Error{Class: ClassForbidden, Message: fmt.Sprintf("credential %q is delivered by several owners this caller may use (%s); give their runners separate policy rules", name, strings.Join(found, ", "))}
+		return nil, nil, nil, &Error{Class: apitype.ClassForbidden, Message: fmt.Sprintf("credential %q is delivered by several owners this caller may use (%s); give their runners separate policy rules", name, strings.Join(found, ", "))}
 	}
 	owner := cred.Owner
 	store := snap.Stores[state.Key(owner, cred.Store)]
 	if store == nil || store.Owner != owner {
-		return cred, nil, nil, &Error{Class: ccp.ClassStoreMisconfigured, Message: fmt.Sprintf("credential %q uses store %q, which has not been delivered%s", name, cred.Store, ofOwner(owner))}
+		return cred, nil, nil, &Error{Class: apitype.ClassStoreMisconfigured, Message: fmt.Sprintf("credential %q uses store %q, which has not been delivered%s", name, cred.Store, ofOwner(owner))}
 	}
 	app := snap.Applications[state.Key(owner, store.AppID)]
 	if app == nil || app.Owner != owner || app.AppID != store.AppID || app.Certificate == nil {
-		return cred, store, nil, &Error{Class: ccp.ClassAppCertUnreadable, Message: fmt.Sprintf("store %q uses AppID %q, whose certificate has not been delivered%s", store.Name, store.AppID, ofOwner(owner))}
+		return cred, store, nil, &Error{Class: apitype.ClassAppCertUnreadable, Message: fmt.Sprintf("store %q uses AppID %q, whose certificate has not been delivered%s", store.Name, store.AppID, ofOwner(owner))}
 	}
 	return cred, store, app, nil
 }
@@ -526,18 +509,18 @@ func toError(ctx context.Context, err error) *Error {
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return &Error{Class: ccp.ClassTimeout, Message: "no answer from CCP within the time allowed"}
+		return &Error{Class: apitype.ClassTimeout, Message: "no answer from CCP within the time allowed"}
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
-		return &Error{Class: ClassCanceled, Message: "the request was cancelled"}
+		return &Error{Class: apitype.ClassCanceled, Message: "the request was cancelled"}
 	}
-	return &Error{Class: ccp.ClassServerError, Message: err.Error()}
+	return &Error{Class: apitype.ClassServerError, Message: err.Error()}
 }
 
 // unreachable reports whether class means CCP could not give an answer, as
 // opposed to answering "no".
-func unreachable(c ccp.Class) bool {
+func unreachable(c apitype.Class) bool {
 	switch c {
-	case ccp.ClassVaultUnreachable, ccp.ClassTimeout, ccp.ClassServerError:
+	case apitype.ClassVaultUnreachable, apitype.ClassTimeout, apitype.ClassServerError:
 		return true
 	}
 	return false
@@ -572,7 +555,7 @@ func (r *Resolver) fetcher(store *state.Store, app *state.Application) (Fetcher,
 type StoreHealth struct {
 	LastSuccess    time.Time
 	LastError      string
-	LastErrorClass ccp.Class
+	LastErrorClass apitype.Class
 	LastErrorAt    time.Time
 }
 
@@ -590,7 +573,7 @@ func (r *Resolver) noteHealth(st *state.Store, e *Error, at time.Time) {
 		return
 	}
 	// A missing object is CCP answering, not CCP being unhealthy.
-	if e.Class == ccp.ClassNotFound || e.Class == ClassCanceled {
+	if e.Class == apitype.ClassNotFound || e.Class == apitype.ClassCanceled {
 		h.LastSuccess = at
 		return
 	}
@@ -609,8 +592,8 @@ func (r *Resolver) Health() map[string]StoreHealth {
 	return out
 }
 
-// maxReason bounds the Reason sent to CCP.
-const maxReason = 128
+// maxReasonBytes bounds the Reason sent to CCP.
+const maxReasonBytes = 128
 
 // SanitizeReason makes a run ID safe to send as CCP's Reason: letters,
 // digits and " ._:@-" are kept and anything else becomes "_", so that none
@@ -620,7 +603,7 @@ const maxReason = 128
 func SanitizeReason(runID string) string {
 	var b strings.Builder
 	for _, c := range runID {
-		if b.Len() >= maxReason {
+		if b.Len() >= maxReasonBytes {
 			break
 		}
 		switch {

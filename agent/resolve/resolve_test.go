@@ -3,7 +3,6 @@ package resolve_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/agenttest"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/resolve"
-	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/logfile"
@@ -24,49 +23,7 @@ import (
 )
 
 // planted is a password that must never show up in a log.
-const planted = "Pl4nted-S3cret!"
-
-// fakeCCP is an in-memory CCP: accounts by object name. down makes every call
-// fail as unreachable.
-type fakeCCP struct {
-	mu       sync.Mutex
-	accounts map[string]string // object -> password
-	down     bool
-	calls    int
-	reasons  []string
-}
-
-func (f *fakeCCP) Get(ctx context.Context, req ccp.Request) (*ccp.Account, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	f.reasons = append(f.reasons, req.Reason)
-	if f.down {
-		return nil, &ccp.Error{Class: ccp.ClassVaultUnreachable, Message: "connection refused", Server: "https://ccp.test", CorrelationID: "corr-down"}
-	}
-	pw, ok := f.accounts[req.Object]
-	if !ok {
-		return nil, &ccp.Error{Class: ccp.ClassNotFound, Code: "APPAP004E", Message: "Password object matching query not found", Server: "https://ccp.test", CorrelationID: "corr-nf"}
-	}
-	return &ccp.Account{
-		Content:       secret.FromString(pw),
-		Properties:    map[string]string{"UserName": "svc_" + req.Object, "Address": "host.test"},
-		Server:        "https://ccp.test",
-		CorrelationID: "corr-" + req.Object,
-	}, nil
-}
-
-func (f *fakeCCP) set(fn func(f *fakeCCP)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn(f)
-}
-
-func (f *fakeCCP) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls
-}
+const planted = agenttest.Planted
 
 type clock struct {
 	mu sync.Mutex
@@ -80,19 +37,17 @@ func (c *clock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// testState has credentials sap, gone, db (in another safe), lost-store
+// (its store was never delivered) and no-app (its store's application was
+// never delivered).
 func testState() *state.State {
-	s := state.Empty()
-	s.Applications["RPA"] = &state.Application{AppID: "RPA", Certificate: &tls.Certificate{}, Fingerprint: "fp1"}
-	s.Stores["prod"] = &state.Store{Name: "prod", AppID: "RPA", Safe: "RPA-Safe", Folder: "Root", Seq: 1}
+	s := agenttest.Snapshot("sap", "gone")
+	s.Stores["prod"].Folder = "Root"
 	s.Stores["orphan"] = &state.Store{Name: "orphan", AppID: "NoSuchApp", Seq: 1}
-	s.Credentials["sap"] = &state.Credential{Name: "sap", Store: "prod", Object: "sap", Seq: 1}
 	s.Credentials["db"] = &state.Credential{Name: "db", Store: "prod", Safe: "DB-Safe", Object: "db", Seq: 1}
-	s.Credentials["gone"] = &state.Credential{Name: "gone", Store: "prod", Object: "gone", Seq: 1}
 	s.Credentials["lost-store"] = &state.Credential{Name: "lost-store", Store: "nowhere", Object: "x", Seq: 1}
 	s.Credentials["no-app"] = &state.Credential{Name: "no-app", Store: "orphan", Object: "x", Seq: 1}
-	var st state.State
-	st.Publish(s)
-	return &st
+	return agenttest.Publish(s)
 }
 
 var runner = &localsock.Identity{Verified: true, UID: 1000, GID: 1000, Groups: []uint32{1000, 2000}, Username: "runner", PID: 4242, Exe: "/opt/runner/bin/runner"}
@@ -104,21 +59,21 @@ var testPolicy = resolve.Policy{Rules: []resolve.Rule{
 
 type env struct {
 	r     *resolve.Resolver
-	ccp   *fakeCCP
+	ccp   *agenttest.Fetcher
 	st    *state.State
 	clock *clock
-	audit *bytes.Buffer
-	log   *bytes.Buffer
+	audit *agenttest.LockedBuffer
+	log   *agenttest.LockedBuffer
 	made  *int
 }
 
 func newEnv(t *testing.T, mod func(o *resolve.Options)) *env {
 	t.Helper()
 	e := &env{
-		ccp:   &fakeCCP{accounts: map[string]string{"sap": planted, "db": planted + "db"}},
+		ccp:   agenttest.NewFetcher(map[string]string{"sap": planted, "db": planted + "db"}),
 		st:    testState(),
 		clock: &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)},
-		audit: &bytes.Buffer{}, log: &bytes.Buffer{},
+		audit: &agenttest.LockedBuffer{}, log: &agenttest.LockedBuffer{},
 		made: new(int),
 	}
 	var mu sync.Mutex
@@ -131,8 +86,8 @@ func newEnv(t *testing.T, mod func(o *resolve.Options)) *env {
 			return e.ccp, nil
 		},
 		Policy: testPolicy,
-		Audit:  zerolog.New(&lockedWriter{w: e.audit}),
-		Log:    zerolog.New(&lockedWriter{w: e.log}),
+		Audit:  zerolog.New(e.audit),
+		Log:    zerolog.New(e.log),
 		Now:    e.clock.now,
 		LookupGroup: func(name string) (string, error) {
 			if name == "ops" {
@@ -151,24 +106,11 @@ func newEnv(t *testing.T, mod func(o *resolve.Options)) *env {
 	e.r = r
 	t.Cleanup(func() {
 		r.Close()
-		for _, b := range []*bytes.Buffer{e.audit, e.log} {
-			if strings.Contains(b.String(), planted) {
-				t.Errorf("a log holds the password: %s", b)
-			}
-		}
+		needles := agenttest.Needles(t, nil, planted, planted+"db")
+		agenttest.NoSecrets(t, "the audit", e.audit.Bytes(), needles)
+		agenttest.NoSecrets(t, "the log", e.log.Bytes(), needles)
 	})
 	return e
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func (e *env) records(t *testing.T) []map[string]any {
@@ -226,12 +168,12 @@ func TestPolicy(t *testing.T) {
 			res := e.r.Resolve(context.Background(), tt.caller, resolve.Request{RunID: "run-1", Names: tt.names, Op: tt.op})
 			defer res.Wipe()
 			if tt.wantOK {
-				if res.Err != nil && res.Err.Class == resolve.ClassForbidden {
+				if res.Err != nil && res.Err.Class == apitype.ClassForbidden {
 					t.Fatalf("refused: %v", res.Err)
 				}
 				return
 			}
-			if res.Err == nil || !resolve.IsForbidden(res.Err) {
+			if res.Err == nil || !apitype.IsForbidden(res.Err) {
 				t.Fatalf("not refused: %+v", res)
 			}
 			if res.Err.Rule != tt.wantRule {
@@ -243,8 +185,8 @@ func TestPolicy(t *testing.T) {
 			if tt.wantRule != "" && !strings.Contains(res.Err.Message, tt.wantRule) {
 				t.Errorf("message %q does not name the rule", res.Err.Message)
 			}
-			if e.ccp.count() != 0 {
-				t.Errorf("CCP called %d times for a refused request", e.ccp.count())
+			if e.ccp.Calls() != 0 {
+				t.Errorf("CCP called %d times for a refused request", e.ccp.Calls())
 			}
 			recs := e.records(t)
 			if len(recs) != len(tt.names) {
@@ -268,10 +210,10 @@ func TestResolvePartial(t *testing.T) {
 		t.Fatal(res.Err)
 	}
 	want := []struct {
-		class ccp.Class
+		class apitype.Class
 		user  string
 	}{
-		{"", "svc_sap"}, {"", "svc_db"}, {ccp.ClassNotFound, ""}, {ccp.ClassStoreMisconfigured, ""}, {ccp.ClassAppCertUnreadable, ""},
+		{"", "svc_sap"}, {"", "svc_db"}, {apitype.ClassNotFound, ""}, {apitype.ClassStoreMisconfigured, ""}, {apitype.ClassAppCertUnreadable, ""},
 	}
 	for i, w := range want {
 		it := res.Items[i]
@@ -295,7 +237,7 @@ func TestResolvePartial(t *testing.T) {
 	if !bytes.Equal(res.Items[0].Account.Content.Reveal(), make([]byte, len(planted))) {
 		t.Error("Wipe left the password")
 	}
-	for _, r := range e.ccp.reasons {
+	for _, r := range e.ccp.Reasons() {
 		if r != "run_42_x" {
 			t.Errorf("Reason sent to CCP = %q", r)
 		}
@@ -345,7 +287,7 @@ func TestUnknownCredential(t *testing.T) {
 		o.Policy = resolve.Policy{Rules: []resolve.Rule{{Name: "all", UIDs: []uint32{1000}, Credentials: []string{"*"}}}}
 	})
 	res := e.r.Resolve(context.Background(), runner, resolve.Request{Names: []string{"nope"}})
-	if res.Items[0].Err == nil || res.Items[0].Err.Class != resolve.ClassUnknownCredential {
+	if res.Items[0].Err == nil || res.Items[0].Err.Class != apitype.ClassUnknownCredential {
 		t.Fatalf("%+v", res.Items[0])
 	}
 }
@@ -360,19 +302,19 @@ func TestRateLimit(t *testing.T) {
 	if r := call(runner, "sap", "db"); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	calls := e.ccp.count()
+	calls := e.ccp.Calls()
 	r := call(runner, "sap")
-	if !resolve.IsRateLimited(r.Err) || r.Err.RetryAfter <= 0 || r.Err.RetryAfter > time.Second {
+	if !apitype.IsRateLimited(r.Err) || r.Err.RetryAfter <= 0 || r.Err.RetryAfter > time.Second {
 		t.Fatalf("third name: %+v", r.Err)
 	}
-	if e.ccp.count() != calls {
+	if e.ccp.Calls() != calls {
 		t.Error("CCP called for a rate-limited request")
 	}
 	// A refused request, too, is counted against its caller first.
 	stranger := &localsock.Identity{Verified: true, UID: 5, GID: 5}
 	call(stranger, "sap")
 	call(stranger, "sap")
-	if r := call(stranger, "sap"); !resolve.IsRateLimited(r.Err) {
+	if r := call(stranger, "sap"); !apitype.IsRateLimited(r.Err) {
 		t.Errorf("stranger: %+v", r.Err)
 	}
 	// Another caller is not affected, and time refills the bucket.
@@ -403,21 +345,19 @@ func TestFetcherRebuilt(t *testing.T) {
 	if *e.made != 1 {
 		t.Fatalf("factory called %d times, want 1", *e.made)
 	}
-	e.st.Update(func(s *state.Snapshot) error {
+	e.st.Update(func(s *state.Snapshot) {
 		st := *s.Stores["prod"]
 		st.Seq = 2
 		s.Stores["prod"] = &st
-		return nil
 	})
 	do()
 	if *e.made != 2 {
 		t.Fatalf("after a store update: factory called %d times, want 2", *e.made)
 	}
-	e.st.Update(func(s *state.Snapshot) error {
+	e.st.Update(func(s *state.Snapshot) {
 		a := *s.Applications["RPA"]
 		a.Fingerprint = "fp2"
 		s.Applications["RPA"] = &a
-		return nil
 	})
 	do()
 	do()
@@ -428,11 +368,10 @@ func TestFetcherRebuilt(t *testing.T) {
 
 func TestCache(t *testing.T) {
 	e := newEnv(t, nil)
-	e.st.Update(func(s *state.Snapshot) error {
+	e.st.Update(func(s *state.Snapshot) {
 		st := *s.Stores["prod"]
 		st.CacheTTL, st.CacheMaxStale = 10*time.Second, time.Minute
 		s.Stores["prod"] = &st
-		return nil
 	})
 	get := func(op resolve.Op) resolve.Item {
 		r := e.r.Resolve(context.Background(), runner, resolve.Request{Names: []string{"sap"}, Op: op})
@@ -455,7 +394,7 @@ func TestCache(t *testing.T) {
 		wantCache bool
 		wantStale bool
 		wantAge   time.Duration
-		wantErr   ccp.Class
+		wantErr   apitype.Class
 		wantCalls int
 	}{
 		{0, false, resolve.OpResolve, false, false, 0, "", 1},
@@ -463,11 +402,11 @@ func TestCache(t *testing.T) {
 		{0, false, resolve.OpCheck, false, false, 0, "", 2}, // check always asks CCP
 		{7 * time.Second, false, resolve.OpResolve, false, false, 0, "", 3},
 		{20 * time.Second, true, resolve.OpResolve, true, true, 20 * time.Second, "", 4},
-		{41 * time.Second, true, resolve.OpResolve, false, false, 0, ccp.ClassVaultUnreachable, 5},
+		{41 * time.Second, true, resolve.OpResolve, false, false, 0, apitype.ClassVaultUnreachable, 5},
 	}
 	for i, s := range steps {
 		e.clock.add(s.advance)
-		e.ccp.set(func(f *fakeCCP) { f.down = s.down })
+		e.ccp.SetDown(s.down)
 		it := get(s.op)
 		if it.FromCache != s.wantCache || it.Stale != s.wantStale || it.CacheAge != s.wantAge {
 			t.Errorf("step %d: from_cache=%v stale=%v age=%v", i, it.FromCache, it.Stale, it.CacheAge)
@@ -475,8 +414,8 @@ func TestCache(t *testing.T) {
 		if (it.Err == nil) != (s.wantErr == "") || (it.Err != nil && it.Err.Class != s.wantErr) {
 			t.Errorf("step %d: err %v, want %q", i, it.Err, s.wantErr)
 		}
-		if e.ccp.count() != s.wantCalls {
-			t.Errorf("step %d: %d CCP calls, want %d", i, e.ccp.count(), s.wantCalls)
+		if e.ccp.Calls() != s.wantCalls {
+			t.Errorf("step %d: %d CCP calls, want %d", i, e.ccp.Calls(), s.wantCalls)
 		}
 	}
 	recs := e.records(t)
@@ -484,7 +423,7 @@ func TestCache(t *testing.T) {
 	if stale["from_cache"] != true || stale["stale"] != true || stale["cache_age_ms"] != 20000.0 || stale["error_class"] != "vault_unreachable" {
 		t.Errorf("stale record %v", stale)
 	}
-	if h := e.r.Health()["prod"]; h.LastErrorClass != ccp.ClassVaultUnreachable {
+	if h := e.r.Health()["prod"]; h.LastErrorClass != apitype.ClassVaultUnreachable {
 		t.Errorf("health %+v", h)
 	}
 }
@@ -498,8 +437,8 @@ func TestCacheOffByDefault(t *testing.T) {
 		}
 		r.Wipe()
 	}
-	if e.ccp.count() != 3 {
-		t.Errorf("%d CCP calls, want 3", e.ccp.count())
+	if e.ccp.Calls() != 3 {
+		t.Errorf("%d CCP calls, want 3", e.ccp.Calls())
 	}
 }
 
@@ -526,7 +465,7 @@ func TestSanitizeReason(t *testing.T) {
 // once per window and otherwise counted, while every release is recorded.
 func TestRefusalFloodKeepsReleases(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	lf, err := logfile.Open(path, logfile.Options{MaxSize: 64 << 10, MaxFiles: 2})
+	lf, err := logfile.Open(path, logfile.Options{MaxBytes: 64 << 10, MaxFiles: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,10 +485,10 @@ func TestRefusalFloodKeepsReleases(t *testing.T) {
 			r.Wipe()
 		}
 		r := e.r.Resolve(context.Background(), stranger, resolve.Request{RunID: "flood", Names: names})
-		if !resolve.IsForbidden(r.Err) {
+		if !apitype.IsForbidden(r.Err) {
 			t.Fatalf("stranger not refused: %+v", r)
 		}
-		if a := e.r.Admit(stranger, resolve.OpResolve); a == nil || a.Class != resolve.ClassForbidden {
+		if a := e.r.Admit(stranger, resolve.OpResolve); a == nil || a.Class != apitype.ClassForbidden {
 			t.Fatalf("Admit(stranger) = %v", a)
 		}
 	}

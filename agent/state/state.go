@@ -205,13 +205,10 @@ func (st *State) Load() *Snapshot {
 func (st *State) Publish(s *Snapshot) { st.p.Store(s) }
 
 // Update applies fn to a clone of the current snapshot and publishes the
-// result if fn succeeds. Updates must be serialised by the caller (the inbox
-// is the only writer).
-func (st *State) Update(fn func(*Snapshot) error) error {
+// result; readers holding the old snapshot keep it unchanged. Updates must
+// be serialised by the caller (the inbox is the only writer).
+func (st *State) Update(fn func(*Snapshot)) {
 	n := st.Load().Clone()
-	if err := fn(n); err != nil {
-		return err
-	}
+	fn(n)
 	st.Publish(n)
-	return nil
 }

@@ -30,16 +30,6 @@ type Report struct {
 	Measures []Measure `json:"measures"`
 }
 
-// AllApplied reports whether every measure is in force.
-func (r Report) AllApplied() bool {
-	for _, m := range r.Measures {
-		if !m.Applied {
-			return false
-		}
-	}
-	return true
-}
-
 // Missing returns the names of the measures not in force.
 func (r Report) Missing() []string {
 	var out []string

@@ -63,8 +63,5 @@ func TestApply(t *testing.T) {
 			}
 		}
 	}
-	if got.Report.AllApplied() != (len(got.Report.Missing()) == 0) {
-		t.Error("AllApplied and Missing disagree")
-	}
 	t.Logf("report: %+v", got.Report)
 }

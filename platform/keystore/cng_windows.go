@@ -211,7 +211,7 @@ func openCNG(opts Options) (Store, error) {
 		// Read as a private file: it decides where the key is made, so one
 		// planted by an ordinary user (who may create files under
 		// %ProgramData%) must be refused, not obeyed.
-		recorded, readErr = fsutil.ReadPrivateFile(cngProviderPath(opts.Dir), maxKeyFile)
+		recorded, readErr = fsutil.ReadPrivateFile(cngProviderPath(opts.Dir), maxKeyFileBytes)
 		if fsutil.IsInsecure(readErr) {
 			return nil, insecure(readErr)
 		}
@@ -302,7 +302,7 @@ func (s *CNGStore) loadNames() (cngNames, error) {
 	if s.dir == "" {
 		return newCNGNames(), nil
 	}
-	b, err := fsutil.ReadPrivateFile(cngNamesPath(s.dir), maxKeyFile)
+	b, err := fsutil.ReadPrivateFile(cngNamesPath(s.dir), maxKeyFileBytes)
 	if fsutil.IsInsecure(err) {
 		return cngNames{}, insecure(err)
 	}

@@ -18,9 +18,9 @@ type keyDir struct {
 	ext string
 }
 
-// maxKeyFile bounds a key file: a PEM P-256 key is about 240 bytes, a TPM
+// maxKeyFileBytes bounds a key file: a PEM P-256 key is about 240 bytes, a TPM
 // blob about 300.
-const maxKeyFile = 16 << 10
+const maxKeyFileBytes = 16 << 10
 
 // openKeyDir makes dir private (0700), creating it if needed, and refuses it
 // if others can get in.
@@ -44,7 +44,7 @@ func (d keyDir) exists(name string) bool {
 // read returns the content of the key file called name, checked private. A
 // missing file is ErrNotFound; one that is not private wraps ErrInsecure.
 func (d keyDir) read(name string) ([]byte, error) {
-	data, err := fsutil.ReadPrivateFile(d.path(name), maxKeyFile)
+	data, err := fsutil.ReadPrivateFile(d.path(name), maxKeyFileBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound
 	}

@@ -24,10 +24,6 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{keys: &memKeys{m: map[string]*ecdh.PrivateKey{}}}
 }
 
-// Reopen returns a new store over the same keys, as if the process had
-// restarted with the keys kept: the contract suite's "restart".
-func (s *MemoryStore) Reopen() *MemoryStore { return &MemoryStore{keys: s.keys} }
-
 // Create implements Store.
 func (s *MemoryStore) Create(name string) (Key, error) {
 	if err := checkName(name); err != nil {

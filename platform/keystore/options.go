@@ -7,6 +7,11 @@ import (
 	"strings"
 )
 
+// Backends are the names keystore.backend may take in the config file.
+func Backends() []string {
+	return []string{BackendAuto, BackendTPM, BackendFile, BackendCNG, BackendMemory}
+}
+
 // Backend names, as used in the config file and in Info.Backend.
 const (
 	BackendAuto   = "auto"

@@ -483,7 +483,7 @@ type streamTPM struct {
 	c net.Conn
 }
 
-const maxTPMResponse = 64 << 10
+const maxTPMResponseBytes = 64 << 10
 
 func (t *streamTPM) Send(cmd []byte) ([]byte, error) {
 	if err := t.c.SetDeadline(time.Now().Add(tpmCommandTimeout)); err != nil {
@@ -498,7 +498,7 @@ func (t *streamTPM) Send(cmd []byte) ([]byte, error) {
 		return nil, err
 	}
 	size := binary.BigEndian.Uint32(hdr[2:6])
-	if size < 10 || size > maxTPMResponse {
+	if size < 10 || size > maxTPMResponseBytes {
 		return nil, fmt.Errorf("TPM response of %d bytes", size)
 	}
 	rsp := make([]byte, size)

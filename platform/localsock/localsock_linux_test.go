@@ -57,6 +57,7 @@ func groupName(t *testing.T, gid int) string {
 }
 
 func TestContract(t *testing.T) {
+	t.Parallel()
 	check := func(t *testing.T, id *localsock.Identity) {
 		if id.UID != uint32(os.Geteuid()) || id.GID != uint32(os.Getegid()) {
 			t.Errorf("uid/gid = %d/%d, want %d/%d", id.UID, id.GID, os.Geteuid(), os.Getegid())
@@ -70,17 +71,21 @@ func TestContract(t *testing.T) {
 	}
 	newPath := func(t *testing.T) string { return filepath.Join(t.TempDir(), "run", "agent.sock") }
 	t.Run("Group", func(t *testing.T) {
+		t.Parallel()
 		localsocktest.Run(t, localsocktest.Config{
 			NewPath:       newPath,
 			Options:       localsock.ListenOptions{Group: groupName(t, os.Getegid())},
 			CheckIdentity: check,
+			Parallel:      true,
 		})
 	})
 	t.Run("Dev", func(t *testing.T) {
+		t.Parallel()
 		localsocktest.Run(t, localsocktest.Config{
 			NewPath:       newPath,
 			Options:       localsock.ListenOptions{Dev: true},
 			CheckIdentity: check,
+			Parallel:      true,
 		})
 	})
 }

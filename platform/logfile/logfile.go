@@ -28,16 +28,16 @@ import (
 
 // Options bound a File. The zero value of a field selects its default.
 type Options struct {
-	// MaxSize is the size in bytes past which the file is rotated before the
+	// MaxBytes is the size in bytes past which the file is rotated before the
 	// next write. Default 10 MiB.
-	MaxSize int64
+	MaxBytes int64
 	// MaxFiles is the number of files kept, the active one included.
 	// Default 5; 1 truncates the file instead of keeping an old one.
 	MaxFiles int
 }
 
 const (
-	defaultMaxSize  = 10 << 20
+	defaultMaxBytes = 10 << 20
 	defaultMaxFiles = 5
 	// Mode is the permission of every log file.
 	Mode fs.FileMode = 0o600
@@ -56,8 +56,8 @@ type File struct {
 // Open opens (creating if needed, appending if present) the log file at path.
 // The directory is created with mode 0700 if it does not exist.
 func Open(path string, opts Options) (*File, error) {
-	if opts.MaxSize <= 0 {
-		opts.MaxSize = defaultMaxSize
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = defaultMaxBytes
 	}
 	if opts.MaxFiles <= 0 {
 		opts.MaxFiles = defaultMaxFiles
@@ -109,14 +109,14 @@ func (l *File) openFlags(extra int) error {
 }
 
 // Write appends p to the file, rotating first if p would take the file past
-// MaxSize (unless the file is empty: one oversized record is written whole).
+// MaxBytes (unless the file is empty: one oversized record is written whole).
 func (l *File) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
 		return 0, os.ErrClosed
 	}
-	if l.size > 0 && l.size+int64(len(p)) > l.opts.MaxSize {
+	if l.size > 0 && l.size+int64(len(p)) > l.opts.MaxBytes {
 		if err := l.rotate(); err != nil {
 			return 0, err
 		}

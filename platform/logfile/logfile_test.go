@@ -14,7 +14,7 @@ import (
 func TestRotationBoundsFiles(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "agent.log")
-	l, err := Open(path, Options{MaxSize: 100, MaxFiles: 3})
+	l, err := Open(path, Options{MaxBytes: 100, MaxFiles: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestRotationBoundsFiles(t *testing.T) {
 	for _, n := range names {
 		st, _ := os.Stat(filepath.Join(dir, n))
 		if st.Size() > 100 {
-			t.Errorf("%s is %d bytes, over MaxSize", n, st.Size())
+			t.Errorf("%s is %d bytes, over MaxBytes", n, st.Size())
 		}
 		if runtime.GOOS != "windows" && st.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", n, st.Mode().Perm())
@@ -47,7 +47,7 @@ func TestRotationBoundsFiles(t *testing.T) {
 
 func TestOversizedRecordWrittenWhole(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.log")
-	l, err := Open(path, Options{MaxSize: 10, MaxFiles: 2})
+	l, err := Open(path, Options{MaxBytes: 10, MaxFiles: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestOversizedRecordWrittenWhole(t *testing.T) {
 
 func TestMaxFilesOneTruncates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.log")
-	l, _ := Open(path, Options{MaxSize: 10, MaxFiles: 1})
+	l, _ := Open(path, Options{MaxBytes: 10, MaxFiles: 1})
 	defer l.Close()
 	l.Write([]byte("first-rec\n"))
 	l.Write([]byte("second\n"))
@@ -112,7 +112,7 @@ func TestRefusesNonRegular(t *testing.T) {
 func TestConcurrentWrites(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "c.log")
-	l, err := Open(path, Options{MaxSize: 4096, MaxFiles: 100})
+	l, err := Open(path, Options{MaxBytes: 4096, MaxFiles: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,7 +147,7 @@ func (h *harness) newInProcess() (*inProcess, error) {
 	}
 	// As logging.New opens the audit file (audit_file), in the same
 	// temporary directory as the agent's logs.
-	if p.auditFile, err = logfile.Open(filepath.Join(h.root, "inprocess-audit.log"), logfile.Options{MaxSize: 10 << 20, MaxFiles: 2}); err != nil {
+	if p.auditFile, err = logfile.Open(filepath.Join(h.root, "inprocess-audit.log"), logfile.Options{MaxBytes: 10 << 20, MaxFiles: 2}); err != nil {
 		return nil, err
 	}
 	if p.audited, err = benchResolver(zerolog.New(p.auditFile).With().Str("stream", "audit").Logger()); err != nil {

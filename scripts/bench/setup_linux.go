@@ -10,13 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/delivery"
-	"github.com/credagent/credagent/agent/delivery/portal"
 	"github.com/credagent/credagent/agent/localapi/client"
-	"github.com/credagent/credagent/agent/secret"
 )
 
 // The account every resolution asks for, from the dev fixture.
@@ -145,25 +144,21 @@ func (h *harness) newPortal(agentDir string) (*portalSide, error) {
 	if err != nil {
 		return nil, err
 	}
-	p12, err := os.ReadFile(h.pki.AppP12File)
+	app, err := agenttest.DevApplication(h.pki)
 	if err != nil {
 		return nil, err
 	}
-	pfx, err := portal.OpenPFX(p12, secret.FromString(fakeccp.DevP12Password), time.Now(), 0)
-	if err != nil {
-		return nil, err
-	}
-	hp, err := rig.LoadPortal(filepath.Join(agentDir, daemon.DevSigningKeyFile),
+	hp, err := agenttest.LoadPortal(filepath.Join(agentDir, daemon.DevSigningKeyFile),
 		filepath.Join(cfg.Paths.StateDir, daemon.DevRegistration), cfg.Paths.InboxDir)
 	if err != nil {
 		return nil, err
 	}
-	return &portalSide{Portal: hp, app: pfx.Application}, nil
+	return &portalSide{Portal: hp, app: app}, nil
 }
 
 // portalSide is the harness's portal with the dev application certificate.
 type portalSide struct {
-	*rig.Portal
+	*agenttest.Portal
 	app *delivery.Application
 }
 

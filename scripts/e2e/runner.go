@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 )
 
@@ -106,10 +107,10 @@ func resolveOnce(c *client.Client, name string, timeout time.Duration) ResolveRe
 	var ce *client.Error
 	switch {
 	case errors.As(err, &ce):
-		r.Class, r.Code, r.Message, r.Status = ce.Class, ce.Code, ce.Message, ce.HTTPStatus
+		r.Class, r.Code, r.Message, r.Status = string(ce.Class), ce.Code, ce.Message, ce.HTTPStatus
 		return r
 	case err != nil:
-		r.Class, r.Message = "agent_unreachable", err.Error()
+		r.Class, r.Message = string(apitype.ClassAgentUnreachable), err.Error()
 		return r
 	}
 	defer res.Wipe()
@@ -119,7 +120,7 @@ func resolveOnce(c *client.Client, name string, timeout time.Duration) ResolveRe
 		return r
 	}
 	if cr.Err != nil {
-		r.Class, r.Code, r.Message = cr.Err.Class, cr.Err.Code, cr.Err.Message
+		r.Class, r.Code, r.Message = string(cr.Err.Class), cr.Err.Code, cr.Err.Message
 		return r
 	}
 	sum := sha256.Sum256(cr.Password.Reveal())

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/platform/localsock"
 	"golang.org/x/time/rate"
@@ -228,12 +229,12 @@ func errClass(err error) string {
 	var ce *client.Error
 	if errors.As(err, &ce) {
 		if ce.Class != "" {
-			return ce.Class
+			return string(ce.Class)
 		}
 		return "http_" + strconv.Itoa(ce.HTTPStatus)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"
 	}
-	return "agent_unreachable"
+	return string(apitype.ClassAgentUnreachable)
 }

@@ -217,9 +217,9 @@ func (f *soakFeed) count() {
 // its first (empty) manifest, and the agent's acceptance of it.
 func (f *soakFeed) ready(ctx context.Context) error {
 	s := f.s
-	f.addr = delivery.Machine(s.portal.MachineID)
+	f.addr = delivery.Machine(s.portal.MachineID())
 	f.manifest = "/" + delivery.FeedDir(f.addr) + "/" + delivery.ManifestName
-	f.pub = &portal.Feed{Root: f.root, Signer: s.portal.Signer, Validity: 24 * time.Hour, Grace: time.Minute}
+	f.pub = &portal.Feed{Root: f.root, Signer: s.portal.Signer(), Validity: 24 * time.Hour, Grace: time.Minute}
 	p, err := f.pub.Refresh(f.addr)
 	if err != nil {
 		return err

@@ -46,7 +46,7 @@ func TestFeedFaultBodies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checker := &delivery.ManifestChecker{MaxSize: feedMaxBytes, Signers: []crypto.PublicKey{key.Public()}, Now: time.Now()}
+	checker := &delivery.ManifestChecker{MaxBytes: feedMaxBytes, Signers: []crypto.PublicKey{key.Public()}, Now: time.Now()}
 	if _, err := checker.Check(cur, addr, m, cur); err != nil {
 		t.Fatalf("the good manifest: %v", err)
 	}

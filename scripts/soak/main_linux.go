@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/scripts/internal/rig"
@@ -54,7 +55,7 @@ type soak struct {
 	createdUsers   []string
 	createdGroup   bool
 	api            *client.Client
-	portal         *rig.Portal
+	portal         *agenttest.Portal
 	regBytes       int64
 
 	mu           sync.Mutex

@@ -23,6 +23,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 	"github.com/credagent/credagent/agent/delivery"
 	"github.com/credagent/credagent/agent/enroll"
@@ -112,7 +113,7 @@ func (s *soak) setupWorld() error {
 		return err
 	}
 	reg := filepath.Join(s.stateDir, enroll.FileName)
-	if s.portal, err = rig.LoadPortal(s.signingKeyFile, reg, s.inboxDir); err != nil {
+	if s.portal, err = agenttest.LoadPortal(s.signingKeyFile, reg, s.inboxDir); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(reg); err == nil {

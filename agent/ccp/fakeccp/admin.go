@@ -45,7 +45,7 @@ type AccountRef struct {
 	Object string `json:"object"`
 }
 
-const maxAdminBody = 1 << 20
+const maxAdminBodyBytes = 1 << 20
 
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -135,7 +135,7 @@ func (s *Server) adminHandler() http.Handler {
 }
 
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxAdminBody))
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxAdminBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		msg := err.Error()

@@ -1,15 +1,14 @@
 package fakeccp_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 	"github.com/rs/zerolog"
 )
@@ -166,8 +165,8 @@ func TestGoControls(t *testing.T) {
 // TestLogsHoldNoSecrets checks that debug logs carry neither passwords nor
 // query strings.
 func TestLogsHoldNoSecrets(t *testing.T) {
-	var buf bytes.Buffer
-	log := zerolog.New(&syncWriter{w: &buf}).Level(zerolog.DebugLevel)
+	var buf agenttest.LockedBuffer
+	log := zerolog.New(&buf).Level(zerolog.DebugLevel)
 	srv := start(t, nil, func(o *fakeccp.Options) { o.Logger = &log })
 	c := appClient(t)
 	admin(t, srv, "POST", "/accounts/password", `{"safe":"RPA-Prod","object":"sap-prod-admin","password":"Adm1n-Set!pw"}`)
@@ -206,16 +205,4 @@ func TestHTTP2(t *testing.T) {
 			t.Errorf("HTTP2=%v: %s %d", h2, resp.Proto, resp.StatusCode)
 		}
 	}
-}
-
-// syncWriter lets the server's goroutines log into one buffer.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

@@ -76,7 +76,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, ci *connInfo) re
 		}
 	}
 
-	if len(r.URL.Path)+len(r.URL.RawQuery) > s.opts.MaxURLLength {
+	if len(r.URL.Path)+len(r.URL.RawQuery) > s.opts.MaxURLBytes {
 		return s.writePage(w, pageURLTooLong)
 	}
 	p := r.URL.Path

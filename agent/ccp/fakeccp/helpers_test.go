@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 )
 
@@ -48,26 +49,7 @@ func dev(t testing.TB) *fakeccp.DevPKI {
 // change the options.
 func start(t testing.TB, fix *fakeccp.Fixture, mod func(*fakeccp.Options)) *fakeccp.Server {
 	t.Helper()
-	p := dev(t)
-	if fix == nil {
-		var err error
-		if fix, err = p.Fixture(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	opts := p.ServerOptions()
-	if mod != nil {
-		mod(&opts)
-	}
-	srv, err := fakeccp.New(fix, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
+	return agenttest.StartCCP(t, dev(t), fix, mod)
 }
 
 // client returns an HTTP/1.1 client trusting the dev CA and presenting

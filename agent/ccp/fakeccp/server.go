@@ -72,9 +72,9 @@ type Options struct {
 	// AdminAddr is where StartOn and Start put the admin API; default
 	// "127.0.0.1:0". "off" disables it.
 	AdminAddr string
-	// MaxURLLength bounds path plus query; longer requests get 414.
+	// MaxURLBytes bounds path plus query; longer requests get 414.
 	// Default 4096.
-	MaxURLLength int
+	MaxURLBytes int
 	// MaxHeaderBytes bounds the request line and headers; default 16 KiB
 	// (HTTP.sys's default). Larger requests get 431.
 	MaxHeaderBytes int
@@ -160,8 +160,8 @@ func New(fix *Fixture, opts Options) (*Server, error) {
 	if opts.AdminAddr == "" {
 		opts.AdminAddr = "127.0.0.1:0"
 	}
-	if opts.MaxURLLength <= 0 {
-		opts.MaxURLLength = 4096
+	if opts.MaxURLBytes <= 0 {
+		opts.MaxURLBytes = 4096
 	}
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 16 << 10

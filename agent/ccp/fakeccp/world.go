@@ -310,11 +310,11 @@ type regexpCache struct {
 
 const regexpCacheMax = 1024
 
-// maxRegexpLen bounds a criterion compiled as a regular expression.
-const maxRegexpLen = 1024
+// maxRegexpBytes bounds a criterion compiled as a regular expression.
+const maxRegexpBytes = 1024
 
 func (c *regexpCache) get(expr string, anchored, fold bool) (*regexp.Regexp, error) {
-	if len(expr) > maxRegexpLen {
+	if len(expr) > maxRegexpBytes {
 		return nil, errors.New("regular expression too long")
 	}
 	src := expr

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 
 	"github.com/credagent/credagent/agent/localapi/client"
 )
@@ -27,10 +27,10 @@ Example:
 	})
 }
 
-func runCheck(names []string) error {
+func runCheck(names []string, stdout, _ io.Writer) error {
 	f := &checkFlags
 	var results map[string]error
-	err := f.call(names, func(ctx context.Context, c *client.Client) (err error) {
+	err := f.call(stdout, names, func(ctx context.Context, c *client.Client) (err error) {
 		results, err = c.Check(ctx, f.run(), f.flowID, names...)
 		return err
 	})
@@ -53,15 +53,15 @@ func runCheck(names []string) error {
 		out = append(out, l)
 	}
 	if f.asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
 	} else {
 		for _, l := range out {
 			if l.OK {
-				fmt.Printf("%s: ok\n", l.Name)
+				fmt.Fprintf(stdout, "%s: ok\n", l.Name)
 			} else {
-				fmt.Printf("%s: %s\n", l.Name, describeError(l.Error))
+				fmt.Fprintf(stdout, "%s: %s\n", l.Name, describeError(l.Error))
 			}
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
+	"io"
 	"time"
 
 	"github.com/credagent/credagent/agent/daemon"
@@ -118,7 +118,7 @@ Example:
 			fs.DurationVar(&timeout, "timeout", 15*time.Second, "time allowed for each check")
 			fs.StringVar(&devDir, "dev", "", "check the dev-mode agent of `DIR` (credagent run --dev)")
 		},
-		run: func(args []string) error {
+		run: func(args []string, stdout, stderr io.Writer) error {
 			env := &doctor.Env{ConfigPath: sf.config}
 			if devDir != "" {
 				c, err := daemon.DevConfig(devDir)
@@ -130,9 +130,9 @@ Example:
 			doctorEnv(env)
 			rs := doctor.Run(context.Background(), doctor.Checks(env), timeout)
 			if asJSON {
-				doctor.RenderJSON(os.Stdout, rs)
+				doctor.RenderJSON(stdout, rs)
 			} else {
-				doctor.Render(os.Stdout, rs)
+				doctor.Render(stdout, rs)
 			}
 			if doctor.Worst(rs) == doctor.Fail {
 				return &exitError{code: 1, err: errDoctorFailed}

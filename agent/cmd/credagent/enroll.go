@@ -57,11 +57,11 @@ Examples:
 			fs.StringVar(&o.out, "out", "", "write the registration to `FILE` (default: <state dir>/registration.json; - for stdout)")
 			fs.BoolVar(&o.rotate, "rotate", false, "create a new key to replace the current one")
 		},
-		run: func(args []string) error {
+		run: func(args []string, stdout, stderr io.Writer) error {
 			if len(args) > 0 {
 				return &exitError{code: 2, err: fmt.Errorf("unexpected arguments %q", args)}
 			}
-			return runEnroll(o, os.Stdout, time.Now())
+			return runEnroll(o, stdout, stderr, time.Now())
 		},
 	})
 }
@@ -89,7 +89,7 @@ func enrollConfig(o enrollOptions) (config.Config, error) {
 	return config.Default(), nil
 }
 
-func runEnroll(o enrollOptions, stdout io.Writer, now time.Time) error {
+func runEnroll(o enrollOptions, stdout, stderr io.Writer, now time.Time) error {
 	cfg, err := enrollConfig(o)
 	if err != nil {
 		return err
@@ -177,7 +177,7 @@ func runEnroll(o enrollOptions, stdout io.Writer, now time.Time) error {
 	}
 	w := stdout
 	if out == "-" {
-		w = os.Stderr // keep stdout for the document
+		w = stderr // keep stdout for the document
 	}
 	fmt.Fprintf(w, "Machine key:  %s: %s\n", name, status)
 	fmt.Fprintf(w, "Key store:    %s, %s (%s)\n", info.Backend, hw, info.Detail)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,7 +38,7 @@ func TestEnrollDev(t *testing.T) {
 	run := func(t *testing.T, o enrollOptions) string {
 		t.Helper()
 		var out bytes.Buffer
-		if err := runEnroll(o, &out, now); err != nil {
+		if err := runEnroll(o, &out, io.Discard, now); err != nil {
 			t.Fatalf("enroll: %v", err)
 		}
 		return out.String()
@@ -103,7 +104,7 @@ func TestEnrollDev(t *testing.T) {
 
 func TestEnrollOutStdout(t *testing.T) {
 	var out bytes.Buffer
-	if err := runEnroll(enrollOptions{dev: t.TempDir(), out: "-"}, &out, time.Now()); err != nil {
+	if err := runEnroll(enrollOptions{dev: t.TempDir(), out: "-"}, &out, io.Discard, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := enroll.Parse(&out); err != nil {
@@ -114,11 +115,11 @@ func TestEnrollOutStdout(t *testing.T) {
 func TestEnrollInsecureKeyRefused(t *testing.T) {
 	dev := t.TempDir()
 	var out bytes.Buffer
-	if err := runEnroll(enrollOptions{dev: dev}, &out, time.Now()); err != nil {
+	if err := runEnroll(enrollOptions{dev: dev}, &out, io.Discard, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	fsutiltest.LetOthersRead(t, filepath.Join(dev, "keys", "machine"+keystore.FileExt))
-	err := runEnroll(enrollOptions{dev: dev}, &out, time.Now())
+	err := runEnroll(enrollOptions{dev: dev}, &out, io.Discard, time.Now())
 	fix := "chmod 600"
 	if runtime.GOOS == "windows" {
 		fix = "icacls"
@@ -134,14 +135,14 @@ func TestEnrollInsecureKeyRefused(t *testing.T) {
 func TestEnrollLostKeyNeedsRotate(t *testing.T) {
 	dev := t.TempDir()
 	var out bytes.Buffer
-	if err := runEnroll(enrollOptions{dev: dev}, &out, time.Now()); err != nil {
+	if err := runEnroll(enrollOptions{dev: dev}, &out, io.Discard, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	key := filepath.Join(dev, "keys", "machine"+keystore.FileExt)
 	if err := os.Remove(key); err != nil {
 		t.Fatal(err)
 	}
-	err := runEnroll(enrollOptions{dev: dev}, &out, time.Now())
+	err := runEnroll(enrollOptions{dev: dev}, &out, io.Discard, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "enroll --rotate") {
 		t.Fatalf("err = %v, want a refusal that says to run enroll --rotate", err)
 	}
@@ -149,7 +150,7 @@ func TestEnrollLostKeyNeedsRotate(t *testing.T) {
 		t.Fatal("a key was created without --rotate")
 	}
 	out.Reset()
-	if err := runEnroll(enrollOptions{dev: dev, rotate: true}, &out, time.Now()); err != nil {
+	if err := runEnroll(enrollOptions{dev: dev, rotate: true}, &out, io.Discard, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "re-seal") {

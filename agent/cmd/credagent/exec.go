@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
@@ -95,7 +96,7 @@ Example:
 	})
 }
 
-func runExec(args []string) error {
+func runExec(args []string, stdout, stderr io.Writer) error {
 	f := &execFlags
 	defer func() { f.creds, f.useEnv = nil, false }()
 	if len(args) == 0 {
@@ -132,7 +133,7 @@ func runExec(args []string) error {
 	}
 	cmd := exec.Command(path, args[1:]...)
 	cmd.Args[0] = args[0]
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 
 	ours := map[string]bool{}
 	for _, cf := range f.creds {

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret/secrettest"
@@ -112,16 +112,12 @@ const execPassword = "Ex3c-Only!pw-7d1f"
 // under dir, with credential legacy-db.
 func startExecAgent(t *testing.T, dir string) {
 	t.Helper()
-	snap := state.Empty()
-	snap.Applications["RPA"] = &state.Application{AppID: "RPA", Certificate: &tls.Certificate{}}
-	snap.Stores["prod"] = &state.Store{Name: "prod", AppID: "RPA"}
+	snap := agenttest.Snapshot()
 	snap.Credentials["legacy-db"] = &state.Credential{Name: "legacy-db", Store: "prod", Object: "db"}
-	var st state.State
-	st.Publish(snap)
 	r, err := resolve.New(resolve.Options{
-		State: &st,
+		State: agenttest.Publish(snap),
 		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
-			return cliFakeCCP{"db": execPassword}, nil
+			return agenttest.NewFetcher(map[string]string{"db": execPassword}), nil
 		},
 		Policy: resolve.Policy{Rules: []resolve.Rule{{Name: "me", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}}}},
 		Audit:  zerolog.Nop(),
@@ -184,11 +180,11 @@ func TestExec(t *testing.T) {
 		notStderr []string
 	}{
 		{"password on a pipe, not in the environment", []string{"--dev", dir, "--run-id", "r1", "--cred", "DB=legacy-db"}, nil, 0,
-			[]string{"CHILD user=svc sha=" + pwSHA + " pipe=true env=\n"}, nil},
+			[]string{"CHILD user=svc_db sha=" + pwSHA + " pipe=true env=\n"}, nil},
 		{"--env puts it in the environment too", []string{"--dev", dir, "--env", "--cred", "DB=legacy-db"}, nil, 0,
 			[]string{"sha=" + pwSHA + " pipe=true env=" + pwSHA + "\n"}, nil},
 		{"the child's exit code is passed on, silently", []string{"--dev", dir, "--cred", "DB=legacy-db"}, []string{"CHILD_EXIT=3"}, 3,
-			[]string{"CHILD user=svc"}, []string{"credagent exec"}},
+			[]string{"CHILD user=svc_db"}, []string{"credagent exec"}},
 		{"an unknown credential starts nothing", []string{"--dev", dir, "--cred", "DB=no-such"}, nil, execFailed, nil, nil},
 		{"no agent", []string{"--dev", filepath.Join(dir, "nope"), "--cred", "DB=legacy-db"}, nil, execFailed, nil, nil},
 		{"a bad --cred", []string{"--dev", dir, "--cred", "1DB=legacy-db"}, nil, execUsageError, nil, nil},

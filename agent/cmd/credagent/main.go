@@ -23,7 +23,7 @@ type command struct {
 	usage   string // "credagent NAME [flags] ..." plus an example
 	// run gets the flag set (already parsed) and the remaining args.
 	flags func(fs *flag.FlagSet)
-	run   func(args []string) error
+	run   func(args []string, stdout, stderr io.Writer) error
 }
 
 var commands = map[string]*command{}
@@ -83,7 +83,7 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if err := c.run(fs.Args()); err != nil {
+	if err := c.run(fs.Args(), stdout, stderr); err != nil {
 		var ee *exitError
 		if !errors.As(err, &ee) || !ee.quiet {
 			fmt.Fprintf(stderr, "credagent %s: %v\n", c.name, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/credagent/credagent/config"
 )
@@ -23,14 +24,14 @@ the running one stays.
 Example:
   sudo credagent reload`,
 		flags: sf.register,
-		run: func(args []string) error {
+		run: func(args []string, stdout, stderr io.Writer) error {
 			if _, err := config.Load(sf.config); err != nil {
 				return fmt.Errorf("not reloading: %w", err)
 			}
 			if err := sf.manager().Reload(); err != nil {
 				return err
 			}
-			fmt.Println("reload requested; see the agent's log for the result, and credagent status for keys that wait for a restart")
+			fmt.Fprintln(stdout, "reload requested; see the agent's log for the result, and credagent status for keys that wait for a restart")
 			return nil
 		},
 	})

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/platform/paths"
 )
@@ -66,7 +68,7 @@ func devSocket(dir string) (string, error) {
 // call checks that names were given, connects to the agent, and runs one
 // API call bounded by --timeout. A failure of the call itself is also
 // printed as JSON with --json, so a script always gets JSON.
-func (f *apiFlags) call(names []string, fn func(ctx context.Context, c *client.Client) error) error {
+func (f *apiFlags) call(stdout io.Writer, names []string, fn func(ctx context.Context, c *client.Client) error) error {
 	if len(names) == 0 {
 		return &exitError{code: 2, err: errors.New("name at least one credential")}
 	}
@@ -79,7 +81,7 @@ func (f *apiFlags) call(names []string, fn func(ctx context.Context, c *client.C
 	defer cancel()
 	if err := fn(ctx, c); err != nil {
 		if f.asJSON {
-			json.NewEncoder(os.Stdout).Encode(map[string]any{"error": toCLIError(err)})
+			json.NewEncoder(stdout).Encode(map[string]any{"error": toCLIError(err)})
 		}
 		return err
 	}
@@ -133,26 +135,22 @@ type cliCredential struct {
 	Error                   *cliError         `json:"error,omitempty"`
 }
 
-type cliError struct {
-	Class         string `json:"class"`
-	Code          string `json:"code,omitempty"`
-	Message       string `json:"message"`
-	CorrelationID string `json:"correlation_id,omitempty"`
-	Rule          string `json:"rule,omitempty"`
-}
+// cliError is an error line of --json output: the agent's own error
+// object, or agent_unreachable when no answer came.
+type cliError = apitype.Error
 
 func toCLIError(err error) *cliError {
 	var e *client.Error
 	if errors.As(err, &e) {
 		return &cliError{Class: e.Class, Code: e.Code, Message: e.Message, CorrelationID: e.CorrelationID, Rule: e.Rule}
 	}
-	return &cliError{Class: "agent_unreachable", Message: err.Error()}
+	return &cliError{Class: apitype.ClassAgentUnreachable, Message: err.Error()}
 }
 
-func runResolve(names []string) error {
+func runResolve(names []string, stdout, _ io.Writer) error {
 	f := &resolveFlags
 	var res *client.Resolution
-	err := f.call(names, func(ctx context.Context, c *client.Client) (err error) {
+	err := f.call(stdout, names, func(ctx context.Context, c *client.Client) (err error) {
 		res, err = c.Resolve(ctx, f.run(), f.flowID, names...)
 		return err
 	})
@@ -179,12 +177,12 @@ func runResolve(names []string) error {
 		out = append(out, o)
 	}
 	if f.asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
 	} else {
 		for _, o := range out {
-			fmt.Println(describe(o, f.show))
+			fmt.Fprintln(stdout, describe(o, f.show))
 		}
 	}
 	if failed > 0 {
@@ -218,7 +216,7 @@ func describe(o cliCredential, show bool) string {
 }
 
 func describeError(e *cliError) string {
-	s := "error " + e.Class
+	s := "error " + string(e.Class)
 	if e.Code != "" {
 		s += " (" + e.Code + ")"
 	}

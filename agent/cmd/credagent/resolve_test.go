@@ -3,17 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/resolve"
-	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
@@ -21,44 +17,13 @@ import (
 	"github.com/rs/zerolog"
 )
 
-type cliFakeCCP map[string]string
-
-func (f cliFakeCCP) Get(_ context.Context, req ccp.Request) (*ccp.Account, error) {
-	pw, ok := f[req.Object]
-	if !ok {
-		return nil, &ccp.Error{Class: ccp.ClassNotFound, Code: "APPAP004E", Message: "not found"}
-	}
-	return &ccp.Account{Content: secret.FromString(pw), Properties: map[string]string{"UserName": "svc"}}, nil
-}
-
-// captureStdout runs fn with os.Stdout redirected and returns what it wrote.
-func captureStdout(t *testing.T, fn func()) string {
-	t.Helper()
-	r, w, _ := os.Pipe()
-	old := os.Stdout
-	os.Stdout = w
-	done := make(chan string)
-	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
-	fn()
-	w.Close()
-	os.Stdout = old
-	return <-done
-}
-
 func TestResolveAndCheckCommands(t *testing.T) {
 	dir := t.TempDir()
-	snap := state.Empty()
-	snap.Applications["RPA"] = &state.Application{AppID: "RPA", Certificate: &tls.Certificate{}}
-	snap.Stores["prod"] = &state.Store{Name: "prod", AppID: "RPA"}
-	snap.Credentials["sap"] = &state.Credential{Name: "sap", Store: "prod", Object: "sap"}
-	snap.Credentials["gone"] = &state.Credential{Name: "gone", Store: "prod", Object: "gone"}
-	var st state.State
-	st.Publish(snap)
 	self := localsocktest.SelfIdentity(t)
 	r, err := resolve.New(resolve.Options{
-		State: &st,
+		State: agenttest.State("sap", "gone"),
 		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
-			return cliFakeCCP{"sap": "hunter2!"}, nil
+			return agenttest.NewFetcher(map[string]string{"sap": "hunter2!"}), nil
 		},
 		Policy: resolve.Policy{Rules: []resolve.Rule{{Name: "me", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"*"}}}},
 		Audit:  zerolog.Nop(),
@@ -81,7 +46,7 @@ func TestResolveAndCheckCommands(t *testing.T) {
 		want     []string
 		not      []string
 	}{
-		{[]string{"resolve", "--dev", dir, "sap"}, 0, []string{`sap: username="svc" password=<hidden, 8 bytes>`}, []string{"hunter2"}},
+		{[]string{"resolve", "--dev", dir, "sap"}, 0, []string{`sap: username="svc_sap" password=<hidden, 8 bytes>`}, []string{"hunter2"}},
 		{[]string{"resolve", "--dev", dir, "--show", "sap"}, 0, []string{`password="hunter2!"`}, nil},
 		{[]string{"resolve", "--dev", dir, "--json", "sap", "gone"}, 1, []string{`"password_length": 8`, `"class": "not_found"`}, []string{"hunter2"}},
 		{[]string{"check", "--dev", dir, "sap"}, 0, []string{"sap: ok"}, []string{"hunter2"}},
@@ -91,9 +56,9 @@ func TestResolveAndCheckCommands(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			resolveFlags.show = false
-			var stderr bytes.Buffer
-			var code int
-			out := captureStdout(t, func() { code = mainErr(tt.args, io.Discard, &stderr) })
+			var stdout, stderr bytes.Buffer
+			code := mainErr(tt.args, &stdout, &stderr)
+			out := stdout.String()
 			if code != tt.wantCode {
 				t.Errorf("exit %d, want %d; stdout %s; stderr %s", code, tt.wantCode, out, stderr.String())
 			}
@@ -108,5 +73,17 @@ func TestResolveAndCheckCommands(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVersionWritesToItsStdout: a subcommand writes to the stdout it is
+// given, not to the process's.
+func TestVersionWritesToItsStdout(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := mainErr([]string{"version"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "credagent ") {
+		t.Fatalf("stdout %q, want the version line", stdout.String())
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/credagent/credagent/agent/daemon"
@@ -41,16 +40,16 @@ Examples:
 			fs.StringVar(&configPath, "config", paths.Default().ConfigFile, "config file")
 			fs.StringVar(&devDir, "dev", "", "dev mode: keep everything under `DIR`, run as the current user")
 		},
-		run: func(args []string) error {
+		run: func(args []string, stdout, stderr io.Writer) error {
 			if len(args) > 0 {
 				return fmt.Errorf("unexpected arguments %q", args)
 			}
-			return runAgent(configPath, devDir)
+			return runAgent(configPath, devDir, stdout, stderr)
 		},
 	})
 }
 
-func runAgent(configPath, devDir string) error {
+func runAgent(configPath, devDir string, stdout, stderr io.Writer) error {
 	smallDaemonRuntime()
 	var cfg config.Config
 	var err error
@@ -76,8 +75,8 @@ func runAgent(configPath, devDir string) error {
 			return err
 		}
 	}
-	logs, err := logging.New(daemon.LogOptions(cfg), os.Stderr, func(path string, maxBytes int64, maxFiles int) (io.WriteCloser, error) {
-		return logfile.Open(path, logfile.Options{MaxSize: maxBytes, MaxFiles: maxFiles})
+	logs, err := logging.New(daemon.LogOptions(cfg), stderr, func(path string, maxBytes int64, maxFiles int) (io.WriteCloser, error) {
+		return logfile.Open(path, logfile.Options{MaxBytes: maxBytes, MaxFiles: maxFiles})
 	})
 	if err != nil {
 		return err
@@ -101,7 +100,7 @@ func runAgent(configPath, devDir string) error {
 			Reloaded:    h.Reloaded,
 			Ready: func() {
 				if dev {
-					fmt.Printf("credagent (dev) listening on %s\n", cfg.Paths.Socket)
+					fmt.Fprintf(stdout, "credagent (dev) listening on %s\n", cfg.Paths.Socket)
 				}
 				h.Ready()
 			},

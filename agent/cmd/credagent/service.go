@@ -4,7 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
+	"io"
 	"strings"
 
 	"github.com/credagent/credagent/agent/service"
@@ -51,7 +51,7 @@ Example:
 			fs.StringVar(&opts.ConfigFrom, "initial-config", "", "a config file to install when there is none yet")
 			fs.BoolVar(&configOnly, "configure-only", false, "only apply recovery, SID, ACL and config to the existing service")
 		},
-		run: func(args []string) error {
+		run: func(args []string, stdout, stderr io.Writer) error {
 			m := sf.manager()
 			// The MSI passes its properties even when unset (as " ").
 			opts.PortalKey = strings.TrimSpace(opts.PortalKey)
@@ -64,8 +64,8 @@ Example:
 				if err != nil {
 					return err
 				}
-				printWarnings(warnings)
-				fmt.Println("credagent service configured")
+				printWarnings(stderr, warnings)
+				fmt.Fprintln(stdout, "credagent service configured")
 				return nil
 			}
 			res, err := m.Install(opts)
@@ -73,17 +73,17 @@ Example:
 				return err
 			}
 			if res.AlreadyInstalled {
-				fmt.Println("credagent service already installed; settings re-applied")
+				fmt.Fprintln(stdout, "credagent service already installed; settings re-applied")
 			} else {
-				fmt.Println("credagent service installed")
+				fmt.Fprintln(stdout, "credagent service installed")
 			}
 			if res.ConfigCreated {
-				fmt.Printf("wrote the default config to %s\n", sf.config)
+				fmt.Fprintf(stdout, "wrote the default config to %s\n", sf.config)
 			}
 			for _, n := range res.Notes {
-				fmt.Println(n)
+				fmt.Fprintln(stdout, n)
 			}
-			printWarnings(res.Warnings)
+			printWarnings(stderr, res.Warnings)
 			return nil
 		},
 	})
@@ -91,11 +91,11 @@ Example:
 		name:    "uninstall",
 		summary: "stop and remove the system service (keeps config and state)",
 		usage:   "credagent uninstall\n\nStops the service and removes its registration. The config, state and\nmachine key stay; remove them by hand to start over.\n\nExample:\n  sudo credagent uninstall",
-		run: func(args []string) error {
+		run: func(args []string, stdout, stderr io.Writer) error {
 			if err := (service.Manager{}).Uninstall(); err != nil {
 				return err
 			}
-			fmt.Println("credagent service removed (config and state kept)")
+			fmt.Fprintln(stdout, "credagent service removed (config and state kept)")
 			return nil
 		},
 	})
@@ -111,7 +111,7 @@ Example:
 			name:    c.name,
 			summary: c.summary,
 			usage:   fmt.Sprintf("credagent %s\n\nRuns as root or an administrator.\n\nExample:\n  %s", c.name, c.example),
-			run: func(args []string) error {
+			run: func(args []string, stdout, stderr io.Writer) error {
 				if err := c.do(service.Manager{}); err != nil {
 					if errors.Is(err, service.ErrNotInstalled) {
 						return fmt.Errorf("%w; install it first: credagent install", err)
@@ -126,8 +126,8 @@ Example:
 
 // printWarnings tells the operator which optional service settings the
 // service manager refused; credagent doctor reports them too.
-func printWarnings(ws []string) {
+func printWarnings(stderr io.Writer, ws []string) {
 	for _, w := range ws {
-		fmt.Fprintf(os.Stderr, "warning: %s (the service works without it; credagent doctor reports it)\n", w)
+		fmt.Fprintf(stderr, "warning: %s (the service works without it; credagent doctor reports it)\n", w)
 	}
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"flag"
-	"os"
+	"io"
 	"time"
 
 	"github.com/credagent/credagent/agent/localapi/apitype"
@@ -43,7 +43,7 @@ Example:
 			fs.StringVar(&devDir, "dev", "", "the dev-mode agent of `DIR` (credagent run --dev); no service manager")
 			fs.StringVar(&socket, "socket", "", "ask the agent on this socket or pipe instead of the config's")
 		},
-		run: func(args []string) error {
+		run: func(args []string, stdout, stderr io.Writer) error {
 			var r statusview.Report
 			switch {
 			case devDir != "" || socket != "":
@@ -52,9 +52,9 @@ Example:
 				r = buildStatus(sf.manager(), sf.config)
 			}
 			if asJSON {
-				return r.JSON(os.Stdout)
+				return r.JSON(stdout)
 			}
-			r.Human(os.Stdout, time.Now())
+			r.Human(stdout, time.Now())
 			return nil
 		},
 	})

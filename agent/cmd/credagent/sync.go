@@ -5,7 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
+	"io"
 	"time"
 
 	"github.com/credagent/credagent/agent/localapi/client"
@@ -36,7 +36,7 @@ Example:
 			fs.StringVar(&socket, "socket", "", "ask the agent on this socket or pipe")
 			fs.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
 		},
-		run: func(args []string) error {
+		run: func(args []string, stdout, stderr io.Writer) error {
 			var err error
 			switch {
 			case socket != "":
@@ -60,13 +60,13 @@ Example:
 				return err
 			}
 			now := time.Now()
-			statusview.Feed(os.Stdout, st.Feed, now)
+			statusview.Feed(stdout, st.Feed, now)
 			for _, f := range st.Feed {
 				if f.Expired || f.LastError != "" {
 					return &exitError{code: 1, err: errors.New("the feed is not healthy (see above)")}
 				}
 			}
-			fmt.Println("feed polled")
+			fmt.Fprintln(stdout, "feed polled")
 			return nil
 		},
 	})

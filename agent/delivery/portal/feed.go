@@ -118,7 +118,7 @@ func (f *Feed) Addresses() ([]delivery.Address, error) {
 // the feed's key: a tree is never extended from a manifest the portal did
 // not sign.
 func (f *Feed) current(dir string) (*delivery.Manifest, []byte, error) {
-	b, err := readLimited(filepath.Join(dir, delivery.ManifestName), delivery.MaxManifestSize)
+	b, err := readLimited(filepath.Join(dir, delivery.ManifestName), delivery.MaxManifestBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
 	}

@@ -33,8 +33,8 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 )
 
-// MaxFileSize bounds every key, .pfx and password file read here.
-const MaxFileSize = 1 << 20
+// MaxFileBytes bounds every key, .pfx and password file read here.
+const MaxFileBytes = 1 << 20
 
 // PFX is an opened .pfx/.p12.
 type PFX struct {
@@ -217,19 +217,19 @@ func readPEM(path, want string) ([]byte, error) {
 
 // ReadFile reads a file the portal side is given (a .pfx, a key, a
 // password, a CA bundle, a registration), refusing one larger than
-// MaxFileSize rather than reading it whole.
+// MaxFileBytes rather than reading it whole.
 func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("portal: %w", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("portal: %s: %w", path, err)
 	}
-	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("portal: %s: larger than %d bytes", path, MaxFileSize)
+	if len(b) > MaxFileBytes {
+		return nil, fmt.Errorf("portal: %s: larger than %d bytes", path, MaxFileBytes)
 	}
 	return b, nil
 }

@@ -32,15 +32,15 @@ type ResolveRequest struct {
 
 // Limits on a ResolveRequest's strings, in bytes.
 const (
-	MaxNameLen = 256
-	MaxIDLen   = 256
+	MaxNameBytes = 256
+	MaxIDBytes   = 256
 )
 
 // Error is a typed failure.
 type Error struct {
-	// Class is what a person can act on: forbidden, rate_limited,
-	// unknown_credential, not_found, vault_unreachable ... (see ccp.Class).
-	Class         string `json:"class"`
+	// Class is what a person can act on (see Class); a newer agent may
+	// send a class this one does not know.
+	Class         Class  `json:"class"`
 	Code          string `json:"code,omitempty"`
 	Message       string `json:"message"`
 	CorrelationID string `json:"correlation_id,omitempty"`

@@ -3,7 +3,7 @@
 //
 //	c := client.New(client.DefaultSocket())
 //	res, err := c.Resolve(ctx, runID, flowID, "sap-prod", "db-report")
-//	if err != nil { ... } // the whole request failed or was refused
+//	if err != nil { ... } // the whole request failed or was refused: apitype.IsRateLimited(err) says retry later
 //	defer res.Wipe()
 //	for _, cr := range res.Credentials {
 //		if cr.Err != nil { ... continue } // this name failed, others may not have
@@ -33,8 +33,8 @@ import (
 	"github.com/credagent/credagent/platform/paths"
 )
 
-// maxResponse bounds an answer read from the agent.
-const maxResponse = 16 << 20
+// maxResponseBytes bounds an answer read from the agent.
+const maxResponseBytes = 16 << 20
 
 // DefaultSocket is this OS's default socket path or pipe name.
 func DefaultSocket() string { return paths.Default().Socket }
@@ -67,8 +67,10 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 type Error struct {
 	// HTTPStatus is the answer's status for a request-level error, 0 for a
 	// per-name error.
-	HTTPStatus    int
-	Class         string
+	HTTPStatus int
+	// Class is the wire name of the failure; a newer agent may send one
+	// that apitype does not list.
+	Class         apitype.Class
 	Code          string
 	Message       string
 	CorrelationID string
@@ -78,7 +80,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	s := "credagent: " + e.Class
+	s := "credagent: " + string(e.Class)
 	if e.Code != "" {
 		s += " (" + e.Code + ")"
 	}
@@ -91,28 +93,14 @@ func (e *Error) Error() string {
 	return s
 }
 
-// ClassOf returns the class of an *Error in err's chain, or "".
-func ClassOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Class
-	}
-	return ""
-}
-
-// IsForbidden reports whether the agent's policy refused the caller.
-func IsForbidden(err error) bool { return ClassOf(err) == "forbidden" }
-
-// IsRateLimited reports whether the caller was rate-limited or the agent was
-// overloaded; RetryAfter says when to retry.
-func IsRateLimited(err error) bool {
-	c := ClassOf(err)
-	return c == "rate_limited" || c == "overloaded"
-}
+// ErrorClass returns e.Class: *Error is an apitype.Classed error, so
+// apitype.ClassOf, apitype.IsForbidden and apitype.IsRateLimited (the
+// caller's limit or the agent's capacity: retry after RetryAfter) see it.
+func (e *Error) ErrorClass() apitype.Class { return e.Class }
 
 func fromWire(e *apitype.Error) *Error {
 	if e == nil {
-		return &Error{Class: "server_error", Message: "empty error"}
+		return &Error{Class: apitype.ClassServerError, Message: "empty error"}
 	}
 	return &Error{Class: e.Class, Code: e.Code, Message: e.Message, CorrelationID: e.CorrelationID, Rule: e.Rule}
 }
@@ -212,7 +200,7 @@ func (c *Client) Resolve(ctx context.Context, runID, flowID string, names ...str
 		cr := Credential{Name: n}
 		switch {
 		case it == nil:
-			cr.Err = &Error{Class: "server_error", Message: "the agent did not answer for this name"}
+			cr.Err = &Error{Class: apitype.ClassServerError, Message: "the agent did not answer for this name"}
 		case it.Error != nil:
 			cr.Err = fromWire(it.Error)
 		default:
@@ -245,13 +233,13 @@ func (c *Client) Check(ctx context.Context, runID, flowID string, names ...strin
 		r, ok := wire.Results[n]
 		switch {
 		case !ok:
-			out[n] = &Error{Class: "server_error", Message: "the agent did not answer for this name"}
+			out[n] = &Error{Class: apitype.ClassServerError, Message: "the agent did not answer for this name"}
 		case r.Error != nil:
 			out[n] = fromWire(r.Error)
 		case r.OK:
 			out[n] = nil
 		default:
-			out[n] = &Error{Class: "server_error", Message: "no result"}
+			out[n] = &Error{Class: apitype.ClassServerError, Message: "no result"}
 		}
 	}
 	return out, nil
@@ -297,7 +285,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 		return nil, fmt.Errorf("credagent: %s %s via %s: %w", method, path, c.path, err)
 	}
 	defer resp.Body.Close()
-	b, err := secret.ReadAll(resp.Body, resp.ContentLength, maxResponse)
+	b, err := secret.ReadAll(resp.Body, resp.ContentLength, maxResponseBytes)
 	if errors.Is(err, secret.ErrTooLarge) {
 		return nil, errors.New("credagent: answer too large")
 	}
@@ -306,7 +294,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 	}
 	if resp.StatusCode != http.StatusOK {
 		var er apitype.ErrorResponse
-		e := &Error{HTTPStatus: resp.StatusCode, Class: "server_error", Message: resp.Status}
+		e := &Error{HTTPStatus: resp.StatusCode, Class: apitype.ClassServerError, Message: resp.Status}
 		if json.Unmarshal(b, &er) == nil && er.Error.Class != "" {
 			e = fromWire(&er.Error)
 			e.HTTPStatus = resp.StatusCode

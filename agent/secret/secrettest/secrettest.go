@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io/fs"
@@ -27,9 +28,27 @@ type Needle struct {
 	Bytes []byte
 }
 
+// Planted is the password the tests' fakes hand out (agent/agenttest): no
+// log, audit record or file may ever hold it. It has a quote and a
+// backslash, so that its JSON form differs from it: a scan must look for
+// both (PasswordNeedles).
+const Planted = `Pl4nted"S3cret\!`
+
 // Password is the needle of a planted password. What names only its length.
 func Password(pw string) Needle {
 	return Needle{What: fmt.Sprintf("password (%d bytes)", len(pw)), Bytes: []byte(pw)}
+}
+
+// PasswordNeedles are the forms of a planted password in what the agent
+// writes: as it is, and as a JSON string's content (its logs and audit are
+// JSON), when that differs.
+func PasswordNeedles(pw string) []Needle {
+	out := []Needle{Password(pw)}
+	b, _ := json.Marshal(pw)
+	if esc := b[1 : len(b)-1]; string(esc) != pw {
+		out = append(out, Needle{What: fmt.Sprintf("password (%d bytes, JSON-escaped)", len(pw)), Bytes: esc})
+	}
+	return out
 }
 
 // KeyNeedles are the forms of a private key: its PKCS#8 PEM, each line of

@@ -69,3 +69,32 @@ func TestScanDir(t *testing.T) {
 		t.Fatalf("report %+v", r)
 	}
 }
+
+// A planted password is found as it is and as JSON writes it; a password
+// without characters JSON escapes has one needle only.
+func TestPasswordNeedles(t *testing.T) {
+	tests := []struct {
+		name    string
+		pw      string
+		written string
+		needles int
+	}{
+		{"raw", Planted, "log: " + Planted, 2},
+		{"in a JSON log", Planted, `{"password":"Pl4nted\"S3cret\\!"}`, 2},
+		{"plain password", "hunter2hunter2", `{"pw":"hunter2hunter2"}`, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := PasswordNeedles(tt.pw)
+			if len(n) != tt.needles {
+				t.Fatalf("%d needles, want %d", len(n), tt.needles)
+			}
+			if len(Find([]byte(tt.written), n)) == 0 {
+				t.Fatalf("the password is not found in %q", tt.written)
+			}
+			if len(Find([]byte("Pl4nted S3cret"), n)) != 0 {
+				t.Fatal("a different string was taken for the password")
+			}
+		})
+	}
+}

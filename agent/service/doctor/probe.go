@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/agent/localapi/apitype"
 )
 
 // Store is what probing one CCP store needs. The agent fills it from its
@@ -131,7 +132,7 @@ func probeServer(s Store, srv string, p ccp.Probe) []Result {
 			detail += fmt.Sprintf(", chain to %q valid", name)
 		}
 		out = append(out, r("tls", Pass, detail, ""))
-	case p.Err != nil && (p.Err.Class == ccp.ClassClientCertRejected || p.Err.Class == ccp.ClassAppCertUnreadable):
+	case p.Err != nil && (p.Err.Class == apitype.ClassClientCertRejected || p.Err.Class == apitype.ClassAppCertUnreadable):
 		out = append(out, r("tls", Pass, "server trusted; the handshake ended over the client certificate", ""))
 	default:
 		return append(out, r("tls", Fail, msg(), "check the server's certificate chain against the store's CA bundle and pins, and the server URL"))
@@ -152,15 +153,15 @@ func probeServer(s Store, srv string, p ccp.Probe) []Result {
 		return append(out, r(step, Warn, "no answer", "see the agent's log"))
 	case p.Err.LateCertRequest:
 		return append(out, r(step, Fail, lateCertCause+" ("+p.Err.Code+": "+p.Err.Message+")", lateCertFix))
-	case p.Err.Class == ccp.ClassClientCertRejected:
+	case p.Err.Class == apitype.ClassClientCertRejected:
 		return append(out, r(step, Fail, describe(p)+": application "+s.AppID+" failed authentication",
 			"in CyberArk, allow the certificate (serial or issuer) for application "+s.AppID+" and the machine's address; make sure TLS is not ended before CCP"))
-	case p.Err.Class == ccp.ClassNotFound:
+	case p.Err.Class == apitype.ClassNotFound:
 		return append(out, r(step, Warn, "accepted, but the health-check object was not found ("+describe(p)+")",
 			"create "+s.HealthObject+" in safe "+s.Safe+" or fix the store's health-check object"))
-	case p.Err.Class == ccp.ClassVaultUnreachable || p.Err.Class == ccp.ClassTimeout:
+	case p.Err.Class == apitype.ClassVaultUnreachable || p.Err.Class == apitype.ClassTimeout:
 		return append(out, r(step, Fail, describe(p), "the server accepted the TLS session, then failed the request: see CCP's and IIS's logs"))
-	case p.Err.Class == ccp.ClassStoreMisconfigured:
+	case p.Err.Class == apitype.ClassStoreMisconfigured:
 		return append(out, r(step, Fail, describe(p), "check the store in the portal: server URL, web-service path, AppID"))
 	default:
 		return append(out, r(step, Warn, "the TLS session was accepted, CCP answered "+describe(p), "see CCP's log for the request from this machine"))

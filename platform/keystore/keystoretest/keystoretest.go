@@ -40,6 +40,11 @@ type Config struct {
 	// before must then fail to open with keystore.ErrNeedsReenroll, and a
 	// new key must be creatable. It runs last. Nil: not tested.
 	Wipe func(t *testing.T)
+	// Parallel says the backend's keys are independent of each other, so
+	// that the subtests, each on its own key, run in parallel (all but
+	// Wipe, which runs after them). A TPM or CNG provider is one device:
+	// leave it false.
+	Parallel bool
 }
 
 // Tamper makes the stored key called name insecure.
@@ -69,11 +74,28 @@ func Run(t *testing.T, cfg Config) {
 		{"Corrupt", testCorrupt},
 		{"Wipe", testWipe}, // last: destroys the backend's state
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.f(t, cfg, "ct-"+strings.ToLower(tt.name))
+	run := func(t *testing.T, name string, f func(t *testing.T, cfg Config, key string), parallel bool) {
+		t.Run(name, func(t *testing.T) {
+			if parallel {
+				t.Parallel()
+			}
+			f(t, cfg, "ct-"+strings.ToLower(name))
 		})
 	}
+	if !cfg.Parallel {
+		for _, tt := range tests {
+			run(t, tt.name, tt.f, false)
+		}
+		return
+	}
+	// A group, so that Wipe waits for the parallel subtests to end.
+	t.Run("Keys", func(t *testing.T) {
+		for _, tt := range tests[:len(tests)-1] {
+			run(t, tt.name, tt.f, true)
+		}
+	})
+	last := tests[len(tests)-1]
+	run(t, last.name, last.f, false)
 }
 
 func open(t *testing.T, cfg Config) keystore.Store {

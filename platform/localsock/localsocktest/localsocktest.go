@@ -26,14 +26,29 @@ type Config struct {
 	Options localsock.ListenOptions
 	// CheckIdentity asserts that id is this process (OS-specific fields).
 	CheckIdentity func(t *testing.T, id *localsock.Identity)
+	// Parallel runs the subtests in parallel, each on its own NewPath.
+	// (Named pipes under Wine are left sequential.)
+	Parallel bool
 }
 
 // Run runs the contract suite.
 func Run(t *testing.T, cfg Config) {
-	t.Run("PeerIsCaller", func(t *testing.T) { testPeerIsCaller(t, cfg) })
-	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, cfg) })
-	t.Run("SecondListenerInUse", func(t *testing.T) { testInUse(t, cfg) })
-	t.Run("RelistenAfterClose", func(t *testing.T) { testRelisten(t, cfg) })
+	for _, tt := range []struct {
+		name string
+		f    func(t *testing.T, cfg Config)
+	}{
+		{"PeerIsCaller", testPeerIsCaller},
+		{"Concurrent", testConcurrent},
+		{"SecondListenerInUse", testInUse},
+		{"RelistenAfterClose", testRelisten},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if cfg.Parallel {
+				t.Parallel()
+			}
+			tt.f(t, cfg)
+		})
+	}
 }
 
 func listen(t *testing.T, cfg Config, path string) net.Listener {

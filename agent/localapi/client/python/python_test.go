@@ -16,12 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credagent/credagent/agent/ccp/fakeccp"
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/delivery"
-	"github.com/credagent/credagent/agent/delivery/portal"
 	"github.com/credagent/credagent/agent/inbox"
-	"github.com/credagent/credagent/agent/secret"
 	"github.com/rs/zerolog"
 )
 
@@ -59,25 +57,9 @@ func TestPythonClient(t *testing.T) {
 func startDevAgent(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
-	pki, err := fakeccp.EnsureDevPKI(filepath.Join(root, "ccp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fix, err := pki.Fixture()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki := agenttest.DevPKI(t, root)
+	srv := agenttest.StartCCP(t, pki, nil, nil)
 	nop := zerolog.Nop()
-	opts := pki.ServerOptions()
-	opts.Logger = &nop
-	srv, err := fakeccp.New(fix, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
 
 	dir := filepath.Join(root, "agent")
 	os.MkdirAll(dir, 0o700)
@@ -111,42 +93,29 @@ func startDevAgent(t *testing.T) string {
 		t.Fatal("agent not ready within 20s")
 	}
 
-	signer, err := portal.LoadSigningKey(filepath.Join(dir, daemon.DevSigningKeyFile))
+	p, err := agenttest.LoadPortal(filepath.Join(dir, daemon.DevSigningKeyFile),
+		filepath.Join(cfg.Paths.StateDir, daemon.DevRegistration), cfg.Paths.InboxDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, pub, err := portal.LoadRegistration(filepath.Join(cfg.Paths.StateDir, daemon.DevRegistration))
+	app, err := agenttest.DevApplication(pki)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(pki.AppP12File)
+	store, err := agenttest.DevStore(pki, srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pfx, err := portal.OpenPFX(raw, secret.FromString(fakeccp.DevP12Password), time.Now(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, _ := os.ReadFile(pki.CAFile)
-	for i, d := range []struct {
+	for _, d := range []struct {
 		target  string
 		content delivery.Content
 	}{
-		{"DemoApp", pfx.Application},
-		{"rpa-prod", &delivery.Store{Servers: []string{srv.URL}, AppID: "DemoApp", Safe: "RPA-Prod", CABundle: string(caPEM)}},
+		{"DemoApp", app},
+		{"rpa-prod", store},
 		{"sap-prod-admin", &delivery.Credential{Store: "rpa-prod", Object: "sap-prod-admin"}},
 		{"missing-object", &delivery.Credential{Store: "rpa-prod", Object: "no-such-account"}},
 	} {
-		h := delivery.Header{ID: portal.NewID(), Target: d.target, Seq: uint64(i + 1), Created: time.Now(), To: delivery.Machine(reg.MachineID)}
-		var rcpt = pub
-		if !d.content.Kind().Sealed() {
-			rcpt = nil
-		}
-		del, err := delivery.Create(h, d.content, rcpt, signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := portal.Write(del, cfg.Paths.InboxDir, ""); err != nil {
+		if _, err := p.Drop(d.target, d.content); err != nil {
 			t.Fatal(err)
 		}
 		select {

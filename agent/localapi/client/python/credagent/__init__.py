@@ -37,7 +37,7 @@ __all__ = [
     "UnknownCredentialError", "NotFoundError", "VaultUnreachableError",
     "ClientCertRejectedError", "AppCertUnreadableError", "StoreMisconfiguredError",
     "TooManyObjectsError", "PasswordChangingError", "CCPTimeoutError",
-    "NeedsReenrollError", "ServerError", "InvalidRequestError", "CanceledError",
+    "NeedsReenrollError", "FeedStaleError", "ServerError", "InvalidRequestError", "CanceledError",
     "error_for", "default_socket", "dev_socket",
 ]
 
@@ -220,6 +220,7 @@ TooManyObjectsError = _cls("TooManyObjectsError", "too_many_objects", "The query
 PasswordChangingError = _cls("PasswordChangingError", "password_changing", "The CPM is changing the password.")
 CCPTimeoutError = _cls("CCPTimeoutError", "timeout", "No answer from CCP in time.")
 NeedsReenrollError = _cls("NeedsReenrollError", "needs_reenroll", "The machine key cannot be used: re-enrol the machine.")
+FeedStaleError = _cls("FeedStaleError", "feed_stale", "The agent refuses every resolution: its feed has been stale too long.")
 ServerError = _cls("ServerError", "server_error", "CCP or the agent failed.")
 InvalidRequestError = _cls("InvalidRequestError", "invalid_request", "The request was refused before it was sent.")
 CanceledError = _cls("CanceledError", "canceled", "The request was cancelled.")
@@ -228,7 +229,7 @@ _BY_CLASS = {c.error_class: c for c in (
     AgentUnreachableError, ForbiddenError, RateLimitedError, OverloadedError, UnknownCredentialError,
     NotFoundError, VaultUnreachableError, ClientCertRejectedError, AppCertUnreadableError,
     StoreMisconfiguredError, TooManyObjectsError, PasswordChangingError, CCPTimeoutError,
-    NeedsReenrollError, ServerError, InvalidRequestError, CanceledError)}
+    NeedsReenrollError, FeedStaleError, ServerError, InvalidRequestError, CanceledError)}
 
 
 def error_for(wire, http_status=0, retry_after=None):
