@@ -16,12 +16,9 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -42,25 +39,18 @@ func DefaultSocket() string { return paths.Default().Socket }
 // Client talks to one agent.
 type Client struct {
 	path string
-	hc   *http.Client
+	pool *pool
 }
 
 // New returns a client for the agent listening at socketPath.
 func New(socketPath string) *Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return localsock.Dial(ctx, socketPath)
-		},
-		MaxIdleConns:        64,
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}
-	return &Client{path: socketPath, hc: &http.Client{Transport: tr}}
+	return &Client{path: socketPath, pool: &pool{dial: func(ctx context.Context) (net.Conn, error) {
+		return localsock.Dial(ctx, socketPath)
+	}}}
 }
 
-// Close releases idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+// Close releases idle connections. The Client stays usable.
+func (c *Client) Close() { c.pool.closeIdle() }
 
 // Error is a failure answered by the agent, for a whole request or for one
 // name.
@@ -269,28 +259,9 @@ func (c *Client) post(ctx context.Context, path, runID, flowID string, names []s
 // do sends a request and returns the body of a 200 answer, read into a
 // buffer the caller may wipe.
 func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://credagent"+path, rd)
+	resp, b, err := c.send(ctx, method, path, body)
 	if err != nil {
 		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("credagent: %s %s via %s: %w", method, path, c.path, err)
-	}
-	defer resp.Body.Close()
-	b, err := secret.ReadAll(resp.Body, resp.ContentLength, maxResponseBytes)
-	if errors.Is(err, secret.ErrTooLarge) {
-		return nil, errors.New("credagent: answer too large")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("credagent: reading the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var er apitype.ErrorResponse
