@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -13,32 +12,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/logging"
 	"github.com/credagent/credagent/agent/resolve"
+	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/keystore"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
 	"go.yaml.in/yaml/v3"
 )
 
-// lockedBuffer is a log destination written by the agent's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// agentLogs opens the agent's logs for base into a buffer the test reads.
+func agentLogs(t *testing.T, base config.Config) (*logging.Logs, *agenttest.LockedBuffer) {
+	t.Helper()
+	out := &agenttest.LockedBuffer{}
+	logs, err := logging.New(LogOptions(base), out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logs.Close() })
+	return logs, out
 }
 
 // TestReloadEveryKey runs an agent, changes every key of its config file,
@@ -48,12 +43,7 @@ func (l *lockedBuffer) String() string {
 func TestReloadEveryKey(t *testing.T) {
 	dir := t.TempDir()
 	base := baseConfig(t, dir)
-	var out lockedBuffer
-	logs, err := logging.New(LogOptions(base), &out, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
+	logs, out := agentLogs(t, base)
 	reload, reloaded := make(chan struct{}), make(chan struct{}, 1)
 	a, err := newAgent(context.Background(), Options{
 		Config: base, Dev: true, DevDir: dir, Log: logs.Log, Audit: logs.Audit, SetLogLevel: logs.SetLevel,
@@ -207,12 +197,7 @@ func TestReloadEveryKey(t *testing.T) {
 func TestReloadRejectedKeepsRunning(t *testing.T) {
 	dir := t.TempDir()
 	base := baseConfig(t, dir)
-	var out lockedBuffer
-	logs, err := logging.New(LogOptions(base), &out, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
+	logs, out := agentLogs(t, base)
 	a, err := newAgent(context.Background(), Options{Config: base, Dev: true, DevDir: dir, Log: logs.Log, Audit: logs.Audit,
 		SetLogLevel: logs.SetLevel, KeyStore: keystore.NewMemoryStore(), SkipHardening: true})
 	if a != nil {

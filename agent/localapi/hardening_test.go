@@ -94,6 +94,13 @@ func TestBodyDeadline(t *testing.T) {
 // and fetcher, for requests that carry their identity (no socket).
 func handlerWith(t *testing.T, cfg localapi.Config, pol resolve.Policy, f resolve.Fetcher, st *apitype.Status) http.Handler {
 	t.Helper()
+	return serverWith(t, cfg, pol, f, st).Handler()
+}
+
+// serverWith is a server with the given limits and policy over the test
+// state and f, whose status is *st.
+func serverWith(t *testing.T, cfg localapi.Config, pol resolve.Policy, f resolve.Fetcher, st *apitype.Status) *localapi.Server {
+	t.Helper()
 	r, err := resolve.New(resolve.Options{
 		State:      testState(),
 		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) { return f, nil },
@@ -104,7 +111,7 @@ func handlerWith(t *testing.T, cfg localapi.Config, pol resolve.Policy, f resolv
 	}
 	t.Cleanup(r.Close)
 	return localapi.NewServer(localapi.Options{Resolver: r, Config: cfg, Log: zerolog.Nop(),
-		Status: func(context.Context) apitype.Status { return *st }}).Handler()
+		Status: func(context.Context) apitype.Status { return *st }})
 }
 
 type recorder struct {

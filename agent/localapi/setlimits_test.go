@@ -1,7 +1,6 @@
 package localapi_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,9 +9,7 @@ import (
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/resolve"
-	"github.com/credagent/credagent/agent/state"
 	"github.com/credagent/credagent/platform/localsock"
-	"github.com/rs/zerolog"
 )
 
 // TestSetLimits: limits given to a running server apply to the next
@@ -79,15 +76,5 @@ func TestSetLimitsConcurrency(t *testing.T) {
 func limitedServer(t *testing.T, f resolve.Fetcher, l localapi.Limits) *localapi.Server {
 	t.Helper()
 	pol := resolve.Policy{Rules: []resolve.Rule{{Name: "runners", UIDs: []uint32{4242, 4343}, Credentials: []string{"*"}}}}
-	r, err := resolve.New(resolve.Options{
-		State:      testState(),
-		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) { return f, nil },
-		Policy:     pol, Audit: zerolog.Nop(), Log: zerolog.Nop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	return localapi.NewServer(localapi.Options{Resolver: r, Log: zerolog.Nop(), Config: localapi.Config{Limits: l},
-		Status: func(context.Context) apitype.Status { return apitype.Status{} }})
+	return serverWith(t, localapi.Config{Limits: l}, pol, f, &apitype.Status{})
 }
