@@ -6,11 +6,11 @@ import (
 
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/localapi/apitype"
-	"github.com/credagent/credagent/agent/service/doctor"
+	"github.com/credagent/credagent/agent/service/storeprobe"
 	"github.com/credagent/credagent/agent/state"
 )
 
-// probeStores runs doctor's probe of every store with its application's
+// probeStores runs doctor's probe (storeprobe) of every store with its application's
 // certificate, in this process, because the private keys never leave it,
 // and with the CCP client options a resolution would use.
 func probeStores(ctx context.Context, snap *state.Snapshot, ccpDefaults ccp.Options) []apitype.ProbeResult {
@@ -22,7 +22,7 @@ func probeStores(ctx context.Context, snap *state.Snapshot, ccpDefaults ccp.Opti
 	out := []apitype.ProbeResult{}
 	for _, n := range names {
 		st := snap.Stores[n]
-		ds := doctor.Store{
+		ds := storeprobe.Store{
 			Name: st.Name, AppID: st.AppID, Safe: st.Safe, Folder: st.Folder, HealthObject: st.HealthObject,
 			Options: ccpOptions(st, ccpDefaults),
 		}
@@ -30,9 +30,7 @@ func probeStores(ctx context.Context, snap *state.Snapshot, ccpDefaults ccp.Opti
 		if app := snap.Applications[state.Key(st.Owner, st.AppID)]; app != nil && app.Owner == st.Owner {
 			ds.ClientCert = app.Certificate
 		}
-		for _, r := range doctor.ProbeStore(ctx, ds) {
-			out = append(out, apitype.ProbeResult{Name: r.Name, Level: string(r.Level), Detail: r.Detail, Fix: r.Fix})
-		}
+		out = append(out, storeprobe.ProbeStore(ctx, ds)...)
 	}
 	return out
 }

@@ -3,9 +3,9 @@
 // renderer that prints one line per check.
 //
 // Checks that need what only the running agent holds (the application
-// certificates' private keys, the stores' CA bundles) are written as
-// functions of plain inputs, ProbeStore in particular, so that the agent can
-// run them in its own process and report the results over the local API.
+// certificates' private keys, the stores' CA bundles) are in package
+// storeprobe, which the agent runs in its own process and reports over the
+// local API.
 package doctor
 
 import (
@@ -15,6 +15,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/credagent/credagent/agent/service/storeprobe"
 )
 
 // Level is a check's outcome.
@@ -22,9 +24,9 @@ type Level string
 
 // The outcomes, worst last.
 const (
-	Pass Level = "PASS"
-	Warn Level = "WARN"
-	Fail Level = "FAIL"
+	Pass Level = storeprobe.Pass
+	Warn Level = storeprobe.Warn
+	Fail Level = storeprobe.Fail
 )
 
 // Result is one check's outcome. Fix says what to do when it is not PASS.

@@ -1,4 +1,9 @@
-package doctor
+// Package storeprobe is doctor's check of the CCP stores, run inside the
+// agent: the application certificates' private keys never leave the
+// agent's process, so `credagent doctor` asks the agent (POST
+// /v1/doctor/stores) and the agent probes each store with its own CCP
+// client. It takes no config: the agent passes each store's client options.
+package storeprobe
 
 import (
 	"context"
@@ -11,6 +16,17 @@ import (
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/localapi/apitype"
 )
+
+// The levels of a probe step, as doctor prints them (doctor.Pass, Warn and
+// Fail are these).
+const (
+	Pass = "PASS"
+	Warn = "WARN"
+	Fail = "FAIL"
+)
+
+// Result is one probe step, as the local API carries it.
+type Result = apitype.ProbeResult
 
 // Store is what probing one CCP store needs. The agent fills it from its
 // state and configuration (the store, ccp.OptionsFor, and the application's
@@ -77,7 +93,7 @@ func ProbeStore(ctx context.Context, s Store) []Result {
 // certificate, stopping at the first step that failed.
 func probeServer(s Store, srv string, p ccp.Probe) []Result {
 	prefix := "store " + s.Name + " " + srv
-	r := func(step string, l Level, detail, fix string) Result {
+	r := func(step string, l string, detail, fix string) Result {
 		return Result{Name: prefix + " " + step, Level: l, Detail: detail, Fix: fix}
 	}
 	host := srv
