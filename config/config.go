@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/platform/keystore"
 	"github.com/credagent/credagent/platform/paths"
 	"go.yaml.in/yaml/v3"
@@ -142,10 +143,15 @@ type Policy struct {
 	Rules []Rule `yaml:"rules"`
 }
 
-// Operations are the operations a policy rule may grant: the names of
-// resolve.OpResolve and resolve.OpCheck. config cannot import resolve while
-// resolve imports config; resolve's tests keep the two equal.
-func Operations() []string { return []string{"resolve", "check"} }
+// Operations are the operations a policy rule may grant: the resolver's
+// (resolve.Ops).
+func Operations() []string {
+	var out []string
+	for _, op := range resolve.Ops() {
+		out = append(out, string(op))
+	}
+	return out
+}
 
 // Rule matches a caller by OS identity. Within a rule every non-empty field
 // must match (AND); within a list any entry may match (OR).

@@ -58,6 +58,9 @@ const (
 	OpCheck Op = "check"
 )
 
+// Ops are every operation, in the order config lists them.
+func Ops() []Op { return []Op{OpResolve, OpCheck} }
+
 // Request is one request from a local caller.
 type Request struct {
 	RunID  string
