@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/localapi/apitype"
+	"github.com/credagent/credagent/platform/localsock"
+	"github.com/credagent/credagent/platform/paths"
 )
 
 // rawServer is a fake agent on a Unix socket that answers with whatever
@@ -44,8 +45,10 @@ func newRawServer(t *testing.T, handle func(c net.Conn, r *http.Request, body []
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rawServer{path: filepath.Join(dir, "s"), handle: handle, done: make(chan struct{})}
-	s.ln, err = net.Listen("unix", s.path)
+	// The agent's dev socket or pipe name for dir: a Unix socket, or on
+	// Windows a named pipe (what the client dials there).
+	s := &rawServer{path: paths.Dev(dir).Socket, handle: handle, done: make(chan struct{})}
+	s.ln, err = localsock.Listen(s.path, localsock.ListenOptions{Dev: true})
 	if err != nil {
 		t.Fatal(err)
 	}
