@@ -1,3 +1,6 @@
+// The README table of the fault matrix: test-only, as the whole package is
+// (its one non-test file is doc.go), so nothing here is importable.
+
 package faultmatrix
 
 import (
