@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,16 +133,7 @@ func TestReason(t *testing.T) {
 // re-marshals to the same bytes (no malleability in the encoding), and that
 // the checks never accept a mutated input.
 func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(vectorDir, "*.txt"))
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
-			f.Add(b[i+2:])
-		}
-	}
+	addVectorSeeds(f, vectorDir)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := Parse(b)
 		if err != nil {

@@ -5,8 +5,6 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -293,16 +291,7 @@ func TestFeedDir(t *testing.T) {
 }
 
 func FuzzParseManifest(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(feedVectorDir, "*.txt"))
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
-			f.Add(b[i+2:])
-		}
-	}
+	addVectorSeeds(f, feedVectorDir)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ParseManifest(b)
 		if err != nil {

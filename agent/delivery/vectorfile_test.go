@@ -70,6 +70,20 @@ func parseVector(b []byte, keys []string) (map[string]string, []byte, error) {
 	return meta, body, nil
 }
 
+// addVectorSeeds adds the body of every vector file in dir to f's corpus.
+func addVectorSeeds(f *testing.F, dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.txt"))
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if _, body, ok := bytes.Cut(b, []byte("\n\n")); ok {
+			f.Add(body)
+		}
+	}
+}
+
 // readVector reads and parses a vector file, failing the test on error.
 func readVector(t *testing.T, f string, keys []string) (map[string]string, []byte) {
 	t.Helper()
