@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -22,13 +21,9 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/agenttest"
-	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret/secrettest"
 	"github.com/credagent/credagent/agent/state"
-	"github.com/credagent/credagent/platform/localsock"
-	"github.com/credagent/credagent/platform/paths"
-	"github.com/rs/zerolog"
 )
 
 // testAs makes this test binary act as something else in a subprocess:
@@ -114,25 +109,8 @@ func startExecAgent(t *testing.T, dir string) {
 	t.Helper()
 	snap := agenttest.Snapshot()
 	snap.Credentials["legacy-db"] = &state.Credential{Name: "legacy-db", Store: "prod", Object: "db"}
-	r, err := resolve.New(resolve.Options{
-		State: agenttest.Publish(snap),
-		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
-			return agenttest.NewFetcher(map[string]string{"db": execPassword}), nil
-		},
-		Policy: resolve.Policy{Rules: []resolve.Rule{{Name: "me", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}}}},
-		Audit:  zerolog.Nop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := localsock.Listen(paths.Dev(dir).Socket, localsock.ListenOptions{Dev: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- localapi.NewServer(localapi.Options{Resolver: r}).Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-served })
+	serveDevAPI(t, dir, agenttest.Publish(snap), map[string]string{"db": execPassword},
+		resolve.Rule{Name: "me", UIDs: []uint32{uint32(os.Getuid())}, Credentials: []string{"*"}})
 }
 
 // execCmd is `credagent exec` as a process of its own (this test binary),

@@ -20,25 +20,8 @@ import (
 func TestResolveAndCheckCommands(t *testing.T) {
 	dir := t.TempDir()
 	self := localsocktest.SelfIdentity(t)
-	r, err := resolve.New(resolve.Options{
-		State: agenttest.State("sap", "gone"),
-		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
-			return agenttest.NewFetcher(map[string]string{"sap": "hunter2!"}), nil
-		},
-		Policy: resolve.Policy{Rules: []resolve.Rule{{Name: "me", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"*"}}}},
-		Audit:  zerolog.Nop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := localsock.Listen(paths.Dev(dir).Socket, localsock.ListenOptions{Dev: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- localapi.NewServer(localapi.Options{Resolver: r}).Serve(ctx, ln) }()
-	defer func() { cancel(); <-served }()
+	serveDevAPI(t, dir, agenttest.State("sap", "gone"), map[string]string{"sap": "hunter2!"},
+		resolve.Rule{Name: "me", UIDs: self.UIDs, SIDs: self.SIDs, Credentials: []string{"*"}})
 
 	tests := []struct {
 		args     []string
@@ -86,4 +69,30 @@ func TestVersionWritesToItsStdout(t *testing.T) {
 	if !strings.HasPrefix(stdout.String(), "credagent ") {
 		t.Fatalf("stdout %q, want the version line", stdout.String())
 	}
+}
+
+// serveDevAPI serves the local API on the dev socket (or pipe) of dir until
+// the test ends: the resolver over st, a CCP that knows secrets by object,
+// and one policy rule.
+func serveDevAPI(t *testing.T, dir string, st *state.State, secrets map[string]string, rule resolve.Rule) {
+	t.Helper()
+	r, err := resolve.New(resolve.Options{
+		State: st,
+		NewFetcher: func(*state.Store, *state.Application) (resolve.Fetcher, error) {
+			return agenttest.NewFetcher(secrets), nil
+		},
+		Policy: resolve.Policy{Rules: []resolve.Rule{rule}},
+		Audit:  zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := localsock.Listen(paths.Dev(dir).Socket, localsock.ListenOptions{Dev: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- localapi.NewServer(localapi.Options{Resolver: r}).Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-served })
 }
