@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,7 +57,7 @@ func testInboxSwapped(t *testing.T) {
 	w.provision()
 	recDir := filepath.Join(w.cfg.Paths.StateDir, "records", "credential")
 	before, _ := filepath.Glob(filepath.Join(w.cfg.Paths.StateDir, "records", "*", "*"))
-	sh(t, drop, fmt.Sprintf("mv %[1]s/inbox %[1]s/real && ln -s %[2]s %[1]s/inbox", home, recDir))
+	localsocktest.ShAs(t, drop, fmt.Sprintf("mv %[1]s/inbox %[1]s/real && ln -s %[2]s %[1]s/inbox", home, recDir))
 	time.Sleep(time.Second) // five rescans
 	after, _ := filepath.Glob(filepath.Join(w.cfg.Paths.StateDir, "records", "*", "*"))
 	if len(after) != len(before) {
@@ -195,16 +194,6 @@ func testRejectedAcrossFileSystems(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(kept[0]); string(got) != string(b) {
 		t.Fatal("the kept copy differs from the file")
-	}
-}
-
-// sh runs a shell script as u, as the attacks in these rows are made.
-func sh(t *testing.T, u localsocktest.User, script string) {
-	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", script)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("as %s: %s: %v: %s", u.Name, script, err, out)
 	}
 }
 

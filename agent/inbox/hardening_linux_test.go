@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/credagent/credagent/agent/delivery"
@@ -71,14 +69,14 @@ func TestInboxSwapCannotReachStateFiles(t *testing.T) {
 	rec, _ := os.ReadFile(filepath.Join(recDir, recName))
 
 	// The swap, by the drop account.
-	sh(t, drop, fmt.Sprintf("mv %s %s/real && ln -s %s %s", inboxDir, home, recDir, inboxDir))
+	localsocktest.ShAs(t, drop, fmt.Sprintf("mv %s %s/real && ln -s %s %s", inboxDir, home, recDir, inboxDir))
 	e.in.ScanOnce(t_ctx())
 	e.in.handle(recName) // an fsnotify event for that name
-	sh(t, drop, fmt.Sprintf("rm %s && ln -s %s %s", inboxDir, keys, inboxDir))
+	localsocktest.ShAs(t, drop, fmt.Sprintf("rm %s && ln -s %s %s", inboxDir, keys, inboxDir))
 	e.in.ScanOnce(t_ctx())
 	e.in.handle("machine.key")
 	for i := range 3 { // junk that would once have pruned the quarantine
-		sh(t, drop, fmt.Sprintf("echo junk > %s/real/junk%d", home, i))
+		localsocktest.ShAs(t, drop, fmt.Sprintf("echo junk > %s/real/junk%d", home, i))
 	}
 	e.in.ScanOnce(t_ctx())
 
@@ -234,7 +232,7 @@ func TestUnreadableDeliveryWaits(t *testing.T) {
 	if err := os.WriteFile(src, build(t, hdr("bot", 1, delivery.Machine(machineID)), &delivery.Credential{Store: "prod", Object: "o"}, nil, signer), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sh(t, drop, fmt.Sprintf("umask 077 && cp %s %s/.cr.tmp && mv %s/.cr.tmp %s/cr", src, inboxDir, inboxDir, inboxDir))
+	localsocktest.ShAs(t, drop, fmt.Sprintf("umask 077 && cp %s %s/.cr.tmp && mv %s/.cr.tmp %s/cr", src, inboxDir, inboxDir, inboxDir))
 	withoutDACOverride(t, func() { e.in.ScanOnce(t_ctx()) })
 	select {
 	case ev := <-e.events:
@@ -274,7 +272,7 @@ func TestRejectedAcrossFileSystems(t *testing.T) {
 		o.AllowedOwners = []string{drop.Name}
 		settled(o)
 	})
-	sh(t, drop, fmt.Sprintf("printf 'junk from the portal\\n' > %s/junk", inboxDir))
+	localsocktest.ShAs(t, drop, fmt.Sprintf("printf 'junk from the portal\\n' > %s/junk", inboxDir))
 	e.in.ScanOnce(t_ctx())
 	if ev := e.next(); ev.Reason != "malformed" {
 		t.Fatalf("got %v", ev.Err)
@@ -326,15 +324,5 @@ func TestTooManyOpenFilesLeavesTheDelivery(t *testing.T) {
 	e.in.ScanOnce(t_ctx())
 	if ev := e.next(); ev.Err != nil {
 		t.Fatalf("once descriptors are free: %v", ev.Err)
-	}
-}
-
-// sh runs a shell script as u, as the attacks in these tests are made.
-func sh(t *testing.T, u localsocktest.User, script string) {
-	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", script)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("as %s: %s: %v: %s", u.Name, script, err, out)
 	}
 }

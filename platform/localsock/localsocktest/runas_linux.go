@@ -65,6 +65,18 @@ func CommandAs(t *testing.T, u User, env []string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// ShAs runs a shell script as u, with no supplementary groups, and fails
+// the test unless it succeeds: how tests stage what another local user
+// does (swap a directory for a symlink, drop a file).
+func ShAs(t *testing.T, u User, script string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as %s: %s: %v: %s", u.Name, script, err, out)
+	}
+}
+
 var (
 	copiesMu sync.Mutex
 	copies   = map[*testing.T]string{}
