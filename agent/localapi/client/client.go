@@ -237,12 +237,17 @@ func (c *Client) Check(ctx context.Context, runID, flowID string, names ...strin
 
 // Status returns the agent's status.
 func (c *Client) Status(ctx context.Context) (*apitype.Status, error) {
-	body, err := c.do(ctx, http.MethodGet, "/v1/status", nil)
+	return c.status(ctx, http.MethodGet, "/v1/status", nil)
+}
+
+// status makes a request whose answer is the agent's status.
+func (c *Client) status(ctx context.Context, method, path string, body []byte) (*apitype.Status, error) {
+	b, err := c.do(ctx, method, path, body)
 	if err != nil {
 		return nil, err
 	}
 	var st apitype.Status
-	if err := json.Unmarshal(body, &st); err != nil {
+	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("credagent: decoding status: %w", err)
 	}
 	return &st, nil
@@ -281,15 +286,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 // Sync asks the agent to poll its feed now (POST /v1/sync) and returns its
 // status after the poll.
 func (c *Client) Sync(ctx context.Context) (*apitype.Status, error) {
-	body, err := c.do(ctx, http.MethodPost, "/v1/sync", []byte("{}"))
-	if err != nil {
-		return nil, err
-	}
-	var st apitype.Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("credagent: decoding status: %w", err)
-	}
-	return &st, nil
+	return c.status(ctx, http.MethodPost, "/v1/sync", []byte("{}"))
 }
 
 // ProbeStores asks the agent to probe each of its CCP stores with the
