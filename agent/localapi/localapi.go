@@ -402,11 +402,51 @@ func writeError(w http.ResponseWriter, status int, class apitype.Class, msg stri
 // control characters are errors. Errors from r (such as
 // *http.MaxBytesError) are returned wrapped.
 func DecodeResolveRequest(r io.Reader, maxNames int) (apitype.ResolveRequest, error) {
-	var req apitype.ResolveRequest
 	body, err := io.ReadAll(r)
 	if err != nil {
-		return req, fmt.Errorf("reading the request: %w", err)
+		return apitype.ResolveRequest{}, fmt.Errorf("reading the request: %w", err)
 	}
+	req, ok := parseResolveFast(body)
+	if !ok {
+		if req, err = parseResolveStrict(body); err != nil {
+			return req, err
+		}
+	}
+	if len(req.Names) == 0 {
+		return req, errors.New(`"names" must list at least one credential`)
+	}
+	if len(req.Names) > maxNames {
+		return req, fmt.Errorf(`%w: %d names, at most %d per request`, errTooMany, len(req.Names), maxNames)
+	}
+	if err := checkText(req.RunID, apitype.MaxIDBytes); err != nil {
+		return req, fmt.Errorf("run_id %w", err)
+	}
+	if err := checkText(req.FlowID, apitype.MaxIDBytes); err != nil {
+		return req, fmt.Errorf("flow_id %w", err)
+	}
+	for i, n := range req.Names {
+		if n == "" {
+			return req, fmt.Errorf("names[%d] is empty", i)
+		}
+		if err := checkText(n, apitype.MaxNameBytes); err != nil {
+			return req, fmt.Errorf("names[%d] %w", i, err)
+		}
+		// At most maxNames (32 by default): comparing pairs costs less
+		// than a map, and allocates nothing.
+		for j := range i {
+			if req.Names[j] == n {
+				return req, fmt.Errorf("names[%d]: %q is listed twice", i, n)
+			}
+		}
+	}
+	return req, nil
+}
+
+// parseResolveStrict decodes a ResolveRequest with encoding/json under
+// strictjson's rules: keys exact and once each, nothing unknown, nothing
+// after the object.
+func parseResolveStrict(body []byte) (apitype.ResolveRequest, error) {
+	var req apitype.ResolveRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -426,31 +466,6 @@ func DecodeResolveRequest(r io.Reader, maxNames int) (apitype.ResolveRequest, er
 	if err := strictjson.Check(body, reflect.TypeFor[apitype.ResolveRequest](), strictjson.Options{}); err != nil {
 		return apitype.ResolveRequest{}, fmt.Errorf("invalid JSON: %w", err)
 	}
-	if len(req.Names) == 0 {
-		return req, errors.New(`"names" must list at least one credential`)
-	}
-	if len(req.Names) > maxNames {
-		return req, fmt.Errorf(`%w: %d names, at most %d per request`, errTooMany, len(req.Names), maxNames)
-	}
-	if err := checkText("run_id", req.RunID, apitype.MaxIDBytes); err != nil {
-		return req, err
-	}
-	if err := checkText("flow_id", req.FlowID, apitype.MaxIDBytes); err != nil {
-		return req, err
-	}
-	seen := make(map[string]bool, len(req.Names))
-	for i, n := range req.Names {
-		if n == "" {
-			return req, fmt.Errorf("names[%d] is empty", i)
-		}
-		if err := checkText(fmt.Sprintf("names[%d]", i), n, apitype.MaxNameBytes); err != nil {
-			return req, err
-		}
-		if seen[n] {
-			return req, fmt.Errorf("names[%d]: %q is listed twice", i, n)
-		}
-		seen[n] = true
-	}
 	return req, nil
 }
 
@@ -461,16 +476,18 @@ func isSyntaxErr(err error) bool {
 	return errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-func checkText(field, s string, max int) error {
+// checkText checks one string of a request; its error reads after the
+// field's name.
+func checkText(s string, max int) error {
 	if len(s) > max {
-		return fmt.Errorf("%s is longer than %d bytes", field, max)
+		return fmt.Errorf("is longer than %d bytes", max)
 	}
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("%s is not valid UTF-8", field)
+		return errors.New("is not valid UTF-8")
 	}
 	for _, c := range s {
 		if unicode.IsControl(c) {
-			return fmt.Errorf("%s contains a control character", field)
+			return errors.New("contains a control character")
 		}
 	}
 	return nil
