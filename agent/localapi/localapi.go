@@ -33,9 +33,10 @@
 // and the credential names its rule grants, nothing else.
 //
 // Passwords are written into one buffer that is zeroed after the response
-// has been written, and the resolver's copies are wiped too. Buffers inside
-// net/http (its bufio writers) are outside the agent's control and may keep
-// a copy until they are reused.
+// has been written, and the resolver's copies are wiped too. The server
+// (serve.go) copies the answer into the connection's answer buffer, which
+// is zeroed as soon as it has been written; only the kernel's socket buffer
+// holds it after that, until the caller reads it.
 package localapi
 
 import (
@@ -45,9 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"mime"
-	"net"
 	"net/http"
 	"os"
 	"reflect"
@@ -125,7 +124,7 @@ type Limits struct {
 	BodyTimeout time.Duration
 }
 
-// Timeouts are the connection timeouts of net/http's server and the
+// Timeouts are the connection timeouts of the server (serve.go) and the
 // shutdown grace, fixed when the Server is made.
 type Timeouts struct {
 	ReadTimeout  time.Duration
@@ -230,61 +229,6 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // maxHeaderBytes bounds request headers; the API needs very few.
 const maxHeaderBytes = 16 << 10
-
-// Serve serves ln until ctx is done, then stops accepting and lets in-flight
-// requests finish within Config.ShutdownGrace before closing what is left.
-// It returns nil after a shutdown caused by ctx.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.handler,
-		ConnContext:       connContext,
-		ReadHeaderTimeout: s.cfg.ReadTimeout,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		WriteTimeout:      s.cfg.WriteTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		// "OPTIONS *" goes to the guard, which refuses it, instead of
-		// net/http's own 200.
-		DisableGeneralOptionsHandler: true,
-		ErrorLog:                     log.New(zerologWriter{s.opts.Log}, "", 0),
-	}
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	srv.Protocols = &protos
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(&limitListener{Listener: ln, cs: s.callers}) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("localapi.Serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if err != nil {
-		s.opts.Log.Warn().Err(err).Msg("local API: requests still running after the shutdown grace; closing them")
-		srv.Close()
-	}
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("localapi.Serve: %w", serr)
-	}
-	return nil
-}
-
-type zerologWriter struct{ l zerolog.Logger }
-
-func (z zerologWriter) Write(p []byte) (int, error) {
-	z.l.Debug().Str("component", "localapi").Msg(string(trimNL(p)))
-	return len(p), nil
-}
-
-func trimNL(p []byte) []byte {
-	for len(p) > 0 && p[len(p)-1] == '\n' {
-		p = p[:len(p)-1]
-	}
-	return p
-}
 
 // guard applies the checks every request gets before routing.
 func (s *Server) guard(next http.Handler) http.Handler {
