@@ -173,6 +173,20 @@ func (c *Client) Resolve(ctx context.Context, runID, flowID string, names ...str
 		return nil, err
 	}
 	defer clear(body)
+	return decodeResolution(body, names)
+}
+
+// decodeResolution reads /v1/resolve's answer for names: the usual answer
+// by parseResolveAnswerFast, anything else by decodeResolutionSlow.
+func decodeResolution(body []byte, names []string) (*Resolution, error) {
+	if res, ok := parseResolveAnswerFast(body, names); ok {
+		return res, nil
+	}
+	return decodeResolutionSlow(body, names)
+}
+
+// decodeResolutionSlow reads any answer with encoding/json.
+func decodeResolutionSlow(body []byte, names []string) (*Resolution, error) {
 	var wire struct {
 		Results map[string]*wireItem `json:"results"`
 	}
