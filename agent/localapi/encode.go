@@ -2,6 +2,8 @@ package localapi
 
 import (
 	"encoding/json"
+	"slices"
+	"strconv"
 
 	"github.com/credagent/credagent/agent/localapi/apitype"
 	"github.com/credagent/credagent/agent/resolve"
@@ -26,7 +28,7 @@ func (w *wipeBuf) write(p ...byte) { w.grow(len(p)); w.b = append(w.b, p...) }
 func (w *wipeBuf) wipe() { clear(w.b[:cap(w.b)]) }
 
 // encodeResolve writes the /v1/resolve answer. Everything but the password
-// goes through encoding/json; the password is written by
+// is written as encoding/json writes it (appendCredential); the password by
 // apitype.AppendPassword straight into the buffer, with room reserved first
 // so that it is never copied by a reallocation.
 func encodeResolve(res resolve.Result) *wipeBuf {
@@ -41,13 +43,14 @@ func encodeResolve(res resolve.Result) *wipeBuf {
 		}
 	}
 	buf := &wipeBuf{b: make([]byte, 0, size)}
+	var scratch []byte // a name or an item's fields other than the password
 	buf.write([]byte(`{"results":{`)...)
 	for i, it := range res.Items {
 		if i > 0 {
 			buf.write(',')
 		}
-		name, _ := json.Marshal(it.Name)
-		buf.write(name...)
+		scratch = appendJSONString(scratch[:0], it.Name)
+		buf.write(scratch...)
 		buf.write(':')
 		if it.Err != nil {
 			b, _ := json.Marshal(apitype.ItemError{Error: wireError(it.Err)})
@@ -55,7 +58,7 @@ func encodeResolve(res resolve.Result) *wipeBuf {
 			continue
 		}
 		a := it.Account
-		meta, err := json.Marshal(apitype.Credential{
+		meta := appendCredential(scratch[:0], apitype.Credential{
 			Username:                a.UserName(),
 			Properties:              a.Properties,
 			FromCache:               it.FromCache,
@@ -63,15 +66,12 @@ func encodeResolve(res resolve.Result) *wipeBuf {
 			CacheAgeMS:              it.CacheAge.Milliseconds(),
 			PasswordChangeInProcess: a.PasswordChangeInProcess,
 		})
-		if err != nil {
-			b, _ := json.Marshal(apitype.ItemError{Error: &apitype.Error{Class: apitype.ClassServerError, Message: "encoding the account"}})
-			buf.write(b...)
-			continue
-		}
+		scratch = meta
 		pw := a.Content.Reveal()
 		buf.grow(len(`{"password":,`) + apitype.PasswordLen(pw) + len(meta))
 		mark := len(buf.b)
 		buf.b = append(buf.b, `{"password":`...)
+		var err error
 		if buf.b, err = apitype.AppendPassword(buf.b, pw); err != nil {
 			clear(buf.b[mark:cap(buf.b)])
 			buf.b = buf.b[:mark]
@@ -84,4 +84,55 @@ func encodeResolve(res resolve.Result) *wipeBuf {
 	}
 	buf.write([]byte("}}\n")...)
 	return buf
+}
+
+// appendJSONString appends s as encoding/json writes it. Names and
+// properties are printable ASCII, written as they are; anything else goes
+// through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendCredential appends c as json.Marshal writes it (properties in key
+// order, "properties" and "stale" omitted when empty), without its
+// reflection.
+func appendCredential(b []byte, c apitype.Credential) []byte {
+	b = append(b, `{"username":`...)
+	b = appendJSONString(b, c.Username)
+	if len(c.Properties) > 0 {
+		b = append(b, `,"properties":{`...)
+		var arr [16]string
+		keys := arr[:0]
+		for k := range c.Properties {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, c.Properties[k])
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"from_cache":`...)
+	b = strconv.AppendBool(b, c.FromCache)
+	if c.Stale {
+		b = append(b, `,"stale":true`...)
+	}
+	b = append(b, `,"cache_age_ms":`...)
+	b = strconv.AppendInt(b, c.CacheAgeMS, 10)
+	b = append(b, `,"password_change_in_process":`...)
+	b = strconv.AppendBool(b, c.PasswordChangeInProcess)
+	return append(b, '}')
 }
