@@ -10,6 +10,7 @@ import (
 
 	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/logging"
+	"github.com/credagent/credagent/agent/procs"
 	"github.com/credagent/credagent/agent/service"
 	"github.com/credagent/credagent/config"
 	"github.com/credagent/credagent/platform/logfile"
@@ -50,7 +51,7 @@ Examples:
 }
 
 func runAgent(configPath, devDir string, stdout, stderr io.Writer) error {
-	smallDaemonRuntime()
+	govern := smallDaemonRuntime()
 	var cfg config.Config
 	var err error
 	dev := devDir != ""
@@ -85,6 +86,11 @@ func runAgent(configPath, devDir string, stdout, stderr io.Writer) error {
 	log := logs.Log
 	for _, w := range fileWarnings {
 		log.Warn().Msg(w)
+	}
+	if govern {
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		go procs.Govern(ctx, procs.Options{Log: log})
 	}
 
 	run := func(ctx context.Context, h service.Hooks) error {

@@ -15,12 +15,17 @@ import (
 // finds nothing to do and sleeps again: make bench measured about 15
 // context switches and 530 µs of CPU per sequential resolution with two
 // Ps on a 2-core machine, against about 7 and 350 µs with one, and a lower
-// latency (bench/README.md, "Where the agent's time goes"). One core is far
-// more than a machine's flows ask for (thousands of resolutions a second).
+// latency (bench/README.md, "Where the agent's time goes"). So the agent
+// starts on one P, and agent/procs gives it the machine's cores only while
+// goroutines queue for that one (many callers at once), then takes them
+// back. govern says whether to run agent/procs.
 //
-// GOMAXPROCS in the environment still wins, for an operator who wants more.
-func smallDaemonRuntime() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
+// GOMAXPROCS in the environment still wins, for an operator who wants a
+// fixed number: then nothing is changed.
+func smallDaemonRuntime() (govern bool) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return false
 	}
+	runtime.GOMAXPROCS(1)
+	return true
 }
