@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/platform/localsock"
+	"github.com/credagent/credagent/platform/localsock/localsocktest"
 	"github.com/rs/zerolog"
 )
 
@@ -54,8 +54,8 @@ func TestHandlerPanic(t *testing.T) {
 		}
 		io.WriteString(w, "fine")
 	})
-	path := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := net.Listen("unix", path)
+	path := localsocktest.DevPath(t)
+	ln, err := localsock.Listen(path, localsock.ListenOptions{Dev: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestHandlerPanic(t *testing.T) {
 		}
 	}()
 	send := func(target string) string {
-		c, err := net.Dial("unix", path)
+		c, err := localsock.Dial(context.Background(), path)
 		if err != nil {
 			t.Fatal(err)
 		}
