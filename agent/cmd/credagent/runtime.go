@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime"
+	"runtime/debug"
 )
 
 // smallDaemonRuntime sets the Go scheduler for what the agent is: a small
@@ -20,9 +21,18 @@ import (
 // goroutines queue for that one (many callers at once), then takes them
 // back. govern says whether to run agent/procs.
 //
-// GOMAXPROCS in the environment still wins, for an operator who wants a
-// fixed number: then nothing is changed.
+// The garbage collector runs at GOGC=200: the agent's live heap is a few MB,
+// so at the default (100) it collected every 4 MB allocated, which under
+// many callers cost about a tenth of its CPU. make bench, three runs of
+// old and new back to back: throughput 0.50-0.61 of the direct client's
+// before, 0.65-0.71 after, for 3.6 MB more resident memory (24 MB).
+//
+// GOMAXPROCS or GOGC in the environment still wins, for an operator who
+// wants a fixed setting: then that one is not changed.
 func smallDaemonRuntime() (govern bool) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 	if os.Getenv("GOMAXPROCS") != "" {
 		return false
 	}
