@@ -268,11 +268,44 @@ func (c *Client) status(ctx context.Context, method, path string, body []byte) (
 }
 
 func (c *Client) post(ctx context.Context, path, runID, flowID string, names []string) ([]byte, error) {
-	b, err := json.Marshal(apitype.ResolveRequest{RunID: runID, FlowID: flowID, Names: names})
-	if err != nil {
-		return nil, err
+	return c.do(ctx, http.MethodPost, path, encodeRequest(runID, flowID, names))
+}
+
+// encodeRequest writes a ResolveRequest as json.Marshal does, the usual
+// printable ASCII strings by hand and anything else through encoding/json.
+func encodeRequest(runID, flowID string, names []string) []byte {
+	n := 40 + len(runID) + len(flowID)
+	for _, name := range names {
+		n += len(name) + 3
 	}
-	return c.do(ctx, http.MethodPost, path, b)
+	b := make([]byte, 0, n)
+	b = append(b, `{"run_id":`...)
+	b = appendString(b, runID)
+	b = append(b, `,"flow_id":`...)
+	b = appendString(b, flowID)
+	if names == nil {
+		return append(b, `,"names":null}`...)
+	}
+	b = append(b, `,"names":[`...)
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, name)
+	}
+	return append(b, "]}"...)
+}
+
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // do sends a request and returns the body of a 200 answer, read into a
