@@ -16,6 +16,7 @@ import (
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 	"github.com/credagent/credagent/agent/daemon"
 	"github.com/credagent/credagent/agent/logging"
+	"github.com/credagent/credagent/agent/procs"
 )
 
 // The harness runs some of what it measures as child processes of itself,
@@ -224,6 +225,7 @@ func runAgentProfiled(args []string) error {
 	if len(args) != 2 {
 		return fmt.Errorf("usage: %s DIR CPUPROFILE", childAgent)
 	}
+	govern := procs.SmallDaemon() // as credagent run does
 	cfg, err := daemon.DevConfig(args[0])
 	if err != nil {
 		return err
@@ -240,6 +242,9 @@ func runAgentProfiled(args []string) error {
 	defer stop()
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
+	if govern {
+		go procs.Govern(ctx, procs.Options{Log: logs.Log})
+	}
 	err = daemon.Run(ctx, daemon.Options{
 		Config: cfg, Dev: true, DevDir: args[0], Log: logs.Log, Audit: logs.Audit, SetLogLevel: logs.SetLevel,
 		Ready: func() { fmt.Printf("credagent (dev) listening on %s\n", cfg.Paths.Socket) },

@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/localapi"
 	"github.com/credagent/credagent/agent/localapi/client"
+	"github.com/credagent/credagent/agent/procs"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/agent/secret"
 	"github.com/credagent/credagent/agent/state"
@@ -81,11 +81,10 @@ func serveLocalAPI(args []string) error {
 	if len(args) != 1 {
 		return fmt.Errorf("usage: %s DIR", childLocalAPI)
 	}
-	// The agent's scheduler setting (agent/cmd/credagent smallDaemonRuntime):
-	// this process stands for the agent's local API.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
+	// The agent's runtime settings (procs.SmallDaemon): this process
+	// stands for the agent's local API. Its load is one sequential caller,
+	// which never moves GOMAXPROCS off one: no Govern.
+	procs.SmallDaemon()
 	r, err := benchResolver(zerolog.Nop())
 	if err != nil {
 		return err

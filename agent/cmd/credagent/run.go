@@ -51,7 +51,7 @@ Examples:
 }
 
 func runAgent(configPath, devDir string, stdout, stderr io.Writer) error {
-	govern := smallDaemonRuntime()
+	govern := procs.SmallDaemon()
 	var cfg config.Config
 	var err error
 	dev := devDir != ""

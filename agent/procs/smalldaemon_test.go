@@ -1,4 +1,4 @@
-package main
+package procs
 
 import (
 	"runtime"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestSmallDaemonRuntime(t *testing.T) {
+func TestSmallDaemon(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	tests := []struct {
 		env    string // GOMAXPROCS in the environment
@@ -23,7 +23,7 @@ func TestSmallDaemonRuntime(t *testing.T) {
 	for _, tt := range tests {
 		t.Setenv("GOMAXPROCS", tt.env)
 		runtime.GOMAXPROCS(tt.start)
-		govern := smallDaemonRuntime()
+		govern := SmallDaemon()
 		if got := runtime.GOMAXPROCS(0); got != tt.want || govern != tt.govern {
 			t.Errorf("GOMAXPROCS=%q, %d before: %d after, governed %v; want %d, %v", tt.env, tt.start, got, govern, tt.want, tt.govern)
 		}
@@ -38,7 +38,7 @@ func TestSmallDaemonGC(t *testing.T) {
 	}{{"", 200}, {"50", 100}} { // with GOGC set, what the runtime read is left
 		t.Setenv("GOGC", tt.env)
 		debug.SetGCPercent(100)
-		smallDaemonRuntime()
+		SmallDaemon()
 		if got := debug.SetGCPercent(100); got != tt.want {
 			t.Errorf("GOGC=%q: GC percent %d, want %d", tt.env, got, tt.want)
 		}
