@@ -49,7 +49,7 @@ func encodeResolve(res resolve.Result) *wipeBuf {
 		if i > 0 {
 			buf.write(',')
 		}
-		scratch = appendJSONString(scratch[:0], it.Name)
+		scratch = apitype.AppendString(scratch[:0], it.Name)
 		buf.write(scratch...)
 		buf.write(':')
 		if it.Err != nil {
@@ -86,27 +86,12 @@ func encodeResolve(res resolve.Result) *wipeBuf {
 	return buf
 }
 
-// appendJSONString appends s as encoding/json writes it. Names and
-// properties are printable ASCII, written as they are; anything else goes
-// through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
 // appendCredential appends c as json.Marshal writes it (properties in key
 // order, "properties" and "stale" omitted when empty), without its
 // reflection.
 func appendCredential(b []byte, c apitype.Credential) []byte {
 	b = append(b, `{"username":`...)
-	b = appendJSONString(b, c.Username)
+	b = apitype.AppendString(b, c.Username)
 	if len(c.Properties) > 0 {
 		b = append(b, `,"properties":{`...)
 		var arr [16]string
@@ -119,9 +104,9 @@ func appendCredential(b []byte, c apitype.Credential) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = apitype.AppendString(b, k)
 			b = append(b, ':')
-			b = appendJSONString(b, c.Properties[k])
+			b = apitype.AppendString(b, c.Properties[k])
 		}
 		b = append(b, '}')
 	}

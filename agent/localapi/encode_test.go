@@ -35,8 +35,8 @@ func FuzzAppendCredential(f *testing.F) {
 			t.Fatalf("appendCredential:\n got %s\nwant %s", got, want)
 		}
 		wantName, _ := json.Marshal(name)
-		if got := appendJSONString([]byte("x"), name); string(got) != "x"+string(wantName) {
-			t.Fatalf("appendJSONString(%q) = %s, want x%s", name, got, wantName)
+		if got := apitype.AppendString([]byte("x"), name); string(got) != "x"+string(wantName) {
+			t.Fatalf("AppendString(%q) = %s, want x%s", name, got, wantName)
 		}
 	})
 }

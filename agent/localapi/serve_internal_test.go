@@ -7,10 +7,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/credagent/credagent/agent/agenttest"
 	"github.com/credagent/credagent/agent/resolve"
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
@@ -26,27 +26,10 @@ func (noResolver) Resolve(context.Context, *localsock.Identity, resolve.Request)
 func (noResolver) Admit(*localsock.Identity, resolve.Op) *resolve.Error { return nil }
 func (noResolver) Grants(*localsock.Identity, string) bool              { return false }
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestHandlerPanic: a handler that panics is logged, its connection is
 // closed without an answer, and the server goes on serving.
 func TestHandlerPanic(t *testing.T) {
-	var log lockedBuf
+	var log agenttest.LockedBuffer
 	s := NewServer(Options{Resolver: noResolver{}, Log: zerolog.New(&log)})
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/panic" {

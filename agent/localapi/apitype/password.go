@@ -1,6 +1,7 @@
 package apitype
 
 import (
+	"encoding/json"
 	"errors"
 	"unicode/utf8"
 
@@ -63,4 +64,19 @@ func DecodePassword(lit []byte) ([]byte, error) {
 		return nil, ErrNotUTF8
 	}
 	return out, nil
+}
+
+// AppendString appends s as encoding/json writes it: the printable ASCII
+// that names, IDs and properties are is written as it is, anything else
+// goes through encoding/json. For strings that are not secrets.
+func AppendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -280,9 +280,9 @@ func encodeRequest(runID, flowID string, names []string) []byte {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, `{"run_id":`...)
-	b = appendString(b, runID)
+	b = apitype.AppendString(b, runID)
 	b = append(b, `,"flow_id":`...)
-	b = appendString(b, flowID)
+	b = apitype.AppendString(b, flowID)
 	if names == nil {
 		return append(b, `,"names":null}`...)
 	}
@@ -291,21 +291,9 @@ func encodeRequest(runID, flowID string, names []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, name)
+		b = apitype.AppendString(b, name)
 	}
 	return append(b, "]}"...)
-}
-
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // do sends a request and returns the body of a 200 answer, read into a
