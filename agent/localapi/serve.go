@@ -50,7 +50,7 @@ import (
 // Unlike net/http, a request's context is not cancelled when its client
 // hangs up: watching for that costs a read in flight per request. A
 // resolution whose caller has gone finishes (within the CCP timeouts) and
-// is audited as answered; its answer's write fails.
+// is audited as fetched; its answer's write fails, which is logged.
 
 // serveConns is the set of open connections, for Serve's shutdown.
 type serveConns struct {
@@ -275,7 +275,14 @@ func (sc *serverConn) handle(ctx context.Context, req *http.Request) bool {
 	if req.Close || body.left != 0 {
 		sc.rw.closeAfter = true
 	}
-	return sc.finish() && !sc.rw.closeAfter
+	if !sc.finish() {
+		// The caller left before its answer: a resolution's audit record
+		// says what was fetched, this line that it was not handed over.
+		sc.s.opts.Log.Warn().Str("request", req.Method+" "+req.URL.Path).Int("status", sc.rw.status).
+			Msg("local API: the answer could not be written; the caller hung up or stopped reading")
+		return false
+	}
+	return !sc.rw.closeAfter
 }
 
 // unservable is what net/http's Server refuses before any handler runs.

@@ -160,3 +160,27 @@ func TestHTTPHead(t *testing.T) {
 		t.Fatalf("answer %q", b)
 	}
 }
+
+// TestCallerGoneLogged: a caller that hangs up while its resolution is at
+// CCP does not cancel it; the resolution is audited, and the answer that
+// could not be handed over is logged, without the password.
+func TestCallerGoneLogged(t *testing.T) {
+	g := &gatedCCP{Fetcher: newFakeCCP(), gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	h := start(t, setup{fetcher: g})
+	c, err := localsock.Dial(context.Background(), h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, resolveReq(""))
+	<-g.entered
+	c.Close()
+	close(g.gate)
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(h.log.String(), "the answer could not be written"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no log line for the answer not handed over; log: %s", h.log.String())
+		}
+	}
+	if recs := h.auditRecords(t); len(recs) != 1 || recs[0]["outcome"] != "ok" {
+		t.Fatalf("audit %v, want the one resolution", recs)
+	}
+}
