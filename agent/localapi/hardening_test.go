@@ -1,7 +1,6 @@
 package localapi_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,24 +24,12 @@ import (
 )
 
 // rawExchange sends one hand-written request on a new connection and reads
-// the response.
+// the response (exchange, its body read into a buffer).
 func rawExchange(t *testing.T, path, req string) *http.Response {
 	t.Helper()
-	c, err := localsock.Dial(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("reading the response to %q: %v", req, err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp
+	resps, bodies, _, _ := exchange(t, path, req, 1)
+	resps[0].Body = io.NopCloser(strings.NewReader(bodies[0]))
+	return resps[0]
 }
 
 // TestOneClientShape sends what the API's client never sends: each must be

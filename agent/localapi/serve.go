@@ -314,30 +314,17 @@ func unservable(req *http.Request) (int, string) {
 
 // validHost accepts what a Host header may hold: the bytes of a host name,
 // an IP literal and a port, nothing else (RFC 3986's reg-name, IP-literal).
-func validHost(h string) bool {
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!$&'()*+,-.:;=[]_~%", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validHost(h string) bool { return alnumOr(h, "!$&'()*+,-.:;=[]_~%") }
 
 // validHeaderName accepts a token (RFC 9110 5.1).
-func validHeaderName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
+func validHeaderName(k string) bool { return k != "" && alnumOr(k, "!#$%&'*+-.^_`|~") }
+
+// alnumOr reports whether every byte of s is an ASCII letter or digit, or
+// one of punct.
+func alnumOr(s, punct string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(punct, c) >= 0) {
 			return false
 		}
 	}

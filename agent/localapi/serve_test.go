@@ -21,10 +21,9 @@ func resolveReq(extra string) string {
 	return "POST /v1/resolve HTTP/1.1\r\nHost: credagent\r\nContent-Type: application/json\r\nContent-Length: 30\r\n" + extra + "\r\n" + resolveBody
 }
 
-// answers sends what on one connection and reads the answers that come
-// back, until the server closes the connection or n answers have come.
-// closed reports whether the server closed the connection after them.
-func answers(t *testing.T, path, what string, n int) (resps []*http.Response, bodies []string, closed bool, conn net.Conn) {
+// exchange sends what on a new connection and reads n answers, with their
+// bodies. br holds what follows them.
+func exchange(t *testing.T, path, what string, n int) (resps []*http.Response, bodies []string, c net.Conn, br *bufio.Reader) {
 	t.Helper()
 	c, err := localsock.Dial(context.Background(), path)
 	if err != nil {
@@ -36,21 +35,29 @@ func answers(t *testing.T, path, what string, n int) (resps []*http.Response, bo
 	// everything (headers past the limit), which fails the write on a
 	// named pipe.
 	go io.WriteString(c, what)
-	br := bufio.NewReader(c)
+	br = bufio.NewReader(c)
 	for len(resps) < n {
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
-			t.Fatalf("answer %d: %v", len(resps)+1, err)
+			t.Fatalf("answer %d to %q: %v", len(resps)+1, what, err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resps, bodies = append(resps, resp), append(bodies, string(b))
 	}
+	return resps, bodies, c, br
+}
+
+// answers is exchange, and closed reports whether the server closed the
+// connection after the n answers.
+func answers(t *testing.T, path, what string, n int) (resps []*http.Response, bodies []string, closed bool) {
+	t.Helper()
+	resps, bodies, c, br := exchange(t, path, what, n)
 	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	// Closed: EOF, or a reset where the server closed with the client's
 	// bytes unread. Not closed: the read timed out.
-	_, err = br.ReadByte()
+	_, err := br.ReadByte()
 	var ne net.Error
-	return resps, bodies, err != nil && !(errors.As(err, &ne) && ne.Timeout()), c
+	return resps, bodies, err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
 // TestHTTPConnection checks the connection's life as net/http's Server
@@ -83,7 +90,7 @@ func TestHTTPConnection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resps, bodies, closed, _ := answers(t, h.path, tt.send, len(tt.want))
+			resps, bodies, closed := answers(t, h.path, tt.send, len(tt.want))
 			for i, w := range tt.want {
 				if resps[i].StatusCode != w {
 					t.Fatalf("answer %d: status %d (%s), want %d", i+1, resps[i].StatusCode, bodies[i], w)

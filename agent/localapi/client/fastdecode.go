@@ -35,14 +35,14 @@ func parseResolveAnswerFast(b []byte, names []string) (res *Resolution, ok bool)
 			}
 		}
 	}()
-	p := scanner{b: b}
+	p := scanner{apitype.Scanner{B: b}}
 	var seenResults bool
-	ok = p.object(func(key []byte) bool {
+	ok = p.Object(func(key []byte) bool {
 		if string(key) != "results" || seenResults {
 			return false
 		}
 		seenResults = true
-		return p.object(func(key []byte) bool {
+		return p.Object(func(key []byte) bool {
 			i := len(creds)
 			if i == len(names) || string(key) != names[i] {
 				return false
@@ -50,7 +50,7 @@ func parseResolveAnswerFast(b []byte, names []string) (res *Resolution, ok bool)
 			creds = append(creds, Credential{Name: names[i]})
 			return p.item(&creds[i])
 		})
-	}) && len(creds) == len(names) && p.end()
+	}) && len(creds) == len(names) && p.End()
 	if !ok {
 		return nil, false
 	}
@@ -85,7 +85,7 @@ var itemKeys = [...]string{"password", "username", "properties", "from_cache", "
 // item reads one successful name's object into cr.
 func (p *scanner) item(cr *Credential) bool {
 	var seen uint8
-	return p.object(func(key []byte) bool {
+	return p.Object(func(key []byte) bool {
 		k := 0
 		for k < len(itemKeys) && itemKeys[k] != string(key) {
 			k++
@@ -100,7 +100,7 @@ func (p *scanner) item(cr *Credential) bool {
 			cr.Password, ok = p.password()
 		case 1: // username
 			var s []byte
-			s, ok = p.str()
+			s, ok = p.Str()
 			cr.Username = string(s)
 		case 2: // properties
 			cr.Properties, ok = p.properties()
@@ -119,112 +119,44 @@ func (p *scanner) item(cr *Credential) bool {
 	})
 }
 
-// scanner reads JSON from b at i. Each method skips the whitespace before
-// its token.
-type scanner struct {
-	b []byte
-	i int
-}
-
-// space skips JSON's four whitespace bytes.
-func (p *scanner) space() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-func (p *scanner) byte(c byte) bool {
-	p.space()
-	if p.i < len(p.b) && p.b[p.i] == c {
-		p.i++
-		return true
-	}
-	return false
-}
-
-// end reports whether only whitespace is left.
-func (p *scanner) end() bool {
-	p.space()
-	return p.i == len(p.b)
-}
-
-// object reads a non-empty object; member reads each value, given its key.
-func (p *scanner) object(member func(key []byte) bool) bool {
-	if !p.byte('{') {
-		return false
-	}
-	for {
-		key, ok := p.str()
-		if !ok || !p.byte(':') || !member(key) {
-			return false
-		}
-		if p.byte('}') {
-			return true
-		}
-		if !p.byte(',') {
-			return false
-		}
-	}
-}
-
-// str reads a string of printable ASCII without escapes and returns its
-// content, which aliases b.
-func (p *scanner) str() ([]byte, bool) {
-	if !p.byte('"') {
-		return nil, false
-	}
-	for start := p.i; p.i < len(p.b); p.i++ {
-		switch c := p.b[p.i]; {
-		case c == '"':
-			p.i++
-			return p.b[start : p.i-1], true
-		case c == '\\' || c < 0x20 || c >= 0x7F:
-			return nil, false
-		}
-	}
-	return nil, false
-}
+// scanner is apitype.Scanner with the answer's own values.
+type scanner struct{ apitype.Scanner }
 
 // password finds the end of a string literal as JSON's grammar does and
 // decodes it as decodeResolutionSlow does, with apitype.DecodePassword.
 func (p *scanner) password() (secret.Secret, bool) {
-	p.space()
-	start := p.i
-	if !p.byte('"') {
+	p.Space()
+	start := p.I
+	if !p.Byte('"') {
 		return secret.Secret{}, false
 	}
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		p.i++
+	for p.I < len(p.B) {
+		c := p.B[p.I]
+		p.I++
 		switch {
 		case c == '"':
-			pw, err := apitype.DecodePassword(p.b[start:p.i])
+			pw, err := apitype.DecodePassword(p.B[start:p.I])
 			return secret.New(pw), err == nil
 		case c < 0x20:
 			return secret.Secret{}, false
 		case c == '\\':
-			if p.i == len(p.b) {
+			if p.I == len(p.B) {
 				return secret.Secret{}, false
 			}
-			e := p.b[p.i]
-			p.i++
+			e := p.B[p.I]
+			p.I++
 			switch e {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
-				if p.i+4 > len(p.b) {
+				if p.I+4 > len(p.B) {
 					return secret.Secret{}, false
 				}
-				for _, h := range p.b[p.i : p.i+4] {
+				for _, h := range p.B[p.I : p.I+4] {
 					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
 						return secret.Secret{}, false
 					}
 				}
-				p.i += 4
+				p.I += 4
 			default:
 				return secret.Secret{}, false
 			}
@@ -236,8 +168,8 @@ func (p *scanner) password() (secret.Secret, bool) {
 // properties reads a non-empty object of strings.
 func (p *scanner) properties() (map[string]string, bool) {
 	m := make(map[string]string, 4)
-	ok := p.object(func(key []byte) bool {
-		v, ok := p.str()
+	ok := p.Object(func(key []byte) bool {
+		v, ok := p.Str()
 		if _, dup := m[string(key)]; !ok || dup {
 			return false
 		}
@@ -248,13 +180,13 @@ func (p *scanner) properties() (map[string]string, bool) {
 }
 
 func (p *scanner) bool() (v, ok bool) {
-	p.space()
-	switch rest := p.b[p.i:]; {
+	p.Space()
+	switch rest := p.B[p.I:]; {
 	case bytes.HasPrefix(rest, []byte("true")):
-		p.i += 4
+		p.I += 4
 		return true, true
 	case bytes.HasPrefix(rest, []byte("false")):
-		p.i += 5
+		p.I += 5
 		return false, true
 	}
 	return false, false
@@ -263,16 +195,16 @@ func (p *scanner) bool() (v, ok bool) {
 // int reads -?(0|[1-9][0-9]{0,17}): JSON's integers that fit an int64
 // whatever their digits.
 func (p *scanner) int() (int64, bool) {
-	p.space()
-	neg := p.i < len(p.b) && p.b[p.i] == '-'
+	p.Space()
+	neg := p.I < len(p.B) && p.B[p.I] == '-'
 	if neg {
-		p.i++
+		p.I++
 	}
-	start := p.i
-	for p.i < len(p.b) && '0' <= p.b[p.i] && p.b[p.i] <= '9' {
-		p.i++
+	start := p.I
+	for p.I < len(p.B) && '0' <= p.B[p.I] && p.B[p.I] <= '9' {
+		p.I++
 	}
-	digits := p.b[start:p.i]
+	digits := p.B[start:p.I]
 	if len(digits) == 0 || len(digits) > 18 || len(digits) > 1 && digits[0] == '0' {
 		return 0, false
 	}
