@@ -2,6 +2,7 @@ package localapi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,20 @@ import (
 //     a password stays in a connection's buffers;
 //   - a handler that panics is logged and its connection closed, as
 //     net/http does.
+//
+// Deadlines are moved only when they matter. Each move is a runtime timer
+// update, and a request would otherwise move its connection's deadlines
+// four times (the idle wait, the headers, the body, the answer). So:
+//
+//   - the read deadline for the headers, and the handler's for the body
+//     (respWriter.SetReadDeadline), are set only when what they bound is
+//     not already whole in the connection's buffer: a request that arrived
+//     in one piece, as the clients send it, is parsed without reading the
+//     socket, so no deadline can fire for it;
+//   - the idle and write deadlines (and those above, when set) are left
+//     where they are when the one in force is at most a tenth of the
+//     timeout earlier than asked, and never when it is later: a timeout
+//     fires after 0.9 to 1 times its configured value, never later.
 //
 // Unlike net/http, a request's context is not cancelled when its client
 // hangs up: watching for that costs a read in flight per request. A
@@ -191,6 +206,32 @@ type serverConn struct {
 	rw   respWriter
 	out  []byte   // the answer being written; zeroed once written
 	keys []string // the answer's header names, sorted
+	// rdl and wdl are the read and write deadlines in force on nc.
+	rdl, wdl time.Time
+}
+
+// readWithin makes reads of nc fail after d from now, or up to a tenth of d
+// sooner (the deadline in force is kept if it is that close).
+func (sc *serverConn) readWithin(d time.Duration) {
+	if want := time.Now().Add(d); sc.rdl.After(want) || sc.rdl.Before(want.Add(-d/10)) {
+		sc.nc.SetReadDeadline(want)
+		sc.rdl = want
+	}
+}
+
+// writeWithin is readWithin for writes.
+func (sc *serverConn) writeWithin(d time.Duration) {
+	if want := time.Now().Add(d); sc.wdl.After(want) || sc.wdl.Before(want.Add(-d/10)) {
+		sc.nc.SetWriteDeadline(want)
+		sc.wdl = want
+	}
+}
+
+// headersBuffered reports whether the buffer holds the end of a request's
+// headers, so that http.ReadRequest will not read the socket.
+func (sc *serverConn) headersBuffered() bool {
+	b, _ := sc.br.Peek(sc.br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
@@ -229,14 +270,16 @@ func (sc *serverConn) serve(ctx context.Context, cs *serveConns) {
 			wait = t.ReadTimeout
 		}
 		sc.lr.N = headerLimit
-		sc.nc.SetReadDeadline(time.Now().Add(wait))
+		sc.readWithin(wait)
 		if _, err := sc.br.Peek(1); err != nil {
 			return
 		}
 		if !cs.setIdle(sc, false) {
 			return
 		}
-		sc.nc.SetReadDeadline(time.Now().Add(t.ReadTimeout))
+		if !sc.headersBuffered() {
+			sc.readWithin(t.ReadTimeout)
+		}
 		req, err := http.ReadRequest(sc.br)
 		if err != nil {
 			sc.refuseMalformed(err)
@@ -268,7 +311,8 @@ func (sc *serverConn) handle(ctx context.Context, req *http.Request) bool {
 	req.Body = body
 	req = req.WithContext(rctx)
 	sc.rw.reset(req)
-	sc.nc.SetWriteDeadline(time.Now().Add(sc.s.cfg.WriteTimeout))
+	sc.rw.reqBody = body
+	sc.writeWithin(sc.s.cfg.WriteTimeout)
 	sc.s.handler.ServeHTTP(&sc.rw, req)
 	// A body left unread is not skipped: the connection ends with this
 	// answer.
@@ -354,7 +398,7 @@ func (sc *serverConn) refuseMalformed(err error) {
 	if sc.lr.N <= 0 {
 		status, msg = http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request line and headers larger than %d bytes", maxHeaderBytes)
 	}
-	sc.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	sc.writeWithin(time.Second)
 	sc.rw.reset(nil)
 	sc.rw.closeAfter = true
 	writeError(&sc.rw, status, apitype.ClassInvalidRequest, msg)
@@ -374,40 +418,61 @@ func (sc *serverConn) finish() bool {
 	b = append(b, ' ')
 	b = append(b, http.StatusText(w.status)...)
 	b = append(b, "\r\n"...)
+	// Connection, Content-Length and Date are written from what is known
+	// here, in their sorted place among the handler's headers, without
+	// going through the header map.
 	h := w.header
-	if w.closeAfter {
-		h.Set("Connection", "close")
-	}
-	if h.Get("Connection") == "close" {
-		w.closeAfter = true
+	conn := ""
+	if w.closeAfter || h.Get("Connection") == "close" {
+		w.closeAfter, conn = true, "close"
 	} else if w.http10 {
-		h.Set("Connection", "keep-alive")
+		conn = "keep-alive"
 	}
 	bodyAllowed := w.status >= 200 && w.status != http.StatusNoContent && w.status != http.StatusNotModified
-	if bodyAllowed {
-		h.Set("Content-Length", strconv.Itoa(len(w.body)))
-		if len(w.body) > 0 && h.Get("Content-Type") == "" {
-			h.Set("Content-Type", "text/plain; charset=utf-8")
-		}
-	} else {
-		h.Del("Content-Length")
+	if bodyAllowed && len(w.body) > 0 && h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
 	}
-	h.Del("Date")
-	b = append(b, "Date: "...)
-	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
-	b = append(b, "\r\n"...)
-	keys := sc.keys[:0]
+	keys := append(sc.keys[:0], "Date")
+	if conn != "" {
+		keys = append(keys, "Connection")
+	}
+	if bodyAllowed {
+		keys = append(keys, "Content-Length")
+	}
 	for k := range h {
+		switch k {
+		case "Date", "Content-Length":
+			continue
+		case "Connection":
+			if conn != "" {
+				continue
+			}
+		}
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	sc.keys = keys
 	for _, k := range keys {
-		for _, v := range h[k] {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, v...)
+		switch {
+		case k == "Date":
+			b = append(b, "Date: "...)
+			b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
 			b = append(b, "\r\n"...)
+		case k == "Content-Length":
+			b = append(b, "Content-Length: "...)
+			b = strconv.AppendInt(b, int64(len(w.body)), 10)
+			b = append(b, "\r\n"...)
+		case k == "Connection" && conn != "":
+			b = append(b, "Connection: "...)
+			b = append(b, conn...)
+			b = append(b, "\r\n"...)
+		default:
+			for _, v := range h[k] {
+				b = append(b, k...)
+				b = append(b, ": "...)
+				b = append(b, v...)
+				b = append(b, "\r\n"...)
+			}
 		}
 	}
 	b = append(b, "\r\n"...)
@@ -438,6 +503,7 @@ type respWriter struct {
 	http10      bool // an HTTP/1.0 request: keep-alive is said, not assumed
 	closeAfter  bool
 	body        []byte
+	reqBody     *reqBody // the request's, for SetReadDeadline
 }
 
 func (w *respWriter) reset(req *http.Request) {
@@ -446,6 +512,7 @@ func (w *respWriter) reset(req *http.Request) {
 	w.head = req != nil && req.Method == http.MethodHead
 	w.http10 = req != nil && !req.ProtoAtLeast(1, 1)
 	w.body = w.body[:0]
+	w.reqBody = nil
 }
 
 func (w *respWriter) Header() http.Header { return w.header }
@@ -473,11 +540,28 @@ func (w *respWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// SetReadDeadline is for http.ResponseController (the body's deadline).
-func (w *respWriter) SetReadDeadline(t time.Time) error { return w.conn.nc.SetReadDeadline(t) }
+// SetReadDeadline is for http.ResponseController: the handler's deadline for
+// the body. It is not set when the rest of the body is already in the
+// connection's buffer (so no read of the socket is left for it to bound),
+// and kept when the one in force is up to a tenth of the time sooner.
+func (w *respWriter) SetReadDeadline(t time.Time) error {
+	sc := w.conn
+	if b := w.reqBody; b != nil && b.cont == nil && b.left >= 0 && b.left <= int64(sc.br.Buffered()) {
+		return nil
+	}
+	if t.IsZero() {
+		sc.rdl = t
+		return sc.nc.SetReadDeadline(t)
+	}
+	sc.readWithin(time.Until(t))
+	return nil
+}
 
 // SetWriteDeadline is for http.ResponseController.
-func (w *respWriter) SetWriteDeadline(t time.Time) error { return w.conn.nc.SetWriteDeadline(t) }
+func (w *respWriter) SetWriteDeadline(t time.Time) error {
+	w.conn.wdl = t
+	return w.conn.nc.SetWriteDeadline(t)
+}
 
 // reqBody is a request's body: it counts what is left to read, and sends
 // "100 Continue" before the first read when the client asked for it.
