@@ -288,7 +288,7 @@ func (c *conn) exchange(req []byte) (resp *http.Response, body []byte, keep, not
 		}
 		return nil, nil, false, true, err
 	}
-	resp, err = http.ReadResponse(c.br, nil)
+	resp, err = readAnswer(c.br)
 	if err != nil {
 		return nil, nil, false, false, err
 	}
