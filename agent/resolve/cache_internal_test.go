@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,4 +34,20 @@ func TestCacheWipesExpiredOnGet(t *testing.T) {
 	if !bytes.Equal(held, make([]byte, len(held))) {
 		t.Errorf("expired password not wiped: %q", held)
 	}
+}
+
+// FuzzCleanReason: a run ID that SanitizeReason returns as it is, without
+// a copy, is one that the character-by-character path leaves unchanged.
+func FuzzCleanReason(f *testing.F) {
+	for _, s := range []string{"run-42", " run", "run ", "", "ü", "a\tb", strings.Repeat("x", 129), "r:1@h.example_2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if cleanReason(s) && sanitizeReason(s) != s {
+			t.Fatalf("%q taken as clean, sanitized to %q", s, sanitizeReason(s))
+		}
+		if !cleanReason(s) && sanitizeReason(s) == s && s != "" {
+			t.Fatalf("%q is left unchanged, but not taken as clean", s)
+		}
+	})
 }

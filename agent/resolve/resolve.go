@@ -442,6 +442,15 @@ func (r *Resolver) one(ctx context.Context, snap *state.Snapshot, ru *rule, call
 	return it
 }
 
+// quoteAll quotes each of ss and joins them with commas.
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
 func first(a, b string) string {
 	if a != "" {
 		return a
@@ -461,14 +470,14 @@ func lookup(snap *state.Snapshot, owners []string, name string) (*state.Credenti
 	for _, o := range owners {
 		if c := snap.Credentials[state.Key(o, name)]; c != nil && c.Owner == o && c.Name == name {
 			cred = c
-			found = append(found, strconv.Quote(o))
+			found = append(found, o)
 		}
 	}
 	switch {
 	case len(found) == 0:
 		return nil, nil, nil, &Error{Class: apitype.ClassUnknownCredential, Message: fmt.Sprintf("no credential named %q has been delivered to this machine%s", name, ownersPhrase(owners))}
 	case len(found) > 1:
-		return nil, nil, nil, &Error{Class: apitype.ClassForbidden, Message: fmt.Sprintf("credential %q is delivered by several owners this caller may use (%s); give their runners separate policy rules", name, strings.Join(found, ", "))}
+		return nil, nil, nil, &Error{Class: apitype.ClassForbidden, Message: fmt.Sprintf("credential %q is delivered by several owners this caller may use (%s); give their runners separate policy rules", name, quoteAll(found))}
 	}
 	owner := cred.Owner
 	store := snap.Stores[state.Key(owner, cred.Store)]
@@ -604,6 +613,13 @@ const maxReasonBytes = 128
 // characters reach it. The result is at most 128 bytes; empty becomes
 // "credagent".
 func SanitizeReason(runID string) string {
+	if cleanReason(runID) {
+		return runID // what sanitizeReason would make of it, without a copy
+	}
+	return sanitizeReason(runID)
+}
+
+func sanitizeReason(runID string) string {
 	var b strings.Builder
 	for _, c := range runID {
 		if b.Len() >= maxReasonBytes {
@@ -620,6 +636,22 @@ func SanitizeReason(runID string) string {
 		return s
 	}
 	return "credagent"
+}
+
+// cleanReason reports whether SanitizeReason would return s as it is: at
+// most maxReasonBytes of the allowed characters, no space at either end.
+func cleanReason(s string) bool {
+	if s == "" || len(s) > maxReasonBytes || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.IndexByte(" ._:@-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // orOp is op, or resolve for a request refused before its operation was
