@@ -440,7 +440,7 @@ func checkText(s string, max int) error {
 // readRequest bounds, checks and decodes a request body, answering the
 // client itself on failure.
 func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (apitype.ResolveRequest, bool) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			writeError(w, http.StatusUnsupportedMediaType, apitype.ClassInvalidRequest, "Content-Type must be application/json")
 			return apitype.ResolveRequest{}, false
