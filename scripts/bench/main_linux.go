@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -80,6 +81,8 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the temporary directory (logs, dev dirs) for inspection")
 	flag.DurationVar(&holdFor, "hold", 0, "after setup, only drive one sequential caller through the agent for this long, printing the agent's pid and each second's p50/p99 (for perf, strace or go tool trace by hand); nothing is written")
 	flag.IntVar(&holdCallers, "hold-callers", 1, "with -hold: concurrent callers (sharing one client, as the throughput rounds do)")
+	flag.StringVar(&holdProfile, "hold-profile", "", "with -hold: write a CPU profile of the harness's own process (the callers' side) to this file")
+	flag.StringVar(&holdPath, "hold-path", "agent", "with -hold: the path driven: agent (through bin/credagent), direct (the Go CCP client straight to the fake, the baseline) or localapi (the local-API child)")
 	flag.StringVar(&onlyPhases, "only", "", "run only the phases whose name contains one of these comma-separated words (a partial run, for development)")
 	flag.Parse()
 	if *rounds < 1 || *rounds > 9 {
@@ -335,26 +338,44 @@ const (
 // errBudget is returned by loops cut short by the run's budget.
 var errBudget = errors.New("out of time")
 
-// holdFor is -hold, holdCallers -hold-callers.
+// holdFor is -hold, holdCallers -hold-callers, holdPath -hold-path.
 var (
 	holdFor     time.Duration
 	holdCallers int
+	holdPath    string
+	holdProfile string
 )
 
-// hold drives one sequential caller through the agent for d, printing each
-// second's percentiles, so that the agent can be traced by hand.
+// hold drives callers along one path for d, printing each second's figures,
+// so that the agent (or the baseline, to compare) can be traced by hand.
 func (h *harness) hold(d time.Duration) error {
-	fmt.Printf("agent pid %d: one sequential caller for %v\n", h.agent.Pid(), d)
+	paths := map[string]func(context.Context) error{"agent": h.resolveAgent, "direct": h.resolveDirect, "localapi": h.resolveLocalAPI}
+	resolve, ok := paths[holdPath]
+	if !ok {
+		return fmt.Errorf("-hold-path %q: want agent, direct or localapi", holdPath)
+	}
+	fmt.Printf("agent pid %d, harness pid %d: %d caller(s) on the %s path for %v\n", h.agent.Pid(), os.Getpid(), holdCallers, holdPath, d)
+	if holdProfile != "" {
+		f, err := os.Create(holdProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for end := time.Now().Add(d); time.Now().Before(end); {
 		if holdCallers > 1 {
-			rps, n, err := h.concurrent(h.resolveAgent, holdCallers, time.Second, 1<<40)
+			rps, n, err := h.concurrent(resolve, holdCallers, time.Second, 1<<40)
 			if err != nil {
 				return err
 			}
 			fmt.Printf("   %d resolutions, %.0f/s from %d callers\n", n, rps, holdCallers)
 			continue
 		}
-		lat, err := h.sequential(h.resolveAgent, time.Second, 100000)
+		lat, err := h.sequential(resolve, time.Second, 100000)
 		if err != nil {
 			return err
 		}
