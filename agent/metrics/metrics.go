@@ -48,8 +48,15 @@ type Registry struct {
 	mu          sync.Mutex
 	resolutions map[[3]string]*atomic.Uint64 // op, outcome, class
 	ccpRequests map[[2]string]*atomic.Uint64 // server, status
-	deliveries  map[[3]string]*atomic.Uint64 // kind, result, reason
-	activity    map[string]time.Time         // source -> last delivery handled
+	// ccpCounters finds ccpRequests' counter for a server URL and status as
+	// CCPRequest is given them (ccpKey), without a lock, a URL parse or a
+	// status string per request. Servers come from delivered stores.
+	ccpCounters sync.Map
+	// resolutionCounters is the same for resolutions: label set ->
+	// resolutions' counter.
+	resolutionCounters sync.Map
+	deliveries         map[[3]string]*atomic.Uint64 // kind, result, reason
+	activity           map[string]time.Time         // source -> last delivery handled
 
 	resolveLatency *histogram
 	ccpLatency     *histogram
@@ -100,7 +107,12 @@ func (r *Registry) Resolution(op, outcome, class string, latency time.Duration) 
 		class = "none"
 	}
 	k := [3]string{bounded(op), bounded(outcome), bounded(class)}
-	r.counter3(r.resolutions, k).Add(1)
+	c, ok := r.resolutionCounters.Load(k)
+	if !ok {
+		c = r.counter3(r.resolutions, k)
+		r.resolutionCounters.Store(k, c)
+	}
+	c.(*atomic.Uint64).Add(1)
 	r.resolveLatency.observe(latency.Seconds())
 }
 
@@ -111,20 +123,37 @@ func (r *Registry) CCPRequest(server string, status int, took time.Duration) {
 	if r == nil {
 		return
 	}
+	ck := ccpKey{server, status}
+	c, ok := r.ccpCounters.Load(ck)
+	if !ok {
+		c = r.ccpCounter(server, status)
+		r.ccpCounters.Store(ck, c)
+	}
+	c.(*atomic.Uint64).Add(1)
+	r.ccpLatency.observe(took.Seconds())
+}
+
+// ccpKey is a CCPRequest's server and status as given.
+type ccpKey struct {
+	server string
+	status int
+}
+
+// ccpCounter returns ccpRequests' counter for a server URL and status.
+func (r *Registry) ccpCounter(server string, status int) *atomic.Uint64 {
 	st := "none"
 	if status >= 100 && status <= 599 {
 		st = strconv.Itoa(status)
 	}
 	k := [2]string{serverLabel(server), st}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	c := r.ccpRequests[k]
 	if c == nil {
 		c = new(atomic.Uint64)
 		r.ccpRequests[k] = c
 	}
-	r.mu.Unlock()
-	c.Add(1)
-	r.ccpLatency.observe(took.Seconds())
+	return c
 }
 
 // Delivery records a delivery the inbox (source "inbox") or the feed

@@ -52,7 +52,10 @@ func filled(t testing.TB) *Registry {
 	r.Resolution("resolve", "error", "vault_unreachable", 3*time.Second)
 	r.Resolution("check", "refused", "forbidden", time.Millisecond)
 	r.Resolution("resolve", "error", "run-4711 secret=x", time.Millisecond) // not the agent's vocabulary
+	// The same server three times, once spelled with a path: one series.
 	r.CCPRequest("https://ccp1.example.com:8443", 200, 2*time.Millisecond)
+	r.CCPRequest("https://ccp1.example.com:8443", 200, 2*time.Millisecond)
+	r.CCPRequest("https://ccp1.example.com:8443/AIMWebService", 200, 2*time.Millisecond)
 	r.CCPRequest("https://ccp1.example.com:8443/AIMWebService/api/Accounts?AppID=x&Object=secret", 500, time.Second)
 	r.CCPRequest("https://ccp2.example.com", 0, 5*time.Second)
 	r.Delivery("inbox", "application", true, "", at)
@@ -86,6 +89,7 @@ func TestText(t *testing.T) {
 		`credagent_resolve_duration_seconds_bucket{le="+Inf"} 53`,
 		`credagent_resolve_duration_seconds_count 53`,
 		`credagent_ccp_requests_total{server="https://ccp1.example.com:8443",status="500"} 1`,
+		`credagent_ccp_requests_total{server="https://ccp1.example.com:8443",status="200"} 3`,
 		`credagent_ccp_requests_total{server="https://ccp2.example.com",status="none"} 1`,
 		`credagent_deliveries_total{kind="unknown",result="rejected",reason="malformed"} 1`,
 		`credagent_deliveries_total{kind="application",result="applied",reason="none"} 1`,
