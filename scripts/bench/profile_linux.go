@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"github.com/credagent/credagent/scripts/internal/rig"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
+	"github.com/credagent/credagent/scripts/internal/rig"
 )
 
 // profileAgent explains missed goals: it replaces bin/credagent by the same

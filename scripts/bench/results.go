@@ -215,6 +215,7 @@ func writeMarkdown(w io.Writer, r *report) {
 			rig.TrimFloat(f.Baseline), spreadString(f.BaselineSpread), f.BaselineName, rig.TrimFloat(f.Ratio), mdEscape(f.Goal), metString(f))
 	}
 	writeBreakdown(w, r)
+	writeLoadCPU(w, r)
 	fmt.Fprintf(w, "\n![Latency of one resolution, agent against direct](latency.png)\n\n")
 	fmt.Fprintf(w, "## How each figure is measured\n\n")
 	for _, f := range r.Figures {
@@ -311,4 +312,41 @@ func writeBreakdown(w io.Writer, r *report) {
 		"answering has lost no record; a power loss or a kernel crash can lose the records not yet written back by the kernel "+
 		"(there is no fsync per record, before or after). Batching records into fewer writes would have saved a few µs of a "+
 		"resolution (`piece_audit_write_us`) but could not keep that guarantee for a sequential caller.\n")
+}
+
+// writeLoadCPU writes where the throughput goes: each process's CPU time
+// per resolution under the 64 callers, through the agent and direct.
+func writeLoadCPU(w io.Writer, r *report) {
+	byKey := map[string]*figure{}
+	for _, f := range r.Figures {
+		byKey[f.Key] = f
+	}
+	total, agent, callers, fake := byKey["load_cpu_us_per_resolution"], byKey["load_agent_cpu_us_per_resolution"],
+		byKey["load_callers_cpu_us_per_resolution"], byKey["load_fake_cpu_us_per_resolution"]
+	if total == nil || agent == nil || callers == nil || fake == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n## Where the throughput goes\n\n")
+	fmt.Fprintf(w, "CPU time per resolution of the three processes that share the cores in the throughput rounds "+
+		"(64 callers; medians of the rounds, and their spread). With the cores saturated, each path's throughput is about the cores' "+
+		"time divided by its total, so the throughput ratio is about the inverse of the totals' ratio.\n\n")
+	fmt.Fprintln(w, "| process | through the agent | rounds | direct | rounds |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	row := func(what string, v float64, vs []float64, b string, bs []float64) {
+		if b == "" {
+			b = "none"
+		}
+		fmt.Fprintf(w, "| %s | %s µs | %s | %s | %s |\n", what, rig.TrimFloat(v), spreadString(vs), b, spreadString(bs))
+	}
+	row("the harness: the 64 callers and their client (agent/localapi/client through the agent, agent/ccp direct)",
+		callers.Value, callers.Spread, rig.TrimFloat(agent.Baseline)+" µs", agent.BaselineSpread)
+	row("the agent", agent.Value, agent.Spread, "none", nil)
+	row("the fake CCP", fake.Value, fake.Spread, rig.TrimFloat(fake.Baseline)+" µs", fake.BaselineSpread)
+	row("**all three**", total.Value, total.Spread, rig.TrimFloat(total.Baseline)+" µs", total.BaselineSpread)
+	if agent.Baseline > 0 {
+		fmt.Fprintf(w, "\nThe agent spends %s µs per resolution where the same CCP client alone spends %s: about %s µs is what the "+
+			"agent adds under load (the local API's HTTP and JSON, policy, audit, and its goroutines' hand-offs), and the callers' "+
+			"side of the local API %s µs more.\n", rig.TrimFloat(agent.Value), rig.TrimFloat(agent.Baseline),
+			rig.TrimFloat(agent.Value-agent.Baseline), rig.TrimFloat(callers.Value))
+	}
 }

@@ -1,14 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"github.com/credagent/credagent/scripts/internal/rig"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
+	"github.com/credagent/credagent/scripts/internal/rig"
 )
 
 // callers is the concurrency of the throughput figures (issue 7).
@@ -138,26 +140,33 @@ func (h *harness) throughput() error {
 		return fmt.Errorf("warm-up direct: %w", err)
 	}
 	var agentRPS, directRPS, rssRounds []float64
+	// CPU per resolution of each process in each kind of round: where the
+	// throughput goes (see loadCPU).
+	var cpuAgentPath, cpuDirectPath loadCPU
 	const d = 1500 * time.Millisecond
 	for r := range h.rounds {
 		for i := range 2 {
 			if (i+r)%2 == 0 {
 				before := h.hs.mark(h)
+				cpu := h.markCPU()
 				rs := sampleRSS(h.agent.Pid(), 50*time.Millisecond)
-				rps, _, err := h.concurrent(h.resolveAgent, callers, d, 200000)
+				rps, n, err := h.concurrent(h.resolveAgent, callers, d, 200000)
 				peak := rs.end()
 				if err != nil {
 					return fmt.Errorf("round %d agent: %w", r+1, err)
 				}
+				cpuAgentPath.add(h, cpu, n)
 				h.hs.addAgent(h, before)
 				agentRPS = append(agentRPS, rps)
 				rssRounds = append(rssRounds, mb(peak))
 			} else {
 				before := h.hs.mark(h)
-				rps, _, err := h.concurrent(h.resolveDirect, callers, d, 200000)
+				cpu := h.markCPU()
+				rps, n, err := h.concurrent(h.resolveDirect, callers, d, 200000)
 				if err != nil {
 					return fmt.Errorf("round %d direct: %w", r+1, err)
 				}
+				cpuDirectPath.add(h, cpu, n)
 				h.hs.addDirect(h, before)
 				directRPS = append(directRPS, rps)
 			}
@@ -170,6 +179,8 @@ func (h *harness) throughput() error {
 			"%d rounds of %.1f s alternating with the direct client under the same concurrency; median of the rounds. "+
 			"The load generator, the agent and the fake share the machine's cores.", callers, h.rounds, d.Seconds()),
 		goal: &goal{">=", 5000}})
+
+	h.addLoadCPU(&cpuAgentPath, &cpuDirectPath)
 
 	hwm, err := rig.ProcStatusKB(h.agent.Pid(), "VmHWM")
 	if err != nil {
@@ -261,4 +272,69 @@ func (h *harness) fakeThroughput() error {
 			"certificates that answers a constant body of the same size; median of the rounds.", conc, rounds, d.Seconds()),
 		goal: &goal{">=", 20000}})
 	return nil
+}
+
+// loadCPU is the CPU time, per resolution, of the three processes that
+// share the cores in the throughput rounds of one path: the harness (the 64
+// callers and their client), the agent (none on the direct path) and the
+// fake CCP. One value per round.
+type loadCPU struct {
+	harness, agent, fake, total []float64
+}
+
+// cpuMark is the three processes' counters at the start of a round.
+type cpuMark struct {
+	harness, agent, fake procCounters
+	err                  error
+}
+
+func (h *harness) markCPU() cpuMark {
+	var m cpuMark
+	var errs [3]error
+	m.harness, errs[0] = readProcCounters(os.Getpid())
+	m.agent, errs[1] = readProcCounters(h.agent.Pid())
+	m.fake, errs[2] = readProcCounters(h.fake.Pid())
+	m.err = errors.Join(errs[:]...)
+	return m
+}
+
+// add records one round of n resolutions that began at m.
+func (l *loadCPU) add(h *harness, m cpuMark, n int64) {
+	end := h.markCPU()
+	if m.err != nil || end.err != nil || n <= 0 {
+		return
+	}
+	hv, _ := perResolution(m.harness, end.harness, int(n))
+	av, _ := perResolution(m.agent, end.agent, int(n))
+	fv, _ := perResolution(m.fake, end.fake, int(n))
+	l.harness = append(l.harness, hv)
+	l.agent = append(l.agent, av)
+	l.fake = append(l.fake, fv)
+	l.total = append(l.total, hv+av+fv)
+}
+
+// addLoadCPU reports where the throughput goes. With the cores saturated,
+// throughput is about the cores' time divided by the CPU time all three
+// processes spend per resolution, so the throughput ratio is about the
+// inverse of the ratio of those totals; and the pieces say which process
+// holds the difference.
+func (h *harness) addLoadCPU(agentPath, directPath *loadCPU) {
+	if len(agentPath.total) == 0 || len(directPath.total) == 0 {
+		return
+	}
+	const how = "CPU time (all threads, /proc/<pid>/task/*/schedstat) per resolution during the throughput rounds; median of the rounds. "
+	add := func(key string, v, b []float64, bname, method string) {
+		h.rep.add(&figure{Key: key, Unit: "µs", Value: rig.Median(v), Rounds: v, Baseline: rig.Median(b), BaselineRounds: b,
+			BaselineName: bname, Method: how + method})
+	}
+	add("load_cpu_us_per_resolution", agentPath.total, directPath.total, "the same on the direct path",
+		"The three processes together (harness, agent, fake) through the agent; the baseline is the same on the direct path "+
+			"(harness with the Go CCP client, fake). The ratio is about the inverse of the throughput ratio.")
+	add("load_agent_cpu_us_per_resolution", agentPath.agent, directPath.harness, "the harness on the direct path (its Go CCP client)",
+		"The agent process. The baseline is the harness's process on the direct path, where the same agent/ccp client does the CCP "+
+			"exchange: the agent's value minus it is about what the agent adds to the CCP client (local API, policy, audit, its runtime).")
+	add("load_callers_cpu_us_per_resolution", agentPath.harness, agentPath.agent, "the agent on the same rounds",
+		"The harness's process through the agent: the 64 callers and agent/localapi/client.")
+	add("load_fake_cpu_us_per_resolution", agentPath.fake, directPath.fake, "the fake on the direct path",
+		"The fake CCP through the agent; the baseline is the fake on the direct path.")
 }
