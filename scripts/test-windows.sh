@@ -35,6 +35,9 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 0
 fi
 
+# wixl and msitools build the MSI of the (msi) phase; make test has run
+# this already, a bare make test-windows on a fresh machine has not.
+./scripts/prereqs.sh >&2
 ROOT=$(./scripts/wine-root.sh)
 # OVL: the overlay (upper layer, its work dir, the mount point M). WORK:
 # binaries, logs and the end-to-end files, bound at the same path in M.
