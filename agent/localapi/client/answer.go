@@ -100,7 +100,7 @@ func readAnswerFast(br *bufio.Reader) (*http.Response, bool) {
 		Body: http.NoBody,
 	}
 	if length > 0 {
-		resp.Body = &fixedBody{r: br, left: length}
+		resp.Body = newFixedBody(br, length)
 	}
 	return resp, true
 }
@@ -251,30 +251,19 @@ func asciiEqualFold(a, b string) bool {
 	return true
 }
 
-// fixedBody reads a body of left bytes from r, and fails with
-// io.ErrUnexpectedEOF if r ends first, as net/http's body does.
-type fixedBody struct {
-	r    io.Reader
-	left int64
+// fixedBody reads a body of Content-Length bytes: a limitReader that ends
+// with io.EOF, and fails with io.ErrUnexpectedEOF if the connection ends
+// first, as net/http's body does.
+type fixedBody struct{ limitReader }
+
+func newFixedBody(r io.Reader, n int64) *fixedBody {
+	return &fixedBody{limitReader{r: r, n: n, err: io.EOF}}
 }
 
 func (b *fixedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.r.Read(p)
-	b.left -= int64(n)
-	if err == io.EOF {
-		if b.left > 0 {
-			return n, io.ErrUnexpectedEOF
-		}
-		err = nil
-	}
-	if b.left == 0 && err == nil {
-		return n, io.EOF
+	n, err := b.limitReader.Read(p)
+	if err == io.EOF && b.n > 0 {
+		err = io.ErrUnexpectedEOF
 	}
 	return n, err
 }
