@@ -17,6 +17,13 @@
 // The figures and how each is measured are described in bench/README.md,
 // which the harness writes.
 //
+// For work by hand (perf, strace, go tool trace, /proc), -hold D sets
+// everything up and then only drives one path for D, printing each second's
+// figures and the pids: -hold-path agent (the default), direct or localapi;
+// -hold-callers N for N concurrent callers; -hold-profile FILE for a CPU
+// profile of the harness's own process (the callers' side). -only runs some
+// phases; -profile always -keep keeps the agent's CPU profiles.
+//
 // The harness is Linux-only (it reads /proc and runs swtpm); on other systems
 // it builds to a stub that says so.
 package main
