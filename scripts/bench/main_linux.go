@@ -79,7 +79,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds of each A/B measurement (1 to 9)")
 	profile := flag.String("profile", "auto", "CPU-profile the agent under load: auto (when a goal is missed), always or never")
 	keep := flag.Bool("keep", false, "keep the temporary directory (logs, dev dirs) for inspection")
-	flag.DurationVar(&holdFor, "hold", 0, "after setup, only drive one sequential caller through the agent for this long, printing the agent's pid and each second's p50/p99 (for perf, strace or go tool trace by hand); nothing is written")
+	flag.DurationVar(&holdFor, "hold", 0, "after setup, only drive callers along one path (-hold-path, -hold-callers) for this long, printing the pids and each second's figures (for perf, strace or go tool trace by hand); nothing is written")
 	flag.IntVar(&holdCallers, "hold-callers", 1, "with -hold: concurrent callers (sharing one client, as the throughput rounds do)")
 	flag.StringVar(&holdProfile, "hold-profile", "", "with -hold: write a CPU profile of the harness's own process (the callers' side) to this file")
 	flag.StringVar(&holdPath, "hold-path", "agent", "with -hold: the path driven: agent (through bin/credagent), direct (the Go CCP client straight to the fake, the baseline) or localapi (the local-API child)")
