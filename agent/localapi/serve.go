@@ -212,18 +212,17 @@ type serverConn struct {
 
 // readWithin makes reads of nc fail after d from now, or up to a tenth of d
 // sooner (the deadline in force is kept if it is that close).
-func (sc *serverConn) readWithin(d time.Duration) {
-	if want := time.Now().Add(d); sc.rdl.After(want) || sc.rdl.Before(want.Add(-d/10)) {
-		sc.nc.SetReadDeadline(want)
-		sc.rdl = want
-	}
-}
+func (sc *serverConn) readWithin(d time.Duration) { within(&sc.rdl, sc.nc.SetReadDeadline, d) }
 
 // writeWithin is readWithin for writes.
-func (sc *serverConn) writeWithin(d time.Duration) {
-	if want := time.Now().Add(d); sc.wdl.After(want) || sc.wdl.Before(want.Add(-d/10)) {
-		sc.nc.SetWriteDeadline(want)
-		sc.wdl = want
+func (sc *serverConn) writeWithin(d time.Duration) { within(&sc.wdl, sc.nc.SetWriteDeadline, d) }
+
+// within moves the deadline in force, *dl, to d from now with set, unless it
+// is already between a tenth of d sooner and then.
+func within(dl *time.Time, set func(time.Time) error, d time.Duration) {
+	if want := time.Now().Add(d); dl.After(want) || dl.Before(want.Add(-d/10)) {
+		set(want)
+		*dl = want
 	}
 }
 

@@ -107,12 +107,7 @@ func (r *Registry) Resolution(op, outcome, class string, latency time.Duration) 
 		class = "none"
 	}
 	k := [3]string{bounded(op), bounded(outcome), bounded(class)}
-	c, ok := r.resolutionCounters.Load(k)
-	if !ok {
-		c = r.counter3(r.resolutions, k)
-		r.resolutionCounters.Store(k, c)
-	}
-	c.(*atomic.Uint64).Add(1)
+	cached(&r.resolutionCounters, k, func() *atomic.Uint64 { return counter(&r.mu, r.resolutions, k) }).Add(1)
 	r.resolveLatency.observe(latency.Seconds())
 }
 
@@ -123,37 +118,32 @@ func (r *Registry) CCPRequest(server string, status int, took time.Duration) {
 	if r == nil {
 		return
 	}
-	ck := ccpKey{server, status}
-	c, ok := r.ccpCounters.Load(ck)
-	if !ok {
-		c = r.ccpCounter(server, status)
-		r.ccpCounters.Store(ck, c)
-	}
-	c.(*atomic.Uint64).Add(1)
+	cached(&r.ccpCounters, ccpKey{server, status}, func() *atomic.Uint64 {
+		st := "none"
+		if status >= 100 && status <= 599 {
+			st = strconv.Itoa(status)
+		}
+		return counter(&r.mu, r.ccpRequests, [2]string{serverLabel(server), st})
+	}).Add(1)
 	r.ccpLatency.observe(took.Seconds())
+}
+
+// cached returns the counter stored under k in cache, making it with mk (and
+// storing it) the first time. Racing first calls get the same counter: mk
+// returns the one of the labelled map.
+func cached[K comparable](cache *sync.Map, k K, mk func() *atomic.Uint64) *atomic.Uint64 {
+	if c, ok := cache.Load(k); ok {
+		return c.(*atomic.Uint64)
+	}
+	c := mk()
+	cache.Store(k, c)
+	return c
 }
 
 // ccpKey is a CCPRequest's server and status as given.
 type ccpKey struct {
 	server string
 	status int
-}
-
-// ccpCounter returns ccpRequests' counter for a server URL and status.
-func (r *Registry) ccpCounter(server string, status int) *atomic.Uint64 {
-	st := "none"
-	if status >= 100 && status <= 599 {
-		st = strconv.Itoa(status)
-	}
-	k := [2]string{serverLabel(server), st}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.ccpRequests[k]
-	if c == nil {
-		c = new(atomic.Uint64)
-		r.ccpRequests[k] = c
-	}
-	return c
 }
 
 // Delivery records a delivery the inbox (source "inbox") or the feed
@@ -173,7 +163,7 @@ func (r *Registry) Delivery(source, kind string, applied bool, reason string, at
 	if reason == "" {
 		reason = "none"
 	}
-	r.counter3(r.deliveries, [3]string{bounded(kind), result, bounded(reason)}).Add(1)
+	counter(&r.mu, r.deliveries, [3]string{bounded(kind), result, bounded(reason)}).Add(1)
 	r.Activity(source, at)
 }
 
@@ -225,9 +215,11 @@ func (r *Registry) SetFeed(load func() []FeedManifest, groups []string) {
 	r.feed.Store(fs)
 }
 
-func (r *Registry) counter3(m map[[3]string]*atomic.Uint64, k [3]string) *atomic.Uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// counter returns m's counter for the label set k, under mu, adding it the
+// first time.
+func counter[K comparable](mu *sync.Mutex, m map[K]*atomic.Uint64, k K) *atomic.Uint64 {
+	mu.Lock()
+	defer mu.Unlock()
 	c := m[k]
 	if c == nil {
 		c = new(atomic.Uint64)

@@ -277,10 +277,7 @@ var breakdownRows = []struct{ key, what string }{
 // writeBreakdown writes where the agent's time goes: the pieces measured in
 // the same run as the totals.
 func writeBreakdown(w io.Writer, r *report) {
-	byKey := map[string]*figure{}
-	for _, f := range r.Figures {
-		byKey[f.Key] = f
-	}
+	byKey := r.byKey()
 	if byKey["piece_localapi_p50_us"] == nil {
 		return
 	}
@@ -317,10 +314,7 @@ func writeBreakdown(w io.Writer, r *report) {
 // writeLoadCPU writes where the throughput goes: each process's CPU time
 // per resolution under the 64 callers, through the agent and direct.
 func writeLoadCPU(w io.Writer, r *report) {
-	byKey := map[string]*figure{}
-	for _, f := range r.Figures {
-		byKey[f.Key] = f
-	}
+	byKey := r.byKey()
 	total, agent, callers, fake := byKey["load_cpu_us_per_resolution"], byKey["load_agent_cpu_us_per_resolution"],
 		byKey["load_callers_cpu_us_per_resolution"], byKey["load_fake_cpu_us_per_resolution"]
 	if total == nil || agent == nil || callers == nil || fake == nil {
@@ -349,4 +343,13 @@ func writeLoadCPU(w io.Writer, r *report) {
 			"side of the local API %s µs more.\n", rig.TrimFloat(agent.Value), rig.TrimFloat(agent.Baseline),
 			rig.TrimFloat(agent.Value-agent.Baseline), rig.TrimFloat(callers.Value))
 	}
+}
+
+// byKey indexes the report's figures by key.
+func (r *report) byKey() map[string]*figure {
+	m := make(map[string]*figure, len(r.Figures))
+	for _, f := range r.Figures {
+		m[f.Key] = f
+	}
+	return m
 }
