@@ -151,6 +151,8 @@ func (h *harness) latency() error {
 	sw := map[string][]float64{}
 	var overhead99, overhead50, rest50 []float64
 	var resolveUS, auditUS, identityUS, usernameUS []float64
+	// Means, for the breakdown inside the agent (inagent_linux.go).
+	var agentMean, directMean, inResolve, inCCP, directCCP, outsideResolve, resolveBeyondCCP []float64
 	for r := range h.rounds {
 		got := map[string][]time.Duration{}
 		for i := range legs {
@@ -161,9 +163,40 @@ func (h *harness) latency() error {
 			if counted {
 				c0, _ = readProcCounters(pid)
 			}
+			var in0 inAgent
+			var d0sum, d0n float64
+			switch l.name {
+			case "agent":
+				if in0, err = h.readInAgent(h.ctx); err != nil {
+					return fmt.Errorf("round %d: the agent's metrics: %w", r+1, err)
+				}
+			case "direct":
+				d0sum, d0n = h.directAttempts.read()
+			}
 			lat, err := h.sequential(l.do, 800*time.Millisecond, 20000)
 			if err != nil {
 				return fmt.Errorf("round %d %s: %w", r+1, l.name, err)
+			}
+			switch l.name {
+			case "agent":
+				in1, err := h.readInAgent(h.ctx)
+				if err != nil {
+					return fmt.Errorf("round %d: the agent's metrics: %w", r+1, err)
+				}
+				res, ccpUS, err := in0.means(in1)
+				if err != nil {
+					return fmt.Errorf("round %d: the agent's metrics: %w", r+1, err)
+				}
+				m := meanOf(lat)
+				agentMean, inResolve, inCCP = append(agentMean, m), append(inResolve, res), append(inCCP, ccpUS)
+				outsideResolve, resolveBeyondCCP = append(outsideResolve, m-res), append(resolveBeyondCCP, res-ccpUS)
+			case "direct":
+				d1sum, d1n := h.directAttempts.read()
+				ccpUS, err := meanUS(d0sum, d0n, d1sum, d1n)
+				if err != nil {
+					return fmt.Errorf("round %d: the direct client's attempts: %w", r+1, err)
+				}
+				directMean, directCCP = append(directMean, meanOf(lat)), append(directCCP, ccpUS)
 			}
 			if counted {
 				if c1, err := readProcCounters(pid); err == nil {
@@ -242,6 +275,25 @@ func (h *harness) latency() error {
 	add("piece_rest_p50_us", "µs", rest50, p50["agent"], agentName,
 		"what the pieces leave: agent p50 minus direct p50, the local API's p50 and the audit write, per round; the hand-offs the agent "+
 			"adds between its threads and processes (its CCP answer wakes it, not the caller), which agent_switches_per_resolution counts.", nil)
+	// Inside the agent: its own timings, read from its /metrics (means).
+	const meanMethod = " Means over each round's sequential resolutions; the value is the median of the rounds' means."
+	add("resolve_agent_mean_us", "µs", agentMean, directMean, "resolve_direct mean (same round)",
+		"mean of the callers' times through the agent, in the same rounds as resolve_agent_p50_us; the baseline is the mean of the "+
+			"direct rounds."+meanMethod, nil)
+	add("piece_ccp_in_agent_mean_us", "µs", inCCP, directCCP, "the same client's attempts in the harness (direct rounds)",
+		"the CCP client inside the agent process: one HTTP attempt of agent/ccp as the agent times it (request, round trip, body, "+
+			"decoding; credagent_ccp_request_duration_seconds' sum and count on the agent's /metrics, read before and after each agent "+
+			"round); the baseline is the same attempts of the same client timed the same way (ccp.Options.Observe) in the harness's "+
+			"direct rounds, so the ratio is what the agent process does to its CCP client."+meanMethod, nil)
+	add("piece_resolve_in_agent_mean_us", "µs", inResolve, agentMean, "resolve_agent_mean_us (same round)",
+		"one name resolved inside the agent: agent/resolve from the lookup to the answer (policy, lookup, the CCP fetch and its "+
+			"coalescing; not the audit write), credagent_resolve_duration_seconds on the agent's /metrics."+meanMethod, nil)
+	add("piece_resolve_beyond_ccp_mean_us", "µs", resolveBeyondCCP, agentMean, "resolve_agent_mean_us (same round)",
+		"piece_resolve_in_agent_mean_us minus piece_ccp_in_agent_mean_us, per round: what agent/resolve adds around the CCP "+
+			"attempt (policy, lookup, the hand-off to the fetch's goroutine and back)."+meanMethod, nil)
+	add("piece_outside_resolve_mean_us", "µs", outsideResolve, agentMean, "resolve_agent_mean_us (same round)",
+		"resolve_agent_mean_us minus piece_resolve_in_agent_mean_us, per round: everything outside agent/resolve (the caller's "+
+			"client, the socket, the local API's HTTP and JSON, the audit write, and the wake-ups of both processes)."+meanMethod, nil)
 	add("agent_cpu_us_per_resolution", "µs", cpu["agent"], cpu["direct"], "the harness's own process per direct resolution",
 		"CPU time of the agent process (all its threads, from /proc/<pid>/task/*/schedstat) during its sequential rounds, per resolution; "+
 			"the baseline is the same for the harness's process during the direct rounds (the Go CCP client and the loop).", nil)

@@ -53,8 +53,13 @@ type harness struct {
 	localAPI       *rig.Proc
 	localAPIClient *client.Client
 
-	direct *ccp.Client  // the Go CCP client, as the agent builds it
-	plain  *http.Client // net/http with the same mTLS, the direct path's baseline
+	direct *ccp.Client // the Go CCP client, as the agent builds it
+	// directAttempts times direct's CCP attempts as the agent's metrics
+	// time its own (ccp.Options.Observe).
+	directAttempts attemptTimes
+	// agentMetrics is the loopback address of the agent's /metrics.
+	agentMetrics string
+	plain        *http.Client // net/http with the same mTLS, the direct path's baseline
 
 	rep    *report
 	runSeq atomic.Uint64

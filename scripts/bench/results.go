@@ -304,11 +304,45 @@ func writeBreakdown(w io.Writer, r *report) {
 		}
 	}
 	fmt.Fprintln(w)
+	writeInAgent(w, byKey)
 	fmt.Fprintf(w, "\nThe audit write is kept as it is: one `write` of one record, made before the answer leaves the agent. "+
 		"So a record is in the kernel before the caller has its password, and an agent that crashes or is killed right after "+
 		"answering has lost no record; a power loss or a kernel crash can lose the records not yet written back by the kernel "+
 		"(there is no fsync per record, before or after). Batching records into fewer writes would have saved a few µs of a "+
 		"resolution (`piece_audit_write_us`) but could not keep that guarantee for a sequential caller.\n")
+}
+
+// inAgentRows are the rows of the breakdown inside the agent, in order.
+var inAgentRows = []struct{ key, what string }{
+	{"resolve_agent_mean_us", "**the total**: one resolution through the agent, as the caller times it"},
+	{"piece_resolve_in_agent_mean_us", "agent/resolve inside the agent: lookup, policy, the CCP fetch"},
+	{"piece_ccp_in_agent_mean_us", "of which the CCP attempt inside the agent (agent/ccp's own timing)"},
+	{"piece_resolve_beyond_ccp_mean_us", "of which around the CCP attempt (policy, lookup, the fetch's goroutine)"},
+	{"piece_outside_resolve_mean_us", "outside agent/resolve: the caller's client, the socket, the local API, the audit write, both processes' wake-ups"},
+}
+
+// writeInAgent writes the breakdown from the agent's own timings (means).
+func writeInAgent(w io.Writer, byKey map[string]*figure) {
+	total := byKey["resolve_agent_mean_us"]
+	if total == nil || total.Error != "" || byKey["piece_ccp_in_agent_mean_us"] == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nThe same rounds timed from inside the agent, by its own metrics (`/metrics`, read before and after each agent "+
+		"round). The agent's histograms are too coarse for a p50 at this scale, so these are means (medians of the rounds' means).\n\n")
+	fmt.Fprintln(w, "| piece | mean | rounds | share of the total | baseline | baseline is |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|")
+	for _, row := range inAgentRows {
+		f := byKey[row.key]
+		if f == nil || f.Error != "" {
+			continue
+		}
+		share := ""
+		if total.Value > 0 {
+			share = fmt.Sprintf("%.0f %%", 100*f.Value/total.Value)
+		}
+		fmt.Fprintf(w, "| %s (`%s`) | %s µs | %s | %s | %s µs | %s |\n", row.what, row.key, rig.TrimFloat(f.Value), spreadString(f.Spread),
+			share, rig.TrimFloat(f.Baseline), f.BaselineName)
+	}
 }
 
 // writeLoadCPU writes where the throughput goes: each process's CPU time

@@ -70,7 +70,7 @@ func (h *harness) setup() error {
 		return err
 	}
 	app := h.pki.App
-	h.direct, err = ccp.New(ccp.Options{Servers: []string{h.fakeURL}, CABundle: caPEM, PoolSize: poolSize},
+	h.direct, err = ccp.New(ccp.Options{Servers: []string{h.fakeURL}, CABundle: caPEM, PoolSize: poolSize, Observe: h.directAttempts.observe},
 		func() (*tls.Certificate, error) { return &app, nil })
 	if err != nil {
 		return err
@@ -83,8 +83,13 @@ func (h *harness) setup() error {
 	}}
 
 	h.agentDir = filepath.Join(h.root, "agent")
+	// The main agent serves its metrics, so that the latency rounds can
+	// read its own timings of resolutions and CCP attempts (inagent.go).
+	if h.agentMetrics, err = freeLoopbackAddr(); err != nil {
+		return err
+	}
 	var ready time.Time
-	if h.agent, h.socket, ready, err = h.startAgent(h.agentDir, "agent"); err != nil {
+	if h.agent, h.socket, ready, err = h.startAgentWith(h.agentDir, "agent", "metrics:\n  listen: "+h.agentMetrics+"\n"); err != nil {
 		return err
 	}
 	fmt.Printf("agent pid %d ready in %v on %s\n", h.agent.Pid(), ready.Sub(h.agent.Started).Round(time.Millisecond), h.socket)
@@ -123,8 +128,18 @@ func prepareAgentDir(dir string) error {
 
 // startAgent starts bin/credagent run --dev dir and waits until it is ready.
 func (h *harness) startAgent(dir, name string) (*rig.Proc, string, time.Time, error) {
+	return h.startAgentWith(dir, name, "")
+}
+
+// startAgentWith is startAgent with more config appended to agentConfig.
+func (h *harness) startAgentWith(dir, name, more string) (*rig.Proc, string, time.Time, error) {
 	if err := prepareAgentDir(dir); err != nil {
 		return nil, "", time.Time{}, err
+	}
+	if more != "" {
+		if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(agentConfig+more), 0o600); err != nil {
+			return nil, "", time.Time{}, err
+		}
 	}
 	p, err := rig.StartProc(name, filepath.Join(h.root, name+".log"), filepath.Join(h.binDir, "credagent"), "run", "--dev", dir)
 	if err != nil {
