@@ -47,6 +47,8 @@ func runChild(args []string) bool {
 		err = runAgentProfiled(args[1:])
 	case childLocalAPI:
 		err = serveLocalAPI(args[1:])
+	case childCCP:
+		err = runCCPAlone(args[1:])
 	default:
 		return false
 	}

@@ -162,6 +162,7 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 	}{
 		{"latency (agent / direct / net/http, sequential)", h.latency},
 		{"throughput (agent / direct, 64 callers) and RSS", h.throughput},
+		{"password copies in the agent's memory", h.passwordCopies},
 		{"fakeccp throughput (fake / bare net/http)", h.fakeThroughput},
 		{"delivery apply (agent / bare fsnotify)", h.deliveryApply},
 		{"cold start (100 applications / none)", h.coldStart},
