@@ -409,6 +409,12 @@ func analyze(p params, ss []sample, recs []record, ws []window, fd feedFigures) 
 	return r
 }
 
+// addCheck adds a verdict measured outside analyze.
+func (r *results) addCheck(c check) {
+	r.Verdicts = append(r.Verdicts, c)
+	r.Passed = r.Passed && c.Pass
+}
+
 // feedCheck is the feed's verdict: every change published to the feed was
 // picked up and served, every fault the feed served was refused with its
 // reason while the last good state stayed in force and cleared once the

@@ -85,6 +85,7 @@ func (s *soak) rotatePassword(ctx context.Context) error {
 	s.ccpMu.Lock()
 	n, _ := rand.Int(rand.Reader, big.NewInt(1<<40))
 	s.password = "Soak-" + n.String() + "!pass"
+	s.passwords = append(s.passwords, s.password)
 	pw := s.password
 	err := s.writeFixture()
 	for _, r := range s.replicas {

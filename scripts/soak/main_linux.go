@@ -40,6 +40,9 @@ type soak struct {
 	// replica never starts with a password older than the others'.
 	ccpMu    sync.Mutex
 	password string
+	// passwords is every password the fakes were given, in order (under
+	// ccpMu), for the count of their copies in the agent's memory.
+	passwords []string
 
 	agent          *rig.Proc
 	agentLog       string
@@ -177,10 +180,12 @@ func run(dur time.Duration, speed, rate float64, outDir, readme, binDir string, 
 	s.countAgentLog()
 	machine["load_end"] = rig.LoadAverage()
 
+	copies := s.passwordCopies()
 	s.mu.Lock()
 	res := analyze(s.p, s.samples, s.records, s.windows, s.feed.results())
 	res.Events, res.Notes, res.Machine = s.events, s.notes, machine
 	s.mu.Unlock()
+	res.addCheck(copies)
 	if err := s.write(res, outDir, readme); err != nil {
 		return false, err
 	}

@@ -235,6 +235,9 @@ directory must stay within its records, room for one being replaced, the registr
 their cap. Latency: the p99 of the first and the last 10 s window after the warm-up, counting only resolutions
 outside the fault windows; it fails when the last is more than twice the first both on its own and relative to a
 baseline measured in the same windows (the harness's own Go CCP client straight to the replicas), so that a noisy
-neighbour that slows everything does not fail the run but an agent that slows down does.
+neighbour that slows everything does not fail the run but an agent that slows down does. Once the callers have
+stopped, the agent's memory is searched, as root could read it, for every password the fakes served: the copies
+must stay within two per CCP connection the agent may hold (the standard library's TLS record buffer and HTTP read
+buffer, which the agent cannot wipe), however many resolutions were made.
 
 `

@@ -81,6 +81,7 @@ func (s *soak) setupWorld() error {
 	}
 	s.fixtureFile = filepath.Join(ccpDir, "soak-fixture.yaml")
 	s.password = "Soak-0!pass"
+	s.passwords = append(s.passwords, s.password)
 	if err := s.writeFixture(); err != nil {
 		return err
 	}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/credagent/credagent/agent/ccp"
+	"github.com/credagent/credagent/scripts/internal/rig"
+)
+
+// passwordCopies counts, once the callers have stopped, the copies of every
+// password the soak served that are still in the agent's memory, as root
+// could read them (rig.CountInMemory). The agent wipes the buffers it owns;
+// the standard library keeps, per open CCP connection, the last response in
+// its TLS record buffer and in net/http's read buffer, out of the agent's
+// reach. So the bound is two copies per connection the agent may hold
+// (ccp.DefaultPoolSize to each replica), however many resolutions the soak
+// made: a copy left per resolution would show as thousands.
+func (s *soak) passwordCopies() check {
+	s.ccpMu.Lock()
+	pws := append([]string(nil), s.passwords...)
+	s.ccpMu.Unlock()
+	bound := 2 * ccp.DefaultPoolSize * len(s.replicas)
+	c := check{Name: "copies of the served passwords in the agent's memory", Limit: float64(bound)}
+	total := 0
+	var per []string
+	for i, pw := range pws {
+		found, err := rig.CountInMemory(s.agent.Pid(), []byte(pw))
+		if err != nil {
+			c.Detail = "could not read the agent's memory: " + err.Error()
+			return c
+		}
+		total += len(found)
+		if len(found) > 0 {
+			per = append(per, fmt.Sprintf("password %d of %d: %d", i+1, len(pws), len(found)))
+		}
+	}
+	c.Value, c.Pass = float64(total), total <= bound
+	c.Detail = fmt.Sprintf("%d passwords served; bound: 2 per CCP connection the agent may hold (%d to each of %d replicas); %s",
+		len(pws), ccp.DefaultPoolSize, len(s.replicas), strings.Join(per, ", "))
+	if len(per) == 0 {
+		c.Detail += "none found"
+	}
+	return c
+}
