@@ -140,6 +140,20 @@ func (h *harness) passwordCopies() error {
 		r.agent, r.alone = append(r.agent, float64(na)), append(r.alone, float64(nc))
 		return fmt.Sprintf("agent %d %s, ccp alone %d %s", na, wa, nc, wc), nil
 	}
+	// step drives the agent and child-ccp alike, lets them settle, and
+	// counts pw in both.
+	seqAgent := func() error { _, err := h.sequential(h.resolveAgent, 5*time.Second, 200); return err }
+	concAgent := func() error { _, _, err := h.concurrent(h.resolveAgent, 64, time.Second, 100000); return err }
+	step := func(r *reading, pw []byte, drive func() error, aloneSig syscall.Signal) (string, error) {
+		if err := drive(); err != nil {
+			return "", err
+		}
+		if err := alone.run(aloneSig); err != nil {
+			return "", err
+		}
+		settle()
+		return both(r, pw)
+	}
 	for round := range max(3, h.rounds/2) {
 		pw1, pw2 := randomPassword(), randomPassword()
 		if err := h.setPassword(pw1); err != nil {
@@ -148,39 +162,18 @@ func (h *harness) passwordCopies() error {
 		if err := h.servesPassword(pw1); err != nil {
 			return err
 		}
-		if _, err := h.sequential(h.resolveAgent, 5*time.Second, 200); err != nil {
-			return err
-		}
-		if err := alone.run(syscall.SIGUSR1); err != nil {
-			return err
-		}
-		settle()
-		w1, err := both(&seq, pw1)
+		w1, err := step(&seq, pw1, seqAgent, syscall.SIGUSR1)
 		if err != nil {
 			return err
 		}
-		if _, _, err := h.concurrent(h.resolveAgent, 64, time.Second, 100000); err != nil {
-			return err
-		}
-		if err := alone.run(syscall.SIGUSR2); err != nil {
-			return err
-		}
-		settle()
-		w2, err := both(&conc, pw1)
+		w2, err := step(&conc, pw1, concAgent, syscall.SIGUSR2)
 		if err != nil {
 			return err
 		}
 		if err := h.setPassword(pw2); err != nil {
 			return err
 		}
-		if _, err := h.sequential(h.resolveAgent, 5*time.Second, 200); err != nil {
-			return err
-		}
-		if err := alone.run(syscall.SIGUSR1); err != nil {
-			return err
-		}
-		settle()
-		w3, err := both(&after, pw1)
+		w3, err := step(&after, pw1, seqAgent, syscall.SIGUSR1)
 		if err != nil {
 			return err
 		}
