@@ -119,11 +119,18 @@ type machine struct {
 	LoadEnd   string  `json:"load_average_end"`
 	TempFS    string  `json:"temp_filesystem,omitempty"`
 	Duration  float64 `json:"run_seconds"`
+	// StealPercent is the share of the machine's CPU time during the run
+	// that the hypervisor gave to other guests (/proc/stat); -1 unknown.
+	StealPercent float64 `json:"cpu_steal_percent"`
 }
 
 func (m machine) String() string {
-	return fmt.Sprintf("%s, %d cores, Linux %s, %s; load average %s at start, %s at end; %.0f s",
-		m.CPU, m.Cores, m.Kernel, m.GoVersion, m.LoadStart, m.LoadEnd, m.Duration)
+	steal := "unknown"
+	if m.StealPercent >= 0 {
+		steal = fmt.Sprintf("%.1f %%", m.StealPercent)
+	}
+	return fmt.Sprintf("%s, %d cores, Linux %s, %s; load average %s at start, %s at end; CPU time stolen by the hypervisor %s; %.0f s",
+		m.CPU, m.Cores, m.Kernel, m.GoVersion, m.LoadStart, m.LoadEnd, steal, m.Duration)
 }
 
 // report is everything a run produces.

@@ -76,3 +76,51 @@ func ProcStatusKB(pid int, field string) (int64, error) {
 	}
 	return 0, errors.New(field + " not found in /proc status")
 }
+
+// CPUTimes are the machine's CPU times from /proc/stat's first line, in
+// clock ticks, summed over the CPUs.
+type CPUTimes struct {
+	Total, Steal uint64
+}
+
+// ReadCPUTimes reads /proc/stat.
+func ReadCPUTimes() (CPUTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return CPUTimes{}, err
+	}
+	return ParseCPUTimes(string(b))
+}
+
+// ParseCPUTimes reads the "cpu" line of /proc/stat: user nice system idle
+// iowait irq softirq steal (guest and guest_nice are within user and nice,
+// so they are not added again).
+func ParseCPUTimes(stat string) (CPUTimes, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return CPUTimes{}, fmt.Errorf("/proc/stat: no cpu line with steal time: %q", line)
+	}
+	var t CPUTimes
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return CPUTimes{}, fmt.Errorf("/proc/stat: %w", err)
+		}
+		t.Total += n
+		if i == 7 {
+			t.Steal = n
+		}
+	}
+	return t, nil
+}
+
+// StealPercent is the share of the CPU time between a and b that the
+// hypervisor gave to other guests: time this machine wanted to run and
+// could not. -1 when there is no time between them.
+func StealPercent(a, b CPUTimes) float64 {
+	if b.Total <= a.Total {
+		return -1
+	}
+	return 100 * float64(b.Steal-a.Steal) / float64(b.Total-a.Total)
+}

@@ -187,3 +187,28 @@ func TestRenderTimeSeriesPNG(t *testing.T) {
 		t.Errorf("size %v", b)
 	}
 }
+
+func TestCPUTimes(t *testing.T) {
+	a, err := ParseCPUTimes("cpu  100 0 50 800 5 0 5 40 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != (CPUTimes{Total: 1000, Steal: 40}) {
+		t.Errorf("parsed %+v", a)
+	}
+	b := CPUTimes{Total: 1200, Steal: 90}
+	if p := StealPercent(a, b); p != 25 {
+		t.Errorf("steal %v %%, want 25", p)
+	}
+	if p := StealPercent(a, a); p != -1 {
+		t.Errorf("steal over no time %v, want -1", p)
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 3", "cpu 1 2 3 4 5 6 7 x"} {
+		if _, err := ParseCPUTimes(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := ReadCPUTimes(); err != nil {
+		t.Errorf("this machine's /proc/stat: %v", err)
+	}
+}
