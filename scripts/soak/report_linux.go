@@ -237,7 +237,7 @@ outside the fault windows; it fails when the last is more than twice the first b
 baseline measured in the same windows (the harness's own Go CCP client straight to the replicas), so that a noisy
 neighbour that slows everything does not fail the run but an agent that slows down does. Once the callers have
 stopped, the agent's memory is searched, as root could read it, for every password the fakes served: the copies
-must stay within two per CCP connection the agent may hold (the standard library's TLS record buffer and HTTP read
-buffer, which the agent cannot wipe), however many resolutions were made.
+must stay within two per CCP connection the agent held (the most at any sample; the standard library's TLS record
+buffer and HTTP read buffer, which the agent cannot wipe), however many resolutions were made.
 
 `
