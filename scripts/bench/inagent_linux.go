@@ -2,15 +2,17 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/credagent/credagent/scripts/internal/rig"
 )
 
 // The agent's own timings, read from its /metrics between the latency
@@ -50,21 +52,11 @@ func (a inAgent) means(b inAgent) (resolveUS, ccpUS float64, err error) {
 
 // readInAgent scrapes the agent's /metrics.
 func (h *harness) readInAgent(ctx context.Context) (inAgent, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+h.agentMetrics+"/metrics", nil)
+	b, err := rig.Call(ctx, http.MethodGet, "http://"+h.agentMetrics+"/metrics", nil)
 	if err != nil {
 		return inAgent{}, err
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return inAgent{}, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return inAgent{}, fmt.Errorf("GET /metrics: %s", res.Status)
-	}
-	return parseInAgent(res.Body)
+	return parseInAgent(bytes.NewReader(b))
 }
 
 // parseInAgent reads the four series from a Prometheus text page.
@@ -115,17 +107,6 @@ func (a *attemptTimes) observe(_ string, _ int, took time.Duration) {
 
 func (a *attemptTimes) read() (sumSeconds, n float64) {
 	return float64(a.ns.Load()) / 1e9, float64(a.n.Load())
-}
-
-// freeLoopbackAddr returns a 127.0.0.1 address with a port that was free a
-// moment ago.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // meanOf is the mean of ds in µs.

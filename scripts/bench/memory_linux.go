@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -116,14 +115,14 @@ func (h *harness) passwordCopies() error {
 			return 0, "", err
 		}
 		where := map[string]int{}
-		for _, f := range found {
+		for _, f := range found[0] {
 			name := f.Mapping
 			if name == "" {
 				name = "anonymous"
 			}
 			where[name]++
 		}
-		return len(found), fmt.Sprint(where), nil
+		return len(found[0]), fmt.Sprint(where), nil
 	}
 	// reading is one count in the agent and one in child-ccp.
 	type reading struct{ agent, alone []float64 }
@@ -224,24 +223,7 @@ func (h *harness) servesPassword(pw []byte) error {
 
 // setPassword changes the bench account's password on the fake.
 func (h *harness) setPassword(pw []byte) error {
-	body, err := json.Marshal(map[string]string{"safe": benchSafe, "folder": benchFolder, "object": benchObject, "password": string(pw)})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.fakeAdmin+"/accounts/password", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("setting the password on the fake: %s", res.Status)
-	}
-	return nil
+	_, err := rig.Call(h.ctx, http.MethodPost, h.fakeAdmin+"/accounts/password",
+		map[string]string{"safe": benchSafe, "folder": benchFolder, "object": benchObject, "password": string(pw)})
+	return err
 }

@@ -85,7 +85,7 @@ func (h *harness) setup() error {
 	h.agentDir = filepath.Join(h.root, "agent")
 	// The main agent serves its metrics, so that the latency rounds can
 	// read its own timings of resolutions and CCP attempts (inagent.go).
-	if h.agentMetrics, err = freeLoopbackAddr(); err != nil {
+	if h.agentMetrics, err = rig.FreeLoopbackAddr(); err != nil {
 		return err
 	}
 	var ready time.Time

@@ -33,17 +33,21 @@ func (s *soak) passwordCopies() check {
 	s.mu.Unlock()
 	bound := 2 * conns
 	c := check{Name: "copies of the served passwords in the agent's memory", Limit: float64(bound)}
+	needles := make([][]byte, len(pws))
+	for i, pw := range pws {
+		needles[i] = []byte(pw)
+	}
+	found, err := rig.CountInMemory(s.agent.Pid(), needles...)
+	if err != nil {
+		c.Detail = "could not read the agent's memory: " + err.Error()
+		return c
+	}
 	total := 0
 	var per []string
-	for i, pw := range pws {
-		found, err := rig.CountInMemory(s.agent.Pid(), []byte(pw))
-		if err != nil {
-			c.Detail = "could not read the agent's memory: " + err.Error()
-			return c
-		}
-		total += len(found)
-		if len(found) > 0 {
-			per = append(per, fmt.Sprintf("password %d of %d: %d", i+1, len(pws), len(found)))
+	for i, f := range found {
+		total += len(f)
+		if len(f) > 0 {
+			per = append(per, fmt.Sprintf("password %d of %d: %d", i+1, len(pws), len(f)))
 		}
 	}
 	c.Value, c.Pass = float64(total), total <= bound

@@ -7,12 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -92,10 +89,10 @@ func (s *soak) setupWorld() error {
 
 	for i, n := range []string{"ccp-a", "ccp-b"} {
 		r := &replica{name: n}
-		if r.addr, err = freeAddr(); err != nil {
+		if r.addr, err = rig.FreeLoopbackAddr(); err != nil {
 			return err
 		}
-		if r.adminAddr, err = freeAddr(); err != nil {
+		if r.adminAddr, err = rig.FreeLoopbackAddr(); err != nil {
 			return err
 		}
 		r.url, r.admin = "https://"+r.addr, "http://"+r.adminAddr
@@ -191,16 +188,6 @@ func (s *soak) startReplica(r *replica) error {
 	}
 	r.proc = p
 	return nil
-}
-
-// freeAddr is a loopback address with a port free now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // setupUsers makes sure the callers' users and the socket group exist
@@ -483,29 +470,8 @@ func (s *soak) resolveSap(ctx context.Context) (string, error) {
 
 // admin sends a request to a replica's admin API.
 func (s *soak) admin(ctx context.Context, r *replica, method, path string, body any) error {
-	var rd *bytes.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, r.admin+path, rd)
-	if err != nil {
-		return err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s%s: %s", method, r.name, path, res.Status)
+	if _, err := rig.Call(ctx, method, r.admin+path, body); err != nil {
+		return fmt.Errorf("replica %s: %w", r.name, err)
 	}
 	return nil
 }

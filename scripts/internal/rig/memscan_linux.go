@@ -20,17 +20,23 @@ type Found struct {
 	Offset  uint64 // from the start of the mapping
 }
 
-// CountInMemory finds every occurrence of needle in the readable memory of
-// process pid, as an attacker with root (or ptrace rights over the process)
-// could: every readable mapping in /proc/<pid>/maps, read through
-// /proc/<pid>/mem. It needs the same rights: root, or CAP_SYS_PTRACE where
-// the process made itself undumpable (credagent does).
+// CountInMemory finds every occurrence of each needle in the readable
+// memory of process pid, as an attacker with root (or ptrace rights over
+// the process) could: every readable mapping in /proc/<pid>/maps, read
+// through /proc/<pid>/mem, once for all the needles. It needs the same
+// rights: root, or CAP_SYS_PTRACE where the process made itself undumpable
+// (credagent does). found[i] is where needles[i] is.
 //
-// Occurrences do not overlap. Mappings the kernel will not read ([vvar],
-// [vsyscall], device memory) are skipped.
-func CountInMemory(pid int, needle []byte) ([]Found, error) {
-	if len(needle) == 0 {
-		return nil, errors.New("CountInMemory: empty needle")
+// Occurrences of one needle do not overlap. Mappings the kernel will not
+// read ([vvar], [vsyscall], device memory) are skipped.
+func CountInMemory(pid int, needles ...[]byte) (found [][]Found, err error) {
+	if len(needles) == 0 {
+		return nil, errors.New("CountInMemory: no needle")
+	}
+	for _, n := range needles {
+		if len(n) == 0 {
+			return nil, errors.New("CountInMemory: empty needle")
+		}
 	}
 	maps, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
 	if err != nil {
@@ -42,7 +48,7 @@ func CountInMemory(pid int, needle []byte) ([]Found, error) {
 		return nil, err
 	}
 	defer mem.Close()
-	var found []Found
+	found = make([][]Found, len(needles))
 	readAny := false
 	buf := make([]byte, 1<<20)
 	sc := bufio.NewScanner(maps)
@@ -71,10 +77,12 @@ func CountInMemory(pid int, needle []byte) ([]Found, error) {
 		// A mapping can go away between the two reads, or be one the
 		// kernel refuses (I/O memory): what was read of it counts, the
 		// rest is skipped, as a reader would.
-		hits, n, _ := scanRange(mem, start, end, needle, buf)
+		hits, n, _ := scanRange(mem, start, end, needles, buf)
 		readAny = readAny || n > 0
-		for _, off := range hits {
-			found = append(found, Found{Mapping: name, Start: start, Offset: off})
+		for i, offs := range hits {
+			for _, off := range offs {
+				found[i] = append(found[i], Found{Mapping: name, Start: start, Offset: off})
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -86,16 +94,20 @@ func CountInMemory(pid int, needle []byte) ([]Found, error) {
 	return found, nil
 }
 
-// scanRange reads [start, end) of mem in chunks of len(buf), keeping
-// len(needle)-1 bytes between chunks so that a needle across a chunk
-// boundary is found, and returns the offsets (from start) of the
-// non-overlapping occurrences and the bytes read.
-func scanRange(mem io.ReaderAt, start, end uint64, needle, buf []byte) ([]uint64, uint64, error) {
-	var hits []uint64
-	keep := len(needle) - 1
-	carry := 0       // bytes at the front of buf from the last chunk
-	base := start    // address of buf[0]
-	nextFree := base // no occurrence may start before this (non-overlapping)
+// scanRange reads [start, end) of mem in chunks of len(buf), keeping the
+// longest needle's length less one byte between chunks so that a needle
+// across a chunk boundary is found, and returns, for each needle, the
+// offsets (from start) of its non-overlapping occurrences, and the bytes
+// read.
+func scanRange(mem io.ReaderAt, start, end uint64, needles [][]byte, buf []byte) ([][]uint64, uint64, error) {
+	hits := make([][]uint64, len(needles))
+	keep := 0
+	for _, n := range needles {
+		keep = max(keep, len(n)-1)
+	}
+	carry := 0                               // bytes at the front of buf from the last chunk
+	base := start                            // address of buf[0]
+	nextFree := make([]uint64, len(needles)) // no occurrence may start before this (non-overlapping)
 	var read uint64
 	for pos := start; pos < end; {
 		want := min(uint64(len(buf)-carry), end-pos)
@@ -109,17 +121,19 @@ func scanRange(mem io.ReaderAt, start, end uint64, needle, buf []byte) ([]uint64
 		read += uint64(n)
 		pos += uint64(n)
 		data := buf[:carry+n]
-		for i := 0; ; {
-			j := bytes.Index(data[i:], needle)
-			if j < 0 {
-				break
+		for k, needle := range needles {
+			for i := 0; ; {
+				j := bytes.Index(data[i:], needle)
+				if j < 0 {
+					break
+				}
+				at := base + uint64(i+j)
+				if at >= nextFree[k] {
+					hits[k] = append(hits[k], at-start)
+					nextFree[k] = at + uint64(len(needle))
+				}
+				i += j + 1
 			}
-			at := base + uint64(i+j)
-			if at >= nextFree {
-				hits = append(hits, at-start)
-				nextFree = at + uint64(len(needle))
-			}
-			i += j + 1
 		}
 		carry = min(keep, len(data))
 		copy(buf, data[len(data)-carry:])

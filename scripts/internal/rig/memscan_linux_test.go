@@ -18,8 +18,11 @@ func TestScanRange(t *testing.T) {
 		mem    string
 		start  uint64
 		needle string
+		other  string // a second needle, searched in the same pass
 		buf    int
 		want   []uint64
+		// wantOther are other's offsets.
+		wantOther []uint64
 	}{
 		{name: "none", mem: "abcdefgh", needle: "xy", buf: 4, want: nil},
 		{name: "inside a chunk", mem: "abcdefgh", needle: "cd", buf: 8, want: []uint64{2}},
@@ -29,12 +32,22 @@ func TestScanRange(t *testing.T) {
 		{name: "not overlapping across chunks", mem: "xaaaax", needle: "aaa", buf: 4, want: []uint64{1}},
 		{name: "several", mem: "pw..pw..pw", needle: "pw", buf: 5, want: []uint64{0, 4, 8}},
 		{name: "from an offset", mem: "..pw..pw", start: 2, needle: "pw", buf: 4, want: []uint64{0, 4}},
+		{name: "short beside long", mem: "abcdefghij", needle: "ij", other: "cdefgh", buf: 7, want: []uint64{8}, wantOther: []uint64{2}},
+		{name: "long across chunks beside short", mem: "abcdefghij", needle: "b", other: "efghi", buf: 6, want: []uint64{1}, wantOther: []uint64{4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, n, err := scanRange(bytes.NewReader([]byte(tt.mem)), tt.start, uint64(len(tt.mem)), []byte(tt.needle), make([]byte, tt.buf))
+			needles := [][]byte{[]byte(tt.needle)}
+			if tt.other != "" {
+				needles = append(needles, []byte(tt.other))
+			}
+			hits, n, err := scanRange(bytes.NewReader([]byte(tt.mem)), tt.start, uint64(len(tt.mem)), needles, make([]byte, tt.buf))
 			if err != nil {
 				t.Fatal(err)
+			}
+			got := hits[0]
+			if tt.other != "" && !reflect.DeepEqual(hits[1], tt.wantOther) {
+				t.Errorf("other's offsets %v, want %v", hits[1], tt.wantOther)
 			}
 			if n != uint64(len(tt.mem))-tt.start {
 				t.Errorf("read %d bytes, want %d", n, uint64(len(tt.mem))-tt.start)
@@ -83,24 +96,29 @@ func TestCountInMemory(t *testing.T) {
 			t.Fatalf("child said %q (%v), want %q", line, err, want)
 		}
 	}
-	count := func() int {
+	// absent is never in the child: it is searched in the same pass.
+	absent := []byte(hex.EncodeToString(secret[:20]) + "zz")
+	count := func() (int, int) {
 		t.Helper()
-		found, err := CountInMemory(cmd.Process.Pid, needle)
+		found, err := CountInMemory(cmd.Process.Pid, needle, absent)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(found)
+		return len(found[0]), len(found[1])
 	}
 	step(string(needle), "planted")
-	if n := count(); n != 3 {
-		t.Errorf("found %d copies in the child, want the 3 it keeps", n)
+	if n, a := count(); n != 3 || a != 0 {
+		t.Errorf("found %d copies in the child, want the 3 it keeps, and %d of a value it never had", n, a)
 	}
 	step("w", "wiped")
-	if n := count(); n != 0 {
+	if n, _ := count(); n != 0 {
 		t.Errorf("found %d copies in the child after it wiped them, want 0", n)
 	}
 	if _, err := CountInMemory(cmd.Process.Pid, nil); err == nil {
 		t.Error("an empty needle is accepted")
+	}
+	if _, err := CountInMemory(cmd.Process.Pid); err == nil {
+		t.Error("no needle is accepted")
 	}
 }
 

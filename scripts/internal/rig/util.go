@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -54,19 +56,55 @@ func Between(doc []byte, begin, end string) ([]byte, bool) {
 
 // GetJSON decodes the answer to GET url, within 5 s.
 func GetJSON(ctx context.Context, url string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	b, err := Call(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// Call sends method to url with body as JSON (none when nil) and returns
+// the answer's body, within 5 s. An answer other than 2xx is an error.
+func Call(ctx context.Context, method, url string, body any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, res.Status)
+	b, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		return nil, err
 	}
-	return json.NewDecoder(res.Body).Decode(v)
+	if res.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%s %s: %s", method, url, res.Status)
+	}
+	return b, nil
+}
+
+// FreeLoopbackAddr is a 127.0.0.1 address with a port that was free a
+// moment ago.
+func FreeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
