@@ -15,11 +15,15 @@ var runtimeSamples = []string{
 	"/gc/heap/live:bytes",
 	"/gc/heap/objects:objects",
 	"/gc/cycles/total:gc-cycles",
+	"/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/stacks:bytes",
 }
 
 // readRuntime reads the agent's goroutines and heap for a privileged
 // status. HeapInuseBytes is objects plus unused heap bytes, which is
-// MemStats.HeapInuse.
+// MemStats.HeapInuse; HeapFreeBytes is free heap still backed by memory
+// (MemStats.HeapIdle less HeapReleased); StackBytes is the heap reserved
+// for goroutine stacks (MemStats.StackInuse).
 func readRuntime() *apitype.RuntimeStatus {
 	s := make([]metrics.Sample, len(runtimeSamples))
 	for i, n := range runtimeSamples {
@@ -38,5 +42,7 @@ func readRuntime() *apitype.RuntimeStatus {
 		HeapLiveBytes:  u(3),
 		HeapObjects:    u(4),
 		GCCycles:       u(5),
+		HeapFreeBytes:  u(6),
+		StackBytes:     u(7),
 	}
 }

@@ -55,7 +55,7 @@ func TestStatusRuntimeOnlyForPrivileged(t *testing.T) {
 			if got := st.Runtime != nil; got != tt.want {
 				t.Fatalf("runtime figures given: %v, want %v", got, tt.want)
 			}
-			if st.Runtime != nil && (st.Runtime.Goroutines < 1 || st.Runtime.HeapInuseBytes == 0 || st.Runtime.HeapObjects == 0) {
+			if st.Runtime != nil && (st.Runtime.Goroutines < 1 || st.Runtime.HeapInuseBytes == 0 || st.Runtime.HeapObjects == 0 || st.Runtime.StackBytes == 0) {
 				t.Errorf("runtime figures %+v", *st.Runtime)
 			}
 		})

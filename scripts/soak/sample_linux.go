@@ -36,6 +36,7 @@ func (s *soak) sample(ctx context.Context) sample {
 		smp.Goroutines = st.Runtime.Goroutines
 		smp.HeapInuseMB = rig.Round3(float64(st.Runtime.HeapInuseBytes) / mbBytes)
 		smp.HeapLiveMB = rig.Round3(float64(st.Runtime.HeapLiveBytes) / mbBytes)
+		smp.HeapHeldMB = rig.Round3(float64(st.Runtime.HeapInuseBytes+st.Runtime.HeapFreeBytes+st.Runtime.StackBytes) / mbBytes)
 	} else if err != nil && ctx.Err() == nil {
 		s.note(fmt.Sprintf("t=%.0fs status: %v", smp.T, err))
 	} else if err == nil {

@@ -150,6 +150,11 @@ type RuntimeStatus struct {
 	HeapLiveBytes uint64 `json:"heap_live_bytes"`
 	HeapObjects   uint64 `json:"heap_objects"`
 	GCCycles      uint64 `json:"gc_cycles"`
+	// HeapFreeBytes is heap the runtime has freed but not yet returned to
+	// the operating system: still resident, until its scavenger returns it.
+	HeapFreeBytes uint64 `json:"heap_free_bytes"`
+	// StackBytes is the heap reserved for goroutine stacks.
+	StackBytes uint64 `json:"stack_bytes"`
 }
 
 // KeyStoreStatus describes the machine key.
