@@ -313,7 +313,7 @@ func (h *harness) write() error {
 
 // describeMachine reads the CPU model, kernel and load.
 func describeMachine(tmp string) machine {
-	m := machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: rig.LoadAverage(), CPU: rig.CPUModel()}
+	m := machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: rig.LoadAverage(), CPU: rig.CPUModel(), CPUIdle: rig.CPUIdle()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}

@@ -124,3 +124,34 @@ func StealPercent(a, b CPUTimes) float64 {
 	}
 	return 100 * float64(b.Steal-a.Steal) / float64(b.Total-a.Total)
 }
+
+// CPUIdle describes how the machine's idle CPUs wait, which sets what a
+// wake-up costs: "" when sysfs does not say. Under the cpuidle haltpoll
+// driver (a KVM guest) it adds the guest's halt polling, read from
+// /sys/module/haltpoll.
+func CPUIdle() string {
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return DescribeCPUIdle(read("/sys/devices/system/cpu/cpuidle/current_driver"),
+		read("/sys/module/haltpoll/parameters/guest_halt_poll_ns"))
+}
+
+// DescribeCPUIdle is CPUIdle's text for a cpuidle driver and, under
+// haltpoll, the guest's halt-polling time in ns ("" when unknown).
+func DescribeCPUIdle(driver, haltPollNS string) string {
+	switch {
+	case driver == "":
+		return ""
+	case driver != "haltpoll" || haltPollNS == "":
+		return "cpuidle " + driver
+	case haltPollNS == "0":
+		return "cpuidle haltpoll with guest halt polling off: an idle vCPU halts at once, and waking it is a VM exit"
+	default:
+		return "cpuidle haltpoll, an idle vCPU polling " + haltPollNS + " ns before it halts"
+	}
+}

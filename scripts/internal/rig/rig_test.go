@@ -212,3 +212,18 @@ func TestCPUTimes(t *testing.T) {
 		t.Errorf("this machine's /proc/stat: %v", err)
 	}
 }
+
+func TestDescribeCPUIdle(t *testing.T) {
+	tests := []struct{ driver, ns, want string }{
+		{"", "", ""},
+		{"intel_idle", "", "cpuidle intel_idle"},
+		{"haltpoll", "", "cpuidle haltpoll"},
+		{"haltpoll", "0", "cpuidle haltpoll with guest halt polling off: an idle vCPU halts at once, and waking it is a VM exit"},
+		{"haltpoll", "200000", "cpuidle haltpoll, an idle vCPU polling 200000 ns before it halts"},
+	}
+	for _, tt := range tests {
+		if got := DescribeCPUIdle(tt.driver, tt.ns); got != tt.want {
+			t.Errorf("DescribeCPUIdle(%q, %q) = %q, want %q", tt.driver, tt.ns, got, tt.want)
+		}
+	}
+}
