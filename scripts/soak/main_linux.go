@@ -150,7 +150,9 @@ func run(dur time.Duration, speed, rate float64, outDir, readme, binDir string, 
 	if s.self, err = copySelf(s.root); err != nil {
 		return false, err
 	}
-	machine := map[string]string{"cpu": rig.CPUModel(), "cores": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(), "load_start": rig.LoadAverage()}
+	machine := map[string]string{"cpu": rig.CPUModel(), "cores": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(), "load_start": rig.LoadAverage(),
+		"cpu_idle": rig.CPUIdle(), "cpu_steal_percent": "unknown"}
+	cpuStart, cpuErr := rig.ReadCPUTimes()
 	fmt.Printf("soak: %v at speed %g (%g simulated minutes), %g resolutions/s; warm-up %v, sample every %v; load average %s\n",
 		dur, speed, dur.Minutes()*speed, rate, s.p.Warmup, s.p.Every, machine["load_start"])
 
@@ -179,6 +181,11 @@ func run(dur time.Duration, speed, rate float64, outDir, readme, binDir string, 
 	}
 	s.countAgentLog()
 	machine["load_end"] = rig.LoadAverage()
+	if cpuEnd, err := rig.ReadCPUTimes(); err == nil && cpuErr == nil {
+		if p := rig.StealPercent(cpuStart, cpuEnd); p >= 0 {
+			machine["cpu_steal_percent"] = strconv.FormatFloat(p, 'f', 1, 64)
+		}
+	}
 
 	copies := s.passwordCopies()
 	s.mu.Lock()

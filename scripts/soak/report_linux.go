@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"image/color"
@@ -67,6 +68,12 @@ func (s *soak) write(r *results, outDir, readme string) error {
 func printChecks(w io.Writer, r *results) {
 	fmt.Fprintf(w, "soak: %.1f min (%.0f simulated), %d resolutions (%.0f/s), %d checks, %d statuses, %d hang-ups, %d refused as expected\n",
 		r.Minutes, r.SimulatedMinutes, r.Resolutions, r.ResolutionsPerS, r.Checks, r.Statuses, r.HangUps, r.Refused)
+	idle := ""
+	if r.Machine["cpu_idle"] != "" {
+		idle = "; " + r.Machine["cpu_idle"]
+	}
+	fmt.Fprintf(w, "soak: machine: load average %s at the end; CPU time stolen by the hypervisor: %s %%%s\n",
+		r.Machine["load_end"], r.Machine["cpu_steal_percent"], idle)
 	for _, c := range r.Verdicts {
 		v := "pass"
 		if !c.Pass {
@@ -131,9 +138,11 @@ func writeSummary(w io.Writer, r *results) {
 		verdict = "FAILED"
 	}
 	fmt.Fprintf(w, "## Soak (`make soak`)\n\n")
-	fmt.Fprintf(w, "Last run: %.0f minutes at speed %g (%.0f simulated minutes), %s. Machine: %s, %s cores, load average %s at the start and %s at the end; "+
+	fmt.Fprintf(w, "Last run: %.0f minutes at speed %g (%.0f simulated minutes), %s. Machine: %s, %s cores, load average %s at the start and %s at the end, "+
+		"CPU time stolen by the hypervisor: %s %%; "+
 		"the machine was shared with other builds and tests, so latencies are noisy. Written by `scripts/soak`; figures in [soak.json](soak.json).\n\n",
-		r.Minutes, r.Speed, r.SimulatedMinutes, verdict, r.Machine["cpu"], r.Machine["cores"], r.Machine["load_start"], r.Machine["load_end"])
+		r.Minutes, r.Speed, r.SimulatedMinutes, verdict, r.Machine["cpu"], r.Machine["cores"], r.Machine["load_start"], r.Machine["load_end"],
+		cmp.Or(r.Machine["cpu_steal_percent"], "unknown"))
 	fmt.Fprintf(w, "%d resolutions (%.0f/s) from %s, with %d checks, %d statuses, %d callers hanging up mid-request and %d resolutions refused by the policy as expected. ",
 		r.Resolutions, r.ResolutionsPerS, "four caller processes of four OS users (root and credsoak1..3)", r.Checks, r.Statuses, r.HangUps, r.Refused)
 	fmt.Fprintf(w, "Allowed requests failed: %d outside the CCP fault windows, %d inside.\n\n", r.FailedOutside, r.FailedInside)
