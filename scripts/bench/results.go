@@ -332,19 +332,37 @@ const wakeUps = `
 Most of what lies outside agent/resolve is waiting to be woken. A resolution through the agent wakes a sleeping
 process four times (the agent for the request, the fake, the agent for CCP's answer, the caller), where the direct
 call wakes two; what a wake-up costs is the machine's, not the agent's. The machine line says how its idle CPUs wait.
-This project's CI machine is a KVM guest whose kernel is booted with guest halt polling off
+This project's CI machines are KVM guests whose kernel is booted with guest halt polling off
 (` + "`haltpoll.guest_halt_poll_ns=0`" + `): an idle vCPU halts at once, and waking it is a VM exit and an interrupt
-through the hypervisor. Measured by hand on it on 2026-12-01, ` + "`bin/bench -only latency -profile never`" + `, two runs
+through the hypervisor. Measured by hand on two of them on 2026-12-01, ` + "`bin/bench -only latency -profile never`" + `, two runs
 of each setting in turn, changing only ` + "`/sys/module/haltpoll/parameters/guest_halt_poll_ns`" + ` (as root; it was put back):
 
-| guest halt polling | resolve_direct_p50_us | resolve_agent_p50_us | agent_overhead_p50_us | piece_localapi_p50_us | piece_outside_resolve_mean_us |
-|---|---:|---:|---:|---:|---:|
-| off (0 ns, as booted) | 188.8, 187.5 | 309.5, 306.3 | 121.2, 117.6 | 31.5, 33.6 | 111.9, 109.7 |
-| 200 µs (the kernel's default) | 128.2, 131.5 | 199.5, 206.4 | 70.9, 75.1 | 29.6, 29.5 | 75.2, 78.3 |
+| machine | guest halt polling | resolve_direct_p50_us | resolve_agent_p50_us | agent_overhead_p50_us | piece_localapi_p50_us | piece_outside_resolve_mean_us |
+|---|---|---:|---:|---:|---:|---:|
+| AMD EPYC, 6.18.44-fc-v595 | off (0 ns, as booted) | 188.8, 187.5 | 309.5, 306.3 | 121.2, 117.6 | 31.5, 33.6 | 111.9, 109.7 |
+| | 200 µs (the kernel's default) | 128.2, 131.5 | 199.5, 206.4 | 70.9, 75.1 | 29.6, 29.5 | 75.2, 78.3 |
+| Intel Xeon, 6.18.44-fc-v669 | off (0 ns, as booted) | 270.6, 305.6 | 462, 454.1 | 191.5, 164.9 | 26.6, 35.5 | 160.7, 155.3 |
+| | 200 µs (the kernel's default) | 210.9, 153.1 | 271.2, 258.5 | 80.2, 112.1 | 34.5, 27.9 | 94.3, 95.7 |
 
-The local API alone, which never sleeps long enough to halt, does not move; the agent's overhead loses about 45 µs,
-the direct call about 58 µs. The agent could only avoid those wake-ups by spinning on its sockets instead of sleeping,
-which would spend a core of every fleet machine to save tens of microseconds per resolution: it does not.
+The local API alone, which never sleeps long enough to halt, does not move; the agent's overhead loses about 45 µs
+on the first machine and about 80 µs on the second. The agent could only avoid those wake-ups by spinning on its
+sockets instead of sleeping, which would spend a core of every fleet machine to save tens of microseconds per
+resolution: it does not.
+
+Each time the agent goes from idle to busy, the Go runtime also wakes its monitor thread (sysmon), which sleeps
+while every P is idle; a sequential resolution does that twice. Measured by hand on the second machine the same
+day, three runs of each in turn, with only the agent started as
+` + "`GODEBUG=schedtrace=3600000`" + ` (a setting that, as a side effect, keeps sysmon polling every 10 ms or
+sooner instead of sleeping until it is woken; a debugging setting, not one to run with):
+
+| agent | agent_switches_per_resolution | agent_cpu_us_per_resolution | resolve_agent_p50_us | agent_overhead_p50_us |
+|---|---:|---:|---:|---:|
+| as built | 6.26, 6.43, 6.15 | 281.6, 288.1, 273.9 | 450, 485.1, 435.3 | 81.5, 189.1, 179.1 |
+| sysmon never asleep | 2.64, 2.75, 2.71 | 256.7, 230.8, 243.2 | 487.1, 459.1, 489.5 | 176.5, 147.7, 208.9 |
+
+Sysmon's wake-ups are more than half of the agent's context switches and about an eighth of its CPU per resolution,
+but they are not on the resolution's path: the latency does not move. They are not kept away either: a sysmon that
+never sleeps wakes an idle agent a hundred times a second, every hour of the day, on every fleet machine.
 `
 
 // inAgentRows are the rows of the breakdown inside the agent, in order.
