@@ -50,6 +50,9 @@ type Client struct {
 
 	requests, coalesced, attempts atomic.Uint64
 	full, resumed                 atomic.Uint64
+	// retired is set by Retire: every attempt that ends closes the
+	// connections that are idle by then.
+	retired atomic.Bool
 }
 
 // Stats is a snapshot of a Client's counters.
@@ -293,6 +296,14 @@ func (c *Client) attempt(ctx context.Context, trs *transports, i int, query, cor
 	actx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
 	defer cancel()
 	defer func() {
+		if c.retired.Load() {
+			// The connection goes back to the pool after this returns
+			// (net/http's read loop puts it there); closing the idle
+			// ones also marks the transport to close each connection
+			// that comes back, until a new request asks it for one, and
+			// that request's attempt closes them again when it ends.
+			trs.closeIdle()
+		}
 		if e != nil {
 			e.Server, e.CorrelationID = server, corr
 			if e.Class == apitype.ClassTimeout && ctx.Err() != nil {
@@ -494,11 +505,24 @@ func (c *Client) Stats() Stats {
 }
 
 // CloseIdleConnections closes the pooled connections that are not in use.
+// Connections in use stay open and go back to the pool when their request
+// ends; see Retire.
 func (c *Client) CloseIdleConnections() {
 	c.mu.Lock()
 	tr := c.tr
 	c.mu.Unlock()
 	tr.closeIdle()
+}
+
+// Retire is for a client that has been replaced (by a delivery with a new
+// certificate or server list, or a reload): it closes the idle connections
+// now and each of the others once its request ends, instead of leaving them
+// pooled until their idle timeout, each with the last answers it read still
+// in its buffers. Requests already holding the client still work; any made
+// after Retire opens a connection and closes it when done.
+func (c *Client) Retire() {
+	c.retired.Store(true)
+	c.CloseIdleConnections()
 }
 
 // chainFingerprint is a digest of the whole chain a client presents, so

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -731,5 +732,84 @@ func TestHTTPSProxyNeverSeesAppCert(t *testing.T) {
 	}
 	if n := offered.Load(); n != 0 {
 		t.Fatalf("the proxy was offered %d client certificates", n)
+	}
+}
+
+// TestRetireClosesConnectionsInUse shows that a retired client keeps no
+// connection once its requests end, also those in flight when it was
+// retired and one that started after, where CloseIdleConnections leaves
+// them pooled until their idle timeout.
+func TestRetireClosesConnectionsInUse(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		retire   func(*Client)
+		wantOpen bool
+	}{
+		{"Retire", (*Client).Retire, false},
+		{"CloseIdleConnections alone", (*Client).CloseIdleConnections, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var open, inHandler atomic.Int64
+			release := make(chan struct{})
+			srv := startCCPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				inHandler.Add(1)
+				<-release
+				writeJSON(w, 200, account("x", ""))
+			}), func(s *http.Server) {
+				s.ConnState = func(_ net.Conn, st http.ConnState) {
+					switch st {
+					case http.StateNew:
+						open.Add(1)
+					case http.StateClosed, http.StateHijacked:
+						open.Add(-1)
+					}
+				}
+			})
+			o := testOptions(t, srv.URL)
+			o.PoolSize = 8
+			c := newTestClient(t, o, getPKI(t).client)
+
+			var wg sync.WaitGroup
+			get := func(obj string) {
+				wg.Go(func() {
+					r := req1
+					r.Object = obj
+					a, err := c.Get(context.Background(), r)
+					if err != nil {
+						t.Errorf("%s: %v", obj, err)
+						return
+					}
+					a.Wipe()
+				})
+			}
+			waitFor := func(what string, cond func() bool) {
+				t.Helper()
+				for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("timed out waiting for %s", what)
+					}
+				}
+			}
+			for i := range 4 {
+				get(fmt.Sprintf("in-flight-%d", i))
+			}
+			waitFor("4 requests in the handler", func() bool { return inHandler.Load() == 4 })
+			tt.retire(c)
+			// A request made after: it asks net/http's transport for a
+			// connection, which ends what CloseIdleConnections marked.
+			get("after")
+			waitFor("5 requests in the handler", func() bool { return inHandler.Load() == 5 })
+			close(release)
+			wg.Wait()
+
+			if !tt.wantOpen {
+				waitFor("every connection closed", func() bool { return open.Load() == 0 })
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+			if n := open.Load(); n == 0 {
+				t.Errorf("no connection left open: CloseIdleConnections now closes connections in use, and Retire may no longer be needed")
+			}
+		})
 	}
 }

@@ -116,8 +116,18 @@ func rogue(p *testPKI) srvOpt {
 // certificate from the client CA.
 func startCCP(t testing.TB, h http.Handler, opts ...srvOpt) *httptest.Server {
 	t.Helper()
+	return startCCPServer(t, h, nil, opts...)
+}
+
+// startCCPServer is startCCP with a hook on the http.Server before it
+// starts.
+func startCCPServer(t testing.TB, h http.Handler, hook func(*http.Server), opts ...srvOpt) *httptest.Server {
+	t.Helper()
 	p := getPKI(t)
 	srv := httptest.NewUnstartedServer(h)
+	if hook != nil {
+		hook(srv.Config)
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(p.clientCA)
 	srv.TLS = &tls.Config{

@@ -110,7 +110,10 @@ func (a *agent) apply(next config.Config) {
 	// afresh, as the new policy's groups were just looked up afresh.
 	localsock.FlushNames()
 	old := a.res.p.Swap(r)
-	// In-flight resolutions finish on the old resolver.
+	// In-flight resolutions finish on the old resolver, each CCP
+	// connection closing as its request ends; its cache and refusal
+	// summaries are closed after the grace.
+	old.RetireFetchers()
 	time.AfterFunc(a.set.restart.APITimeouts.ShutdownGrace, old.Close)
 	a.srv.SetLimits(live.API)
 	if a.fd != nil {

@@ -233,24 +233,37 @@ func New(opts Options) (*Resolver, error) {
 }
 
 // Close wipes the cache, writes the pending summaries of refusals, and
-// closes the fetchers' idle CCP connections, so that a Resolver replaced at
-// a reload does not keep its pools open until their idle timeout.
-// Connections still in use are closed when they are returned (net/http
-// closes connections that come back to a transport whose idle connections
-// were closed). Resolving after Close still works.
+// retires the fetchers: their idle CCP connections are closed now and the
+// others when their requests end, so that a Resolver replaced at a reload
+// does not keep its pools open until their idle timeout. A fetcher
+// replaced by a delivery is retired the same way. Resolving after Close
+// still works.
 func (r *Resolver) Close() {
 	r.cache.clear()
 	r.refusals.flush()
+	r.RetireFetchers()
+}
+
+// RetireFetchers retires the fetchers it has built so far (see retire) and
+// changes nothing else. A Resolver swapped out at a reload calls it at once,
+// so that its CCP connections close as its in-flight requests end, and
+// Close once they have had their grace. Resolving after it still works.
+func (r *Resolver) RetireFetchers() {
 	r.fmu.Lock()
 	defer r.fmu.Unlock()
 	for _, e := range r.fetchers {
-		closeIdle(e.f)
+		retire(e.f)
 	}
 }
 
-// closeIdle closes a fetcher's idle connections, if it pools any.
-func closeIdle(f Fetcher) {
-	if c, ok := f.(interface{ CloseIdleConnections() }); ok {
+// retire releases the connections of a fetcher that has been replaced or
+// whose Resolver is closed: all of them as their requests end, for a
+// fetcher that can (ccp.Client.Retire), else the idle ones.
+func retire(f Fetcher) {
+	switch c := f.(type) {
+	case interface{ Retire() }:
+		c.Retire()
+	case interface{ CloseIdleConnections() }:
 		c.CloseIdleConnections()
 	}
 }
@@ -557,7 +570,7 @@ func (r *Resolver) fetcher(store *state.Store, app *state.Application) (Fetcher,
 		return nil, err
 	}
 	if old != nil {
-		closeIdle(old.f)
+		retire(old.f)
 	}
 	r.fetchers[key] = &fetcherEntry{storeSeq: store.Seq, fingerprint: app.Fingerprint, f: f}
 	return f, nil

@@ -14,8 +14,9 @@ import (
 // the standard library keeps, per open CCP connection, the last response in
 // its TLS record buffer and in net/http's read buffer, out of the agent's
 // reach. So the bound is two copies per connection the agent held: the most
-// it held at any sample (old clients keep theirs after a certificate
-// rotation or a store re-delivery until they go idle), and at least
+// it held at any sample (a client replaced by a certificate rotation, a
+// store re-delivery or a reload keeps its connections until their requests
+// end), and at least
 // ccp.DefaultPoolSize to each replica, however many resolutions the soak
 // made: a copy left per resolution would show as hundreds or thousands.
 // Buffers of connections closed between samples are garbage that is not
