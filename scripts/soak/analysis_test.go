@@ -143,6 +143,29 @@ func TestAnalyze(t *testing.T) {
 				s.ss[i].HeapLiveMB += float64(i) * 0.1
 			}
 		}, "live heap slope"},
+		// The live heap follows the CCP connections held, which swing
+		// with the load and with replicas stopped and started: not a
+		// leak, and the connections have their own check.
+		{"heap follows the CCP connections held", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].CCPConns = 16 + 48*(i%2) + i/2
+				s.ss[i].HeapLiveMB += 0.1 * float64(s.ss[i].CCPConns)
+			}
+		}, ""},
+		{"heap leak while the CCP connections swing", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].CCPConns = 16 + 48*(i%2) + i/2
+				s.ss[i].HeapLiveMB += 0.1*float64(s.ss[i].CCPConns) + float64(i)*0.1
+			}
+		}, "live heap slope"},
+		// Connections that rise in step with time cannot be told apart
+		// from it: the slope over time alone is judged.
+		{"heap and CCP connections rising together", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].CCPConns = 16 + i
+				s.ss[i].HeapLiveMB += 0.1 * float64(s.ss[i].CCPConns)
+			}
+		}, "live heap slope, connections to CCP"},
 		{"rss noise", func(s *synth) {
 			for i := range s.ss {
 				s.ss[i].RSSMB += float64(i%3) * 1.5
@@ -227,8 +250,19 @@ func TestAnalyzeFigures(t *testing.T) {
 	if r.Resolutions != 60000 || r.ResolutionsPerS != 100 {
 		t.Errorf("resolutions %d (%v/s)", r.Resolutions, r.ResolutionsPerS)
 	}
-	if math.Abs(r.HeapSlope-0.6) > 1e-6 || r.RSSSlope != 0 {
-		t.Errorf("slopes heap %v rss %v", r.HeapSlope, r.RSSSlope)
+	if math.Abs(r.HeapSlope-0.6) > 1e-6 || r.HeapSlopeAtConns != r.HeapSlope || r.HeapConnsFitted || r.RSSSlope != 0 {
+		t.Errorf("slopes heap %v (at constant connections %v, fitted %v) rss %v", r.HeapSlope, r.HeapSlopeAtConns, r.HeapConnsFitted, r.RSSSlope)
+	}
+	// The same growth plus 20 KB per CCP connection held, with a count
+	// of connections that swings: the fit gives both back.
+	s = newSynth()
+	for i := range s.ss {
+		s.ss[i].CCPConns = 16 + 48*(i%2) + i/2
+		s.ss[i].HeapLiveMB += float64(i)*0.01 + 0.02*float64(s.ss[i].CCPConns)
+	}
+	r = analyze(s.p, s.ss, s.rec, s.ws, s.fd)
+	if !r.HeapConnsFitted || math.Abs(r.HeapSlopeAtConns-0.6) > 1e-3 || math.Abs(r.HeapKBPerCCPConn-20) > 1e-3 || r.HeapSlope <= 0.6 {
+		t.Errorf("heap fitted %v: %v MB per 10 min at constant connections, %v KB per connection, %v without", r.HeapConnsFitted, r.HeapSlopeAtConns, r.HeapKBPerCCPConn, r.HeapSlope)
 	}
 	if r.P99FirstUS != 1000 || r.P99LastUS != 1000 || r.P99FirstWindowS != 120 || r.P99LastWindowS != 590 || r.DirectP99FirstUS != 500 {
 		t.Errorf("p99 %v (at %v) -> %v (at %v), direct %v", r.P99FirstUS, r.P99FirstWindowS, r.P99LastUS, r.P99LastWindowS, r.DirectP99FirstUS)

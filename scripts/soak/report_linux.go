@@ -163,6 +163,8 @@ func writeSummary(w io.Writer, r *results) {
 		{"soak_rss_outside_heap_slope_mb_per_10min", r.RSSOutsideSlope},
 		{"soak_heap_held_slope_mb_per_10min (in use, free not returned, stacks)", r.HeapHeldSlope},
 		{"soak_heap_slope_mb_per_10min (live heap)", r.HeapSlope},
+		{"soak_heap_slope_at_constant_ccp_conns_mb_per_10min (checked)", r.HeapSlopeAtConns},
+		{"soak_heap_kb_per_ccp_conn", r.HeapKBPerCCPConn},
 		{"soak_heap_inuse_slope_mb_per_10min", r.HeapInuseSlope},
 		{"soak_goroutines_start / _end", fmt.Sprintf("%d / %d", r.GoroutinesStart, r.GoroutinesEnd)},
 		{"soak_fds_start / _end", fmt.Sprintf("%d / %d", r.FDsStart, r.FDsEnd)},
@@ -240,7 +242,11 @@ nothing in flight: RSS and open descriptors (/proc), established connections to 
 (/proc/net/tcp), the state directory's size, and goroutines and heap from the status endpoint's runtime figures
 (privileged callers only). The checks, after the warm-up (2 minutes, scaled by the speed):
 slopes by least squares over the samples, per 10 simulated minutes; the live heap (marked by the last GC) is
-checked, not the heap in use, which swings with uncollected garbage. The RSS is checked in two parts: the heap
+checked, not the heap in use, which swings with uncollected garbage. Each CCP connection the agent holds keeps
+about 20 KB of buffers live, and the count swings with the load, with replicas stopped and started, and with
+the clients that rotations and reloads replace until their last requests end, so the live heap is fitted on time and the
+connections held together and its slope at a constant count is checked; the connections have their own check.
+When they move too closely with time (correlation over 0.9) to be told apart, the slope over time alone is checked. The RSS is checked in two parts: the heap
 the Go runtime holds (spans in use, freed spans not yet returned to the OS, goroutine stacks), whose leaks are the
 live heap's, and the rest (code, runtime metadata, anything outside the Go heap), whose slope has the same limit.
 The total RSS is checked as well when the warm-up lasts at least 2 minutes of real time: the runtime returns
