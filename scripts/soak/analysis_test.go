@@ -64,7 +64,7 @@ type synth struct {
 }
 
 func newSynth() *synth {
-	s := &synth{p: params{Duration: 10 * time.Minute, Speed: 1, Warmup: 2 * time.Minute, Every: 10 * time.Second, LatWindow: 10 * time.Second, Grace: 2 * time.Second},
+	s := &synth{p: params{Duration: 10 * time.Minute, Speed: 1, Warmup: 2 * time.Minute, Every: 10 * time.Second, LatWindow: 10 * time.Second, Grace: 2 * time.Second, CCPConnCap: 32},
 		fd: feedFigures{PollS: 12, Published: 9, PickedUp: 9, Faults: 13, FaultsRefused: 13}}
 	for i := 1; i <= 60; i++ {
 		s.ss = append(s.ss, sample{T: float64(i * 10), RSSMB: 20, HeapLiveMB: 3, HeapInuseMB: 6, HeapHeldMB: 8, Goroutines: 40, FDs: 30, CCPConns: 16, StateBytes: 5000, StateBound: 10000})
@@ -184,9 +184,40 @@ func TestAnalyze(t *testing.T) {
 		}, "open descriptors"},
 		{"connection leak", func(s *synth) {
 			for i := range s.ss {
-				s.ss[i].CCPConns += i / 10
+				s.ss[i].CCPConns += i
+				s.ss[i].FDs += i
+				s.ss[i].Goroutines += 2 * i
 			}
 		}, "connections to CCP"},
+		// The pools may fill up to their cap at the end (a burst, a
+		// failover), with a descriptor and two goroutines each.
+		{"connections up to the pools' cap at the end", func(s *synth) {
+			for i := 50; i < len(s.ss); i++ {
+				s.ss[i].CCPConns += 14
+				s.ss[i].FDs += 14
+				s.ss[i].Goroutines += 28
+			}
+		}, ""},
+		{"goroutine leak while the connections fill the pools", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].Goroutines += i / 5
+			}
+			for i := 50; i < len(s.ss); i++ {
+				s.ss[i].CCPConns += 14
+				s.ss[i].FDs += 14
+				s.ss[i].Goroutines += 28
+			}
+		}, "goroutines"},
+		{"descriptor leak while the connections fill the pools", func(s *synth) {
+			for i := range s.ss {
+				s.ss[i].FDs += i / 4
+			}
+			for i := 50; i < len(s.ss); i++ {
+				s.ss[i].CCPConns += 14
+				s.ss[i].FDs += 14
+				s.ss[i].Goroutines += 28
+			}
+		}, "open descriptors"},
 		{"failure outside the windows", func(s *synth) { s.rec[s.at(300)].class = "ccp_unavailable" }, "allowed requests failed"},
 		{"failure in a window", func(s *synth) {
 			s.ws = []window{{From: 299, To: 305, What: "ccp-a stopped"}}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/credagent/credagent/agent/agenttest"
+	"github.com/credagent/credagent/agent/ccp"
 	"github.com/credagent/credagent/agent/ccp/fakeccp"
 	"github.com/credagent/credagent/agent/localapi/client"
 	"github.com/credagent/credagent/scripts/internal/rig"
@@ -189,6 +190,7 @@ func run(dur time.Duration, speed, rate float64, outDir, readme, binDir string, 
 
 	copies := s.passwordCopies()
 	s.mu.Lock()
+	s.p.CCPConnCap = ccp.DefaultPoolSize * len(s.replicas)
 	res := analyze(s.p, s.samples, s.records, s.windows, s.feed.results())
 	res.Events, res.Notes, res.Machine = s.events, s.notes, machine
 	s.mu.Unlock()
