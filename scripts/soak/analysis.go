@@ -212,7 +212,7 @@ func slope(t, v []float64) float64 {
 func heapDetail(r *results) string {
 	fit := fmt.Sprintf("fitted on time and the CCP connections held (%.1f KB per connection); %.3f MB per 10 min without them", r.HeapKBPerCCPConn, r.HeapSlope)
 	if !r.HeapConnsFitted {
-		fit = "the CCP connections held did not vary apart from time, so the slope over time alone"
+		fit = "the CCP connections held did not vary independently of time, so the slope over time alone"
 	}
 	return fmt.Sprintf("heap marked live by the last GC, %s; heap in use (with uncollected garbage) %.3f MB per 10 min, not checked", fit, r.HeapInuseSlope)
 }
