@@ -88,6 +88,17 @@ func (s *synth) at(t float64) int {
 	panic("no record")
 }
 
+// fillPools has the agent hold 14 more CCP connections (30, under the
+// pools' cap of 32) in the last ten samples, with a descriptor and two
+// goroutines each.
+func (s *synth) fillPools() {
+	for i := 50; i < len(s.ss); i++ {
+		s.ss[i].CCPConns += 14
+		s.ss[i].FDs += 14
+		s.ss[i].Goroutines += 28
+	}
+}
+
 // slowAfter multiplies the latency of the records (of kind) after t s.
 func (s *synth) slowAfter(t float64, kind byte, factor float64) {
 	for i := range s.rec {
@@ -191,32 +202,18 @@ func TestAnalyze(t *testing.T) {
 		}, "connections to CCP"},
 		// The pools may fill up to their cap at the end (a burst, a
 		// failover), with a descriptor and two goroutines each.
-		{"connections up to the pools' cap at the end", func(s *synth) {
-			for i := 50; i < len(s.ss); i++ {
-				s.ss[i].CCPConns += 14
-				s.ss[i].FDs += 14
-				s.ss[i].Goroutines += 28
-			}
-		}, ""},
+		{"connections up to the pools' cap at the end", (*synth).fillPools, ""},
 		{"goroutine leak while the connections fill the pools", func(s *synth) {
 			for i := range s.ss {
 				s.ss[i].Goroutines += i / 5
 			}
-			for i := 50; i < len(s.ss); i++ {
-				s.ss[i].CCPConns += 14
-				s.ss[i].FDs += 14
-				s.ss[i].Goroutines += 28
-			}
+			s.fillPools()
 		}, "goroutines"},
 		{"descriptor leak while the connections fill the pools", func(s *synth) {
 			for i := range s.ss {
 				s.ss[i].FDs += i / 4
 			}
-			for i := 50; i < len(s.ss); i++ {
-				s.ss[i].CCPConns += 14
-				s.ss[i].FDs += 14
-				s.ss[i].Goroutines += 28
-			}
+			s.fillPools()
 		}, "open descriptors"},
 		{"failure outside the windows", func(s *synth) { s.rec[s.at(300)].class = "ccp_unavailable" }, "allowed requests failed"},
 		{"failure in a window", func(s *synth) {
