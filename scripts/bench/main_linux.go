@@ -147,7 +147,7 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 	}
 
 	h.rep.Machine = describeMachine(h.root)
-	cpuStart, cpuErr := rig.ReadCPUTimes()
+	stolen := rig.StealMeter()
 	fmt.Printf("machine: %s, %d cores, Linux %s, %s; load average %s\n",
 		h.rep.Machine.CPU, h.rep.Machine.Cores, h.rep.Machine.Kernel, h.rep.Machine.GoVersion, h.rep.Machine.LoadStart)
 
@@ -227,10 +227,7 @@ func run(outDir, readme, binDir string, budget time.Duration, rounds int, profil
 	}
 
 	h.rep.Machine.LoadEnd = rig.LoadAverage()
-	h.rep.Machine.StealPercent = -1
-	if cpuEnd, err := rig.ReadCPUTimes(); err == nil && cpuErr == nil {
-		h.rep.Machine.StealPercent = rig.Round3(rig.StealPercent(cpuStart, cpuEnd))
-	}
+	h.rep.Machine.StealPercent = rig.Round3(stolen())
 	h.rep.Machine.Duration = rig.Round3(time.Since(start).Seconds())
 	return h.write()
 }

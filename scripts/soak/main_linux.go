@@ -119,6 +119,7 @@ func run(dur time.Duration, speed, rate float64, outDir, readme, binDir string, 
 	s.p.Every = max(s.scaled(10*time.Second), 2*time.Second)
 	s.p.LatWindow = max(s.p.Every, 10*time.Second)
 	s.p.Grace = 2 * time.Second
+	s.p.CCPConnCap = ccp.DefaultPoolSize * len(s.replicas)
 	if s.binDir, err = filepath.Abs(binDir); err != nil {
 		return false, err
 	}
@@ -153,7 +154,7 @@ func run(dur time.Duration, speed, rate float64, outDir, readme, binDir string, 
 	}
 	machine := map[string]string{"cpu": rig.CPUModel(), "cores": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(), "load_start": rig.LoadAverage(),
 		"cpu_idle": rig.CPUIdle(), "cpu_steal_percent": "unknown"}
-	cpuStart, cpuErr := rig.ReadCPUTimes()
+	stolen := rig.StealMeter()
 	fmt.Printf("soak: %v at speed %g (%g simulated minutes), %g resolutions/s; warm-up %v, sample every %v; load average %s\n",
 		dur, speed, dur.Minutes()*speed, rate, s.p.Warmup, s.p.Every, machine["load_start"])
 
@@ -182,15 +183,12 @@ func run(dur time.Duration, speed, rate float64, outDir, readme, binDir string, 
 	}
 	s.countAgentLog()
 	machine["load_end"] = rig.LoadAverage()
-	if cpuEnd, err := rig.ReadCPUTimes(); err == nil && cpuErr == nil {
-		if p := rig.StealPercent(cpuStart, cpuEnd); p >= 0 {
-			machine["cpu_steal_percent"] = strconv.FormatFloat(p, 'f', 1, 64)
-		}
+	if p := stolen(); p >= 0 {
+		machine["cpu_steal_percent"] = strconv.FormatFloat(p, 'f', 1, 64)
 	}
 
 	copies := s.passwordCopies()
 	s.mu.Lock()
-	s.p.CCPConnCap = ccp.DefaultPoolSize * len(s.replicas)
 	res := analyze(s.p, s.samples, s.records, s.windows, s.feed.results())
 	res.Events, res.Notes, res.Machine = s.events, s.notes, machine
 	s.mu.Unlock()

@@ -26,7 +26,7 @@ func (s *soak) passwordCopies() check {
 	s.ccpMu.Lock()
 	pws := append([]string(nil), s.passwords...)
 	s.ccpMu.Unlock()
-	conns := ccp.DefaultPoolSize * len(s.replicas)
+	conns := s.p.CCPConnCap
 	s.mu.Lock()
 	for _, smp := range s.samples {
 		conns = max(conns, smp.CCPConns)

@@ -125,6 +125,21 @@ func StealPercent(a, b CPUTimes) float64 {
 	return 100 * float64(b.Steal-a.Steal) / float64(b.Total-a.Total)
 }
 
+// StealMeter starts measuring the CPU time the hypervisor steals from this
+// machine. The function it returns gives the share stolen since, in
+// percent (StealPercent), or -1 when /proc/stat could not be read or no
+// time has passed.
+func StealMeter() func() float64 {
+	start, err := ReadCPUTimes()
+	return func() float64 {
+		end, err2 := ReadCPUTimes()
+		if err != nil || err2 != nil {
+			return -1
+		}
+		return StealPercent(start, end)
+	}
+}
+
 // CPUIdle describes how the machine's idle CPUs wait, which sets what a
 // wake-up costs: "" when sysfs does not say. Under the cpuidle haltpoll
 // driver (a KVM guest) it adds the guest's halt polling, read from

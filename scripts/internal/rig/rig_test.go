@@ -211,6 +211,11 @@ func TestCPUTimes(t *testing.T) {
 	if _, err := ReadCPUTimes(); err != nil {
 		t.Errorf("this machine's /proc/stat: %v", err)
 	}
+	stolen := StealMeter()
+	time.Sleep(50 * time.Millisecond) // idle time counts too: at 100 Hz, five ticks a CPU
+	if p := stolen(); p < 0 || p > 100 {
+		t.Errorf("StealMeter over 50 ms of this machine's time: %v %%", p)
+	}
 }
 
 func TestDescribeCPUIdle(t *testing.T) {
