@@ -209,6 +209,8 @@ func slope(t, v []float64) float64 {
 	return num / den
 }
 
+// heapDetail explains the live heap check: how its slope was fitted, and
+// the figures it was not judged by.
 func heapDetail(r *results) string {
 	fit := fmt.Sprintf("fitted on time and the CCP connections held (%.1f KB per connection); %.3f MB per 10 min without them", r.HeapKBPerCCPConn, r.HeapSlope)
 	if !r.HeapConnsFitted {
