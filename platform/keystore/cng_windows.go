@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -297,6 +298,58 @@ func openCNGProvider(name string) (*CNGStore, error) {
 	return &CNGStore{prov: h, provName: name}, nil
 }
 
+// cngLockWait bounds how long a change to the store waits for another
+// process's change to end. Making a key in a TPM, with the retries of a
+// busy one, can take seconds.
+const cngLockWait = 2 * time.Minute
+
+// lockNames takes CNGLockFile's lock, for a read-change-write of
+// CNGNamesFile or CNGProviderFile, waiting up to wait for another process
+// that holds it; unlock gives it back. The caller holds mu (or owns the
+// store alone). Without a directory there is no file to share, and nothing
+// to lock.
+func (s *CNGStore) lockNames(wait time.Duration) (unlock func(), err error) {
+	if s.dir == "" {
+		return func() {}, nil
+	}
+	if err := fsutil.MkdirPrivate(s.dir); err != nil {
+		return nil, insecure(err)
+	}
+	l, err := fsutil.LockPrivate(filepath.Join(s.dir, CNGLockFile), wait)
+	switch {
+	case fsutil.IsInsecure(err):
+		return nil, insecure(err)
+	case errors.Is(err, fsutil.ErrLocked):
+		return nil, fmt.Errorf("keystore: another credagent process (the service, or an enroll) has been changing the key store for %v; try again once it is done: %w", wait, err)
+	case err != nil:
+		return nil, fmt.Errorf("keystore: %w", err)
+	}
+	return func() { _ = l.Unlock() }, nil
+}
+
+// recheckProvider is for Create, under the lock, before a first key: if
+// another process has recorded a provider since this store was opened, this
+// store must use that one, or the two would make the machine key in two
+// providers. The caller holds mu and the lock.
+func (s *CNGStore) recheckProvider() error {
+	if s.plan.sticky || s.dir == "" {
+		return nil
+	}
+	recorded, readErr := fsutil.ReadPrivateFile(cngProviderPath(s.dir), maxKeyFileBytes)
+	if fsutil.IsInsecure(readErr) {
+		return insecure(readErr)
+	}
+	plan, err := planCNG(recorded, readErr)
+	if err != nil || !plan.sticky {
+		return err
+	}
+	if plan.providers[0] != s.provName {
+		return fmt.Errorf("keystore: another credagent process made the machine key in the %s while this one had the %s open; run the command again", plan.providers[0], s.provName)
+	}
+	s.plan = plan
+	return nil
+}
+
 // loadNames reads CNGNamesFile; without a directory there is none.
 func (s *CNGStore) loadNames() (cngNames, error) {
 	if s.dir == "" {
@@ -323,7 +376,17 @@ func (s *CNGStore) saveNames(n cngNames) error {
 // deleteRetired deletes the CNG keys a rotation retired but could not
 // delete then. Best effort: what fails stays listed for next time.
 func (s *CNGStore) deleteRetired() {
-	names, err := s.loadNames()
+	if names, err := s.loadNames(); err != nil || len(names.Retired) == 0 {
+		return
+	}
+	// Another process changing the store now may be at the same list: let
+	// it, and leave what is listed for next time.
+	unlock, err := s.lockNames(0)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	names, err := s.loadNames() // again, under the lock
 	if err != nil || len(names.Retired) == 0 {
 		return
 	}
@@ -348,6 +411,14 @@ func (s *CNGStore) Create(name string) (Key, error) {
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, errClosed
+	}
+	unlock, err := s.lockNames(cngLockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := s.recheckProvider(); err != nil {
+		return nil, err
 	}
 	names, err := s.loadNames()
 	if err != nil {
@@ -616,6 +687,11 @@ func (s *CNGStore) Delete(name string) error {
 	if s.closed {
 		return errClosed
 	}
+	unlock, err := s.lockNames(cngLockWait)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	names, err := s.loadNames()
 	if err != nil {
 		return err
@@ -663,6 +739,11 @@ func (s *CNGStore) Rename(from, to string) error {
 	if s.closed {
 		return errClosed
 	}
+	unlock, err := s.lockNames(cngLockWait)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	names, err := s.loadNames()
 	if err != nil {
 		return err

@@ -30,6 +30,13 @@ import (
 // CNGNamesFile is the mapping's file name in the key store directory.
 const CNGNamesFile = "cng-keys.json"
 
+// CNGLockFile is the file whose lock serialises changes to CNGNamesFile and
+// CNGProviderFile between processes (fsutil.LockPrivate): the service and an
+// operator's 'credagent enroll' each read the mapping, change it and write it
+// back, and without the lock one of two such changes would be lost, leaving
+// a key made and then forgotten.
+const CNGLockFile = "cng-keys.lock"
+
 // cngNames is CNGNamesFile's content.
 type cngNames struct {
 	Version int               `json:"version"`

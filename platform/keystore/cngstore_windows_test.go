@@ -4,7 +4,9 @@ package keystore
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/credagent/credagent/platform/fsutil"
@@ -103,6 +105,64 @@ func TestCNGRotationFinishes(t *testing.T) {
 	}
 	if err := Promote(st, name); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Promote without a rotation: %v, want ErrNotFound", err)
+	}
+}
+
+// Two stores on one directory, as the service and an operator's enroll are,
+// both create the same key at once: one makes it and the other is told it
+// exists, and the mapping names the key the winner holds. Without
+// CNGLockFile both can pass the "no such key" check, make a key each, and
+// the later mapping write forgets the other key. Real Windows only.
+func TestCNGConcurrentCreateMakesOneKey(t *testing.T) {
+	winver.SkipUnderWine(t, "Wine's ncrypt has no persisted keys")
+	dir := t.TempDir()
+	if err := writeProviderForTest(dir, cngSoftwareProvider); err != nil {
+		t.Fatal(err)
+	}
+	open := func() Store {
+		st, err := Open(Options{Backend: BackendCNG, Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a, b, check := open(), open(), open()
+	for round := range 5 {
+		name := fmt.Sprintf("race-test-%d", round)
+		t.Cleanup(func() { check.Delete(name) })
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			keys  [2]Key
+			errs  [2]error
+		)
+		for i, st := range []Store{a, b} {
+			wg.Go(func() {
+				<-start
+				keys[i], errs[i] = st.Create(name)
+			})
+		}
+		close(start)
+		wg.Wait()
+		var winner Key
+		for i := range keys {
+			switch {
+			case errs[i] == nil && winner == nil:
+				winner = keys[i]
+			case errs[i] == nil:
+				t.Fatalf("round %d: both stores made %s", round, name)
+			case !errors.Is(errs[i], ErrExists):
+				t.Fatalf("round %d: Create: %v, want ErrExists for the second", round, errs[i])
+			}
+		}
+		if winner == nil {
+			t.Fatalf("round %d: neither store made %s: %v", round, name, errs)
+		}
+		k, err := check.Open(name)
+		if err != nil || !k.PublicKey().Equal(winner.PublicKey()) {
+			t.Fatalf("round %d: %s opens as another key than the one made (err %v)", round, name, err)
+		}
 	}
 }
 
