@@ -234,6 +234,14 @@ func TestEndToEnd(t *testing.T) {
 	if !st.Ready || st.KeyStore.Backend != "file" || len(st.Applications) != 1 {
 		t.Fatalf("status after a rejection: %+v", st)
 	}
+	// The store's server, as the agent's CCP client saw it: both
+	// resolutions so far went to it.
+	if len(st.Stores) != 1 || len(st.Stores[0].ServerHealth) != 1 {
+		t.Fatalf("status stores: %+v, want one store with its one server's health", st.Stores)
+	}
+	if sv := st.Stores[0].ServerHealth[0]; sv.Server != st.Stores[0].Servers[0] || sv.Successes != 2 || sv.Errors != 0 || sv.LastSuccess.IsZero() || sv.TLS12Fallback {
+		t.Errorf("server health %+v, want 2 successes at %s and nothing else", sv, st.Stores[0].Servers[0])
+	}
 	resolve(rotated)
 
 	// A config that does not load is rejected on reload; the agent keeps

@@ -45,6 +45,13 @@ func buildStatus(snap *state.Snapshot, r *resolve.Resolver, info keystore.Info, 
 		ss := apitype.StoreStatus{Name: st.Name, Owner: st.Owner, AppID: st.AppID, Servers: st.Servers, CacheTTL: st.CacheTTL, CacheMaxStale: st.CacheMaxStale}
 		if h, ok := health[state.Key(st.Owner, st.Name)]; ok {
 			ss.LastSuccess, ss.LastError, ss.LastErrorClass, ss.LastErrorAt = h.LastSuccess, h.LastError, string(h.LastErrorClass), h.LastErrorAt
+			for _, sv := range h.Servers {
+				ss.ServerHealth = append(ss.ServerHealth, apitype.ServerStatus{
+					Server: sv.Server, Successes: sv.Successes, Errors: sv.Failures,
+					LastSuccess: sv.LastSuccess, LastErrorAt: sv.LastError, LastErrorClass: string(sv.LastErrorClass), LastErrorCode: sv.LastErrorCode,
+					TLS12Fallback: sv.TLS12Fallback,
+				})
+			}
 		}
 		s.Stores = append(s.Stores, ss)
 	}

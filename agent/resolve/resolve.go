@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -552,6 +553,7 @@ func unreachable(c apitype.Class) bool {
 }
 
 type fetcherEntry struct {
+	store       string // state.Key(owner, name)
 	storeSeq    uint64
 	fingerprint string
 	f           Fetcher
@@ -572,7 +574,7 @@ func (r *Resolver) fetcher(store *state.Store, app *state.Application) (Fetcher,
 	if old != nil {
 		retire(old.f)
 	}
-	r.fetchers[key] = &fetcherEntry{storeSeq: store.Seq, fingerprint: app.Fingerprint, f: f}
+	r.fetchers[key] = &fetcherEntry{store: state.Key(store.Owner, store.Name), storeSeq: store.Seq, fingerprint: app.Fingerprint, f: f}
 	return f, nil
 }
 
@@ -582,6 +584,17 @@ type StoreHealth struct {
 	LastError      string
 	LastErrorClass apitype.Class
 	LastErrorAt    time.Time
+	// Servers is what the store's CCP client has seen of each of its
+	// servers since it was built (at the store's or the certificate's
+	// last delivery, or the agent's start or reload), from fetchers that
+	// report it (*ccp.Client does). With a fetcher per application
+	// owner, their figures are added up per server.
+	Servers []ccp.ServerStats
+}
+
+// statsReporter is a Fetcher that says how its servers fare.
+type statsReporter interface {
+	Stats() ccp.Stats
 }
 
 func (r *Resolver) noteHealth(st *state.Store, e *Error, at time.Time) {
@@ -608,13 +621,63 @@ func (r *Resolver) noteHealth(st *state.Store, e *Error, at time.Time) {
 // Health returns what the Resolver has seen of each store's CCP, by
 // state.Key(owner, store name), for status.
 func (r *Resolver) Health() map[string]StoreHealth {
+	servers := r.serverStats()
 	r.hmu.Lock()
 	defer r.hmu.Unlock()
-	out := make(map[string]StoreHealth, len(r.health))
+	out := make(map[string]StoreHealth, len(r.health)+len(servers))
 	for k, v := range r.health {
 		out[k] = *v
 	}
+	for k, ss := range servers {
+		h := out[k]
+		h.Servers = ss
+		out[k] = h
+	}
 	return out
+}
+
+// serverStats collects the fetchers' server figures by store.
+func (r *Resolver) serverStats() map[string][]ccp.ServerStats {
+	type fetcherOf struct {
+		store string
+		f     statsReporter
+	}
+	var fs []fetcherOf
+	r.fmu.Lock()
+	for _, e := range r.fetchers {
+		if sr, ok := e.f.(statsReporter); ok {
+			fs = append(fs, fetcherOf{e.store, sr})
+		}
+	}
+	r.fmu.Unlock()
+	out := map[string][]ccp.ServerStats{}
+	for _, f := range fs {
+		out[f.store] = mergeServerStats(out[f.store], f.f.Stats().Servers)
+	}
+	return out
+}
+
+// mergeServerStats adds b's figures to a's, server by server, keeping
+// a's order and appending servers a does not have.
+func mergeServerStats(a, b []ccp.ServerStats) []ccp.ServerStats {
+	for _, s := range b {
+		i := slices.IndexFunc(a, func(x ccp.ServerStats) bool { return x.Server == s.Server })
+		if i < 0 {
+			a = append(a, s)
+			continue
+		}
+		m := &a[i]
+		m.Successes += s.Successes
+		m.Failures += s.Failures
+		if s.LastSuccess.After(m.LastSuccess) {
+			m.LastSuccess = s.LastSuccess
+		}
+		if s.LastError.After(m.LastError) {
+			m.LastError, m.LastErrorClass, m.LastErrorCode = s.LastError, s.LastErrorClass, s.LastErrorCode
+		}
+		m.TLS12Fallback = m.TLS12Fallback || s.TLS12Fallback
+	}
+	return a
 }
 
 // maxReasonBytes bounds the Reason sent to CCP.

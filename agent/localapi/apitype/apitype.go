@@ -194,6 +194,27 @@ type StoreStatus struct {
 	LastError      string        `json:"last_error,omitempty"`
 	LastErrorClass string        `json:"last_error_class,omitempty"`
 	LastErrorAt    time.Time     `json:"last_error_at,omitzero"`
+	// ServerHealth is each server's record since the store's CCP client
+	// was built (the store's or its certificate's last delivery, or the
+	// agent's start or reload); empty until the store is first used.
+	ServerHealth []ServerStatus `json:"server_health,omitempty"`
+}
+
+// ServerStatus is what the agent has seen of one CCP server of a store.
+type ServerStatus struct {
+	Server string `json:"server"` // as delivered: scheme, host, port
+	// Successes and Errors count HTTP attempts. An error may be CCP
+	// answering that an object does not exist: LastErrorClass tells.
+	Successes      uint64    `json:"successes"`
+	Errors         uint64    `json:"errors"`
+	LastSuccess    time.Time `json:"last_success,omitzero"`
+	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
+	LastErrorClass string    `json:"last_error_class,omitempty"`
+	LastErrorCode  string    `json:"last_error_code,omitempty"`
+	// TLS12Fallback: the server asks for the client certificate only
+	// after a TLS 1.3 handshake, which the agent cannot answer, so the
+	// agent speaks TLS 1.2 to it until it restarts.
+	TLS12Fallback bool `json:"tls12_fallback,omitempty"`
 }
 
 // CredentialStatus is one delivered credential name.

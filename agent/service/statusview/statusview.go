@@ -107,6 +107,9 @@ func (r Report) Human(w io.Writer, now time.Time) {
 			c += "; last error: " + s.LastError
 		}
 		fmt.Fprintf(w, "  %-24s %s\n", owned(s.Owner, s.Name), c)
+		for _, sv := range s.ServerHealth {
+			fmt.Fprintf(w, "    %s %s\n", sv.Server, serverLine(sv, now))
+		}
 	}
 	creds := make([]string, 0, len(a.Credentials))
 	for _, c := range a.Credentials {
@@ -131,6 +134,26 @@ func (r Report) Human(w io.Writer, now time.Time) {
 	for _, p := range a.Problems {
 		fmt.Fprintf(w, "PROBLEM:      %s\n", p)
 	}
+}
+
+// serverLine sums up one CCP server of a store.
+func serverLine(sv apitype.ServerStatus, now time.Time) string {
+	line := fmt.Sprintf("%d ok, %d errors", sv.Successes, sv.Errors)
+	if sv.Errors > 0 {
+		line += fmt.Sprintf(" (last %s", ago(now.Sub(sv.LastErrorAt)))
+		if sv.LastErrorClass != "" {
+			line += ": " + sv.LastErrorClass
+		}
+		if sv.LastErrorCode != "" {
+			line += " " + sv.LastErrorCode
+		}
+		line += ")"
+	}
+	if sv.TLS12Fallback {
+		line += "; TLS 1.2: the server asks for the client certificate after the TLS 1.3 handshake " +
+			"(IIS: netsh http update sslcert ... clientcertnegotiation=enable)"
+	}
+	return line
 }
 
 // Feed prints each feed address: its manifest's sequence, age and expiry,

@@ -122,3 +122,35 @@ func TestHumanFeed(t *testing.T) {
 		}
 	}
 }
+
+func TestHumanServers(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		sv   apitype.ServerStatus
+		want string
+	}{
+		{"no errors", apitype.ServerStatus{Server: "https://ccp1:443", Successes: 12, LastSuccess: now},
+			"    https://ccp1:443 12 ok, 0 errors\n"},
+		{"errors, with the last one's class and code",
+			apitype.ServerStatus{Server: "https://ccp2:443", Successes: 1, Errors: 3, LastErrorAt: now.Add(-5 * time.Minute),
+				LastErrorClass: "vault_unreachable", LastErrorCode: "APPAP282E"},
+			"    https://ccp2:443 1 ok, 3 errors (last 5m ago: vault_unreachable APPAP282E)\n"},
+		{"a TLS 1.2 fallback says what to fix",
+			apitype.ServerStatus{Server: "https://iis:443", Successes: 4, TLS12Fallback: true},
+			"    https://iis:443 4 ok, 0 errors; TLS 1.2: the server asks for the client certificate after the TLS 1.3 handshake (IIS: netsh http update sslcert ... clientcertnegotiation=enable)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Report{Service: "running", Socket: "/s", Agent: &apitype.Status{
+				Stores: []apitype.StoreStatus{{Name: "prod", LastSuccess: now, ServerHealth: []apitype.ServerStatus{tt.sv}}},
+			}}
+			var b bytes.Buffer
+			r.Human(&b, now)
+			want := "  prod                     last contact 0s ago\n" + tt.want
+			if !bytes.Contains(b.Bytes(), []byte(want)) {
+				t.Errorf("want %q in:\n%s", want, b.String())
+			}
+		})
+	}
+}
