@@ -72,11 +72,28 @@ func syncDir(dir string) error {
 }
 
 func openPrivateFile(path string) (*os.File, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	f, err := openChecked(path, unix.O_RDONLY, 0, "replace the link with the real file, or remove it and enrol again")
+	if err != nil {
+		return nil, err
+	}
+	// O_NONBLOCK only guarded against a FIFO; reads of a regular file never
+	// block, but clear it so the descriptor behaves normally.
+	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// openChecked opens path with flags (and mode, for O_CREAT) without
+// following a symlink there, and checks the opened file with checkFile;
+// linkFix is what to do about a symlink. O_NONBLOCK keeps a FIFO planted at
+// path from blocking the open before checkFile refuses it; it stays set.
+func openChecked(path string, flags int, mode uint32, linkFix string) (*os.File, error) {
+	fd, err := unix.Open(path, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, mode)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
-			return nil, &InsecureError{Path: path, Problem: "it is a symbolic link",
-				Fix: "replace the link with the real file, or remove it and enrol again"}
+			return nil, &InsecureError{Path: path, Problem: "it is a symbolic link", Fix: linkFix}
 		}
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -87,12 +104,6 @@ func openPrivateFile(path string) (*os.File, error) {
 		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
 	}
 	if err := checkFile(path, &st); err != nil {
-		f.Close()
-		return nil, err
-	}
-	// O_NONBLOCK only guarded against a FIFO; reads of a regular file never
-	// block, but clear it so the descriptor behaves normally.
-	if err := unix.SetNonblock(fd, false); err != nil {
 		f.Close()
 		return nil, err
 	}

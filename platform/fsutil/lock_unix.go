@@ -10,27 +10,7 @@ import (
 )
 
 func openLockFile(path string) (*os.File, error) {
-	// O_NOFOLLOW refuses a symlink planted at path; O_NONBLOCK keeps a FIFO
-	// there from blocking the open before checkFile refuses it.
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o600)
-	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			return nil, &InsecureError{Path: path, Problem: "it is a symbolic link",
-				Fix: "remove the link; the agent makes the lock file itself"}
-		}
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	f := os.NewFile(uintptr(fd), path)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		f.Close()
-		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if err := checkFile(path, &st); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return openChecked(path, unix.O_RDWR|unix.O_CREAT, 0o600, "remove the link; the agent makes the lock file itself")
 }
 
 // tryLock takes an flock(2) lock: it belongs to the open file, so two opens
