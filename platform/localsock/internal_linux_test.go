@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestProcReaders(t *testing.T) {
@@ -123,5 +125,50 @@ func TestUsernameCacheExpires(t *testing.T) {
 	FlushNames()
 	if got := usernameOf(0); got != root {
 		t.Errorf("after FlushNames the old name %q is still served, want %q", got, root)
+	}
+}
+
+// pidfdAlive is what keeps a pid read from /proc from having been recycled:
+// true while the process runs, false once it has exited, reaped or not.
+func TestPidfdAlive(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(cmd *exec.Cmd) // what happens to the process first
+		want bool
+	}{
+		{"running", func(*exec.Cmd) {}, true},
+		{"exited, not yet reaped (a zombie)", func(cmd *exec.Cmd) {
+			cmd.Process.Kill()
+			// Wait for the exit without reaping: WNOWAIT leaves the zombie.
+			var info unix.Siginfo
+			if err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"exited and reaped", func(cmd *exec.Cmd) {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("sleep", "60")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				cmd.Process.Kill()
+				cmd.Wait()
+			})
+			pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+			if err != nil {
+				t.Skipf("pidfd_open: %v", err)
+			}
+			defer unix.Close(pidfd)
+			tt.end(cmd)
+			if got := pidfdAlive(pidfd); got != tt.want {
+				t.Errorf("pidfdAlive = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

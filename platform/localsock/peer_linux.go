@@ -86,7 +86,7 @@ func peerOf(conn net.Conn) (*Identity, error) {
 		// been reaped.
 		defer unix.Close(pidfd)
 		p, err := readProc(id.PID, id.UID)
-		if err == nil && unix.PidfdSendSignal(pidfd, 0, nil, 0) == nil {
+		if err == nil && pidfdAlive(pidfd) {
 			p.apply(id, "pidfd")
 		}
 	case errors.Is(pidfdErr, unix.ESRCH):
@@ -261,4 +261,20 @@ func peerCred(conn net.Conn) (*Identity, error) {
 		return nil, fmt.Errorf("localsock.PeerCred: SO_PEERCRED: %w", cerr)
 	}
 	return &Identity{Verified: true, UID: cred.Uid, GID: cred.Gid, PID: int(cred.Pid)}, nil
+}
+
+// pidfdAlive reports whether the process pidfd refers to has not exited: a
+// pidfd becomes readable when its process exits. Polling needs no
+// privilege, where pidfd_send_signal with signal 0 needs the right to
+// signal the process: CAP_KILL, for root and another user's process, which
+// the agent's unit does not keep (its capability bounding set is empty).
+func pidfdAlive(pidfd int) bool {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return err == nil && n == 0
+	}
 }
