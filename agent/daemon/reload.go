@@ -27,8 +27,8 @@ func (h *resolverHolder) Admit(caller *localsock.Identity, op resolve.Op) *resol
 	return h.p.Load().Admit(caller, op)
 }
 
-func (h *resolverHolder) Grants(caller *localsock.Identity, name string) bool {
-	return h.p.Load().Grants(caller, name)
+func (h *resolverHolder) Grants(caller *localsock.Identity, owner, name string) bool {
+	return h.p.Load().Grants(caller, owner, name)
 }
 
 // pendingKeys are the config keys changed and reloaded that wait for a

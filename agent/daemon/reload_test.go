@@ -107,7 +107,7 @@ func TestReloadEveryKey(t *testing.T) {
 		"log.level": func() bool { return logs.Level().String() == next.Log.Level },
 		"policy.rules": func() bool {
 			r := a.res.p.Load()
-			return r.Grants(self, "changed-x") && !r.Grants(self, "sap")
+			return r.Grants(self, "", "changed-x") && !r.Grants(self, "", "sap")
 		},
 		"api.rate_burst": func() bool {
 			// The burst is one name: the second in a row is refused.

@@ -161,17 +161,24 @@ func TestPerCallerConcurrency(t *testing.T) {
 }
 
 // TestStatusViews checks who sees what of /v1/status: the whole view for
-// privileged callers, the granted names and the health for the others.
+// privileged callers, the granted names and the health for the others. A
+// name is granted as for a resolution: by the rule's credentials and its
+// owners both.
 func TestStatusViews(t *testing.T) {
 	full := apitype.Status{
 		Socket: "/run/credagent/agent.sock", Ready: true, Problems: []string{"the certificate of application RPA expired"},
 		KeyStore:     apitype.KeyStoreStatus{Backend: "tpm", KeyID: "k1"},
 		Applications: []apitype.ApplicationStatus{{AppID: "RPA", Serial: "0a0b"}},
-		Stores:       []apitype.StoreStatus{{Name: "prod", AppID: "RPA", Servers: []string{"https://ccp.corp"}}},
-		Credentials:  []apitype.CredentialStatus{{Name: "db", Store: "prod"}, {Name: "sap", Store: "prod"}, {Name: "sap-hr", Store: "prod"}},
-		Rejected:     []apitype.RejectedDelivery{{File: "x.delivery", Reason: "replay"}},
+		Stores: []apitype.StoreStatus{{Name: "prod", AppID: "RPA", Servers: []string{"https://ccp.corp"},
+			ServerHealth: []apitype.ServerStatus{{Server: "https://ccp.corp", Successes: 1}}}},
+		Credentials: []apitype.CredentialStatus{{Name: "db", Store: "prod"}, {Name: "sap", Store: "prod"}, {Name: "sap-hr", Store: "prod"},
+			{Name: "a-db", Owner: "team-a", Store: "vault"}, {Name: "sap-b", Owner: "team-b", Store: "vault"}},
+		Rejected: []apitype.RejectedDelivery{{File: "x.delivery", Reason: "replay"}},
 	}
-	pol := resolve.Policy{Rules: []resolve.Rule{{Name: "runner", UIDs: []uint32{4242}, Credentials: []string{"sap*"}}}}
+	pol := resolve.Policy{Rules: []resolve.Rule{
+		{Name: "runner", UIDs: []uint32{4242}, Credentials: []string{"sap*"}},
+		{Name: "team-a-runner", UIDs: []uint32{4444}, Credentials: []string{"*"}, Owners: []string{"team-a"}},
+	}}
 	h := handlerWith(t, localapi.Config{}, pol, agenttest.NewFetcher(nil), &full)
 	tests := []struct {
 		name      string
@@ -179,8 +186,10 @@ func TestStatusViews(t *testing.T) {
 		wantNames []string
 		wantFull  bool
 	}{
-		{"root", &localsock.Identity{Verified: true, UID: 0}, []string{"db", "sap", "sap-hr"}, true},
+		{"root", &localsock.Identity{Verified: true, UID: 0}, []string{"db", "sap", "sap-hr", "a-db", "sap-b"}, true},
 		{"a runner with a rule", &localsock.Identity{Verified: true, UID: 4242}, []string{"sap", "sap-hr"}, false},
+		{"a runner whose rule names an owner: not the others' names, nor the unowned", &localsock.Identity{Verified: true, UID: 4444},
+			[]string{"a-db"}, false},
 		{"a group member with no rule", &localsock.Identity{Verified: true, UID: 4343}, nil, false},
 		{"an unverified zero identity", &localsock.Identity{}, nil, false},
 	}

@@ -70,8 +70,9 @@ type Resolver interface {
 	Resolve(ctx context.Context, caller *localsock.Identity, req resolve.Request) resolve.Result
 	// Admit refuses (and audits) a caller that no policy rule matches.
 	Admit(caller *localsock.Identity, op resolve.Op) *resolve.Error
-	// Grants reports whether the caller's rule grants a credential name.
-	Grants(caller *localsock.Identity, name string) bool
+	// Grants reports whether the caller's rule grants the credential
+	// name of owner ("" for unowned): the name and the owner both.
+	Grants(caller *localsock.Identity, owner, name string) bool
 }
 
 var _ Resolver = (*resolve.Resolver)(nil)
@@ -585,7 +586,7 @@ func (s *Server) limitedStatus(caller *localsock.Identity, st apitype.Status) ap
 		out.Problems = []string{"the agent is not ready; an administrator sees why in credagent status"}
 	}
 	for _, c := range st.Credentials {
-		if s.opts.Resolver.Grants(caller, c.Name) {
+		if s.opts.Resolver.Grants(caller, c.Owner, c.Name) {
 			out.Credentials = append(out.Credentials, apitype.CredentialStatus{Name: c.Name})
 		}
 	}

@@ -72,4 +72,4 @@ func (noResolver) Resolve(context.Context, *localsock.Identity, resolve.Request)
 
 func (noResolver) Admit(*localsock.Identity, resolve.Op) *resolve.Error { return nil }
 
-func (noResolver) Grants(*localsock.Identity, string) bool { return false }
+func (noResolver) Grants(*localsock.Identity, string, string) bool { return false }

@@ -25,7 +25,7 @@ func (noResolver) Resolve(context.Context, *localsock.Identity, resolve.Request)
 	return resolve.Result{}
 }
 func (noResolver) Admit(*localsock.Identity, resolve.Op) *resolve.Error { return nil }
-func (noResolver) Grants(*localsock.Identity, string) bool              { return false }
+func (noResolver) Grants(*localsock.Identity, string, string) bool      { return false }
 
 // TestHandlerPanic: a handler that panics is logged, its connection is
 // closed without an answer, and the server goes on serving.

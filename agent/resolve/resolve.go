@@ -289,11 +289,13 @@ func (r *Resolver) Admit(caller *localsock.Identity, op Op) *Error {
 }
 
 // Grants reports whether the rule that decides for caller (the first that
-// matches it) grants name, for some operation. It records nothing.
-func (r *Resolver) Grants(caller *localsock.Identity, name string) bool {
+// matches it) grants the credential name of owner ("" for the unowned
+// namespace), for some operation: the name is among its credentials and the
+// owner among its owners, as for a resolution. It records nothing.
+func (r *Resolver) Grants(caller *localsock.Identity, owner, name string) bool {
 	for _, ru := range r.rules {
 		if ru.matches(caller) {
-			return ru.grants(name)
+			return slices.Contains(ru.owners, owner) && ru.grants(name)
 		}
 	}
 	return false
