@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/credagent/credagent/agent/localapi"
 )
@@ -23,6 +24,7 @@ func FuzzDecodeResolveRequest(f *testing.F) {
 		`{"names":["` + strings.Repeat("n", 300) + `"]}`,
 		``,
 		`{"names":["ü","€"],"run_id":"\ud800"}`,
+		"{\"names\":[\"sap\"],\"run_id\":\"\xff\"}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -33,6 +35,10 @@ func FuzzDecodeResolveRequest(f *testing.F) {
 		}
 		if len(req.Names) == 0 || len(req.Names) > 8 {
 			t.Fatalf("accepted %d names", len(req.Names))
+		}
+		// Nothing is accepted altered: JSON text is UTF-8.
+		if !utf8.Valid(in) {
+			t.Fatalf("accepted a request that is not UTF-8: %q", in)
 		}
 		seen := map[string]bool{}
 		for _, n := range req.Names {

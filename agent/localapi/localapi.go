@@ -392,6 +392,12 @@ func DecodeResolveRequest(r io.Reader, maxNames int) (apitype.ResolveRequest, er
 // after the object.
 func parseResolveStrict(body []byte) (apitype.ResolveRequest, error) {
 	var req apitype.ResolveRequest
+	// JSON text is UTF-8 (RFC 8259 8.1); encoding/json would replace
+	// invalid bytes with U+FFFD and serve, audit and send to CCP a run ID
+	// other than the caller's. (The fast path takes ASCII only.)
+	if !utf8.Valid(body) {
+		return req, errors.New("invalid JSON: the request is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {

@@ -264,6 +264,7 @@ func TestRequestLimits(t *testing.T) {
 		{"empty body", "POST", "/v1/resolve", ``, nil, 400, "invalid_request", "empty"},
 		{"duplicate", "POST", "/v1/resolve", `{"names":["sap","sap"]}`, nil, 400, "invalid_request", "twice"},
 		{"control char", "POST", "/v1/resolve", `{"names":["sa\u0000p"]}`, nil, 400, "invalid_request", "control"},
+		{"bytes that are not UTF-8", "POST", "/v1/resolve", "{\"run_id\":\"run-\xff\xfe\",\"names\":[\"sap\"]}", nil, 400, "invalid_request", "not valid UTF-8"},
 		{"wrong type", "POST", "/v1/resolve", `{"names":"sap"}`, nil, 400, "invalid_request", "invalid JSON"},
 		{"case-variant key", "POST", "/v1/resolve", `{"Names":["sap"]}`, nil, 400, "invalid_request", `unknown key "Names"`},
 		{"case-variant duplicate", "POST", "/v1/resolve", `{"names":["sap"],"NAMES":["hr"]}`, nil, 400, "invalid_request", `unknown key "NAMES"`},

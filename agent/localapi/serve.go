@@ -41,7 +41,10 @@ import (
 //     (417); "Expect: 100-continue" is answered when the handler reads the
 //     body;
 //   - a body the handler did not read to its end is not skipped: the
-//     answer says "Connection: close" and the connection is closed;
+//     answer says "Connection: close" and the connection is closed, as it
+//     is after every HTTP/1.0 request (whose Transfer-Encoding, if any,
+//     http.ReadRequest has dropped unseen); an HTTP/1.0 request's
+//     "Expect: 100-continue" is ignored;
 //   - the answer is built in one buffer (headers and body, with
 //     Content-Length), written with one write and zeroed at once: no copy of
 //     a password stays in a connection's buffers;
@@ -304,7 +307,9 @@ func (sc *serverConn) handle(ctx context.Context, req *http.Request) bool {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	body := &reqBody{r: req.Body, left: req.ContentLength}
-	if req.ContentLength != 0 && strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
+	// An HTTP/1.0 client cannot take an interim answer: its expectation is
+	// ignored (RFC 9110 10.1.1), as net/http's Server does.
+	if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 && strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
 		body.cont = sc
 	}
 	req.Body = body
@@ -314,8 +319,11 @@ func (sc *serverConn) handle(ctx context.Context, req *http.Request) bool {
 	sc.writeWithin(sc.s.cfg.WriteTimeout)
 	sc.s.handler.ServeHTTP(&sc.rw, req)
 	// A body left unread is not skipped: the connection ends with this
-	// answer.
-	if req.Close || body.left != 0 {
+	// answer. So does every HTTP/1.0 exchange: http.ReadRequest drops a
+	// Transfer-Encoding header from an HTTP/1.0 request before badShape
+	// can refuse it, and RFC 9112 6.1 has the server treat such framing as
+	// faulty and close the connection after the message.
+	if req.Close || body.left != 0 || !req.ProtoAtLeast(1, 1) {
 		sc.rw.closeAfter = true
 	}
 	if !sc.finish() {
@@ -424,8 +432,6 @@ func (sc *serverConn) finish() bool {
 	conn := ""
 	if w.closeAfter || h.Get("Connection") == "close" {
 		w.closeAfter, conn = true, "close"
-	} else if w.http10 {
-		conn = "keep-alive"
 	}
 	bodyAllowed := w.status >= 200 && w.status != http.StatusNoContent && w.status != http.StatusNotModified
 	if bodyAllowed && len(w.body) > 0 && h.Get("Content-Type") == "" {
@@ -499,7 +505,6 @@ type respWriter struct {
 	status      int
 	wroteHeader bool
 	head        bool // a HEAD request: no body is written
-	http10      bool // an HTTP/1.0 request: keep-alive is said, not assumed
 	closeAfter  bool
 	body        []byte
 	reqBody     *reqBody // the request's, for SetReadDeadline
@@ -509,7 +514,6 @@ func (w *respWriter) reset(req *http.Request) {
 	clear(w.header)
 	w.status, w.wroteHeader, w.closeAfter = 0, false, false
 	w.head = req != nil && req.Method == http.MethodHead
-	w.http10 = req != nil && !req.ProtoAtLeast(1, 1)
 	w.body = w.body[:0]
 	w.reqBody = nil
 }
