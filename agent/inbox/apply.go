@@ -643,7 +643,7 @@ func (in *Inbox) reject(name string, f *os.File, raw []byte, d *delivery.Deliver
 		}
 	} else {
 		var err error
-		if kept, err = in.moveOut(name, f, filepath.Join(dir, base)); err != nil {
+		if kept, err = in.moveOut(name, f, size, filepath.Join(dir, base)); err != nil {
 			// Never deleted instead of kept: it stays in the inbox, and
 			// is not rejected again while it is there.
 			in.o.Log.Error().Err(err).Str("file", shown).Msg("inbox: cannot move the rejected file out of the inbox; it is left there")
@@ -686,17 +686,24 @@ func (in *Inbox) reject(name string, f *os.File, raw []byte, d *delivery.Deliver
 	in.event(e)
 }
 
-// moveOut moves a rejected file from the inbox to dest. Across file systems
-// a regular file is copied (at most MaxBytes of it) and then removed from
-// the inbox; a symlink or other special file holds no data and is removed.
-// It returns what the reason file says under "kept".
-func (in *Inbox) moveOut(name string, f *os.File, dest string) (string, error) {
-	err := in.dir.moveOut(name, f, dest)
-	if err == nil {
-		return "yes", nil
-	}
-	if !errors.Is(err, errCrossDevice) {
-		return "", err
+// moveOut moves a rejected file of size bytes from the inbox to dest. A
+// regular file larger than MaxBytes, or one on another file system, is
+// copied instead (at most MaxBytes of it) and then removed from the inbox:
+// the quarantine counts at most MaxBytes of each file, and a stranger's
+// gigabyte (or sparse) file moved in whole would fill it, for good. A
+// symlink or other special file across file systems holds no data and is
+// removed. It returns what the reason file says under "kept".
+func (in *Inbox) moveOut(name string, f *os.File, size int64, dest string) (string, error) {
+	how := "larger than a delivery may be"
+	if f == nil || size <= in.o.MaxBytes {
+		err := in.dir.moveOut(name, f, dest)
+		if err == nil {
+			return "yes", nil
+		}
+		if !errors.Is(err, errCrossDevice) {
+			return "", err
+		}
+		how = "across file systems"
 	}
 	kept := "no: a special file across file systems, not copied"
 	if f != nil {
@@ -710,9 +717,9 @@ func (in *Inbox) moveOut(name string, f *os.File, dest string) (string, error) {
 		if err := fsutil.WritePrivateFile(dest, b); err != nil {
 			return "", err
 		}
-		kept = "yes, copied across file systems"
+		kept = "yes, copied " + how
 		if fi, err := f.Stat(); err == nil && fi.Size() > int64(len(b)) {
-			kept = fmt.Sprintf("partly: the first %d of %d bytes, copied across file systems", len(b), fi.Size())
+			kept = fmt.Sprintf("partly: the first %d of %d bytes, copied (%s)", len(b), fi.Size(), how)
 		}
 	}
 	if err := in.dir.remove(name, f); err != nil {

@@ -225,6 +225,74 @@ func TestQuarantineKeepsTheOldestOfEachReason(t *testing.T) {
 	}
 }
 
+// TestQuarantineBoundsHugeFiles: a file far larger than a delivery may be
+// (here a sparse gigabyte, which any user who can write to the inbox makes
+// with one truncate) is kept as its first MaxBytes, not moved in whole; and
+// one already in the rejected directory (moved in whole by an earlier
+// version) counts for MaxBytes. Either way the quarantine goes on keeping
+// rejections after a restart instead of reading as full for good.
+func TestQuarantineBoundsHugeFiles(t *testing.T) {
+	sparse := func(t *testing.T, p string) {
+		t.Helper()
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := f.Truncate(1 << 30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		// plant puts the huge file in place; keptNow: the inbox kept it
+		// in this run.
+		plant   func(t *testing.T, e *env)
+		keptNow bool
+	}{
+		{"dropped in the inbox", func(t *testing.T, e *env) {
+			sparse(t, filepath.Join(e.inbox, "huge"))
+			e.in.ScanOnce(t_ctx())
+			if ev := e.next(); ev.Reason != "too-large" {
+				t.Fatalf("got %v", ev.Err)
+			}
+		}, true},
+		{"left in the rejected directory by an earlier version", func(t *testing.T, e *env) {
+			dir := filepath.Join(e.stateDir, rejectedDir)
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			sparse(t, filepath.Join(dir, "20260101T000000.000000000Z-huge"))
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, settled)
+			tt.plant(t, e)
+			if tt.keptNow {
+				var total int64
+				ents, _ := os.ReadDir(filepath.Join(e.stateDir, rejectedDir))
+				for _, ent := range ents {
+					if fi, err := ent.Info(); err == nil && !strings.HasSuffix(ent.Name(), reasonSuffix) {
+						total += fi.Size()
+					}
+				}
+				if total > e.in.o.MaxBytes {
+					t.Fatalf("the rejected directory holds %d bytes, more than one delivery's %d", total, e.in.o.MaxBytes)
+				}
+			}
+			e.reopen()
+			e.drop("junk", []byte("junk\n"))
+			e.in.ScanOnce(t_ctx())
+			e.next()
+			rs := e.st.Load().Rejected
+			if last := rs[len(rs)-1]; strings.Contains(last.Reason, "not kept") {
+				t.Fatalf("after a restart a new rejection is not kept: %s", last.Reason)
+			}
+		})
+	}
+}
+
 func (d *inboxDir) mustNames(t *testing.T) []string {
 	t.Helper()
 	n, err := d.names()

@@ -276,7 +276,7 @@ func New(o Options) (*Inbox, error) {
 	}
 	// Rejections survive a restart: they are listed again from the
 	// quarantine's reason files.
-	persisted := in.quarantine.load(filepath.Join(o.StateDir, rejectedDir), o.Log)
+	persisted := in.quarantine.load(filepath.Join(o.StateDir, rejectedDir), o.MaxBytes, o.Log)
 	o.State.Update(func(s *state.Snapshot) {
 		for _, r := range persisted {
 			s.AddRejection(r)

@@ -53,8 +53,10 @@ func (q *quarantine) add(reason, _ string, size int64) {
 
 // load counts the rejected directory and returns the rejections its reason
 // files record, oldest first, at most state.MaxRejections, for status after
-// a restart.
-func (q *quarantine) load(dir string, log zerolog.Logger) []state.Rejection {
+// a restart. Each file counts for at most maxBytes, as when it was kept: one
+// huge or sparse file (moved in whole by an earlier version) must not leave
+// the quarantine full for good.
+func (q *quarantine) load(dir string, maxBytes int64, log zerolog.Logger) []state.Rejection {
 	q.perReason, q.bytes = map[string]int{}, 0
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -69,7 +71,7 @@ func (q *quarantine) load(dir string, log zerolog.Logger) []state.Rejection {
 		}
 		if !strings.HasSuffix(name, reasonSuffix) {
 			if fi, err := e.Info(); err == nil {
-				q.bytes += fi.Size()
+				q.bytes += min(fi.Size(), maxBytes)
 			}
 			continue
 		}
