@@ -275,6 +275,16 @@ func (in *Inbox) remove(name string, f *os.File) {
 	in.forget(name)
 }
 
+// markStuck remembers that the rejected file name could not be moved out of
+// the inbox (err says why), so that it is not rejected again at every scan.
+// A name that another file has taken meanwhile is not stuck: that file is
+// someone's new delivery, and is handled in its turn. The caller holds mu.
+func (in *Inbox) markStuck(name string, err error) {
+	if !errors.Is(err, errReplaced) {
+		in.stuck[name] = true
+	}
+}
+
 // forget drops what is remembered about an inbox file that is gone. The
 // caller holds mu.
 func (in *Inbox) forget(name string) {
@@ -632,7 +642,7 @@ func (in *Inbox) reject(name string, f *os.File, raw []byte, d *delivery.Deliver
 			// nothing in the inbox to remove
 		} else if err := in.dir.remove(name, f); err != nil {
 			in.o.Log.Error().Err(err).Str("file", shown).Msg("inbox: cannot remove a rejected file")
-			in.stuck[name] = true
+			in.markStuck(name, err)
 		}
 	} else if raw != nil {
 		kept = "yes"
@@ -647,7 +657,7 @@ func (in *Inbox) reject(name string, f *os.File, raw []byte, d *delivery.Deliver
 			// Never deleted instead of kept: it stays in the inbox, and
 			// is not rejected again while it is there.
 			in.o.Log.Error().Err(err).Str("file", shown).Msg("inbox: cannot move the rejected file out of the inbox; it is left there")
-			in.stuck[name] = true
+			in.markStuck(name, err)
 			kept = "no: left in the inbox: " + err.Error()
 		} else {
 			in.quarantine.add(reason, base, min(size, in.o.MaxBytes))

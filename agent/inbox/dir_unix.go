@@ -244,7 +244,7 @@ func (d *inboxDir) remove(name string, f *os.File) error {
 		return err
 	}
 	if !d.same(name, f) {
-		return fmt.Errorf("inbox: %s was replaced; left for the next scan", printable(name))
+		return fmt.Errorf("inbox: %s: %w", printable(name), errReplaced)
 	}
 	if err := unix.Unlinkat(d.fd, name, 0); err != nil {
 		return &os.PathError{Op: "unlink", Path: printable(name), Err: err}
@@ -260,7 +260,7 @@ func (d *inboxDir) moveOut(name string, f *os.File, dest string) error {
 		return err
 	}
 	if !d.same(name, f) {
-		return fmt.Errorf("inbox: %s was replaced; left for the next scan", printable(name))
+		return fmt.Errorf("inbox: %s: %w", printable(name), errReplaced)
 	}
 	if err := unix.Renameat(d.fd, name, unix.AT_FDCWD, dest); err != nil {
 		if errors.Is(err, unix.EXDEV) {

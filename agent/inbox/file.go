@@ -20,6 +20,10 @@ import (
 // inbox, so a rejected file is copied there, not renamed.
 var errCrossDevice = errors.New("inbox: the inbox and the state directory are on different file systems")
 
+// errReplaced: another file has taken the name of the file being handled
+// since it was opened. That file is handled in its turn.
+var errReplaced = errors.New("replaced under its name since it was opened; left for the next scan")
+
 // readDelivery opens the inbox entry name through the inbox's handle
 // without following a symlink, checks on the opened file (not the path)
 // that it is a regular file, that its owner may deliver, and that it is
