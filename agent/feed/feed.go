@@ -18,6 +18,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -117,6 +119,9 @@ type source struct {
 	polled   time.Time
 	err      string
 	errAt    time.Time
+	// keepErr says why last could not be kept on disk: until it is, a
+	// restart loses its sequence as the floor against a rollback.
+	keepErr string
 	// refused are deliveries (by SHA-256) refused for a reason of their
 	// own; they are not fetched again.
 	refused map[string]string
@@ -210,10 +215,29 @@ func ParseBaseURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// stored is where the newest accepted manifest of a is kept.
+// stored is where the newest accepted manifest of a is kept: its feed
+// directory with "-" for "/", or, where that name and the temporary name
+// fsutil writes it under first would pass a file name's 255 bytes (a long
+// group name with characters other than an ID's, which the feed writes in
+// hex), the SHA-256 of the address. Names that fit keep the form earlier
+// versions kept them under.
 func (f *Feed) stored(a delivery.Address) string {
-	return filepath.Join(f.dir, strings.ReplaceAll(delivery.FeedDir(a), "/", "-")+".manifest")
+	name := strings.ReplaceAll(delivery.FeedDir(a), "/", "-") + ".manifest"
+	if len(name)+tempNameOverhead > maxFileName {
+		sum := sha256.Sum256([]byte(string(a.Type) + "\x00" + a.Name))
+		name = string(a.Type) + "-sha256-" + hex.EncodeToString(sum[:]) + ".manifest"
+	}
+	return filepath.Join(f.dir, name)
 }
+
+const (
+	// maxFileName is NAME_MAX on Linux (and about NTFS's 255 UTF-16
+	// units for these ASCII names).
+	maxFileName = 255
+	// tempNameOverhead is what fsutil.WritePrivateFile's temporary name
+	// adds to a file's name: "." and ".tmp-" and 16 hex digits.
+	tempNameOverhead = 22
+)
 
 // load reads the kept manifests. A kept manifest is checked for its
 // signature only: it was accepted before, and its sequence is the floor
@@ -375,7 +399,9 @@ func (f *Feed) pollAddress(ctx context.Context, a delivery.Address) {
 	}
 	changed := last == nil || m.Seq != last.Seq
 	if changed {
+		s.keepErr = ""
 		if err := fsutil.WritePrivateFile(f.stored(a), raw); err != nil {
+			s.keepErr = err.Error()
 			f.o.Log.Error().Err(err).Str("feed", a.String()).Msg("feed: cannot keep the manifest")
 		}
 		s.last, s.lastRaw = m, raw

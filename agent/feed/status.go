@@ -32,6 +32,10 @@ type Status struct {
 	LastAccepted time.Time
 	LastError    string
 	LastErrorAt  time.Time
+	// KeepError says why the newest accepted manifest could not be kept
+	// on disk; until it is, a restart forgets its sequence, the floor
+	// that refuses an older manifest.
+	KeepError string
 }
 
 // Status lists the followed addresses, the machine first, then the
@@ -50,6 +54,7 @@ func (f *Feed) Status() []Status {
 		st := Status{Address: a.String()}
 		if s != nil {
 			st.URL, st.LastPoll, st.LastAccepted, st.LastError, st.LastErrorAt, st.Pending = s.from, s.polled, s.accepted, s.err, s.errAt, s.pending
+			st.KeepError = s.keepErr
 			if s.last != nil {
 				st.Seq, st.Created, st.Expires = s.last.Seq, s.last.Created, s.last.Expires
 				st.Expired = !now.Before(s.last.Expires)
@@ -81,6 +86,10 @@ func (f *Feed) Problems() []string {
 				s.Address, s.Seq, s.Expires.Format(time.RFC3339), orNone(s.LastError)))
 		case s.Seq == 0 && !s.LastPoll.IsZero():
 			out = append(out, fmt.Sprintf("no feed manifest accepted yet for %s: %s", s.Address, orNone(s.LastError)))
+		}
+		if s.KeepError != "" {
+			out = append(out, fmt.Sprintf("the newest manifest for %s (seq %d) cannot be kept in the state directory (%s): after a restart an older one would not be refused as a rollback",
+				s.Address, s.Seq, s.KeepError))
 		}
 	}
 	return out
