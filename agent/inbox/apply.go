@@ -644,6 +644,14 @@ func (in *Inbox) reject(name string, f *os.File, raw []byte, d *delivery.Deliver
 			in.o.Log.Error().Err(err).Str("file", shown).Msg("inbox: cannot remove a rejected file")
 			in.markStuck(name, err)
 		}
+	} else if f == nil && errors.Is(cause, ErrForeignOwner) {
+		// A stranger's file the agent cannot read: there is nothing it
+		// could keep a copy of, and the file itself is not taken in.
+		kept = "no: the agent may not read it"
+		if err := in.dir.remove(name, nil); err != nil {
+			in.o.Log.Error().Err(err).Str("file", shown).Msg("inbox: cannot remove a rejected file")
+			in.markStuck(name, err)
+		}
 	} else if raw != nil {
 		kept = "yes"
 		if err := fsutil.WritePrivateFile(filepath.Join(dir, base), raw[:min(size, in.o.MaxBytes)]); err != nil {

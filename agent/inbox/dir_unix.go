@@ -52,6 +52,20 @@ func (s ownerSet) check(_ *os.File, fi os.FileInfo) error {
 	return nil
 }
 
+// checkOwnerUnopened is the owner check for an entry the agent cannot open:
+// from its lstat, which needs no access to the file. It returns nil when
+// the owner may deliver, or the entry cannot be looked at.
+func (d *inboxDir) checkOwnerUnopened(name string, owners ownerSet) error {
+	if checkEntryName(name) != nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || owners[st.Uid] {
+		return nil
+	}
+	return fmt.Errorf("%w: uid %d (and the agent may not read it)", ErrForeignOwner, st.Uid)
+}
+
 // inboxDir is the inbox, opened once. Every operation on its entries is
 // relative to the descriptor (openat, renameat, unlinkat), so swapping the
 // inbox's path for a symlink or another directory afterwards changes

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,6 +36,14 @@ var errReplaced = errors.New("replaced under its name since it was opened; left 
 func readDelivery(d *inboxDir, name string, max int64, owners ownerSet) (b []byte, fi os.FileInfo, f *os.File, err error) {
 	f, err = d.openEntry(name)
 	if err != nil {
+		// The agent may be denied a file (its unit keeps no
+		// CAP_DAC_OVERRIDE): if a user who may not deliver owns it, that
+		// is the refusal (check 0), not a problem of the machine's.
+		if errors.Is(err, fs.ErrPermission) {
+			if ferr := d.checkOwnerUnopened(name, owners); ferr != nil {
+				return nil, nil, nil, ferr
+			}
+		}
 		return nil, nil, nil, err
 	}
 	defer func() {
