@@ -61,6 +61,9 @@ func TestPeerOfWithTheUnitsCapabilities(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			group, gid := localsocktest.NewGroup(t)
 			u := localsocktest.NewUser(t, group)
+			// The account goes at the end of the test, and a later test's
+			// may get its uid: forget the name PeerOf cached for it.
+			t.Cleanup(localsock.FlushNames)
 			path := filepath.Join(localsocktest.PublicDir(t), "run", "agent.sock")
 			ln, err := localsock.Listen(path, localsock.ListenOptions{Group: group})
 			if err != nil {

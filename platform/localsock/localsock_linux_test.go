@@ -322,6 +322,8 @@ func TestOtherUser(t *testing.T) {
 // one, as an administrator may: after FlushNames (which reload calls) the
 // caller is named after the new account, not the deleted one.
 func TestUIDReusedByNewAccount(t *testing.T) {
+	// An earlier test's account may have had the uid this one gets.
+	localsock.FlushNames()
 	group, _ := localsocktest.NewGroup(t)
 	old := localsocktest.NewUser(t, group)
 	path := filepath.Join(localsocktest.PublicDir(t), "run", "agent.sock")
