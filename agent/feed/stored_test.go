@@ -11,7 +11,7 @@ import (
 )
 
 func TestStoredName(t *testing.T) {
-	f := &Feed{dir: "/state/feed"}
+	f := &Feed{dir: filepath.FromSlash("/state/feed")}
 	long := "robots " + strings.Repeat("x", 103) // a valid name, written in hex
 	tests := []struct {
 		name string
