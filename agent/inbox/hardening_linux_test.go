@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -191,29 +190,12 @@ func chmod(t *testing.T, p string, m os.FileMode) {
 	}
 }
 
-// withoutDACOverride runs fn on a thread whose effective capabilities lack
-// CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, as under the shipped systemd
-// unit: root then cannot read another user's mode 0600 file.
+// withoutDACOverride runs fn without CAP_DAC_OVERRIDE and
+// CAP_DAC_READ_SEARCH, as under the shipped systemd unit: root then cannot
+// read another user's mode 0600 file.
 func withoutDACOverride(t *testing.T, fn func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		t.Skip(err)
-	}
-	saved := data
-	data[0].Effective &^= 1<<unix.CAP_DAC_OVERRIDE | 1<<unix.CAP_DAC_READ_SEARCH
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		t.Skip(err)
-	}
-	defer func() {
-		if err := unix.Capset(&hdr, &saved[0]); err != nil {
-			t.Fatal(err)
-		}
-	}()
-	fn()
+	localsocktest.WithoutCaps(t, 1<<unix.CAP_DAC_OVERRIDE|1<<unix.CAP_DAC_READ_SEARCH, fn)
 }
 
 // TestUnreadableDeliveryWaits: a delivery the drop account wrote with

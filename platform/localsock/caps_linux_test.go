@@ -3,7 +3,6 @@ package localsock_test
 import (
 	"io"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -12,30 +11,6 @@ import (
 	"github.com/credagent/credagent/platform/localsock"
 	"github.com/credagent/credagent/platform/localsock/localsocktest"
 )
-
-// withoutCaps runs fn on a thread whose effective capabilities lack drop,
-// as the agent runs under its systemd unit.
-func withoutCaps(t *testing.T, drop uint32, fn func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		t.Skip(err)
-	}
-	saved := data
-	data[0].Effective &^= drop
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		t.Skip(err)
-	}
-	defer func() {
-		if err := unix.Capset(&hdr, &saved[0]); err != nil {
-			t.Fatal(err)
-		}
-	}()
-	fn()
-}
 
 // TestPeerOfWithTheUnitsCapabilities: the shipped unit runs the agent as
 // root with an empty capability bounding set, and the README's drop-in for
@@ -86,7 +61,7 @@ func TestPeerOfWithTheUnitsCapabilities(t *testing.T) {
 			buf := make([]byte, 2)
 			io.ReadFull(c, buf)
 			var id *localsock.Identity
-			withoutCaps(t, tc.drop, func() { id, err = localsock.PeerOf(c) })
+			localsocktest.WithoutCaps(t, tc.drop, func() { id, err = localsock.PeerOf(c) })
 			io.WriteString(c, "hi")
 			if err != nil {
 				t.Fatal(err)
